@@ -1,0 +1,148 @@
+"""stepstone: durable workflows for AI agents and operators.
+
+Write plain Python; every step is checkpointed; a run survives crashes, waits hours for a human or
+a timer without holding a worker, and resumes exactly where it stopped — on an embedded SQLite
+file or on PostgreSQL.
+
+>>> from stepstone import workflow, step, WorkflowContext, Client
+>>> @step
+... async def greet(name: str) -> str:
+...     return f"hello {name}"
+>>> @workflow
+... async def hello(ctx: WorkflowContext, name: str) -> str:
+...     return await greet(name)
+>>> Client().run(hello, "world")
+'hello world'
+
+Heavy parts (the client, worker, stores) are imported on first use, so ``import stepstone`` stays
+fast and imports no database driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
+from stepstone.core.retry import RetryPolicy
+from stepstone.core.scope import StepInfo, current_step
+from stepstone.errors import (
+    DeadlineExceeded,
+    DecodeError,
+    EncodeError,
+    InvalidArgument,
+    MaxRecoveriesExceeded,
+    NonDeterminismError,
+    OutcomeUnknown,
+    RunFailed,
+    RunNotFound,
+    RunStateError,
+    SchemaError,
+    SignalPayloadError,
+    StepError,
+    StepstoneError,
+    StepTimeout,
+    StoreCorrupt,
+    StoreError,
+    StoreReadOnly,
+    StoreUnavailable,
+    WaitTimeout,
+    WorkflowNotFound,
+)
+
+if TYPE_CHECKING:
+    from stepstone.client import AsyncClient, AsyncRunHandle, Client, RunHandle
+    from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
+    from stepstone.core.executor import CheckResult
+    from stepstone.core.model import Run, RunState, StepRecord
+    from stepstone.core.port import Store
+    from stepstone.core.settings import Settings
+    from stepstone.core.views import RunDescription, TimelineEntry
+    from stepstone.store import open_store
+    from stepstone.worker import Worker
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "AsyncClient": "stepstone.client",
+    "AsyncRunHandle": "stepstone.client",
+    "Client": "stepstone.client",
+    "RunHandle": "stepstone.client",
+    "ChildHandle": "stepstone.core.context",
+    "SyncWorkflowContext": "stepstone.core.context",
+    "WorkflowContext": "stepstone.core.context",
+    "CheckResult": "stepstone.core.executor",
+    "Run": "stepstone.core.model",
+    "RunState": "stepstone.core.model",
+    "StepRecord": "stepstone.core.model",
+    "Store": "stepstone.core.port",
+    "Settings": "stepstone.core.settings",
+    "RunDescription": "stepstone.core.views",
+    "TimelineEntry": "stepstone.core.views",
+    "open_store": "stepstone.store",
+    "Worker": "stepstone.worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stepstone' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "AsyncClient",
+    "AsyncRunHandle",
+    "CheckResult",
+    "ChildHandle",
+    "Client",
+    "DeadlineExceeded",
+    "DecodeError",
+    "EncodeError",
+    "InvalidArgument",
+    "MaxRecoveriesExceeded",
+    "NonDeterminismError",
+    "OutcomeUnknown",
+    "Registry",
+    "RetryPolicy",
+    "Run",
+    "RunDescription",
+    "RunFailed",
+    "RunHandle",
+    "RunNotFound",
+    "RunState",
+    "RunStateError",
+    "SchemaError",
+    "Settings",
+    "SignalPayloadError",
+    "Step",
+    "StepError",
+    "StepInfo",
+    "StepRecord",
+    "StepTimeout",
+    "StepstoneError",
+    "Store",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreReadOnly",
+    "StoreUnavailable",
+    "SyncWorkflowContext",
+    "TimelineEntry",
+    "WaitTimeout",
+    "Workflow",
+    "WorkflowContext",
+    "WorkflowNotFound",
+    "Worker",
+    "__version__",
+    "current_step",
+    "open_store",
+    "step",
+    "workflow",
+]

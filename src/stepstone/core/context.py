@@ -1,0 +1,484 @@
+"""The workflow context: what orchestration code calls (steps, waits, children, state, events).
+
+``WorkflowContext`` is handed to ``async def`` workflows; every call takes its journal position
+when it is made (before any ``await``), so concurrent calls number deterministically.
+``SyncWorkflowContext`` is handed to plain ``def`` workflows: the same calls, blocking. Both are
+thin facades over one :class:`~stepstone.core.engine.Execution`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar, overload
+
+from stepstone.core.definitions import Step, StepOptions, Workflow
+from stepstone.core.engine import _ANY, Execution, StepCall, Suspend
+from stepstone.core.retry import RetryPolicy
+from stepstone.errors import InvalidArgument, Unwind
+
+__all__ = ["ChildHandle", "SyncWorkflowContext", "WorkflowContext"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class JournalCall(Awaitable[T]):
+    """A ctx call (wait, child, ...) whose journal position is taken; awaiting it runs it."""
+
+    __slots__ = ("_coro",)
+
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+        self._coro = coro
+
+    def __await__(self) -> Any:
+        return self._coro.__await__()
+
+    def close(self) -> None:
+        self._coro.close()
+
+
+class _StateView(MutableMapping[str, Any]):
+    """``ctx.state``: a dict whose changes are saved with the next checkpoint, visible outside."""
+
+    __slots__ = ("_exe",)
+
+    def __init__(self, exe: Execution) -> None:
+        self._exe = exe
+
+    def __getitem__(self, key: str) -> Any:
+        return self._exe.state[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise InvalidArgument(f"ctx.state keys must be strings, got {type(key).__name__}")
+        self._exe.set_state(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._exe.del_state(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._exe.state)
+
+    def __len__(self) -> int:
+        return len(self._exe.state)
+
+    def __repr__(self) -> str:
+        return f"ctx.state({self._exe.state!r})"
+
+
+def _resolve_step(
+    name_or_fn: str | Callable[..., Any] | Awaitable[Any],
+    args: tuple[Any, ...],
+    retry: RetryPolicy | None,
+    timeout_s: float | None,
+    at_most_once: bool | None,
+) -> tuple[str, Callable[..., Any] | Awaitable[Any], tuple[Any, ...], StepOptions, Any]:
+    """Normalise ``ctx.step(name, fn, *args)`` and ``ctx.step(fn, *args)``."""
+    if isinstance(name_or_fn, str):
+        if not args:
+            raise InvalidArgument(f"ctx.step({name_or_fn!r}, ...) needs a callable or awaitable")
+        name, fn, args = name_or_fn, args[0], args[1:]
+        if not name:
+            raise InvalidArgument("ctx.step: the step name must not be empty")
+    else:
+        fn = name_or_fn
+        if isinstance(fn, Step):
+            name = fn.name
+        else:
+            name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    base = fn.options if isinstance(fn, Step) else StepOptions()
+    rtype = fn.return_type if isinstance(fn, Step) else _ANY
+    body: Callable[..., Any] | Awaitable[Any] = fn.fn if isinstance(fn, Step) else fn
+    if not callable(body) and not hasattr(body, "__await__"):
+        raise InvalidArgument(f"ctx.step {name!r}: expected a callable or awaitable, got {body!r}")
+    if not callable(body) and args:
+        raise InvalidArgument(f"ctx.step {name!r}: arguments given with an awaitable")
+    options = StepOptions(
+        retry=retry if retry is not None else base.retry,
+        timeout_s=timeout_s if timeout_s is not None else base.timeout_s,
+        at_most_once=at_most_once if at_most_once is not None else base.at_most_once,
+    )
+    return name, body, args, options, rtype
+
+
+class _ContextBase:
+    """What both contexts share: identity, state, events and the journaled helpers."""
+
+    __slots__ = ("_exe", "_state")
+
+    def __init__(self, exe: Execution) -> None:
+        self._exe = exe
+        self._state = _StateView(exe)
+
+    @property
+    def run_id(self) -> str:
+        return self._exe.run.run_id
+
+    @property
+    def workflow(self) -> str:
+        return self._exe.wf.name
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self._exe.run.parent_run_id
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        """Run state, visible from outside (``client.describe``); saved at the next checkpoint."""
+        return self._state
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code re-runs calls that are already recorded (e.g. to skip logging)."""
+        return self._exe.journal.replaying
+
+    def emit(self, kind: str, data: Any = None) -> None:
+        """Publish a progress event to watchers (``client.events(run_id, follow=True)``).
+        Events are emitted once: a replay does not emit them again."""
+        self._exe.emit(kind, data)
+
+    def now(self) -> datetime:
+        """The current time, recorded: a replay sees the same value."""
+        return self._exe.current_time()
+
+    def random(self) -> float:
+        """A random float in [0, 1), recorded: a replay sees the same value."""
+        return self._exe.new_random()
+
+    def uuid(self) -> Any:
+        """A random UUID, recorded: a replay sees the same value."""
+        return self._exe.new_uuid()
+
+    def _until(self, seconds: float) -> datetime:
+        if seconds < 0:
+            raise InvalidArgument(f"sleep seconds must be >= 0, got {seconds}")
+        return self._exe.now() + timedelta(seconds=seconds)
+
+    @staticmethod
+    def _check_when(when: datetime) -> datetime:
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise InvalidArgument("sleep_until needs an aware datetime (e.g. with tzinfo=UTC)")
+        return when
+
+
+class ChildHandle(Generic[R]):
+    """A child run started with ``ctx.start_child``; ``await handle.result()`` waits for it."""
+
+    __slots__ = ("_ctx", "_wf", "run_id")
+
+    def __init__(self, ctx: _ContextBase, wf: Workflow[Any, R], run_id: str) -> None:
+        self._ctx, self._wf, self.run_id = ctx, wf, run_id
+
+    def result(self) -> Any:
+        """Wait for the child's result (a recorded wait; a failed child raises RunFailed).
+        In an async workflow this returns an awaitable; in a sync workflow, the result."""
+        exe = self._ctx._exe
+        exe.raise_if_unwinding()
+        seq = exe.journal.allocate()
+        coro = exe.child(seq, self._wf, (), {}, start_only=False, existing_run_id=self.run_id)
+        if isinstance(self._ctx, SyncWorkflowContext):
+            return exe.block(coro)
+        return JournalCall(coro)
+
+
+class WorkflowContext(_ContextBase):
+    """The context of an ``async def`` workflow.
+
+    >>> @workflow
+    ... async def onboard(ctx: WorkflowContext, user: str) -> str:
+    ...     page = await ctx.step("fetch", fetch_profile, user)
+    ...     a, b = await ctx.parallel(score(page), summarize(page))
+    ...     await ctx.sleep(3600)
+    ...     ok = await ctx.wait_for_signal("approval", timeout_s=86400, schema=Approval)
+    ...     return await ctx.child(provision, user)
+    """
+
+    __slots__ = ()
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[R]],
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+        at_most_once: bool | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: Callable[..., R] | Awaitable[R],
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+        at_most_once: bool | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def step(
+        self,
+        fn: Callable[..., Awaitable[R]],
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+        at_most_once: bool | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def step(
+        self,
+        fn: Callable[..., R],
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+        at_most_once: bool | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[R]: ...
+
+    def step(
+        self,
+        name_or_fn: Any,
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+        at_most_once: bool | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[Any]:
+        """Run any callable (sync or async) or awaitable as a checkpointed step.
+
+        ``ctx.step("fetch", fetch_url, url)`` names the step; ``ctx.step(fetch_url, url)`` uses the
+        function's name. ``retry``, ``timeout_s`` and ``at_most_once`` override a ``@step``'s own
+        options (pass a function's own arguments of those names through ``functools.partial``).
+        """
+        name, fn, args, options, rtype = _resolve_step(
+            name_or_fn, args, retry, timeout_s, at_most_once
+        )
+        call: Awaitable[Any] = self._exe.make_step_call(name, fn, args, kwargs, options, rtype)
+        return call
+
+    async def parallel(self, *calls: Awaitable[Any]) -> list[Any]:
+        """Await several step/child/wait calls concurrently; results in argument order.
+
+        Every call is waited for (their outcomes are all recorded); then, if any failed, the
+        failure of the earliest argument is raised.
+        """
+        results = await _gather(self._exe, calls)
+        return results
+
+    async def gather(self, **calls: Awaitable[Any]) -> dict[str, Any]:
+        """Like :meth:`parallel`, keyed: ``await ctx.gather(a=f(1), b=g(2))`` -> a dict."""
+        results = await _gather(self._exe, tuple(calls.values()))
+        return dict(zip(calls, results, strict=True))
+
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """A durable timer: the run is suspended (no worker held) and resumes after ``seconds``."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        until = self._until(seconds)
+        return JournalCall(exe.sleep_until(exe.journal.allocate(), until))
+
+    def sleep_until(self, when: datetime) -> Awaitable[None]:
+        """A durable timer until an aware datetime."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        return JournalCall(exe.sleep_until(exe.journal.allocate(), self._check_when(when)))
+
+    @overload
+    def wait_for_signal(
+        self, name: str, *, timeout_s: float | None = None, schema: type[R]
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def wait_for_signal(
+        self, name: str, *, timeout_s: float | None = None, schema: None = None
+    ) -> Awaitable[Any]: ...
+
+    def wait_for_signal(
+        self, name: str, *, timeout_s: float | None = None, schema: Any = None
+    ) -> Awaitable[Any]:
+        """Wait for the signal ``name`` (sent with ``client.signal``) and return its payload.
+
+        Signals sent before the wait is reached are buffered and delivered in order. After
+        ``timeout_s`` the wait raises :class:`~stepstone.WaitTimeout` (catch it for a fallback).
+        ``schema`` (a dataclass, Pydantic model or other annotation) decodes the payload and is
+        stored with the wait so ``signal()`` rejects a malformed payload before it reaches the run.
+        """
+        exe = self._exe
+        exe.raise_if_unwinding()
+        tp = _signal_type(exe, name, schema)
+        _check_timeout(timeout_s)
+        return JournalCall(exe.wait_signal(exe.journal.allocate(), name, timeout_s, tp))
+
+    def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> Awaitable[R]:
+        """Run ``wf`` as a child run and wait for its result (a failed child raises RunFailed)."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        _check_workflow(wf)
+        return JournalCall(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=False))
+
+    def start_child(
+        self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any
+    ) -> Awaitable[ChildHandle[R]]:
+        """Start ``wf`` as a child run without waiting; ``await handle.result()`` later."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        _check_workflow(wf)
+        seq = exe.journal.allocate()
+
+        async def start() -> ChildHandle[R]:
+            run_id = await exe.child(seq, wf, args, kwargs, start_only=True)
+            return ChildHandle(self, wf, str(run_id))
+
+        return JournalCall(start())
+
+
+class SyncWorkflowContext(_ContextBase):
+    """The context of a plain ``def`` workflow: the calls of :class:`WorkflowContext`, blocking.
+
+    ``parallel`` takes ``(fn, *args)`` tuples or ``functools.partial`` objects, since a step called
+    directly in a sync workflow runs at once.
+    """
+
+    __slots__ = ()
+
+    def step(
+        self,
+        name_or_fn: Any,
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+        at_most_once: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run a callable as a checkpointed step and return its result (blocks)."""
+        name, fn, args, options, rtype = _resolve_step(
+            name_or_fn, args, retry, timeout_s, at_most_once
+        )
+        return self._exe.make_step_call(name, fn, args, kwargs, options, rtype)
+
+    def parallel(self, *calls: Any) -> list[Any]:
+        """Run ``(fn, *args)`` tuples or partials as concurrent steps; results in order."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        pending = [self._lazy(call) for call in calls]
+        return exe.block(_gather(exe, pending))
+
+    def gather(self, **calls: Any) -> dict[str, Any]:
+        results = self.parallel(*calls.values())
+        return dict(zip(calls, results, strict=True))
+
+    def _lazy(self, call: Any) -> StepCall[Any]:
+        if isinstance(call, functools.partial):
+            fn, args, kwargs = call.func, call.args, dict(call.keywords)
+        elif isinstance(call, tuple) and call and callable(call[0]):
+            fn, args, kwargs = call[0], tuple(call[1:]), {}
+        elif callable(call):
+            fn, args, kwargs = call, (), {}
+        else:
+            raise InvalidArgument(
+                "SyncWorkflowContext.parallel takes (fn, *args) tuples, partials or callables, "
+                f"got {call!r}"
+            )
+        name, body, args, options, rtype = _resolve_step(fn, args, None, None, None)
+        exe = self._exe
+        return StepCall(exe, exe.journal.allocate(), name, body, args, kwargs, options, rtype)
+
+    def sleep(self, seconds: float) -> None:
+        exe = self._exe
+        exe.raise_if_unwinding()
+        until = self._until(seconds)
+        exe.block(exe.sleep_until(exe.journal.allocate(), until))
+
+    def sleep_until(self, when: datetime) -> None:
+        exe = self._exe
+        exe.raise_if_unwinding()
+        exe.block(exe.sleep_until(exe.journal.allocate(), self._check_when(when)))
+
+    def wait_for_signal(
+        self, name: str, *, timeout_s: float | None = None, schema: Any = None
+    ) -> Any:
+        exe = self._exe
+        exe.raise_if_unwinding()
+        tp = _signal_type(exe, name, schema)
+        _check_timeout(timeout_s)
+        return exe.block(exe.wait_signal(exe.journal.allocate(), name, timeout_s, tp))
+
+    def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> R:
+        exe = self._exe
+        exe.raise_if_unwinding()
+        _check_workflow(wf)
+        result: R = exe.block(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=False))
+        return result
+
+    def start_child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> ChildHandle[R]:
+        exe = self._exe
+        exe.raise_if_unwinding()
+        _check_workflow(wf)
+        run_id = exe.block(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=True))
+        return ChildHandle(self, wf, str(run_id))
+
+
+def _signal_type(exe: Execution, name: str, schema: Any) -> Any:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument("wait_for_signal needs a non-empty signal name")
+    if schema is not None:
+        return schema
+    return exe.wf.signals.get(name, _ANY)
+
+
+def _check_timeout(timeout_s: float | None) -> None:
+    if timeout_s is not None and timeout_s < 0:
+        raise InvalidArgument(f"timeout_s must be >= 0, got {timeout_s}")
+
+
+def _check_workflow(wf: object) -> None:
+    if not isinstance(wf, Workflow):
+        raise InvalidArgument(f"ctx.child needs a @workflow, got {wf!r}")
+
+
+_OURS = (StepCall, JournalCall)
+
+
+async def _gather(
+    exe: Execution, calls: tuple[Awaitable[Any], ...] | list[StepCall[Any]]
+) -> list[Any]:
+    """Wait for every call; then re-raise the strongest unwind, else the first failure."""
+    for call in calls:
+        if not isinstance(call, _OURS):
+            for other in calls:
+                if isinstance(other, JournalCall) or inspect.iscoroutine(other):
+                    other.close()
+            raise InvalidArgument(
+                "ctx.parallel takes step, child and wait calls made on this context, got "
+                f"{call!r}; for a multi-step branch use a child workflow (ctx.child), whose steps "
+                "are numbered within its own run"
+            )
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    unwinds = [o for o in outcomes if isinstance(o, Unwind)]
+    for unwind in unwinds:
+        if not isinstance(unwind, Suspend):
+            exe.set_unwind(unwind)
+    if exe.unwind is not None:
+        raise exe.unwind
+    if unwinds:
+        raise unwinds[0]  # only suspensions: every wait is registered, the run suspends
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return list(outcomes)

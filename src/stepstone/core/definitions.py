@@ -1,0 +1,367 @@
+"""Workflow and step definitions: the ``@workflow`` and ``@step`` decorators, the ``Registry``."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import typing
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from stepstone.core.retry import NO_RETRY, RetryPolicy
+from stepstone.core.scope import active_caller
+from stepstone.errors import InvalidArgument, WorkflowNotFound
+
+__all__ = ["Registry", "Step", "StepOptions", "Workflow", "as_registry", "step", "workflow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_NO_HINT: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class StepOptions:
+    """How a step is executed: retries, per-attempt timeout, at-most-once."""
+
+    retry: RetryPolicy = NO_RETRY
+    timeout_s: float | None = None
+    at_most_once: bool = False
+
+    def __post_init__(self) -> None:
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise InvalidArgument(f"step timeout_s must be > 0, got {self.timeout_s}")
+        if not isinstance(self.retry, RetryPolicy):
+            raise InvalidArgument(
+                f"step retry must be a RetryPolicy, got {type(self.retry).__name__}"
+            )
+
+
+def _return_hint(fn: Callable[..., Any]) -> Any:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: fall back to plain JSON
+        return _NO_HINT
+    return hints.get("return", _NO_HINT)
+
+
+class Step(Generic[P, R]):
+    """A function whose calls inside a workflow are checkpointed steps.
+
+    Outside a workflow it is the plain function. Inside an ``async`` workflow calling it returns an
+    awaitable (the step's position in the journal is taken at the call, before any ``await``);
+    inside a sync workflow it blocks and returns the result.
+    """
+
+    __slots__ = ("__dict__", "fn", "is_async", "name", "options")
+
+    def __init__(self, fn: Callable[P, R], *, name: str, options: StepOptions) -> None:
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        caller = active_caller.get()
+        if caller is None:
+            return self.fn(*args, **kwargs)
+        result: R = caller.call_step(self, args, kwargs)
+        return result
+
+    @property
+    def return_type(self) -> Any:
+        """The annotation step results are decoded into on replay."""
+        cached = self.__dict__.get("_return_type", None)
+        if cached is None:
+            cached = self.__dict__["_return_type"] = _return_hint(self.fn)
+        return cached
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}>"
+
+
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout_s: float | None = None,
+    at_most_once: bool = False,
+) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+
+
+def step(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout_s: float | None = None,
+    at_most_once: bool = False,
+) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
+    """Declare a checkpointed step. Works on ``async def`` and plain ``def`` functions.
+
+    >>> @step(retry=RetryPolicy(max_attempts=5), timeout_s=60)
+    ... async def charge(order: Order) -> Receipt: ...
+
+    ``at_most_once=True`` records a start mark before the call: after a crash between the start and
+    the record, the step is not run again and the run fails with :class:`OutcomeUnknown`.
+    """
+    options = StepOptions(retry=retry or NO_RETRY, timeout_s=timeout_s, at_most_once=at_most_once)
+
+    def decorate(f: Callable[P, R]) -> Step[P, R]:
+        if not callable(f):
+            raise InvalidArgument(f"@step needs a function, got {type(f).__name__}")
+        return Step(f, name=name or f.__qualname__, options=options)
+
+    return decorate(fn) if fn is not None else decorate
+
+
+# --- workflows -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    params: tuple[inspect.Parameter, ...]
+    hints: Mapping[str, Any]
+
+
+class Workflow(Generic[P, R]):
+    """A workflow definition: orchestration code whose every step is checkpointed.
+
+    Calling the object calls the function directly (useful in unit tests). Start durable runs with
+    :class:`~stepstone.Client` (``client.run(wf, ...)`` or ``client.start(wf, ...)``).
+    """
+
+    __slots__ = (
+        "__dict__",
+        "deadline_s",
+        "fn",
+        "is_async",
+        "max_recoveries",
+        "name",
+        "queue",
+        "signals",
+        "step_retry",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        version: str | None,
+        queue: str | None,
+        deadline_s: float | None,
+        max_recoveries: int | None,
+        signals: Mapping[str, Any],
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.queue = queue
+        self.deadline_s = deadline_s
+        self.max_recoveries = max_recoveries
+        self.signals = dict(signals)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__dict__["_version"] = version
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __call__(self, ctx: Any, *args: P.args, **kwargs: P.kwargs) -> Any:
+        return self.fn(ctx, *args, **kwargs)
+
+    @property
+    def version(self) -> str:
+        """The code version runs record: ``@workflow(version=...)`` or a hash of the source."""
+        version: str | None = self.__dict__.get("_version")
+        if version is None:
+            try:
+                source = inspect.getsource(self.fn).encode()
+            except (OSError, TypeError):
+                source = self.fn.__code__.co_code + repr(self.fn.__code__.co_consts).encode()
+            version = self.__dict__["_version"] = hashlib.sha256(source).hexdigest()[:12]
+        return version
+
+    @property
+    def signature(self) -> _Signature:
+        """Parameters after ``ctx`` and their annotations (decoding of the run input)."""
+        cached: _Signature | None = self.__dict__.get("_signature")
+        if cached is None:
+            params = tuple(inspect.signature(self.fn).parameters.values())[1:]
+            try:
+                hints = typing.get_type_hints(self.fn)
+            except Exception:
+                hints = {}
+            cached = self.__dict__["_signature"] = _Signature(params, hints)
+        return cached
+
+    @property
+    def return_type(self) -> Any:
+        cached = self.__dict__.get("_return_type")
+        if cached is None:
+            cached = self.__dict__["_return_type"] = _return_hint(self.fn)
+        return cached
+
+    def bind_input(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        """Check that ``args``/``kwargs`` fit the workflow's parameters (raises InvalidArgument)."""
+        try:
+            inspect.signature(self.fn).bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArgument(f"workflow {self.name!r}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name}>"
+
+
+@overload
+def workflow(fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
+
+
+@overload
+def workflow(fn: Callable[Concatenate[Any, P], R], /) -> Workflow[P, R]: ...
+
+
+@overload
+def workflow(
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    queue: str | None = None,
+    deadline_s: float | None = None,
+    max_recoveries: int | None = None,
+    signals: Mapping[str, Any] | None = None,
+) -> _WorkflowDecorator: ...
+
+
+def workflow(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    queue: str | None = None,
+    deadline_s: float | None = None,
+    max_recoveries: int | None = None,
+    signals: Mapping[str, Any] | None = None,
+) -> Any:
+    """Declare a workflow. The first parameter receives the :class:`WorkflowContext`.
+
+    >>> @workflow(name="checkout")
+    ... async def checkout(ctx: WorkflowContext, order: Order) -> Receipt:
+    ...     return await charge(order)
+
+    ``version`` pins the code version recorded on each run (default: a hash of the source);
+    ``queue`` and ``deadline_s`` are defaults for ``start``; ``signals`` declares signal payload
+    types (``{"approval": Approval}``) so ``signal()`` can validate before the wait is reached.
+    """
+    if deadline_s is not None and deadline_s <= 0:
+        raise InvalidArgument(f"workflow deadline_s must be > 0, got {deadline_s}")
+    if max_recoveries is not None and max_recoveries < 0:
+        raise InvalidArgument(f"workflow max_recoveries must be >= 0, got {max_recoveries}")
+
+    def decorate(f: Callable[..., Any]) -> Workflow[Any, Any]:
+        if not callable(f):
+            raise InvalidArgument(f"@workflow needs a function, got {type(f).__name__}")
+        if not inspect.signature(f).parameters:
+            raise InvalidArgument(
+                f"workflow {f.__qualname__} must take the context as its first parameter"
+            )
+        return Workflow(
+            f,
+            name=name or f.__name__,
+            version=version,
+            queue=queue,
+            deadline_s=deadline_s,
+            max_recoveries=max_recoveries,
+            signals=signals or {},
+        )
+
+    return decorate(fn) if fn is not None else decorate
+
+
+class _WorkflowDecorator(typing.Protocol):
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
+    ) -> Workflow[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Workflow[P, R]: ...
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+
+class Registry:
+    """The workflows a client or worker knows, by name. Pass one explicitly; there is no global.
+
+    >>> Registry([checkout, refund])  # or Registry.from_module(my_app)
+    """
+
+    def __init__(self, workflows: Iterable[Workflow[Any, Any]] = ()) -> None:
+        self.workflows: dict[str, Workflow[Any, Any]] = {}
+        for wf in workflows:
+            self.add(wf)
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> Registry:
+        """Every workflow defined at the top level of ``module``."""
+        return cls(v for v in vars(module).values() if isinstance(v, Workflow))
+
+    def add(self, wf: Workflow[Any, Any]) -> Workflow[Any, Any]:
+        if not isinstance(wf, Workflow):
+            raise InvalidArgument(f"expected a @workflow, got {wf!r}")
+        existing = self.workflows.get(wf.name)
+        if existing is not None and existing.fn is not wf.fn:
+            raise InvalidArgument(
+                f"two different workflows are named {wf.name!r} "
+                f"({existing.fn.__module__}.{existing.fn.__qualname__} and "
+                f"{wf.fn.__module__}.{wf.fn.__qualname__})"
+            )
+        self.workflows[wf.name] = wf
+        return wf
+
+    def get(self, name: str) -> Workflow[Any, Any]:
+        try:
+            return self.workflows[name]
+        except KeyError:
+            raise WorkflowNotFound(name, tuple(self.workflows)) from None
+
+    def resolve(self, wf: Workflow[Any, Any] | str) -> Workflow[Any, Any]:
+        """A workflow object (registered on the way) or a registered name."""
+        if isinstance(wf, Workflow):
+            return self.add(wf)
+        if isinstance(wf, str):
+            return self.get(wf)
+        raise InvalidArgument(f"expected a @workflow or a workflow name, got {wf!r}")
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.workflows))
+
+    def __iter__(self) -> Iterator[Workflow[Any, Any]]:
+        return iter(self.workflows.values())
+
+    def __len__(self) -> int:
+        return len(self.workflows)
+
+
+def as_registry(
+    workflows: Registry | ModuleType | Iterable[Workflow[Any, Any]] | Workflow[Any, Any] | None,
+) -> Registry:
+    """Accept what users pass as ``workflows=``: a registry, a module, a list, or one workflow."""
+    if workflows is None:
+        return Registry()
+    if isinstance(workflows, Registry):
+        return workflows
+    if isinstance(workflows, ModuleType):
+        return Registry.from_module(workflows)
+    if isinstance(workflows, Workflow):
+        return Registry([workflows])
+    return Registry(workflows)

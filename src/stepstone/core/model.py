@@ -1,0 +1,242 @@
+"""The values that cross the store port: runs, steps, signals, events, workers and leases.
+
+Every value here is a frozen, slotted dataclass. JSON payloads travel as ``str`` (already encoded
+by the codec) so that adapters never need to know about user types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+__all__ = [
+    "ACTIVE_STATES",
+    "TERMINAL_STATES",
+    "Claim",
+    "Control",
+    "ErrorInfo",
+    "EventRecord",
+    "LeaseStatus",
+    "NewRun",
+    "Run",
+    "RunQuery",
+    "RunState",
+    "SignalRecord",
+    "StepKind",
+    "StepRecord",
+    "StepStatus",
+    "Wait",
+    "WorkerInfo",
+]
+
+
+class RunState(StrEnum):
+    """Where a run is in its life. Every transition is guarded by the expected current state."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAITING = "waiting"
+    PAUSED = "paused"
+    BLOCKED = "blocked"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED})
+ACTIVE_STATES = frozenset(set(RunState) - TERMINAL_STATES)
+
+
+class StepKind(StrEnum):
+    """What a journal entry records. Only ``step`` entries run user code."""
+
+    STEP = "step"
+    SLEEP = "sleep"
+    SIGNAL = "signal"
+    CHILD = "child"
+    START_CHILD = "start_child"
+    NOW = "now"
+    RANDOM = "random"
+    UUID = "uuid"
+
+
+class StepStatus(StrEnum):
+    """The status of a journal entry."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STARTED = "started"  # at-most-once start mark
+    WAITING = "waiting"  # a sleep, signal wait or child wait that is not over yet
+    RETRYING = "retrying"  # a failed attempt with more to come
+
+
+Control = Literal["cancel", "pause"]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """A failure as stored: enough to show it, rebuild it on replay and retry past it."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+    module: str | None = None
+    args_json: str | None = None
+    step_seqs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """One thing a suspended run waits for. ``until`` is the timer or the wait's timeout."""
+
+    kind: Literal["timer", "signal", "child", "retry"]
+    seq: int
+    name: str | None = None
+    until: datetime | None = None
+    schema_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to create. ``input_json`` is ``{"args": [...], "kwargs": {...}}``."""
+
+    run_id: str
+    workflow: str
+    version: str
+    input_json: str
+    queue: str = "default"
+    priority: int = 0
+    start_at: datetime | None = None
+    deadline_at: datetime | None = None
+    parent_run_id: str | None = None
+    parent_seq: int | None = None
+    forked_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A run as stored."""
+
+    run_id: str
+    workflow: str
+    version: str
+    state: RunState
+    input_json: str
+    queue: str
+    priority: int
+    created_at: datetime
+    updated_at: datetime
+    output_json: str | None = None
+    error: ErrorInfo | None = None
+    control: Control | None = None
+    control_reason: str | None = None
+    waits: tuple[Wait, ...] = ()
+    wake_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    lease_token: int = 0
+    recoveries: int = 0
+    parent_run_id: str | None = None
+    parent_seq: int | None = None
+    deadline_at: datetime | None = None
+    state_json: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    forked_from: str | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run held by a worker under a lease; every write the worker makes carries the token."""
+
+    run: Run
+    worker_id: str
+    lease_token: int
+    recovered: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    """One lease as seen by a heartbeat: still held, and any control requested meanwhile."""
+
+    run_id: str
+    lease_token: int
+    control: Control | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One journal entry: the outcome of the call at ``(run_id, seq)``."""
+
+    seq: int
+    name: str
+    kind: StepKind
+    status: StepStatus
+    output_json: str | None = None
+    error: ErrorInfo | None = None
+    attempts: int = 1
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """A signal sent to a run; ``consumed_seq`` is the wait that took it."""
+
+    signal_id: int
+    run_id: str
+    name: str
+    payload_json: str
+    created_at: datetime
+    consumed_seq: int | None = None
+    consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A progress event emitted by a run (``source="user"``) or a lifecycle entry (``"system"``)."""
+
+    event_id: int
+    run_id: str
+    kind: str
+    data_json: str | None
+    created_at: datetime
+    source: Literal["user", "system"] = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker (or an in-process client) that can hold leases."""
+
+    worker_id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 0
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    process_start: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """A filter for listing runs, newest first."""
+
+    states: tuple[RunState, ...] = ()
+    workflow: str | None = None
+    queue: str | None = None
+    parent_run_id: str | None = None
+    limit: int = 50
+    before_run_id: str | None = None

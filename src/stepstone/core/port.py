@@ -1,0 +1,263 @@
+"""The store port: the one typed, semantic interface between the engine and a database.
+
+Methods are grouped by noun so the protocol reads like a table of contents. Core dataclasses go in
+and come out; no rows, cursors or SQL cross it. Every time-dependent method takes ``now`` (the
+engine's clock decides what time it is, never the database). Every write a worker makes carries
+its :class:`Claim`; a write whose ``lease_token`` is stale changes nothing and raises
+:class:`LeaseLost`, so a zombie worker can never overwrite the work of the one that took over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from stepstone.core.model import (
+    Claim,
+    Control,
+    ErrorInfo,
+    EventRecord,
+    LeaseStatus,
+    NewRun,
+    Run,
+    RunQuery,
+    RunState,
+    SignalRecord,
+    StepRecord,
+    Wait,
+    WorkerInfo,
+)
+from stepstone.errors import Unwind
+
+__all__ = [
+    "Blocked",
+    "Cancelled",
+    "ClaimFilter",
+    "ClaimOutcome",
+    "Completed",
+    "Failed",
+    "LeaseLost",
+    "NewEvent",
+    "Paused",
+    "Released",
+    "Store",
+    "Suspended",
+]
+
+
+class LeaseLost(Unwind):
+    """This worker's lease on the run is gone (another worker took it, or it was finished)."""
+
+    def __init__(self, run_id: str, lease_token: int) -> None:
+        super().__init__(f"lease on run {run_id} (token {lease_token}) is no longer held")
+        self.run_id, self.lease_token = run_id, lease_token
+
+
+# --- how a claim ends ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    output_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """``reason`` None: the reason given when the cancel was requested."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suspended:
+    """The run waits; it becomes claimable at the earliest ``until`` or when a wait is satisfied."""
+
+    waits: tuple[Wait, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """The worker hands the run back unfinished (graceful shutdown); not counted as a recovery."""
+
+
+ClaimOutcome = Completed | Failed | Cancelled | Paused | Blocked | Suspended | Released
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFilter:
+    """Which runs a worker may claim: its queues and the workflows it can execute."""
+
+    queues: tuple[str, ...]
+    workflows: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. User events carry ``idx`` (their order in the run) so replays dedupe."""
+
+    kind: str
+    data_json: str | None
+    idx: int | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable storage for runs, their journals, signals, events and workers."""
+
+    url: str
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; returns the names applied (empty when up to date)."""
+        ...
+
+    async def schema_status(self) -> tuple[int, int]:
+        """(applied version, latest version this code knows)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def wait_for_change(self, timeout_s: float) -> None:
+        """Return when the store may have changed (a local write, another process's commit, a
+        notification) or after ``timeout_s``. Spurious returns are allowed."""
+        ...
+
+    # --- runs ----------------------------------------------------------------------------
+    async def create_run(
+        self, run: NewRun, *, now: datetime, claim_for: WorkerInfo | None = None, lease_s: float = 0
+    ) -> tuple[Run, bool, Claim | None]:
+        """Create ``run`` unless its id exists. Returns (the run as stored, created?, claim).
+        With ``claim_for`` a newly created run is created already claimed by that worker."""
+        ...
+
+    async def get_run(self, run_id: str) -> Run | None: ...
+
+    async def list_runs(self, query: RunQuery) -> list[Run]: ...
+
+    async def claim_runs(
+        self, worker: WorkerInfo, flt: ClaimFilter, *, limit: int, lease_s: float, now: datetime
+    ) -> list[Claim]:
+        """Claim up to ``limit`` claimable runs: pending or due, sleeping/waiting runs past their
+        ``wake_at``, and running runs whose lease expired (counted as a recovery)."""
+        ...
+
+    async def claim_run(
+        self, run_id: str, worker: WorkerInfo, *, lease_s: float, now: datetime
+    ) -> Claim | None:
+        """Claim this one run if it is claimable now (used to execute a run in-process)."""
+        ...
+
+    async def has_claimable(self, flt: ClaimFilter, *, now: datetime) -> bool:
+        """A cheap read: is there anything ``claim_runs`` would take now?"""
+        ...
+
+    async def next_wake_at(self, flt: ClaimFilter, *, now: datetime) -> datetime | None:
+        """The earliest future time a sleeping/waiting/delayed run of these queues becomes due."""
+        ...
+
+    async def close_claim(
+        self, claim: Claim, outcome: ClaimOutcome, *, now: datetime, state_json: str | None = None
+    ) -> RunState:
+        """End this execution of the run; returns the state the run is in afterwards. A
+        ``Suspended`` run whose wait is already satisfied goes straight back to ``pending``."""
+        ...
+
+    async def request_control(
+        self, run_id: str, action: Control | None, *, reason: str | None, now: datetime
+    ) -> Run:
+        """Cancel or pause a run (``None`` = unpause). Running runs get the request at their next
+        step boundary; others change state at once. Cancelling cascades to active children."""
+        ...
+
+    async def retry_run(self, run_id: str, *, now: datetime) -> Run:
+        """Make a failed or blocked run pending again, keeping its completed steps."""
+        ...
+
+    async def fork_run(
+        self,
+        run_id: str,
+        *,
+        from_seq: int,
+        patch: dict[int, str],
+        new_run_id: str,
+        now: datetime,
+    ) -> Run:
+        """A new pending run of the same workflow and input that reuses the completed steps
+        before ``from_seq`` (with ``patch`` replacing outputs by seq)."""
+        ...
+
+    # --- leases --------------------------------------------------------------------------
+    async def renew_leases(
+        self, worker_id: str, *, lease_s: float, now: datetime
+    ) -> list[LeaseStatus]:
+        """Extend every lease this worker holds; returns them (with any control requested)."""
+        ...
+
+    # --- steps ---------------------------------------------------------------------------
+    async def load_steps(self, run_id: str) -> list[StepRecord]: ...
+
+    async def record_step(
+        self, claim: Claim, record: StepRecord, *, now: datetime, state_json: str | None = None
+    ) -> Control | None:
+        """Upsert one journal entry (fenced). Returns the control requested for the run, if any."""
+        ...
+
+    async def start_child(
+        self, claim: Claim, record: StepRecord, child: NewRun, *, now: datetime
+    ) -> Run:
+        """Create the child run (idempotent) and record the parent's journal entry, atomically."""
+        ...
+
+    # --- signals -------------------------------------------------------------------------
+    async def send_signal(
+        self, run_id: str, name: str, payload_json: str, *, now: datetime
+    ) -> SignalRecord:
+        """Buffer a signal for the run and wake it if it waits for this name."""
+        ...
+
+    async def take_signal(
+        self, claim: Claim, seq: int, name: str, *, until: datetime | None, now: datetime
+    ) -> str | None:
+        """Consume the oldest unconsumed ``name`` signal into journal entry ``seq`` and return
+        its payload; or, if there is none, record ``seq`` as waiting (until ``until``) and return
+        None."""
+        ...
+
+    async def list_signals(self, run_id: str) -> list[SignalRecord]: ...
+
+    # --- events --------------------------------------------------------------------------
+    async def append_events(
+        self, claim: Claim, events: Sequence[NewEvent], *, now: datetime
+    ) -> None: ...
+
+    async def read_events(
+        self, run_id: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[EventRecord]: ...
+
+    # --- workers -------------------------------------------------------------------------
+    async def register_worker(self, worker: WorkerInfo, *, now: datetime) -> None: ...
+
+    async def unregister_worker(self, worker_id: str) -> None: ...
+
+    async def list_workers(self) -> list[WorkerInfo]: ...
+
+    async def release_worker_runs(self, worker_ids: Sequence[str], *, now: datetime) -> int:
+        """Make the runs leased by these (dead) workers claimable at once; forget the workers."""
+        ...

@@ -1,0 +1,63 @@
+"""Read models for operators: a run described with its steps and waits, and its timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from stepstone.core.model import Run, SignalRecord, StepKind, StepRecord, StepStatus, Wait
+
+__all__ = ["RunDescription", "TimelineEntry", "describe_wait"]
+
+
+def describe_wait(wait: Wait) -> str:
+    """One line saying what a run waits for."""
+    until = f" until {wait.until.isoformat(timespec='seconds')}" if wait.until else ""
+    if wait.kind == "signal":
+        return f"signal {wait.name!r}{until}"
+    if wait.kind == "child":
+        return f"child run {wait.name}"
+    if wait.kind == "retry":
+        return f"retry of step #{wait.seq}{until}"
+    if wait.seq < 0:
+        return f"deadline{until}"
+    return f"timer{until}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunDescription:
+    """Everything about one run: its row, journal, signals, children and what it waits for."""
+
+    run: Run
+    steps: tuple[StepRecord, ...]
+    signals: tuple[SignalRecord, ...]
+    children: tuple[Run, ...]
+    state: dict[str, Any]
+
+    @property
+    def waiting_for(self) -> tuple[str, ...]:
+        return tuple(describe_wait(w) for w in self.run.waits if w.seq >= 0)
+
+    @property
+    def pending_signals(self) -> tuple[SignalRecord, ...]:
+        return tuple(s for s in self.signals if s.consumed_seq is None)
+
+    @property
+    def failed_steps(self) -> tuple[StepRecord, ...]:
+        return tuple(s for s in self.steps if s.status in (StepStatus.FAILED, StepStatus.RETRYING))
+
+    @property
+    def executed_steps(self) -> tuple[StepRecord, ...]:
+        return tuple(s for s in self.steps if s.kind is StepKind.STEP)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One moment in a run's life, in time order."""
+
+    at: datetime
+    kind: str
+    detail: str
+    seq: int | None = None
+    duration_s: float | None = None

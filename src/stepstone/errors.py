@@ -1,0 +1,220 @@
+"""The one exception tree of stepstone: every error a user can catch, and the unwinding signals.
+
+Errors carry their data as attributes. Driver errors (sqlite3, psycopg) are converted once, at the
+store adapter's edge, with the original kept in ``__cause__``. Control flow that must unwind user
+code (suspending a run, losing a lease, cancelling or pausing at a step boundary) derives from
+``BaseException`` so that ``except Exception`` in a workflow cannot swallow it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeadlineExceeded",
+    "DecodeError",
+    "EncodeError",
+    "InvalidArgument",
+    "MaxRecoveriesExceeded",
+    "NonDeterminismError",
+    "OutcomeUnknown",
+    "RunFailed",
+    "RunNotFound",
+    "RunStateError",
+    "SchemaError",
+    "SignalPayloadError",
+    "StepError",
+    "StepTimeout",
+    "StepstoneError",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreReadOnly",
+    "StoreUnavailable",
+    "Unwind",
+    "WaitTimeout",
+    "WorkflowNotFound",
+]
+
+
+class StepstoneError(Exception):
+    """Base of every error stepstone raises on purpose."""
+
+
+# --- bad input from the caller -------------------------------------------------------------
+
+
+class InvalidArgument(StepstoneError, ValueError):
+    """An argument given to the API or the CLI is malformed; the message names which and why."""
+
+
+class WorkflowNotFound(StepstoneError, LookupError):
+    """No workflow of this name is registered with the client, worker or app in use."""
+
+    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
+        hint = f"; known: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown workflow {name!r}{hint}")
+        self.name, self.known = name, known
+
+
+class RunNotFound(StepstoneError, LookupError):
+    """No run has this id in the store."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r}")
+        self.run_id = run_id
+
+
+class RunStateError(StepstoneError):
+    """The operation does not apply to the run in its current state (e.g. unpausing a finished
+    run)."""
+
+    def __init__(self, run_id: str, state: str, action: str, expected: str = "") -> None:
+        want = f" (needs {expected})" if expected else ""
+        super().__init__(f"cannot {action} run {run_id}: it is {state}{want}")
+        self.run_id, self.state, self.action, self.expected = run_id, state, action, expected
+
+
+class SignalPayloadError(StepstoneError, ValueError):
+    """A signal payload does not match the schema its wait declared; the run was not touched."""
+
+    def __init__(self, run_id: str, name: str, problem: str) -> None:
+        super().__init__(f"signal {name!r} for run {run_id}: {problem}")
+        self.run_id, self.name, self.problem = run_id, name, problem
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+class EncodeError(StepstoneError, TypeError):
+    """A value cannot be stored as JSON; ``where`` names the step or input, ``path`` the place."""
+
+    def __init__(self, where: str, path: str, type_name: str) -> None:
+        super().__init__(
+            f"{where}: value at {path} of type {type_name} cannot be encoded as JSON "
+            "(use primitives, lists, dicts, dataclasses, Pydantic models, datetimes, enums, "
+            "UUIDs, Decimals or bytes)"
+        )
+        self.where, self.path, self.type_name = where, path, type_name
+
+
+class DecodeError(StepstoneError, ValueError):
+    """A stored value does not fit the type it is decoded into."""
+
+    def __init__(self, where: str, path: str, problem: str) -> None:
+        super().__init__(f"{where}: value at {path}: {problem}")
+        self.where, self.path, self.problem = where, path, problem
+
+
+# --- replay and execution -------------------------------------------------------------------
+
+
+class NonDeterminismError(StepstoneError):
+    """The workflow called a different step than the one recorded at this position."""
+
+    def __init__(self, run_id: str, seq: int, recorded: str, called: str) -> None:
+        super().__init__(f"run {run_id} step #{seq}: recorded {recorded!r}, now {called!r}")
+        self.run_id, self.seq, self.recorded, self.called = run_id, seq, recorded, called
+
+
+class OutcomeUnknown(StepstoneError):
+    """An at-most-once step started but its outcome was never recorded; it is not run again."""
+
+    def __init__(self, run_id: str, seq: int, name: str) -> None:
+        super().__init__(
+            f"run {run_id} step #{seq} {name!r}: outcome unknown (at_most_once step was started "
+            "but the worker stopped before recording its result; it will not be run again)"
+        )
+        self.run_id, self.seq, self.name = run_id, seq, name
+
+
+class StepTimeout(StepstoneError, TimeoutError):
+    """One attempt of a step ran longer than its ``timeout_s``."""
+
+    def __init__(self, name: str, timeout_s: float) -> None:
+        super().__init__(f"step {name!r} timed out after {timeout_s:g}s")
+        self.name, self.timeout_s = name, timeout_s
+
+
+class DeadlineExceeded(StepstoneError, TimeoutError):
+    """The run passed its ``deadline_s``."""
+
+    def __init__(self, run_id: str, deadline_s: float | None = None) -> None:
+        extra = f" of {deadline_s:g}s" if deadline_s is not None else ""
+        super().__init__(f"run {run_id} passed its deadline{extra}")
+        self.run_id, self.deadline_s = run_id, deadline_s
+
+
+class WaitTimeout(StepstoneError, TimeoutError):
+    """A ``wait_for_signal`` (or child wait) was not satisfied in time; catch it for a fallback."""
+
+    def __init__(self, what: str, timeout_s: float | None) -> None:
+        after = f" within {timeout_s:g}s" if timeout_s is not None else ""
+        super().__init__(f"{what} did not arrive{after}")
+        self.what, self.timeout_s = what, timeout_s
+
+
+class MaxRecoveriesExceeded(StepstoneError):
+    """The run lost its worker more times than ``max_recoveries`` allows."""
+
+    def __init__(self, run_id: str, recoveries: int, limit: int) -> None:
+        super().__init__(
+            f"run {run_id} was recovered {recoveries} times after its worker died "
+            f"(max_recoveries={limit}); giving up"
+        )
+        self.run_id, self.recoveries, self.limit = run_id, recoveries, limit
+
+
+class StepError(StepstoneError):
+    """A recorded step failure whose original exception class cannot be rebuilt on replay."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name, self.message = type_name, message
+
+
+class RunFailed(StepstoneError):
+    """The run ended failed, cancelled or blocked; carries the run's recorded error."""
+
+    def __init__(
+        self,
+        run_id: str,
+        state: str,
+        error_type: str,
+        message: str,
+        traceback: str | None = None,
+    ) -> None:
+        super().__init__(f"run {run_id} {state}: {error_type}: {message}")
+        self.run_id, self.state = run_id, state
+        self.error_type, self.message, self.traceback = error_type, message, traceback
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class StoreError(StepstoneError):
+    """The store could not do what was asked. ``url`` names the store (without credentials)."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        super().__init__(f"{url}: {problem}")
+        self.url, self.problem = url, problem
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or stayed locked/busy past the timeout."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not a database, or not a stepstone database."""
+
+
+class StoreReadOnly(StoreError):
+    """The database refuses writes (read-only file, directory or server)."""
+
+
+class SchemaError(StoreError):
+    """The schema is missing, behind or ahead of this version of stepstone."""
+
+
+# --- control flow: unwinds user code, never caught by ``except Exception`` --------------------
+
+
+class Unwind(BaseException):
+    """Base of the signals that unwind a workflow: suspend, lease lost, cancel or pause."""

@@ -1,0 +1,77 @@
+"""Open a store by URL: ``sqlite:///path/to.db`` (embedded) or ``postgresql://...``."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Literal
+
+from stepstone.core.port import Store
+from stepstone.errors import InvalidArgument
+
+__all__ = ["DEFAULT_DB_PATH", "open_store", "redact_url"]
+
+DEFAULT_DB_PATH = Path("~/.stepstone/stepstone.db")
+
+
+def open_store(
+    url: str | Path | None = None,
+    *,
+    durability: Literal["normal", "full"] = "normal",
+    auto_migrate: bool | None = None,
+) -> Store:
+    """Open the store at ``url``; nothing is connected until first use.
+
+    ``sqlite:///relative.db``, ``sqlite:////absolute.db`` and plain paths open SQLite;
+    ``postgresql://`` opens PostgreSQL (``pip install 'stepstone[postgres]'``). With no URL the
+    embedded default ``~/.stepstone/stepstone.db`` is used, and it migrates itself on first use;
+    other stores must be migrated explicitly (``stepstone migrate`` or ``await store.migrate()``)
+    unless ``auto_migrate=True``. ``durability="full"`` commits every checkpoint with fsync.
+    """
+    if url is None:
+        from stepstone.store.sqlite.store import SQLiteStore
+
+        return SQLiteStore(
+            DEFAULT_DB_PATH.expanduser(),
+            durability=durability,
+            auto_migrate=True if auto_migrate is None else auto_migrate,
+        )
+    text = str(url)
+    if isinstance(url, Path) or "://" not in text:
+        from stepstone.store.sqlite.store import SQLiteStore
+
+        return SQLiteStore(text, durability=durability, auto_migrate=bool(auto_migrate))
+    scheme, _, rest = text.partition("://")
+    if scheme == "sqlite":
+        from stepstone.store.sqlite.store import SQLiteStore
+
+        if not rest or rest == "/":
+            raise InvalidArgument(f"store URL {text!r} names no file (use sqlite:///path/to.db)")
+        path = rest[1:] if rest.startswith("/") else rest
+        return SQLiteStore(path, durability=durability, auto_migrate=bool(auto_migrate))
+    if scheme in ("postgresql", "postgres"):
+        try:
+            # imported by name: the adapter and its driver are an optional extra
+            adapter = importlib.import_module("stepstone.store.postgres.store")
+        except ImportError as exc:
+            raise InvalidArgument(
+                f"{redact_url(text)}: the PostgreSQL store needs "
+                f"`pip install 'stepstone[postgres]'` ({exc})"
+            ) from exc
+        store: Store = adapter.PostgresStore(
+            text, durability=durability, auto_migrate=bool(auto_migrate)
+        )
+        return store
+    raise InvalidArgument(
+        f"unknown store URL scheme {scheme!r} in {redact_url(text)!r} (use sqlite:/// or postgresql://)"
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url

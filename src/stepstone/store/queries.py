@@ -1,0 +1,71 @@
+"""Named SQL blocks: each store keeps its statements in one ``queries.sql``, loaded once.
+
+A block starts with ``-- name: block_name`` and runs to the next such line. Comment lines inside a
+block are dropped. Both dialects use the same block names with different bodies.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["Queries", "load_migrations"]
+
+_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$")
+
+
+class Queries:
+    """The named blocks of one ``queries.sql``; ``queries.claim_run`` is the text of that block."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.blocks: dict[str, str] = {}
+        name: str | None = None
+        lines: list[str] = []
+        for line in text.splitlines():
+            match = _NAME.match(line.strip())
+            if match:
+                self._add(name, lines)
+                name, lines = match.group(1), []
+            elif name is not None and not line.strip().startswith("--"):
+                lines.append(line)
+        self._add(name, lines)
+
+    def _add(self, name: str | None, lines: list[str]) -> None:
+        if name is None:
+            return
+        if name in self.blocks:
+            raise ValueError(f"{self.source}: block {name!r} is defined twice")
+        body = "\n".join(lines).strip().rstrip(";").strip()
+        if not body:
+            raise ValueError(f"{self.source}: block {name!r} is empty")
+        self.blocks[name] = body
+
+    @classmethod
+    def for_package(cls, package: str) -> Queries:
+        text = resources.files(package).joinpath("queries.sql").read_text(encoding="utf-8")
+        return cls(text, f"{package}/queries.sql")
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self.blocks[name]
+        except KeyError:
+            raise AttributeError(f"{self.source} has no block {name!r}") from None
+
+
+def load_migrations(package: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every ``migrations/NNNN_name.sql`` of a store package, in order."""
+    folder = resources.files(package).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = re.fullmatch(r"(\d{4})_([a-z0-9_]+)\.sql", Path(entry.name).name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(
+            f"{package}/migrations: versions must be 1..N without gaps, got {versions}"
+        )
+    return found

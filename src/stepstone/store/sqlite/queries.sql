@@ -1,0 +1,263 @@
+-- Every statement the SQLite store runs, as named blocks (same names in every dialect).
+-- Times are REAL epoch seconds; :now is always passed in, never read from the database clock.
+
+-- name: create_schema_table
+CREATE TABLE IF NOT EXISTS stepstone_schema (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+);
+
+-- name: schema_version
+SELECT COALESCE(MAX(version), 0) FROM stepstone_schema;
+
+-- name: has_schema_table
+SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'stepstone_schema';
+
+-- name: count_tables
+SELECT COUNT(*) FROM sqlite_master WHERE type = 'table';
+
+-- name: record_migration
+INSERT INTO stepstone_schema (version, name, applied_at) VALUES (:version, :name, :now);
+
+-- name: create_run
+INSERT INTO runs (
+    run_id, workflow, version, state, input, queue, priority, wake_at, deadline_at,
+    parent_run_id, parent_seq, forked_from, created_at, updated_at,
+    lease_owner, lease_expires_at, lease_token, started_at, state_data
+) VALUES (
+    :run_id, :workflow, :version, :state, :input, :queue, :priority, :wake_at, :deadline_at,
+    :parent_run_id, :parent_seq, :forked_from, :now, :now,
+    :lease_owner, :lease_expires_at, :lease_token, :started_at, :state_data
+)
+ON CONFLICT (run_id) DO NOTHING;
+
+-- name: get_run
+SELECT * FROM runs WHERE run_id = :run_id;
+
+-- name: list_runs
+SELECT * FROM runs
+WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:workflow IS NULL OR workflow = :workflow)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:parent_run_id IS NULL OR parent_run_id = :parent_run_id)
+  AND (:before IS NULL OR created_at < (SELECT created_at FROM runs WHERE run_id = :before)
+       OR (created_at = (SELECT created_at FROM runs WHERE run_id = :before) AND run_id < :before))
+ORDER BY created_at DESC, run_id DESC
+LIMIT :limit;
+
+-- name: find_claimable
+-- Due runs first by priority then by how long they have been due; expired leases are due too.
+SELECT run_id, state FROM (
+    SELECT run_id, state, priority, wake_at AS due FROM runs
+    WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at <= :now
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND workflow IN (SELECT value FROM json_each(:workflows))
+    UNION ALL
+    SELECT run_id, state, priority, lease_expires_at AS due FROM runs
+    WHERE state = 'running' AND lease_expires_at <= :now
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND workflow IN (SELECT value FROM json_each(:workflows))
+)
+ORDER BY priority DESC, due
+LIMIT :limit;
+
+-- name: has_claimable
+SELECT EXISTS (
+    SELECT 1 FROM runs
+    WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at <= :now
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND workflow IN (SELECT value FROM json_each(:workflows))
+) OR EXISTS (
+    SELECT 1 FROM runs
+    WHERE state = 'running' AND lease_expires_at <= :now
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND workflow IN (SELECT value FROM json_each(:workflows))
+);
+
+-- name: claim_run
+-- Guarded by the state found in the same transaction; an expired lease counts as a recovery.
+UPDATE runs SET
+    recoveries = recoveries + (CASE WHEN state = 'running' THEN 1 ELSE 0 END),
+    state = 'running',
+    lease_owner = :owner,
+    lease_expires_at = :expires_at,
+    lease_token = lease_token + 1,
+    started_at = COALESCE(started_at, :now),
+    updated_at = :now,
+    wake_at = NULL,
+    waits = NULL
+WHERE run_id = :run_id
+  AND ((state IN ('pending', 'sleeping', 'waiting') AND wake_at <= :now)
+       OR (state = 'running' AND lease_expires_at <= :now))
+RETURNING *;
+
+-- name: next_wake_at
+SELECT MIN(t) FROM (
+    SELECT MIN(wake_at) AS t FROM runs
+    WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at > :now
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND workflow IN (SELECT value FROM json_each(:workflows))
+    UNION ALL
+    SELECT MIN(lease_expires_at) FROM runs
+    WHERE state = 'running' AND lease_expires_at > :now
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND workflow IN (SELECT value FROM json_each(:workflows))
+);
+
+-- name: lease_check
+SELECT control FROM runs WHERE run_id = :run_id AND lease_token = :token AND state = 'running';
+
+-- name: finish_run
+-- completed, failed or cancelled: the lease and any control request end with the run.
+UPDATE runs SET
+    state = :state, output = :output, error = :error, finished_at = :now, updated_at = :now,
+    lease_owner = NULL, lease_expires_at = NULL, control = NULL, waits = NULL, wake_at = NULL,
+    state_data = COALESCE(:state_data, state_data)
+WHERE run_id = :run_id AND lease_token = :token AND state = 'running';
+
+-- name: park_run
+-- paused, blocked, suspended or handed back: the run keeps its journal and waits to be claimed.
+UPDATE runs SET
+    state = :state, error = :error, waits = :waits, wake_at = :wake_at, updated_at = :now,
+    lease_owner = NULL, lease_expires_at = NULL, control = NULL,
+    state_data = COALESCE(:state_data, state_data)
+WHERE run_id = :run_id AND lease_token = :token AND state = 'running';
+
+-- name: wake_parent
+UPDATE runs SET state = 'pending', wake_at = :now, updated_at = :now
+WHERE run_id = :run_id AND state = 'waiting';
+
+-- name: signal_waiting
+SELECT EXISTS (
+    SELECT 1 FROM signals
+    WHERE run_id = :run_id AND consumed_seq IS NULL
+      AND name IN (SELECT value FROM json_each(:names))
+);
+
+-- name: child_finished
+SELECT EXISTS (
+    SELECT 1 FROM runs
+    WHERE run_id IN (SELECT value FROM json_each(:run_ids))
+      AND state IN ('completed', 'failed', 'cancelled')
+);
+
+-- name: set_control
+UPDATE runs SET control = :control, control_reason = :reason, updated_at = :now
+WHERE run_id = :run_id AND state = 'running';
+
+-- name: set_state
+-- An operator's change of a run that no worker holds, guarded by the state it was read in.
+UPDATE runs SET
+    state = :state, wake_at = :wake_at, error = COALESCE(:error, error),
+    finished_at = :finished_at, updated_at = :now,
+    lease_owner = NULL, lease_expires_at = NULL, control = NULL
+WHERE run_id = :run_id AND state = :expected;
+
+-- name: descendants
+WITH RECURSIVE tree (run_id) AS (
+    SELECT run_id FROM runs WHERE parent_run_id = :run_id
+    UNION
+    SELECT r.run_id FROM runs r JOIN tree t ON r.parent_run_id = t.run_id
+)
+SELECT r.run_id, r.state FROM runs r JOIN tree t ON r.run_id = t.run_id
+WHERE r.state NOT IN ('completed', 'failed', 'cancelled');
+
+-- name: reset_for_retry
+UPDATE runs SET
+    state = 'pending', wake_at = :now, error = NULL, output = NULL, finished_at = NULL,
+    recoveries = 0, control = NULL, control_reason = NULL, deadline_at = NULL,
+    waits = NULL, updated_at = :now
+WHERE run_id = :run_id AND state = :expected;
+
+-- name: delete_failed_steps
+DELETE FROM steps
+WHERE run_id = :run_id AND status IN ('failed', 'started')
+  AND seq IN (SELECT value FROM json_each(:seqs));
+
+-- name: copy_steps
+INSERT INTO steps (run_id, seq, name, kind, status, output, error, attempts, started_at, finished_at)
+SELECT :new_run_id, seq, name, kind, status, output, error, attempts, started_at, finished_at
+FROM steps
+WHERE run_id = :run_id AND seq < :from_seq AND status IN ('completed', 'failed');
+
+-- name: patch_step
+UPDATE steps SET output = :output, status = 'completed', error = NULL
+WHERE run_id = :run_id AND seq = :seq;
+
+-- name: renew_leases
+UPDATE runs SET lease_expires_at = :expires_at
+WHERE lease_owner = :owner AND state = 'running'
+RETURNING run_id, lease_token, control;
+
+-- name: load_steps
+SELECT * FROM steps WHERE run_id = :run_id ORDER BY seq;
+
+-- name: record_step
+-- Fenced: written only while the run is running under this lease token.
+INSERT INTO steps (run_id, seq, name, kind, status, output, error, attempts, started_at, finished_at)
+SELECT :run_id, :seq, :name, :kind, :status, :output, :error, :attempts, :started_at, :finished_at
+FROM runs WHERE run_id = :run_id AND lease_token = :token AND state = 'running'
+ON CONFLICT (run_id, seq) DO UPDATE SET
+    status = excluded.status, output = excluded.output, error = excluded.error,
+    attempts = excluded.attempts, started_at = COALESCE(steps.started_at, excluded.started_at),
+    finished_at = excluded.finished_at
+RETURNING (SELECT control FROM runs WHERE run_id = :run_id);
+
+-- name: record_step_if_absent
+INSERT INTO steps (run_id, seq, name, kind, status, output, error, attempts, started_at, finished_at)
+VALUES (:run_id, :seq, :name, :kind, :status, :output, :error, :attempts, :started_at, :finished_at)
+ON CONFLICT (run_id, seq) DO NOTHING;
+
+-- name: save_state
+UPDATE runs SET state_data = :state_data WHERE run_id = :run_id AND lease_token = :token;
+
+-- name: insert_signal
+INSERT INTO signals (run_id, name, payload, created_at) VALUES (:run_id, :name, :payload, :now)
+RETURNING signal_id;
+
+-- name: wake_for_signal
+UPDATE runs SET state = 'pending', wake_at = :now, updated_at = :now
+WHERE run_id = :run_id AND state = 'waiting'
+  AND EXISTS (
+      SELECT 1 FROM json_each(runs.waits)
+      WHERE json_extract(value, '$.kind') = 'signal' AND json_extract(value, '$.name') = :name
+  );
+
+-- name: next_signal
+SELECT signal_id, payload FROM signals
+WHERE run_id = :run_id AND name = :name AND consumed_seq IS NULL
+ORDER BY signal_id
+LIMIT 1;
+
+-- name: consume_signal
+UPDATE signals SET consumed_seq = :seq, consumed_at = :now WHERE signal_id = :signal_id;
+
+-- name: list_signals
+SELECT * FROM signals WHERE run_id = :run_id ORDER BY signal_id;
+
+-- name: insert_event
+INSERT INTO events (run_id, idx, kind, data, source, created_at)
+VALUES (:run_id, :idx, :kind, :data, :source, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: read_events
+SELECT * FROM events WHERE run_id = :run_id AND event_id > :after_id ORDER BY event_id LIMIT :limit;
+
+-- name: upsert_worker
+INSERT INTO workers (worker_id, host, pid, process_start, queues, concurrency, version, started_at, heartbeat_at)
+VALUES (:worker_id, :host, :pid, :process_start, :queues, :concurrency, :version, :now, :now)
+ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: touch_worker
+UPDATE workers SET heartbeat_at = :now WHERE worker_id = :worker_id;
+
+-- name: delete_worker
+DELETE FROM workers WHERE worker_id = :worker_id;
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY started_at;
+
+-- name: release_worker_runs
+UPDATE runs SET lease_expires_at = :now
+WHERE lease_owner = :worker_id AND state = 'running' AND lease_expires_at > :now;

@@ -1,0 +1,96 @@
+-- The stepstone SQLite schema as all migrations leave it (a snapshot, tested equal to them).
+
+CREATE TABLE stepstone_schema (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+);
+
+
+CREATE TABLE runs (
+    run_id            TEXT PRIMARY KEY,
+    workflow          TEXT NOT NULL,
+    version           TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    input             TEXT NOT NULL,
+    output            TEXT,
+    error             TEXT,
+    queue             TEXT NOT NULL DEFAULT 'default',
+    priority          INTEGER NOT NULL DEFAULT 0,
+    control           TEXT,
+    control_reason    TEXT,
+    waits             TEXT,
+    wake_at           REAL,
+    lease_owner       TEXT,
+    lease_expires_at  REAL,
+    lease_token       INTEGER NOT NULL DEFAULT 0,
+    recoveries        INTEGER NOT NULL DEFAULT 0,
+    parent_run_id     TEXT,
+    parent_seq        INTEGER,
+    deadline_at       REAL,
+    state_data        TEXT,
+    forked_from       TEXT,
+    created_at        REAL NOT NULL,
+    updated_at        REAL NOT NULL,
+    started_at        REAL,
+    finished_at       REAL
+);
+
+-- The claim path reads only these two narrow partial indexes.
+CREATE INDEX runs_due ON runs (wake_at) WHERE state IN ('pending', 'sleeping', 'waiting');
+CREATE INDEX runs_leased ON runs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX runs_by_owner ON runs (lease_owner) WHERE state = 'running';
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE INDEX runs_by_state ON runs (state, created_at);
+CREATE INDEX runs_by_workflow ON runs (workflow, created_at);
+CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+
+CREATE TABLE steps (
+    run_id       TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    output       TEXT,
+    error        TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 1,
+    started_at   REAL,
+    finished_at  REAL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE signals (
+    signal_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id        TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    payload       TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    consumed_seq  INTEGER,
+    consumed_at   REAL
+);
+CREATE INDEX signals_by_run ON signals (run_id, name, signal_id);
+
+CREATE TABLE events (
+    event_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT NOT NULL,
+    idx         INTEGER,
+    kind        TEXT NOT NULL,
+    data        TEXT,
+    source      TEXT NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE INDEX events_by_run ON events (run_id, event_id);
+CREATE UNIQUE INDEX events_user_idx ON events (run_id, idx) WHERE idx IS NOT NULL;
+
+CREATE TABLE workers (
+    worker_id      TEXT PRIMARY KEY,
+    host           TEXT NOT NULL,
+    pid            INTEGER NOT NULL,
+    process_start  TEXT,
+    queues         TEXT NOT NULL,
+    concurrency    INTEGER NOT NULL,
+    version        TEXT,
+    started_at     REAL NOT NULL,
+    heartbeat_at   REAL NOT NULL
+);
+CREATE INDEX workers_by_host ON workers (host);

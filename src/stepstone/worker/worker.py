@@ -1,0 +1,231 @@
+"""The worker: claims runs from its queues up to its free slots and executes them concurrently.
+
+It never waits on a sleeping or waiting run: those are suspended in the store and claimed again
+(by any worker) when due. Idle, it waits for a store change (a local write, another process's
+commit, a notification), the next timer, or ``poll_s``, whichever comes first. On SIGINT/SIGTERM it
+stops claiming, lets running steps finish within ``grace_s``, and hands the rest back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from stepstone.core.clock import Clock, SystemClock
+from stepstone.core.definitions import Registry, Workflow, as_registry
+from stepstone.core.model import Claim
+from stepstone.core.port import ClaimFilter, Store
+from stepstone.core.runner import Runner
+from stepstone.core.settings import Settings
+from stepstone.errors import InvalidArgument, StoreError
+from stepstone.store import open_store
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("stepstone.worker")
+
+
+class Worker:
+    """Executes runs of the given workflows from one or more queues.
+
+    >>> Worker("sqlite:///app.db", workflows=[checkout], concurrency=64).run()
+
+    ``workflows`` may be a list, a module (every workflow it defines) or a :class:`Registry`.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | Path | None = None,
+        workflows: Registry
+        | ModuleType
+        | Iterable[Workflow[Any, Any]]
+        | Workflow[Any, Any]
+        | None = None,
+        *,
+        queue: str | Iterable[str] = "default",
+        concurrency: int = 32,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store: Store = store if isinstance(store, Store) else open_store(store)
+        self._owns_store = not isinstance(store, Store)
+        self.registry = as_registry(workflows)
+        if not len(self.registry):
+            raise InvalidArgument(
+                "Worker needs at least one workflow (workflows=[...] or a module)"
+            )
+        queues = (queue,) if isinstance(queue, str) else tuple(queue)
+        if not queues or not all(isinstance(q, str) and q for q in queues):
+            raise InvalidArgument(f"queue must be a non-empty name or names, got {queue!r}")
+        if concurrency < 1:
+            raise InvalidArgument(f"concurrency must be >= 1, got {concurrency}")
+        self.queues = queues
+        self.concurrency = concurrency
+        self.settings = settings or Settings()
+        self.clock = clock or SystemClock()
+        self.runner = Runner(
+            self.store,
+            self.registry,
+            kind="worker",
+            queues=queues,
+            concurrency=concurrency,
+            settings=self.settings,
+            clock=self.clock,
+            worker_id=worker_id,
+        )
+        self.filter = ClaimFilter(queues=queues, workflows=self.registry.names())
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.executed = 0
+        self.ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self.runner.worker.worker_id
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM (or :meth:`stop`), then shut down gracefully."""
+        asyncio.run(self._run_with_signals())
+
+    async def _run_with_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        await self.serve()
+
+    def stop(self) -> None:
+        """Ask the worker to stop (thread-safe): no new claims, running steps get ``grace_s``."""
+        loop, stopping = self._loop, self._stopping
+        if loop is None or stopping is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            stopping.set()
+        else:
+            loop.call_soon_threadsafe(stopping.set)
+
+    async def serve(self) -> None:
+        """Claim and execute runs until stopped."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        await self.runner.start()
+        log.info(
+            "worker %s serving queues %s, workflows %s",
+            self.worker_id,
+            self.queues,
+            self.filter.workflows,
+        )
+        self.ready.set()
+        try:
+            await self._claim_loop()
+        finally:
+            await self._shutdown()
+
+    async def _claim_loop(self) -> None:
+        assert self._stopping is not None
+        backoff = 0.0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self.tasks)
+            claimed = 0
+            if free > 0:
+                try:
+                    claimed = await self._claim(free)
+                    backoff = 0.0
+                except StoreError as exc:
+                    backoff = min(max(backoff * 2, 0.05), 5.0)
+                    log.warning("claiming failed (%s); retrying in %.2fs", exc, backoff)
+                    await self._idle(backoff)
+                    continue
+            if claimed and claimed == free:
+                await asyncio.sleep(0)  # let the new runs start, then look again
+                if len(self.tasks) < self.concurrency:
+                    continue
+            await self._idle(await self._idle_timeout() if free > claimed else self.settings.poll_s)
+
+    async def _claim(self, free: int) -> int:
+        now = self.clock.now()
+        if not await self.store.has_claimable(self.filter, now=now):
+            return 0
+        claims = await self.store.claim_runs(
+            self.runner.worker, self.filter, limit=free, lease_s=self.settings.lease_s, now=now
+        )
+        for claim in claims:
+            task = asyncio.create_task(self._execute(claim), name=f"run-{claim.run_id}")
+            self.tasks.add(task)
+            task.add_done_callback(self._task_done)
+        return len(claims)
+
+    async def _execute(self, claim: Claim) -> None:
+        try:
+            await self.runner.execute(claim)
+        except Exception:
+            log.exception("executing run %s failed inside stepstone", claim.run_id)
+        finally:
+            self.executed += 1
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _idle_timeout(self) -> float:
+        timeout = self.settings.poll_s
+        try:
+            due = await self.store.next_wake_at(self.filter, now=self.clock.now())
+        except StoreError:
+            return timeout
+        if due is not None:
+            timeout = min(timeout, max((due - self.clock.now()).total_seconds(), 0.0))
+        return timeout
+
+    async def _idle(self, timeout: float) -> None:
+        """Wait for a change in the store, a finished run (free slot), stop, or the timeout."""
+        assert self._stopping is not None
+        assert self._wakeup is not None
+        if timeout <= 0:
+            await asyncio.sleep(0)
+            return
+        self._wakeup.clear()
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._stopping.wait()),
+            asyncio.ensure_future(self._wakeup.wait()),
+        ]
+        if len(self.tasks) < self.concurrency:
+            waiters.append(asyncio.ensure_future(self.store.wait_for_change(timeout)))
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        """Stop claiming; let steps finish within the grace period; hand back what remains."""
+        if self.tasks:
+            log.info("worker %s stopping: %d run(s) in progress", self.worker_id, len(self.tasks))
+            self.runner.hand_back_all(now_cancel=False)
+            _, pending = await asyncio.wait(set(self.tasks), timeout=self.settings.grace_s)
+            if pending:
+                self.runner.hand_back_all(now_cancel=True)
+                await asyncio.wait(pending, timeout=max(self.settings.grace_s, 1.0))
+        await self.runner.stop()
+        if self._owns_store:
+            await self.store.close()
+        log.info("worker %s stopped", self.worker_id)

@@ -1,0 +1,1 @@
+"""Workflow apps that real worker processes serve in the crash tests."""

@@ -1,0 +1,66 @@
+"""Schema discipline: migrations equal the schema.sql snapshot; every named query block is used."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from stepstone.store.queries import Queries
+from stepstone.store.sqlite.store import _statements
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "stepstone"
+
+
+def _sqlite_objects(db: Path) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(t, n, " ".join((sql or "").split())) for t, n, sql in rows]
+
+
+async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
+    from stepstone.store.sqlite.store import SQLiteStore
+
+    migrated = tmp_path / "migrated.db"
+    store = SQLiteStore(migrated)
+    assert await store.migrate() == ["0001_initial"]
+    await store.close()
+
+    snapshot = tmp_path / "snapshot.db"
+    text = resources.files("stepstone.store.sqlite").joinpath("schema.sql").read_text()
+    conn = sqlite3.connect(snapshot)
+    for statement in _statements(text):
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    assert _sqlite_objects(migrated) == _sqlite_objects(snapshot)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_every_query_block_is_used(dialect: str) -> None:
+    folder = SRC / "store" / dialect
+    if not (folder / "queries.sql").exists():
+        pytest.skip(f"no {dialect} adapter yet")
+    queries = Queries((folder / "queries.sql").read_text(), dialect)
+    code = "\n".join(p.read_text() for p in folder.glob("*.py"))
+    unused = [name for name in queries.blocks if not re.search(rf"\bQ\.{name}\b", code)]
+    assert unused == [], f"unused query blocks in {dialect}/queries.sql: {unused}"
+
+
+def test_dialects_share_block_names() -> None:
+    names = {}
+    for dialect in ("sqlite", "postgres"):
+        path = SRC / "store" / dialect / "queries.sql"
+        if path.exists():
+            names[dialect] = set(Queries(path.read_text(), dialect).blocks)
+    if len(names) < 2:
+        pytest.skip("only one dialect so far")
+    assert names["sqlite"] == names["postgres"]
