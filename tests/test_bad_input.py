@@ -28,7 +28,7 @@ from stepstone import (
     step,
     workflow,
 )
-from stepstone.core.model import NewRun
+from stepstone.core.model import NewRun, RunQuery
 from stepstone.core.port import Store
 
 
@@ -204,3 +204,13 @@ async def test_read_only_folder_is_named_in_the_error(tmp_path: Path) -> None:
         with pytest.raises(StoreReadOnly, match=r"folder .* cannot be written"):
             await store.get_run("x")
         await store.close()
+
+
+async def test_reading_a_missing_database_does_not_create_it(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "missing.db"
+    store = open_store(f"sqlite:///{path}")
+    with pytest.raises(SchemaError, match=r"there is no database at .*stepstone migrate"):
+        await store.list_runs(RunQuery())
+    assert await store.schema_status() == (0, 1)
+    await store.close()
+    assert not path.exists() and not path.parent.exists()

@@ -19,17 +19,20 @@ from stepstone.core import codec
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.engine import encode_input
-from stepstone.core.executor import CheckResult, check_run
+from stepstone.core.executor import CheckResult, check_run, decode_input
 from stepstone.core.ids import new_run_id
 from stepstone.core.jsonschema import first_problem, schema_for
 from stepstone.core.model import (
     ACTIVE_STATES,
+    TERMINAL_STATES,
     Claim,
     EventRecord,
     NewRun,
     Run,
     RunQuery,
     RunState,
+    StepKind,
+    StepRecord,
 )
 from stepstone.core.port import Store
 from stepstone.core.portal import Portal
@@ -181,11 +184,16 @@ class AsyncClient:
         if deadline is not None and deadline <= 0:
             raise InvalidArgument(f"deadline_s must be > 0, got {deadline}")
         now = self.clock.now()
+        input_json = encode_input(args, kwargs, f"workflow {wf.name!r} input")
+        try:  # decode it the way a worker will, so a wrong type fails here and stores nothing
+            decode_input(wf, input_json)
+        except DecodeError as exc:
+            raise InvalidArgument(str(exc)) from None
         return NewRun(
             run_id=_check_run_id(run_id),
             workflow=wf.name,
             version=wf.version,
-            input_json=encode_input(args, kwargs, f"workflow {wf.name!r} input"),
+            input_json=input_json,
             queue=queue or wf.queue or "default",
             priority=priority,
             start_at=start_at,
@@ -286,7 +294,9 @@ class AsyncClient:
         whenever it is claimable; otherwise wait for a change or its next timer."""
         while True:
             if claim is not None:
-                await runner.execute(claim)
+                state = await runner.execute(claim)
+                if state in TERMINAL_STATES or state is RunState.BLOCKED:
+                    return
             run = await self.store.get_run(run_id)
             if run is None:
                 raise RunNotFound(run_id)
@@ -326,7 +336,7 @@ class AsyncClient:
             if deadline is not None:
                 remaining = min(remaining, deadline - loop.time())
                 if remaining <= 0:
-                    raise WaitTimeout(f"result of run {run_id}", timeout_s)
+                    raise WaitTimeout(f"result of run {run_id}", timeout_s, run_id=run_id)
             await self.store.wait_for_change(remaining)
         if run.state is not RunState.COMPLETED:
             _raise_for(run)
@@ -465,10 +475,11 @@ class AsyncClient:
         desc = await self.describe(run_id)
         run = desc.run
         entries = [TimelineEntry(run.created_at, "created", f"workflow {run.workflow}")]
+        if run.finished_at is not None:
+            error = f"{run.error.type}: {run.error.message}" if run.error else ""
+            entries.append(TimelineEntry(run.finished_at, run.state.value, error))
         events = await self.store.read_events(run_id, limit=100_000)
         for event in events:
-            if event.kind == "created":
-                continue
             data = json.loads(event.data_json) if event.data_json else None
             detail = (
                 _event_detail(event.kind, data) if event.source == "system" else json.dumps(data)
@@ -476,18 +487,7 @@ class AsyncClient:
             kind = event.kind if event.source == "system" else f"event:{event.kind}"
             entries.append(TimelineEntry(event.created_at, kind, detail))
         for step in desc.steps:
-            at = step.started_at or step.finished_at or run.created_at
-            duration = (
-                (step.finished_at - step.started_at).total_seconds()
-                if step.finished_at and step.started_at
-                else None
-            )
-            detail = f"{step.kind.value} {step.name!r} {step.status.value}"
-            if step.attempts > 1:
-                detail += f" after {step.attempts} attempts"
-            if step.error is not None:
-                detail += f": {step.error.type}: {step.error.message}"
-            entries.append(TimelineEntry(at, "step", detail, step.seq, duration))
+            entries.extend(_step_entries(step, run.created_at))
         for sig in desc.signals:
             entries.append(TimelineEntry(sig.created_at, "signal", f"{sig.name!r} received"))
         entries.sort(key=lambda e: (e.at, e.seq if e.seq is not None else -1))
@@ -534,6 +534,26 @@ class AsyncClient:
                 if unblock and result.ok and run.state is RunState.BLOCKED:
                     await self.store.retry_run(run.run_id, now=self.clock.now())
         return results
+
+
+def _step_entries(step: StepRecord, fallback: datetime) -> builtins.list[TimelineEntry]:
+    """A step is one entry when it finished (with its duration); a wait is also one when it
+    began, so the time spent waiting shows."""
+    label = step.name if step.kind is StepKind.STEP else f"{step.kind.value} {step.name!r}"
+    started = step.started_at or step.finished_at or fallback
+    entries = []
+    waits = step.kind in (StepKind.SLEEP, StepKind.SIGNAL, StepKind.CHILD)
+    if waits or step.finished_at is None:
+        entries.append(TimelineEntry(started, "step", f"{label} began", step.seq))
+    if step.finished_at is not None:
+        duration = (step.finished_at - step.started_at).total_seconds() if step.started_at else None
+        detail = f"{label} {step.status.value}"
+        if step.attempts > 1:
+            detail += f" after {step.attempts} attempts"
+        if step.error is not None:
+            detail += f": {step.error.type}: {step.error.message}"
+        entries.append(TimelineEntry(step.finished_at, "step", detail, step.seq, duration))
+    return entries
 
 
 def _event_detail(kind: str, data: Any) -> str:

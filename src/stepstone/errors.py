@@ -145,10 +145,10 @@ class DeadlineExceeded(StepstoneError, TimeoutError):
 class WaitTimeout(StepstoneError, TimeoutError):
     """A ``wait_for_signal`` (or child wait) was not satisfied in time; catch it for a fallback."""
 
-    def __init__(self, what: str, timeout_s: float | None) -> None:
+    def __init__(self, what: str, timeout_s: float | None, *, run_id: str | None = None) -> None:
         after = f" within {timeout_s:g}s" if timeout_s is not None else ""
         super().__init__(f"{what} did not arrive{after}")
-        self.what, self.timeout_s = what, timeout_s
+        self.what, self.timeout_s, self.run_id = what, timeout_s, run_id
 
 
 class MaxRecoveriesExceeded(StepstoneError):

@@ -211,8 +211,11 @@ class Workflow(Generic[P, R]):
 
     def bind_input(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         """Check that ``args``/``kwargs`` fit the workflow's parameters (raises InvalidArgument)."""
+        sig: inspect.Signature | None = self.__dict__.get("_inspect_signature")
+        if sig is None:
+            sig = self.__dict__["_inspect_signature"] = inspect.signature(self.fn)
         try:
-            inspect.signature(self.fn).bind(None, *args, **kwargs)
+            sig.bind(None, *args, **kwargs)
         except TypeError as exc:
             raise InvalidArgument(f"workflow {self.name!r}: {exc}") from None
 

@@ -495,17 +495,10 @@ class Execution:
         if task is not None:
             self.step_tasks.add(task)
         try:
+            if timeout is None:
+                return await self._call(fn, args, kwargs)
             async with asyncio.timeout(timeout):
-                if not callable(fn):
-                    return await fn
-                if inspect.iscoroutinefunction(fn):
-                    return await fn(*args, **kwargs)
-                ctx = contextvars.copy_context()
-                call = functools.partial(ctx.run, fn, *args, **kwargs)
-                result = await self.loop.run_in_executor(self.rt.step_pool, call)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
+                return await self._call(fn, args, kwargs)
         except TimeoutError:
             if deadline is not None and self.now() >= deadline:
                 raise self.set_unwind(DeadlinePassed(self.run.run_id)) from None
@@ -517,6 +510,21 @@ class Execution:
                 self.step_tasks.discard(task)
             active_caller.reset(caller_token)
             step_scope.reset(info_token)
+
+    async def _call(
+        self, fn: Callable[..., Any] | Awaitable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Run a step body: awaitables and coroutine functions here, sync ones on a thread."""
+        if not callable(fn):
+            return await fn
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args, **kwargs)
+        ctx = contextvars.copy_context()
+        call = functools.partial(ctx.run, fn, *args, **kwargs)
+        result = await self.loop.run_in_executor(self.rt.step_pool, call)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
 
     # --- waits -------------------------------------------------------------------------------
 

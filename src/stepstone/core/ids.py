@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
@@ -10,14 +11,17 @@ __all__ = ["child_run_id", "idempotency_key", "new_run_id"]
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+
+
 def new_run_id() -> str:
-    """A 26-character id: 48 bits of milliseconds then 80 random bits, so ids sort by creation."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+    """A 26-character id: 48 bits of milliseconds then 80 random bits, so ids sort by creation.
+
+    Base32 keeps the byte order, and the Crockford alphabet is in ASCII order, so the text sorts
+    like the number.
+    """
+    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
+    return base64.b32encode(raw)[:26].translate(_FROM_RFC4648).decode("ascii")
 
 
 def child_run_id(parent_run_id: str, seq: int) -> str:

@@ -36,13 +36,13 @@ CREATE TABLE runs (
     finished_at       REAL
 );
 
--- The claim path reads only these two narrow partial indexes.
+-- The claim path reads only these two narrow partial indexes. Every index is written on each
+-- run's creation and state changes, so the others are few: recent runs, the runs that need an
+-- operator (failed, blocked, paused), and children by parent.
 CREATE INDEX runs_due ON runs (wake_at) WHERE state IN ('pending', 'sleeping', 'waiting');
 CREATE INDEX runs_leased ON runs (lease_expires_at) WHERE state = 'running';
-CREATE INDEX runs_by_owner ON runs (lease_owner) WHERE state = 'running';
 CREATE INDEX runs_by_created ON runs (created_at);
-CREATE INDEX runs_by_state ON runs (state, created_at);
-CREATE INDEX runs_by_workflow ON runs (workflow, created_at);
+CREATE INDEX runs_attention ON runs (created_at) WHERE state IN ('failed', 'blocked', 'paused');
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 
 CREATE TABLE steps (
@@ -71,7 +71,7 @@ CREATE TABLE signals (
 CREATE INDEX signals_by_run ON signals (run_id, name, signal_id);
 
 CREATE TABLE events (
-    event_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    INTEGER PRIMARY KEY,
     run_id      TEXT NOT NULL,
     idx         INTEGER,
     kind        TEXT NOT NULL,

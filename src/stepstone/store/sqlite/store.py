@@ -69,6 +69,9 @@ from stepstone.store.serde import dump_error, dump_waits, load_error, load_waits
 
 __all__ = ["SQLiteStore"]
 
+_FALLBACK_CHECKPOINT_PAGES = 20_000  # ~80 MB of WAL
+_CHECKPOINT_EVERY_S = 0.2
+
 T = TypeVar("T")
 Q = Queries.for_package("stepstone.store.sqlite")
 MIGRATIONS = load_migrations("stepstone.store.sqlite")
@@ -186,6 +189,7 @@ class SQLiteStore:
         self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
         self._synchronous = ""
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self._checkpointer: _Checkpointer | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -220,7 +224,7 @@ class SQLiteStore:
             return self._conn
         if self._closed:
             raise StoreError(self.url, "the store is closed")
-        conn = self._open()
+        conn = self._open(create=self.auto_migrate or not check_schema)
         try:
             if check_schema:
                 self._check_schema(conn)
@@ -228,23 +232,43 @@ class SQLiteStore:
             conn.close()
             raise
         self._conn = conn
+        if self.path != ":memory:":
+            self._checkpointer = _Checkpointer(
+                str(Path(self.path).expanduser()), self.busy_timeout_s
+            )
+            self._checkpointer.start()
         return conn
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, *, create: bool) -> sqlite3.Connection:
+        """Connect; only a migrating open (``create``) may create the file and its folder, so a
+        typo in a read-only command reports "no database" instead of leaving an empty file."""
         path = Path(self.path).expanduser()
-        if self.path != ":memory:" and not path.parent.exists():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreUnavailable(
-                    self.url, f"cannot create folder {path.parent}: {exc}"
-                ) from exc
+        if self.path == ":memory:":
+            target, uri = ":memory:", False
+        elif create:
+            if not path.parent.exists():
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreUnavailable(
+                        self.url, f"cannot create folder {path.parent}: {exc}"
+                    ) from exc
+            target, uri = str(path), False
+        elif not path.exists():
+            raise SchemaError(
+                self.url,
+                f"there is no database at {path}; run `stepstone migrate --db "
+                f"{self.url}` to create one",
+            )
+        else:
+            target, uri = f"{path.resolve().as_uri()}?mode=rw", True
         try:
             conn = sqlite3.connect(
-                str(path),
+                target,
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=self.busy_timeout_s,
+                uri=uri,
             )
         except sqlite3.Error as exc:
             raise self._diagnose(exc, path) from exc
@@ -257,6 +281,9 @@ class SQLiteStore:
             conn.execute("PRAGMA synchronous = NORMAL")
             self._synchronous = "NORMAL"
             conn.execute("PRAGMA temp_store = MEMORY")
+            # Checkpoints run on a background thread (see _Checkpointer); this large automatic
+            # one is only the fallback that bounds the WAL if that thread falls behind.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_FALLBACK_CHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             conn.close()
             raise self._diagnose(exc, path) from exc
@@ -356,6 +383,8 @@ class SQLiteStore:
             return self._apply_migrations(self._connection(check_schema=False))
 
     async def schema_status(self) -> tuple[int, int]:
+        if self.path != ":memory:" and not Path(self.path).expanduser().exists():
+            return 0, LATEST
         try:
             conn = sqlite3.connect(str(Path(self.path).expanduser()), timeout=self.busy_timeout_s)
             try:
@@ -369,6 +398,9 @@ class SQLiteStore:
 
     async def close(self) -> None:
         await self._drain()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         with self._lock:
             self._closed = True
             if self._conn is not None:
@@ -398,11 +430,25 @@ class SQLiteStore:
         return rows[0] if rows else None
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], *, full: bool = False) -> T:
-        """Queue ``fn`` to run inside the next group commit on this loop and wait for its result."""
+        """Run ``fn`` in a write transaction and return its result.
+
+        When other tasks are ready to run on this loop, the write is queued and committed with
+        theirs on the next iteration (group commit). When none are, nothing could join the batch,
+        so it commits at once: the sequential path pays no loop iteration and no future.
+        """
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues[loop] = _LoopQueue()
+        if not queue.ops and not _others_ready(loop):
+            [(ok, value)] = self._commit([(fn, full)])
+            self._notify()
+            if self._checkpointer is not None:
+                self._checkpointer.wake()
+            if ok:
+                result: T = value
+                return result
+            raise value
         future: asyncio.Future[T] = loop.create_future()
         queue.ops.append(_Op(fn, future, full))
         if not queue.scheduled:
@@ -414,8 +460,20 @@ class SQLiteStore:
         ops, queue.ops, queue.scheduled = queue.ops, [], False
         if not ops:
             return
-        full = self.durability == "full" or any(op.full for op in ops)
-        results: list[tuple[_Op, bool, Any]] = []
+        results = self._commit([(op.fn, op.full) for op in ops])
+        for op, (ok, value) in zip(ops, results, strict=True):
+            _settle(op.future, ok, value)
+        self._notify()
+        if self._checkpointer is not None:
+            self._checkpointer.wake()
+
+    def _commit(
+        self, ops: list[tuple[Callable[[sqlite3.Connection], Any], bool]]
+    ) -> list[tuple[bool, Any]]:
+        """Run ``ops`` in one BEGIN IMMEDIATE transaction, each in a savepoint when there are
+        several; returns (ok, result or exception) per op. Never raises."""
+        full = self.durability == "full" or any(f for _, f in ops)
+        single = len(ops) == 1
         with self._lock:
             try:
                 conn = self._connection()
@@ -424,31 +482,31 @@ class SQLiteStore:
                     conn.execute(f"PRAGMA synchronous = {level}")
                     self._synchronous = level
                 conn.execute("BEGIN IMMEDIATE")
-            except (sqlite3.Error, StoreError) as exc:
-                error = self._convert(exc) if isinstance(exc, sqlite3.Error) else exc
-                for op in ops:
-                    _settle(op.future, False, error)
-                return
-            single = len(ops) == 1
+            except sqlite3.Error as exc:
+                error: BaseException = self._convert(exc)
+                return [(False, error)] * len(ops)
+            except StoreError as exc:
+                return [(False, exc)] * len(ops)
+            results: list[tuple[bool, Any]] = []
             try:
-                for op in ops:
+                for fn, _ in ops:
                     if single:
                         try:
-                            results.append((op, True, op.fn(conn)))
+                            results.append((True, fn(conn)))
                         except BaseException as exc:
-                            results.append((op, False, exc))
+                            results.append((False, exc))
                         continue
                     conn.execute("SAVEPOINT op")
                     try:
-                        value = op.fn(conn)
+                        value = fn(conn)
                     except BaseException as exc:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
-                        results.append((op, False, exc))
+                        results.append((False, exc))
                     else:
                         conn.execute("RELEASE op")
-                        results.append((op, True, value))
-                if single and not results[0][1]:
+                        results.append((True, value))
+                if single and not results[0][0]:
                     conn.execute("ROLLBACK")
                 else:
                     conn.execute("COMMIT")
@@ -456,14 +514,13 @@ class SQLiteStore:
                 error = self._convert(exc)
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                for op in ops:
-                    _settle(op.future, False, error)
-                return
-        for op, ok, value in results:
-            if not ok and isinstance(value, sqlite3.Error):
-                value = self._convert(value)
-            _settle(op.future, ok, value)
-        self._notify()
+                return [(False, error)] * len(ops)
+        return [
+            (False, self._convert(value))
+            if not ok and isinstance(value, sqlite3.Error)
+            else (ok, value)
+            for ok, value in results
+        ]
 
     # --- change notification ----------------------------------------------------------------
 
@@ -880,6 +937,56 @@ class SQLiteStore:
         return await self._write(op)
 
 
+class _Checkpointer:
+    """Copies the WAL back into the database on its own thread and connection.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses the threshold and fsyncs,
+    which puts a multi-millisecond stall on one step in every few hundred. Here a PASSIVE
+    checkpoint (it never blocks writers) runs at most every ``_CHECKPOINT_EVERY_S`` after writes,
+    with the GIL released while SQLite works.
+    """
+
+    def __init__(self, path: str, busy_timeout_s: float) -> None:
+        self._path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._dirty = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._serve, name="stepstone-checkpoint", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        if not self._dirty.is_set():
+            self._dirty.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._dirty.set()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        try:
+            conn = sqlite3.connect(
+                self._path, timeout=self._busy_timeout_s, check_same_thread=False
+            )
+        except sqlite3.Error:
+            return  # the fallback automatic checkpoint still bounds the WAL
+        try:
+            while not self._stopping:
+                self._dirty.wait()
+                if self._stopping:
+                    break
+                time.sleep(_CHECKPOINT_EVERY_S)
+                self._dirty.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+
 # --- helpers that run inside a write transaction ------------------------------------------------
 
 
@@ -896,6 +1003,13 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         setter(value)
     else:
         loop.call_soon_threadsafe(lambda: None if future.done() else setter(value))
+
+
+def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether other callbacks/tasks are ready on this loop (so a deferred write could batch).
+    Loops that do not expose their ready queue always batch."""
+    ready = getattr(loop, "_ready", None)
+    return ready is None or len(ready) > 0
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -972,14 +1086,7 @@ def _insert_run(
         "started_at": ts if claim_for else None,
         "state_data": state_json,
     }
-    created = conn.execute(Q.create_run, params).rowcount == 1
-    if created:
-        detail: dict[str, Any] = {"workflow": run.workflow}
-        if claim_for:
-            detail["worker"] = claim_for.worker_id
-        if run.parent_run_id:
-            detail["parent"] = run.parent_run_id
-        _event(conn, run.run_id, "created", detail, now)
+    created: bool = conn.execute(Q.create_run, params).rowcount == 1
     return created
 
 
@@ -1038,9 +1145,7 @@ def _close_claim(
             conn.execute(Q.wake_parent, {"run_id": claim.run.parent_run_id, "now": now.timestamp()})
         if isinstance(outcome, Cancelled):
             _cascade_cancel(conn, claim.run_id, reason, now)
-        detail = {"error": outcome.error.type} if isinstance(outcome, Failed) else None
-        _event(conn, claim.run_id, state.value, detail, now)
-        return state
+        return state  # the row itself records the end (state, finished_at, error)
     waits, wake_at, error = None, None, None
     if isinstance(outcome, Paused):
         state = RunState.PAUSED
@@ -1140,7 +1245,6 @@ def _control(
         _set_state(conn, run, RunState.CANCELLED, now, error=error, finished=True)
         if run.parent_run_id:
             conn.execute(Q.wake_parent, {"run_id": run.parent_run_id, "now": ts})
-        _event(conn, run.run_id, "cancelled", {"reason": text}, now)
         if cascade:
             _cascade_cancel(conn, run.run_id, text, now)
         return

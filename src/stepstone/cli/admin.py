@@ -1,0 +1,119 @@
+"""Commands that look after a deployment: serve runs (worker), check new code against unfinished
+runs (check), and bring the store's schema up to date (migrate)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+from typing import Any
+
+from stepstone.cli.app import load_app
+from stepstone.cli.failures import ChecksFailed
+from stepstone.cli.output import Output
+from stepstone.cli.render import Screen
+from stepstone.cli.session import Session
+from stepstone.cli.shapes import check_json
+from stepstone.core.executor import CheckResult
+from stepstone.core.settings import Settings
+from stepstone.errors import StoreUnavailable
+from stepstone.store import open_store
+from stepstone.worker import Worker
+
+__all__ = ["cmd_check", "cmd_migrate", "cmd_worker"]
+
+
+def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
+    """Serve until SIGINT/SIGTERM. Once claiming, one line ``worker <id> ready: ...`` goes to
+    stderr (scripts and tests wait for it instead of sleeping)."""
+    registry = load_app(ns.app)
+    tunables = {"lease_s": ns.lease_s, "poll_s": ns.poll_s, "grace_s": ns.grace_s}
+    settings = Settings(**{k: v for k, v in tunables.items() if v is not None})
+    worker = Worker(
+        session.db,
+        workflows=registry,
+        queue=ns.queue or "default",
+        concurrency=ns.concurrency,
+        settings=settings,
+        worker_id=ns.worker_id,
+    )
+
+    def announce() -> None:
+        worker.ready.wait()
+        session.screen.note(
+            f"worker {worker.worker_id} ready: queues [{', '.join(worker.queues)}], "
+            f"workflows [{', '.join(registry.names())}]"
+        )
+
+    threading.Thread(target=announce, name="stepstone-cli-ready", daemon=True).start()
+    worker.run()
+    data = {"worker_id": worker.worker_id, "executed": worker.executed}
+    return Output(
+        data,
+        lambda screen: screen.note(
+            f"worker {worker.worker_id} stopped after {worker.executed} execution(s)"
+        ),
+    )
+
+
+def cmd_check(ns: argparse.Namespace, session: Session) -> Output:
+    registry = load_app(ns.app)
+    with session.client(registry) as client:
+        results = client.check(unblock=ns.unblock)
+    failed = [r for r in results if not r.ok]
+
+    def human(screen: Screen) -> None:
+        if not results:
+            screen.line(f"no unfinished runs of {', '.join(registry.names())}")
+            return
+        screen.table(
+            ("run", "workflow", "can continue", "replayed", "problem"),
+            [_check_row(r) for r in results],
+            no_wrap=("run",),
+        )
+        screen.line(f"{len(results) - len(failed)} of {len(results)} run(s) can continue")
+
+    output = Output([check_json(r) for r in results], human)
+    if failed:
+        raise ChecksFailed(len(failed), len(results), output)
+    return output
+
+
+def _check_row(result: CheckResult) -> tuple[str, str, str, str, str]:
+    return (
+        result.run_id,
+        result.workflow,
+        "yes" if result.ok else "NO",
+        f"{result.replayed} step(s)",
+        result.problem or "",
+    )
+
+
+def cmd_migrate(ns: argparse.Namespace, session: Session) -> Output:
+    data = asyncio.run(_migrate(session.db))
+
+    def human(screen: Screen) -> None:
+        if data["applied"]:
+            for name in data["applied"]:
+                screen.line(f"applied {name}")
+        elif data["previous"] is not None and data["previous"] < data["version"]:
+            # the store reported no names although the version moved (e.g. it migrated on open)
+            screen.line(f"migrated the schema from version {data['previous']} to {data['version']}")
+        else:
+            screen.line(f"schema up to date (version {data['version']})")
+
+    return Output(data, human)
+
+
+async def _migrate(db: str | None) -> dict[str, Any]:
+    store = open_store(db)
+    try:
+        try:
+            previous: int | None = (await store.schema_status())[0]
+        except StoreUnavailable:  # e.g. the folder of a new database does not exist yet
+            previous = None
+        applied = await store.migrate()
+        version, latest = await store.schema_status()
+    finally:
+        await store.close()
+    return {"applied": applied, "previous": previous, "version": version, "latest": latest}

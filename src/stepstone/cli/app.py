@@ -1,0 +1,72 @@
+"""Load the user's app: ``--app module``, ``--app path/to/file.py`` or ``--app module:attribute``.
+
+The current directory is put first on ``sys.path`` (as ``python -m`` does), so an ``app.py`` next
+to where the command runs is found; ``PYTHONPATH`` works as usual. ``:attribute`` names a
+``Registry``, a list of workflows or one workflow inside the module; without it every workflow
+defined at the module's top level is served.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from stepstone.cli.failures import AppNotFound
+from stepstone.core.definitions import Registry, as_registry
+
+__all__ = ["load_app"]
+
+
+def load_app(spec: str) -> Registry:
+    """Import the app named by ``spec`` and return the workflows it defines."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name:
+        raise AppNotFound(spec, "no module named (use --app module, file.py or module:attribute)")
+    module = _import(spec, module_name)
+    target: Any = module
+    if attribute:
+        try:
+            for part in attribute.split("."):
+                target = getattr(target, part)
+        except AttributeError:
+            raise AppNotFound(spec, f"module {module.__name__!r} has no {attribute!r}") from None
+    try:
+        registry = as_registry(target)
+    except Exception as exc:
+        raise AppNotFound(
+            spec, f"{attribute or module_name} is not a set of workflows ({exc})"
+        ) from exc
+    if not len(registry):
+        raise AppNotFound(spec, "it defines no @workflow")
+    return registry
+
+
+def _import(spec: str, name: str) -> ModuleType:
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    if name.endswith(".py") or os.sep in name:
+        path = Path(name)
+        if not path.is_file():
+            raise AppNotFound(spec, f"no such file: {path}")
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        name = path.stem
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+            raise AppNotFound(
+                spec, f"no module named {exc.name!r} (looked in {cwd} and PYTHONPATH)"
+            ) from exc
+        raise AppNotFound(spec, f"importing it failed: {type(exc).__name__}: {exc}") from exc
+    except SyntaxError as exc:
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else "?"
+        raise AppNotFound(spec, f"syntax error at {where}: {exc.msg}") from exc
+    except Exception as exc:
+        raise AppNotFound(spec, f"importing it failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,99 @@
+"""JSON given on the command line: ``--input``, ``--arg k=v``, ``--data``, ``--patch SEQ=JSON``.
+
+Every flag that takes JSON also takes ``@path`` to read it from a file. A mistake raises
+``InvalidArgument`` naming the flag, the file (if any) and json's line and column.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from stepstone.core.definitions import Workflow
+from stepstone.errors import InvalidArgument
+
+__all__ = [
+    "parse_json_flag",
+    "parse_patches",
+    "parse_workflow_input",
+]
+
+
+def parse_json_flag(flag: str, text: str) -> Any:
+    """The JSON value of ``flag``: inline JSON, or ``@path`` to read it from a file."""
+    source = "the value"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InvalidArgument(f"{flag}: no such file: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"{flag}: cannot read {path}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(
+            f"{flag}: invalid JSON in {source} at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def parse_workflow_input(
+    wf: Workflow[Any, Any], input_text: str | None, arg_texts: list[str]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments for ``wf`` from ``--input`` and ``--arg k=v`` flags.
+
+    ``--input`` is a JSON list (positional arguments) or object (keyword arguments). ``--arg k=v``
+    adds the keyword ``k``: ``v`` is read as JSON (``n=3``, ``tags=["a"]``) unless the parameter is
+    annotated ``str`` or ``v`` is not valid JSON, in which case it is the string itself.
+    """
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    if input_text is not None:
+        value = parse_json_flag("--input", input_text)
+        if isinstance(value, list):
+            args = value
+        elif isinstance(value, dict):
+            kwargs = value
+        else:
+            raise InvalidArgument(
+                "--input: expected a JSON list (positional arguments) or object (keyword "
+                f"arguments), got {type(value).__name__}"
+            )
+    hints = wf.signature.hints
+    for text in arg_texts:
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgument(f"--arg {text!r}: expected NAME=VALUE")
+        key = key.strip()
+        if key in kwargs:
+            raise InvalidArgument(f"--arg {key}: given twice")
+        if hints.get(key) is str:
+            kwargs[key] = raw
+            continue
+        try:
+            kwargs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            kwargs[key] = raw
+    return args, kwargs
+
+
+def parse_patches(texts: list[str]) -> dict[int, Any]:
+    """``--patch SEQ=JSON`` flags as ``{seq: value}`` (``@path`` reads the JSON from a file)."""
+    patches: dict[int, Any] = {}
+    for text in texts:
+        seq_text, sep, raw = text.partition("=")
+        try:
+            seq = int(seq_text)
+        except ValueError:
+            seq = -1
+        if not sep or seq < 0:
+            raise InvalidArgument(
+                f"--patch {text!r}: expected SEQ=JSON with SEQ a step number >= 0"
+            )
+        if seq in patches:
+            raise InvalidArgument(f"--patch {seq}: given twice")
+        patches[seq] = parse_json_flag(f"--patch {seq}", raw)
+    return patches

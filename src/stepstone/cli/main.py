@@ -1,0 +1,257 @@
+"""The ``stepstone`` command: parse, dispatch, print the output, map errors to exit codes.
+
+Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints it too):
+
+    0    ok
+    1    unexpected internal error (run with -v for the traceback)
+    2    usage error: unknown command or flag, missing or malformed argument
+    3    not found: no such run, no such workflow in the app, the app module cannot be imported
+    4    invalid input: bad JSON in --input/--data/--patch (the message names the flag, line and
+         column), a signal payload that does not match its schema, a value that cannot be
+         encoded or decoded, an operation the run's state does not allow
+    5    store unavailable, locked, corrupt, read-only, or otherwise failing
+    6    schema missing or outdated: run `stepstone migrate`
+    7    the run failed, was cancelled or is blocked (result, start --wait, run)
+    8    check found runs that the code now loaded cannot continue
+    40   still waiting: the run had not finished when --timeout-s ran out (checkpointflow's code)
+    130  interrupted (Ctrl-C)
+
+Errors print one line to stderr, ``stepstone: <message>`` (with ``-v`` also the traceback). With
+``--json`` stdout carries exactly one envelope, ``{"ok": true, "data": ...}`` or ``{"ok": false,
+"error": {"type": ..., "message": ..., "exit_code": N}}``; the one exception is ``events --follow
+--json``, which prints one JSON object per event as it happens (an error ends the stream with an
+error envelope line).
+
+Only this package reads the environment: ``STEPSTONE_DB`` (``--db``) and ``STEPSTONE_APP``
+(``--app``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from stepstone.cli.failures import AppNotFound, ChecksFailed, UsageError
+from stepstone.cli.output import Output
+from stepstone.cli.parser import APP_REQUIRED, ENV_APP, ENV_DB, build_parser
+from stepstone.cli.render import Screen
+from stepstone.cli.session import Session
+from stepstone.errors import (
+    DecodeError,
+    EncodeError,
+    InvalidArgument,
+    RunFailed,
+    RunNotFound,
+    RunStateError,
+    SchemaError,
+    SignalPayloadError,
+    StoreCorrupt,
+    StoreError,
+    StoreReadOnly,
+    StoreUnavailable,
+    WaitTimeout,
+    WorkflowNotFound,
+)
+
+__all__ = ["EXIT_CODES", "exit_code_for", "main"]
+
+OK = 0
+INTERNAL = 1
+
+# The one table from error to exit code. Order matters: the first class an error is an instance
+# of wins, so subclasses come before their bases (SchemaError is a StoreError).
+EXIT_CODES: dict[type[BaseException], int] = {
+    UsageError: 2,
+    RunNotFound: 3,
+    WorkflowNotFound: 3,
+    AppNotFound: 3,
+    SchemaError: 6,
+    StoreUnavailable: 5,
+    StoreCorrupt: 5,
+    StoreReadOnly: 5,
+    StoreError: 5,
+    RunFailed: 7,
+    ChecksFailed: 8,
+    WaitTimeout: 40,
+    InvalidArgument: 4,
+    SignalPayloadError: 4,
+    EncodeError: 4,
+    DecodeError: 4,
+    RunStateError: 4,
+    KeyboardInterrupt: 130,
+}
+
+MEANINGS: dict[int, str] = {
+    0: "ok",
+    1: "unexpected internal error (run with -v for the traceback)",
+    2: "usage error",
+    3: "not found: run, workflow, or app module",
+    4: "invalid input: bad JSON in a flag, bad payload or value, or a state that forbids it",
+    5: "store unavailable, locked, corrupt or read-only",
+    6: "schema missing or outdated: run `stepstone migrate`",
+    7: "the run failed, was cancelled or is blocked",
+    8: "check found runs the code now loaded cannot continue",
+    40: "still waiting: --timeout-s ran out before the run finished",
+    130: "interrupted",
+}
+
+_COMMANDS: dict[str, str] = {
+    "worker": "admin:cmd_worker",
+    "check": "admin:cmd_check",
+    "migrate": "admin:cmd_migrate",
+    "start": "operate:cmd_start",
+    "run": "operate:cmd_run",
+    "result": "operate:cmd_result",
+    "signal": "operate:cmd_signal",
+    "cancel": "operate:cmd_cancel",
+    "pause": "operate:cmd_pause",
+    "unpause": "operate:cmd_unpause",
+    "retry": "operate:cmd_retry",
+    "fork": "operate:cmd_fork",
+    "runs": "observe:cmd_runs",
+    "show": "observe:cmd_show",
+    "timeline": "observe:cmd_timeline",
+    "events": "observe:cmd_events",
+}
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for ``exc``: the first matching row of ``EXIT_CODES``, else 1."""
+    for cls, code in EXIT_CODES.items():
+        if isinstance(exc, cls):
+            return code
+    return INTERNAL
+
+
+def exit_codes_epilog() -> str:
+    """The exit-code table as shown by ``--help``, generated from ``EXIT_CODES``."""
+    classes: dict[int, list[str]] = {}
+    for cls, code in EXIT_CODES.items():
+        if issubclass(cls, Exception):
+            classes.setdefault(code, []).append(cls.__name__)
+    lines = ["exit codes:"]
+    for code, meaning in MEANINGS.items():
+        lines.append(f"  {code:<4} {meaning}")
+        if code in classes:
+            lines.append(f"       ({', '.join(classes[code])})")
+    lines.append("")
+    lines.append(
+        "--json prints one envelope on stdout; `events --follow --json` prints one JSON object per "
+        "event."
+    )
+    lines.append(f"environment: {ENV_DB} (--db), {ENV_APP} (--app)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    env = os.environ if env is None else env
+    argv = sys.argv[1:] if argv is None else list(argv)
+    screen = Screen()
+    session = Session(db=None, json="--json" in argv, screen=screen)
+    try:
+        ns = build_parser(exit_codes_epilog()).parse_args(argv)
+        session.json, session.verbose = ns.json, ns.verbose
+        session.db = ns.db or env.get(ENV_DB) or None
+        if hasattr(ns, "app") and not ns.app:
+            ns.app = env.get(ENV_APP) or None
+            if ns.app is None and ns.command in APP_REQUIRED:
+                raise UsageError(
+                    f"--app MODULE is required (or set {ENV_APP}) "
+                    f"(see `stepstone {ns.command} --help`)"
+                )
+        _configure_logging(session.verbose)
+        output = _command(ns.command)(ns, session)
+    except SystemExit as exc:  # --help and --version print and exit 0
+        return exc.code if isinstance(exc.code, int) else OK
+    except BrokenPipeError:
+        return _reader_went_away()
+    except (Exception, KeyboardInterrupt) as exc:
+        return _report(exc, session)
+    try:
+        _print(output, session)
+    except BrokenPipeError:
+        return _reader_went_away()
+    return OK
+
+
+def _reader_went_away() -> int:
+    """stdout was closed early (``stepstone events -f | head``): not an error of the command.
+    Point stdout at /dev/null so the interpreter's final flush does not complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return OK
+
+
+def _command(name: str) -> Callable[[argparse.Namespace, Session], Output]:
+    # Commands are imported on use so that `--help` and light commands stay fast.
+    module, _, function = _COMMANDS[name].partition(":")
+    loaded = importlib.import_module(f"stepstone.cli.{module}")
+    command: Callable[[argparse.Namespace, Session], Output] = getattr(loaded, function)
+    return command
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _print(output: Output, session: Session) -> None:
+    if output.streamed:
+        return
+    if session.json:
+        session.screen.line(json.dumps({"ok": True, "data": output.data}, ensure_ascii=False))
+    elif output.human is not None:
+        output.human(session.screen)
+    elif output.data is not None:
+        session.screen.json(output.data)
+
+
+def _details(exc: BaseException) -> dict[str, Any]:
+    """Data an error carries that a script may want, for the JSON envelope."""
+    details: dict[str, Any] = {}
+    for attr in ("run_id", "state", "doing", "name", "url", "app"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str | int | float | bool):
+            details[attr] = value
+    if isinstance(exc, RunFailed):
+        details.update(
+            error_type=exc.error_type, error_message=exc.message, traceback=exc.traceback
+        )
+    return details
+
+
+def _report(exc: BaseException, session: Session) -> int:
+    code = exit_code_for(exc)
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        message = "interrupted"
+    elif code == INTERNAL:
+        message = f"internal error: {type(exc).__name__}: {message}"
+        if not session.verbose:
+            message += " (run with -v for the traceback)"
+    output: Output | None = getattr(exc, "output", None)
+    if session.json:
+        error = {"type": type(exc).__name__, "message": message, "exit_code": code}
+        envelope: dict[str, Any] = {"ok": False, "error": {**error, **_details(exc)}}
+        if output is not None:
+            envelope["data"] = output.data
+        session.screen.line(json.dumps(envelope, ensure_ascii=False))
+    elif output is not None and output.human is not None:
+        output.human(session.screen)
+    if session.verbose and isinstance(exc, RunFailed):
+        if exc.traceback:  # where the run failed, not where the CLI noticed
+            print(f"the run's recorded traceback:\n{exc.traceback.rstrip()}", file=sys.stderr)
+    elif session.verbose and not isinstance(exc, UsageError | KeyboardInterrupt):
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"stepstone: {message}", file=sys.stderr, flush=True)
+    return code

@@ -1,0 +1,199 @@
+"""Commands that look at runs without changing them: runs, show, timeline, events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+
+from stepstone.cli.output import Output
+from stepstone.cli.render import Screen, fmt_ms, fmt_time, one_line
+from stepstone.cli.session import Session
+from stepstone.cli.shapes import (
+    description_json,
+    event_json,
+    run_json,
+    step_duration_s,
+    timeline_json,
+    waiting_for,
+)
+from stepstone.core.model import ErrorInfo, EventRecord, Run, RunState
+from stepstone.core.views import RunDescription, TimelineEntry
+
+__all__ = ["cmd_events", "cmd_runs", "cmd_show", "cmd_timeline"]
+
+
+def _error_line(error: ErrorInfo | None, limit: int = 80) -> str:
+    return one_line(f"{error.type}: {error.message}", limit) if error is not None else ""
+
+
+def _situation(run: Run) -> str:
+    """The runs-table summary: what a run waits for, why it stopped, or a pending control."""
+    if run.control is not None and not run.is_finished:
+        return f"{run.control} requested"
+    if run.state in (RunState.WAITING, RunState.SLEEPING):
+        return ", ".join(waiting_for(run))
+    if run.state in (RunState.FAILED, RunState.BLOCKED, RunState.CANCELLED):
+        return _error_line(run.error, 60) or (run.control_reason or "")
+    if run.state is RunState.RUNNING and run.lease_owner:
+        return f"on {run.lease_owner}"
+    return ""
+
+
+def cmd_runs(ns: argparse.Namespace, session: Session) -> Output:
+    with session.client() as client:
+        runs = client.list(
+            state=ns.state or None,
+            workflow=ns.workflow,
+            queue=ns.queue,
+            limit=ns.limit,
+            before_run_id=ns.before,
+        )
+
+    def human(screen: Screen) -> None:
+        if not runs:
+            screen.line("no runs")
+            return
+        rows = [
+            (
+                r.run_id,
+                r.workflow,
+                r.state.value,
+                fmt_time(r.created_at),
+                fmt_time(r.updated_at),
+                _situation(r),
+            )
+            for r in runs
+        ]
+        columns = ("run", "workflow", "state", "created", "updated", "waiting for / error")
+        screen.table(columns, rows, no_wrap=("run", "created", "updated"))
+
+    return Output([run_json(r) for r in runs], human)
+
+
+def _show(screen: Screen, desc: RunDescription) -> None:
+    run = desc.run
+    took = (
+        fmt_ms((run.finished_at - run.started_at).total_seconds())
+        if run.finished_at and run.started_at
+        else ""
+    )
+    lease = f"{run.lease_owner} until {fmt_time(run.lease_expires_at)}" if run.lease_owner else ""
+    control = f"{run.control} requested" if run.control and not run.is_finished else ""
+    if control and run.control_reason:
+        control += f" ({run.control_reason})"
+    parent = f"{run.parent_run_id} (step #{run.parent_seq})" if run.parent_run_id else ""
+    pending = ", ".join(
+        f"{s.name!r} (#{s.signal_id}, received {fmt_time(s.created_at)})"
+        for s in desc.pending_signals
+    )
+    error = f"{run.error.type}: {run.error.message}" if run.error else ""
+    screen.fields(
+        [
+            ("run", run.run_id),
+            ("workflow", f"{run.workflow} (version {run.version})"),
+            ("state", run.state.value),
+            ("queue", f"{run.queue} (priority {run.priority})"),
+            ("created", fmt_time(run.created_at)),
+            ("started", fmt_time(run.started_at)),
+            ("updated", fmt_time(run.updated_at)),
+            ("finished", fmt_time(run.finished_at)),
+            ("took", took),
+            ("not before", fmt_time(run.wake_at) if _delayed(run) else ""),
+            ("deadline", fmt_time(run.deadline_at)),
+            ("recoveries", str(run.recoveries) if run.recoveries else ""),
+            ("lease", lease),
+            ("control", control),
+            ("forked from", run.forked_from or ""),
+            ("parent", parent),
+            ("waiting for", ", ".join(desc.waiting_for)),
+            ("pending signals", pending),
+            ("input", run.input_json),
+            ("output", run.output_json or ""),
+            ("ctx.state", json.dumps(desc.state, ensure_ascii=False) if desc.state else ""),
+            ("error", error),
+            ("traceback", (run.error.traceback or "").rstrip() if run.error else ""),
+        ]
+    )
+    if desc.children:
+        screen.line()
+        screen.table(
+            ("child run", "workflow", "state"),
+            [(c.run_id, c.workflow, c.state.value) for c in desc.children],
+            no_wrap=("child run",),
+        )
+    screen.line()
+    if not desc.steps:
+        screen.line("no steps recorded")
+        return
+    rows = [
+        (
+            str(s.seq),
+            s.kind.value,
+            s.name,
+            s.status.value,
+            str(s.attempts),
+            fmt_ms(step_duration_s(s)),
+            _error_line(s.error),
+        )
+        for s in desc.steps
+    ]
+    columns = ("seq", "kind", "name", "status", "attempts", "duration", "error")
+    screen.table(columns, rows, no_wrap=("seq", "duration"))
+
+
+def _delayed(run: Run) -> bool:
+    """A pending run whose start (or retry) lies in the future."""
+    return (
+        run.state is RunState.PENDING
+        and run.wake_at is not None
+        and run.wake_at > datetime.now(UTC)
+    )
+
+
+def cmd_show(ns: argparse.Namespace, session: Session) -> Output:
+    with session.client() as client:
+        desc = client.describe(ns.run_id)
+    return Output(description_json(desc), lambda screen: _show(screen, desc))
+
+
+def cmd_timeline(ns: argparse.Namespace, session: Session) -> Output:
+    with session.client() as client:
+        entries = client.timeline(ns.run_id)
+
+    def human(screen: Screen) -> None:
+        rows = [_timeline_row(e) for e in entries]
+        screen.table(("at", "what", "seq", "detail", "duration"), rows, no_wrap=("at",))
+
+    return Output([timeline_json(e) for e in entries], human)
+
+
+def _timeline_row(entry: TimelineEntry) -> tuple[str, str, str, str, str]:
+    seq = str(entry.seq) if entry.seq is not None else ""
+    return (fmt_time(entry.at), entry.kind, seq, entry.detail, fmt_ms(entry.duration_s))
+
+
+def _event_line(event: EventRecord) -> str:
+    return f"{fmt_time(event.created_at)}  {event.kind}  {event.data_json or ''}".rstrip()
+
+
+def cmd_events(ns: argparse.Namespace, session: Session) -> Output:
+    """Progress events, one line each. With ``--follow --json`` every event is printed at once as
+    its own JSON line (no envelope), since the stream may never end."""
+    screen = session.screen
+    with session.client() as client:
+        events = client.events(ns.run_id, follow=ns.follow, include_system=ns.system)
+        if ns.follow:
+            for event in events:
+                if session.json:
+                    screen.line(json.dumps(event_json(event), ensure_ascii=False))
+                else:
+                    screen.line(_event_line(event))
+            return Output(streamed=True)
+        collected = list(events)
+
+    def human(screen: Screen) -> None:
+        for event in collected:
+            screen.line(_event_line(event))
+
+    return Output([event_json(e) for e in collected], human)

@@ -1,0 +1,22 @@
+"""What a command hands back to be printed: JSON-able data plus an optional human rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stepstone.cli.render import Screen
+
+__all__ = ["Output"]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """``data`` goes into the ``--json`` envelope; ``human`` prints it for people (default: the data
+    as indented JSON). ``streamed=True`` means the command already printed everything."""
+
+    data: Any = None
+    human: Callable[[Screen], None] | None = None
+    streamed: bool = False

@@ -1,0 +1,307 @@
+"""The argument parser of ``stepstone``: every command, flag and the environment variable behind it.
+
+Global options (``--db``, ``--json``, ``-v``) are accepted before and after the command name. A
+usage mistake raises :class:`UsageError` instead of exiting, so ``main`` reports it like any error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from stepstone import __version__
+from stepstone.cli.failures import UsageError
+
+__all__ = ["ENV_APP", "ENV_DB", "build_parser"]
+
+ENV_DB = "STEPSTONE_DB"
+ENV_APP = "STEPSTONE_APP"
+
+_STATES = (
+    "pending",
+    "running",
+    "sleeping",
+    "waiting",
+    "paused",
+    "blocked",
+    "completed",
+    "failed",
+    "cancelled",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)", self.format_usage())
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _global_options(parent: bool) -> _Parser:
+    """The global options; on subcommands their defaults are suppressed so that a value given
+    before the command name is not overwritten by the subcommand's default."""
+
+    def default(value: Any) -> Any:
+        return value if parent else argparse.SUPPRESS
+
+    holder = _Parser(add_help=False)
+    group = holder.add_argument_group("global options")
+    group.add_argument(
+        "--db",
+        metavar="URL",
+        default=default(None),
+        help=f"the store: sqlite:///path/to.db, a plain file path, or postgresql://... "
+        f"(env: {ENV_DB}; default: the embedded ~/.stepstone/stepstone.db, which migrates itself; "
+        "any other store must be migrated with `stepstone migrate`)",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help='machine output: exactly one envelope on stdout, {"ok": true, "data": ...} or '
+        '{"ok": false, "error": {"type", "message", "exit_code"}} (`events --follow` prints one '
+        "JSON object per line instead)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default(0),
+        help="log to stderr (-v info, -vv debug) and show tracebacks of errors",
+    )
+    return holder
+
+
+def _app_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    need = "required" if required else "optional: decodes results and checks declared signal types"
+    parser.add_argument(
+        "--app",
+        metavar="MODULE",
+        help=f"the module defining your workflows: a module name importable from the current "
+        f"directory or PYTHONPATH, a path to a .py file, or module:attribute ({need}; "
+        f"env: {ENV_APP})",
+    )
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input",
+        metavar="JSON|@FILE",
+        help="the workflow's arguments as JSON: a list (positional) or an object (keyword); "
+        "@FILE reads the JSON from a file",
+    )
+    parser.add_argument(
+        "--arg",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="one keyword argument; VALUE is read as JSON unless the parameter is annotated str "
+        "or VALUE is not JSON (repeatable)",
+    )
+
+
+def build_parser(epilog: str) -> argparse.ArgumentParser:
+    """The ``stepstone`` parser; ``epilog`` documents the exit codes."""
+    common = _global_options(parent=False)
+    parser = _Parser(
+        prog="stepstone",
+        description="Durable workflows: start, serve, inspect and steer runs.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_global_options(parent=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"stepstone {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[common],
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return sub
+
+    p = command("worker", "serve runs of the app's workflows until SIGINT/SIGTERM")
+    _app_option(p, required=True)
+    p.add_argument(
+        "--queue",
+        action="append",
+        metavar="Q",
+        help="a queue to serve (repeatable; default: default)",
+    )
+    p.add_argument(
+        "--concurrency", type=_positive_int, default=32, help="runs executed at once (default: 32)"
+    )
+    p.add_argument("--lease-s", type=_seconds, help="lease length in seconds (default: 30)")
+    p.add_argument(
+        "--poll-s", type=_seconds, help="longest idle wait before looking for work (default: 1)"
+    )
+    p.add_argument(
+        "--grace-s",
+        type=_seconds,
+        help="on shutdown, how long running steps may finish (default: 10)",
+    )
+    p.add_argument(
+        "--worker-id", metavar="ID", help="this worker's id (default: generated from host and pid)"
+    )
+
+    p = command("start", "start a run for a worker to execute; prints its id")
+    p.add_argument("workflow", metavar="WORKFLOW")
+    _app_option(p, required=True)
+    _input_options(p)
+    p.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="the run's id; an id that exists returns that run (idempotency key)",
+    )
+    p.add_argument("--queue", metavar="Q", help="the queue (default: the workflow's, else default)")
+    p.add_argument(
+        "--delay-s", type=_seconds, help="start no earlier than this many seconds from now"
+    )
+    p.add_argument("--priority", type=int, default=0, help="higher is claimed first (default: 0)")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    p.add_argument(
+        "--timeout-s", type=_seconds, help="with --wait: give up waiting after this long (exit 40)"
+    )
+
+    p = command("run", "execute a run in this process and print its result")
+    p.add_argument("workflow", metavar="WORKFLOW")
+    _app_option(p, required=True)
+    _input_options(p)
+    p.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="the run's id; an existing run is resumed (or its result returned)",
+    )
+
+    p = command("runs", "list runs, newest first")
+    p.add_argument(
+        "--state",
+        action="append",
+        choices=_STATES,
+        metavar="STATE",
+        help=f"only runs in this state (repeatable): {', '.join(_STATES)}",
+    )
+    p.add_argument("--workflow", metavar="W", help="only runs of this workflow")
+    p.add_argument("--queue", metavar="Q", help="only runs on this queue")
+    p.add_argument(
+        "--limit", type=_positive_int, default=50, help="at most this many (default: 50)"
+    )
+    p.add_argument("--before", metavar="RUN", help="only runs older than this run id (paging)")
+
+    p = command("show", "a run: state, timings, error, waits, signals, children and its steps")
+    p.add_argument("run_id", metavar="RUN")
+
+    p = command("timeline", "everything that happened to a run, in time order")
+    p.add_argument("run_id", metavar="RUN")
+
+    p = command("events", "a run's progress events (ctx.emit), one line each")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new events until the run finishes "
+        "(with --json: one JSON object per line)",
+    )
+    p.add_argument(
+        "--system",
+        action="store_true",
+        help="include lifecycle events (claimed, waiting, completed, ...)",
+    )
+
+    p = command("signal", "send a signal to a run (checked against the schema its wait declared)")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--data",
+        metavar="JSON|@FILE",
+        help="the payload as JSON (default: null); @FILE reads it from a file",
+    )
+    _app_option(p, required=False)
+
+    p = command("cancel", "cancel a run (a running run stops at its next step boundary)")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--reason", metavar="TEXT", help="recorded with the cancellation")
+
+    p = command("pause", "pause a run: it is not claimed until unpaused")
+    p.add_argument("run_id", metavar="RUN")
+
+    p = command("unpause", "let a paused run continue")
+    p.add_argument("run_id", metavar="RUN")
+
+    p = command("retry", "resume a failed or blocked run, keeping its completed steps")
+    p.add_argument("run_id", metavar="RUN")
+
+    p = command("fork", "a new run reusing a run's steps before --from-seq; prints the new id")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument(
+        "--from-seq",
+        type=_nonnegative_int,
+        required=True,
+        metavar="N",
+        help="steps from this number on execute anew",
+    )
+    p.add_argument(
+        "--patch",
+        action="append",
+        default=[],
+        metavar="SEQ=JSON",
+        help="replace the recorded output of step SEQ (repeatable; JSON may be @FILE)",
+    )
+    p.add_argument(
+        "--run-id", dest="new_run_id", metavar="ID", help="the new run's id (default: generated)"
+    )
+
+    p = command("result", "wait for a run's result and print it")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--timeout-s", type=_seconds, help="give up waiting after this long (exit 40)")
+    _app_option(p, required=False)
+
+    p = command(
+        "check",
+        "replay unfinished runs against the app's code (executing nothing): can it continue them?",
+    )
+    _app_option(p, required=True)
+    p.add_argument(
+        "--unblock",
+        action="store_true",
+        help="make blocked runs that now replay cleanly pending again",
+    )
+
+    command("migrate", "create or upgrade the store's schema")
+    return parser
+
+
+APP_REQUIRED = frozenset({"worker", "start", "run", "check"})

@@ -1,0 +1,158 @@
+"""The JSON shapes of runs, steps, signals, events, timeline entries and check results.
+
+Stored JSON payloads (input, output, ``ctx.state``, signal payloads, event data) are embedded as
+values, not strings; times are ISO 8601 in UTC; durations are ``*_s`` in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from stepstone.core.executor import CheckResult
+from stepstone.core.model import ErrorInfo, EventRecord, Run, SignalRecord, StepRecord
+from stepstone.core.views import RunDescription, TimelineEntry, describe_wait
+
+__all__ = [
+    "check_json",
+    "description_json",
+    "error_json",
+    "event_json",
+    "run_json",
+    "signal_json",
+    "step_duration_s",
+    "step_json",
+    "timeline_json",
+    "waiting_for",
+]
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _value(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def waiting_for(run: Run) -> list[str]:
+    """What the run waits for, one phrase each (the run deadline is shown separately)."""
+    return [describe_wait(w) for w in run.waits if w.seq >= 0]
+
+
+def error_json(error: ErrorInfo | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "type": error.type,
+        "message": error.message,
+        "traceback": error.traceback,
+        "step_seqs": list(error.step_seqs),
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "version": run.version,
+        "state": run.state.value,
+        "queue": run.queue,
+        "priority": run.priority,
+        "input": _value(run.input_json),
+        "output": _value(run.output_json),
+        "error": error_json(run.error),
+        "control": run.control,
+        "control_reason": run.control_reason,
+        "waiting_for": waiting_for(run),
+        "wake_at": _iso(run.wake_at),
+        "deadline_at": _iso(run.deadline_at),
+        "lease_owner": run.lease_owner,
+        "lease_expires_at": _iso(run.lease_expires_at),
+        "recoveries": run.recoveries,
+        "parent_run_id": run.parent_run_id,
+        "parent_seq": run.parent_seq,
+        "forked_from": run.forked_from,
+        "created_at": _iso(run.created_at),
+        "updated_at": _iso(run.updated_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+    }
+
+
+def step_duration_s(step: StepRecord) -> float | None:
+    if step.started_at is None or step.finished_at is None:
+        return None
+    return (step.finished_at - step.started_at).total_seconds()
+
+
+def step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "seq": step.seq,
+        "kind": step.kind.value,
+        "name": step.name,
+        "status": step.status.value,
+        "attempts": step.attempts,
+        "output": _value(step.output_json),
+        "error": error_json(step.error),
+        "started_at": _iso(step.started_at),
+        "finished_at": _iso(step.finished_at),
+        "duration_s": step_duration_s(step),
+    }
+
+
+def signal_json(signal: SignalRecord) -> dict[str, Any]:
+    return {
+        "signal_id": signal.signal_id,
+        "name": signal.name,
+        "payload": _value(signal.payload_json),
+        "created_at": _iso(signal.created_at),
+        "consumed_seq": signal.consumed_seq,
+        "consumed_at": _iso(signal.consumed_at),
+    }
+
+
+def description_json(desc: RunDescription) -> dict[str, Any]:
+    return {
+        **run_json(desc.run),
+        "state_data": desc.state,
+        "steps": [step_json(s) for s in desc.steps],
+        "signals": [signal_json(s) for s in desc.signals],
+        "pending_signals": [s.signal_id for s in desc.pending_signals],
+        "children": [
+            {"run_id": c.run_id, "workflow": c.workflow, "state": c.state.value}
+            for c in desc.children
+        ],
+    }
+
+
+def event_json(event: EventRecord) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "run_id": event.run_id,
+        "kind": event.kind,
+        "source": event.source,
+        "data": _value(event.data_json),
+        "created_at": _iso(event.created_at),
+    }
+
+
+def timeline_json(entry: TimelineEntry) -> dict[str, Any]:
+    return {
+        "at": _iso(entry.at),
+        "kind": entry.kind,
+        "detail": entry.detail,
+        "seq": entry.seq,
+        "duration_s": entry.duration_s,
+    }
+
+
+def check_json(result: CheckResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "workflow": result.workflow,
+        "ok": result.ok,
+        "replayed": result.replayed,
+        "problem": result.problem,
+    }

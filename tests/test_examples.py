@@ -1,0 +1,38 @@
+"""Every example in examples/ runs to completion and prints what it promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+EXPECTED = {
+    "approval.py": "ordered espresso machine for 42.00 (approved by operator)",
+    "worker_queue.py": "failed: ValueError: order id -4 is negative",
+    "fan_out.py": "'final': {'url_length': 19, 'score': 1.9}",
+    "sync_workflow.py": "['cat.png@128w', 'cat.png@512w', 'cat.png@1024w']",
+    "crash_resume.py": "step 5 ran in pid",
+    "versioning.py": "order-1 finished on v1: order-1 -> charged 10",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str, tmp_path: Path) -> None:
+    args = [sys.executable, str(EXAMPLES / name)]
+    if name == "approval.py":
+        args += ["--db", f"sqlite:///{tmp_path / 'approval.db'}"]
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ}
+    )
+    assert result.returncode == 0, result.stderr
+    assert EXPECTED[name] in result.stdout, result.stdout
+
+
+def test_every_example_is_covered() -> None:
+    assert {p.name for p in EXAMPLES.glob("*.py")} == set(EXPECTED)
