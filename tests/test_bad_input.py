@@ -211,6 +211,7 @@ async def test_reading_a_missing_database_does_not_create_it(tmp_path: Path) -> 
     store = open_store(f"sqlite:///{path}")
     with pytest.raises(SchemaError, match=r"there is no database at .*stepstone migrate"):
         await store.list_runs(RunQuery())
-    assert await store.schema_status() == (0, 1)
+    version, latest = await store.schema_status()
+    assert version == 0 and latest >= 1
     await store.close()
     assert not path.exists() and not path.parent.exists()

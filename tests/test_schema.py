@@ -10,20 +10,33 @@ from pathlib import Path
 import pytest
 
 from stepstone.store.queries import Queries
-from stepstone.store.sqlite.store import _statements
+from stepstone.store.sqlite.sql import statements
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "stepstone"
 
 
-def _sqlite_objects(db: Path) -> list[tuple[str, str, str]]:
+def _sqlite_objects(db: Path) -> dict[str, object]:
+    """The schema as structure: columns per table (ALTER TABLE rewrites a table's SQL text, so
+    text would differ for the same table) and each index's own definition."""
     conn = sqlite3.connect(db)
     try:
-        rows = conn.execute(
-            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
-        ).fetchall()
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        columns = {t: conn.execute(f"PRAGMA table_info({t})").fetchall() for t in tables}
+        indexes = {
+            name: " ".join((sql or "").split())
+            for name, sql in conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+            )
+        }
     finally:
         conn.close()
-    return [(t, n, " ".join((sql or "").split())) for t, n, sql in rows]
+    return {"columns": columns, "indexes": indexes}
 
 
 async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
@@ -31,13 +44,13 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
 
     migrated = tmp_path / "migrated.db"
     store = SQLiteStore(migrated)
-    assert await store.migrate() == ["0001_initial"]
+    assert await store.migrate() == ["0001_initial", "0002_routing"]
     await store.close()
 
     snapshot = tmp_path / "snapshot.db"
     text = resources.files("stepstone.store.sqlite").joinpath("schema.sql").read_text()
     conn = sqlite3.connect(snapshot)
-    for statement in _statements(text):
+    for statement in statements(text):
         conn.execute(statement)
     conn.commit()
     conn.close()

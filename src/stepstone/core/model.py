@@ -15,6 +15,13 @@ __all__ = [
     "ACTIVE_STATES",
     "TERMINAL_STATES",
     "Claim",
+    "Labels",
+    "PoolSpec",
+    "QueueSpec",
+    "QueueStats",
+    "RunExport",
+    "Routing",
+    "Strategy",
     "Control",
     "ErrorInfo",
     "EventRecord",
@@ -99,6 +106,84 @@ class Wait:
     schema_json: str | None = None
 
 
+Labels = tuple[tuple[str, str], ...]
+"""Worker labels or a run's required labels: sorted ``(key, value)`` pairs."""
+
+Strategy = Literal["direct", "round_robin", "least_loaded", "threshold"]
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Where a run may be claimed and how it shares its queue.
+
+    ``dedup_key``: at most one unfinished run per key. ``concurrency_key``: the key counted by the
+    queue's ``per_key_concurrency`` (and per-key rate limit). ``labels``: a worker must offer all
+    of them. ``target_worker``: only that worker may claim it. ``pool``: only workers of that pool
+    may claim it; the pool's strategy may assign it to one of them.
+    """
+
+    dedup_key: str | None = None
+    concurrency_key: str | None = None
+    labels: Labels = ()
+    target_worker: str | None = None
+    pool: str | None = None
+
+
+NO_ROUTING = Routing()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A queue's limits, stored so that every worker enforces the same ones.
+
+    ``concurrency``: runs of the queue executing at once, across all workers.
+    ``per_key_concurrency``: the same per ``concurrency_key``. ``rate_limit``: at most
+    ``rate_limit`` starts per ``rate_period_s`` (per key when ``rate_limit_per_key``).
+    """
+
+    name: str
+    concurrency: int | None = None
+    per_key_concurrency: int | None = None
+    rate_limit: int | None = None
+    rate_period_s: float | None = None
+    rate_limit_per_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """How runs that name a pool are assigned to its workers.
+
+    ``direct``: not assigned; the pool's workers claim them like a queue. ``round_robin``: each
+    new run goes to the next live worker. ``least_loaded``: to the worker with the lowest load
+    ratio. ``threshold``: like ``least_loaded`` but skipping workers at or above ``threshold``
+    (left to any pool worker when all are).
+    """
+
+    name: str
+    strategy: Strategy = "direct"
+    threshold: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What a queue holds now, and how fast it drains."""
+
+    queue: str
+    pending: int
+    running: int
+    waiting: int
+    sleeping: int
+    paused: int
+    completed_recently: int
+    failed_recently: int
+    window_s: float
+    oldest_pending_age_s: float | None
+
+    @property
+    def throughput_per_s(self) -> float:
+        return self.completed_recently / self.window_s if self.window_s else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class NewRun:
     """A run to create. ``input_json`` is ``{"args": [...], "kwargs": {...}}``."""
@@ -114,6 +199,8 @@ class NewRun:
     parent_run_id: str | None = None
     parent_seq: int | None = None
     forked_from: str | None = None
+    retry_of: str | None = None
+    routing: Routing = NO_ROUTING
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +233,9 @@ class Run:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     forked_from: str | None = None
+    retry_of: str | None = None
+    routing: Routing = NO_ROUTING
+    assigned_worker: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -213,6 +303,7 @@ class EventRecord:
     data_json: str | None
     created_at: datetime
     source: Literal["user", "system"] = "user"
+    idx: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +319,16 @@ class WorkerInfo:
     heartbeat_at: datetime | None = None
     process_start: str | None = None
     version: str | None = None
+    labels: Labels = ()
+    pool: str | None = None
+    load: int = 0
+    lease_s: float = 30.0
+
+    def alive_at(self, now: datetime) -> bool:
+        """Whether its heartbeat is recent enough to count it as alive (within its lease)."""
+        if self.heartbeat_at is None:
+            return False
+        return (now - self.heartbeat_at).total_seconds() <= self.lease_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,3 +341,13 @@ class RunQuery:
     parent_run_id: str | None = None
     limit: int = 50
     before_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunExport:
+    """Everything stored about one run, to copy it between stores."""
+
+    run: Run
+    steps: tuple[StepRecord, ...]
+    signals: tuple[SignalRecord, ...]
+    events: tuple[EventRecord, ...]

@@ -21,7 +21,11 @@ from stepstone.core.model import (
     EventRecord,
     LeaseStatus,
     NewRun,
+    PoolSpec,
+    QueueSpec,
+    QueueStats,
     Run,
+    RunExport,
     RunQuery,
     RunState,
     SignalRecord,
@@ -143,8 +147,10 @@ class Store(Protocol):
     async def create_run(
         self, run: NewRun, *, now: datetime, claim_for: WorkerInfo | None = None, lease_s: float = 0
     ) -> tuple[Run, bool, Claim | None]:
-        """Create ``run`` unless its id exists. Returns (the run as stored, created?, claim).
-        With ``claim_for`` a newly created run is created already claimed by that worker."""
+        """Create ``run`` unless its id exists, or an unfinished run has its ``dedup_key``.
+        Returns (the run as stored — the existing one when not created, created?, claim).
+        With ``claim_for`` a newly created run is created already claimed by that worker. A run
+        that names a pool whose strategy assigns is assigned to a live worker of the pool."""
         ...
 
     async def get_run(self, run_id: str) -> Run | None: ...
@@ -155,7 +161,14 @@ class Store(Protocol):
         self, worker: WorkerInfo, flt: ClaimFilter, *, limit: int, lease_s: float, now: datetime
     ) -> list[Claim]:
         """Claim up to ``limit`` claimable runs: pending or due, sleeping/waiting runs past their
-        ``wake_at``, and running runs whose lease expired (counted as a recovery)."""
+        ``wake_at``, and running runs whose lease expired (counted as a recovery).
+
+        Routing: a run's required labels must all be offered by ``worker``; a run with a target
+        worker or an assigned worker goes only to that worker; a run naming a pool only to the
+        pool's workers. Flow control, from the stored queue specs: a queue's ``concurrency`` and
+        ``per_key_concurrency`` count executing (running) runs across all workers; ``rate_limit``
+        counts first starts in the last ``rate_period_s``. A recovery (expired lease) takes no
+        new slot, so it is never held back by a limit."""
         ...
 
     async def claim_run(
@@ -205,9 +218,10 @@ class Store(Protocol):
 
     # --- leases --------------------------------------------------------------------------
     async def renew_leases(
-        self, worker_id: str, *, lease_s: float, now: datetime
+        self, worker_id: str, *, lease_s: float, now: datetime, load: int = 0
     ) -> list[LeaseStatus]:
-        """Extend every lease this worker holds; returns them (with any control requested)."""
+        """Extend every lease this worker holds and record its heartbeat and load; returns the
+        leases still held (with any control requested)."""
         ...
 
     # --- steps ---------------------------------------------------------------------------
@@ -259,5 +273,39 @@ class Store(Protocol):
     async def list_workers(self) -> list[WorkerInfo]: ...
 
     async def release_worker_runs(self, worker_ids: Sequence[str], *, now: datetime) -> int:
-        """Make the runs leased by these (dead) workers claimable at once; forget the workers."""
+        """Make the runs leased by these (dead) workers claimable at once, return the runs
+        assigned or targeted to them to their pool, and forget the workers."""
+        ...
+
+    # --- queues and pools ----------------------------------------------------------------
+    async def declare_queues(self, queues: Sequence[QueueSpec], *, now: datetime) -> None:
+        """Store (replace) the limits of these queues."""
+        ...
+
+    async def list_queues(self) -> list[QueueSpec]: ...
+
+    async def declare_pools(self, pools: Sequence[PoolSpec], *, now: datetime) -> None:
+        """Store (replace) the assignment strategy of these pools."""
+        ...
+
+    async def list_pools(self) -> list[PoolSpec]: ...
+
+    async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
+        """Per queue: unfinished runs by state, runs finished in the last ``window_s``, and the
+        age of the oldest due pending run."""
+        ...
+
+    # --- housekeeping --------------------------------------------------------------------
+    async def purge_runs(self, *, finished_before: datetime, states: Sequence[RunState]) -> int:
+        """Delete finished runs (of these terminal states) that finished before the given time,
+        with their steps, signals and events; returns how many runs."""
+        ...
+
+    async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:
+        """Runs in run_id order after ``after_run_id``, each with everything stored about it."""
+        ...
+
+    async def import_runs(self, runs: Sequence[RunExport]) -> int:
+        """Store exported runs as they are (runs already present are skipped); returns how many
+        were added."""
         ...

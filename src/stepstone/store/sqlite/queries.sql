@@ -24,13 +24,19 @@ INSERT INTO stepstone_schema (version, name, applied_at) VALUES (:version, :name
 INSERT INTO runs (
     run_id, workflow, version, state, input, queue, priority, wake_at, deadline_at,
     parent_run_id, parent_seq, forked_from, created_at, updated_at,
-    lease_owner, lease_expires_at, lease_token, started_at, state_data
+    lease_owner, lease_expires_at, lease_token, started_at, state_data,
+    dedup_key, concurrency_key, labels, target_worker, pool, assigned_worker, retry_of
 ) VALUES (
     :run_id, :workflow, :version, :state, :input, :queue, :priority, :wake_at, :deadline_at,
     :parent_run_id, :parent_seq, :forked_from, :now, :now,
-    :lease_owner, :lease_expires_at, :lease_token, :started_at, :state_data
+    :lease_owner, :lease_expires_at, :lease_token, :started_at, :state_data,
+    :dedup_key, :concurrency_key, :labels, :target_worker, :pool, :assigned_worker, :retry_of
 )
 ON CONFLICT (run_id) DO NOTHING;
+
+-- name: find_dedup
+SELECT * FROM runs
+WHERE dedup_key = :dedup_key AND state NOT IN ('completed', 'failed', 'cancelled');
 
 -- name: get_run
 SELECT * FROM runs WHERE run_id = :run_id;
@@ -48,19 +54,98 @@ LIMIT :limit;
 
 -- name: find_claimable
 -- Due runs first by priority then by how long they have been due; expired leases are due too.
-SELECT run_id, state FROM (
-    SELECT run_id, state, priority, wake_at AS due FROM runs
+-- Routing (labels, target or assigned worker, pool) filters both; the queues and keys that are
+-- at their concurrency or rate limit filter only new work (:due_queues, :full_keys), since a
+-- recovery takes no new slot.
+SELECT run_id, state, queue, concurrency_key, started_at IS NULL AS first_start FROM (
+    SELECT run_id, state, queue, concurrency_key, started_at, priority, wake_at AS due FROM runs
     WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at <= :now
-      AND queue IN (SELECT value FROM json_each(:queues))
+      AND queue IN (SELECT value FROM json_each(:due_queues))
       AND workflow IN (SELECT value FROM json_each(:workflows))
+      AND (target_worker IS NULL OR target_worker = :worker_id)
+      AND (assigned_worker IS NULL OR assigned_worker = :worker_id)
+      AND (pool IS NULL OR pool = :pool)
+      AND (labels IS NULL OR NOT EXISTS (
+          SELECT 1 FROM json_each(runs.labels) AS need
+          WHERE need.value IS NOT (
+              SELECT have.value FROM json_each(:labels) AS have WHERE have.key = need.key)))
+      AND (concurrency_key IS NULL
+           OR json_array(queue, concurrency_key) NOT IN (SELECT value FROM json_each(:full_keys)))
     UNION ALL
-    SELECT run_id, state, priority, lease_expires_at AS due FROM runs
+    SELECT run_id, state, queue, concurrency_key, started_at, priority, lease_expires_at AS due
+    FROM runs
     WHERE state = 'running' AND lease_expires_at <= :now
       AND queue IN (SELECT value FROM json_each(:queues))
       AND workflow IN (SELECT value FROM json_each(:workflows))
+      AND (target_worker IS NULL OR target_worker = :worker_id)
+      AND (pool IS NULL OR pool = :pool)
+      AND (labels IS NULL OR NOT EXISTS (
+          SELECT 1 FROM json_each(runs.labels) AS need
+          WHERE need.value IS NOT (
+              SELECT have.value FROM json_each(:labels) AS have WHERE have.key = need.key)))
 )
 ORDER BY priority DESC, due
 LIMIT :limit;
+
+-- name: running_counts
+-- Executing runs per queue and concurrency key, for the queues that have limits.
+SELECT queue, concurrency_key, COUNT(*) AS n FROM runs
+WHERE state = 'running' AND queue IN (SELECT value FROM json_each(:queues))
+GROUP BY queue, concurrency_key;
+
+-- name: recent_starts
+SELECT queue, key, started_at FROM queue_starts
+WHERE queue IN (SELECT value FROM json_each(:queues)) AND started_at > :since;
+
+-- name: record_start
+INSERT INTO queue_starts (queue, key, started_at) VALUES (:queue, :key, :now);
+
+-- name: prune_starts
+DELETE FROM queue_starts WHERE queue = :queue AND started_at <= :before;
+
+-- name: get_queues
+SELECT * FROM queues WHERE name IN (SELECT value FROM json_each(:names));
+
+-- name: list_queues
+SELECT * FROM queues ORDER BY name;
+
+-- name: upsert_queue
+INSERT INTO queues (
+    name, concurrency, per_key_concurrency, rate_limit, rate_period_s, rate_limit_per_key,
+    updated_at
+) VALUES (
+    :name, :concurrency, :per_key_concurrency, :rate_limit, :rate_period_s, :rate_limit_per_key,
+    :now
+)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = excluded.concurrency, per_key_concurrency = excluded.per_key_concurrency,
+    rate_limit = excluded.rate_limit, rate_period_s = excluded.rate_period_s,
+    rate_limit_per_key = excluded.rate_limit_per_key, updated_at = excluded.updated_at;
+
+-- name: get_pool
+SELECT * FROM pools WHERE name = :name;
+
+-- name: list_pools
+SELECT * FROM pools ORDER BY name;
+
+-- name: upsert_pool
+INSERT INTO pools (name, strategy, threshold, updated_at)
+VALUES (:name, :strategy, :threshold, :now)
+ON CONFLICT (name) DO UPDATE SET
+    strategy = excluded.strategy, threshold = excluded.threshold, updated_at = excluded.updated_at;
+
+-- name: set_pool_cursor
+UPDATE pools SET last_worker = :worker_id WHERE name = :name;
+
+-- name: pool_workers
+-- Live workers of a pool with their load: executing runs plus runs assigned and not yet claimed.
+SELECT w.worker_id, w.concurrency,
+       w.load + (SELECT COUNT(*) FROM runs r
+                 WHERE r.assigned_worker = w.worker_id
+                   AND r.state IN ('pending', 'sleeping', 'waiting')) AS load
+FROM workers w
+WHERE w.pool = :pool AND w.heartbeat_at + w.lease_s >= :now
+ORDER BY w.worker_id;
 
 -- name: has_claimable
 SELECT EXISTS (
@@ -245,12 +330,17 @@ ON CONFLICT DO NOTHING;
 SELECT * FROM events WHERE run_id = :run_id AND event_id > :after_id ORDER BY event_id LIMIT :limit;
 
 -- name: upsert_worker
-INSERT INTO workers (worker_id, host, pid, process_start, queues, concurrency, version, started_at, heartbeat_at)
-VALUES (:worker_id, :host, :pid, :process_start, :queues, :concurrency, :version, :now, :now)
+INSERT INTO workers (
+    worker_id, host, pid, process_start, queues, concurrency, version, started_at, heartbeat_at,
+    labels, pool, load, lease_s
+) VALUES (
+    :worker_id, :host, :pid, :process_start, :queues, :concurrency, :version, :now, :now,
+    :labels, :pool, :load, :lease_s
+)
 ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
 
 -- name: touch_worker
-UPDATE workers SET heartbeat_at = :now WHERE worker_id = :worker_id;
+UPDATE workers SET heartbeat_at = :now, load = :load WHERE worker_id = :worker_id;
 
 -- name: delete_worker
 DELETE FROM workers WHERE worker_id = :worker_id;
@@ -261,3 +351,78 @@ SELECT * FROM workers ORDER BY started_at;
 -- name: release_worker_runs
 UPDATE runs SET lease_expires_at = :now
 WHERE lease_owner = :worker_id AND state = 'running' AND lease_expires_at > :now;
+
+-- name: unassign_worker_runs
+-- Runs pinned or assigned to a dead worker go back to their pool or queue, never stranded.
+UPDATE runs SET assigned_worker = NULL, target_worker = NULL, updated_at = :now
+WHERE (assigned_worker = :worker_id OR target_worker = :worker_id)
+  AND state NOT IN ('completed', 'failed', 'cancelled');
+
+-- name: queue_stats
+SELECT queue, state, COUNT(*) AS n,
+       MIN(CASE WHEN state = 'pending' AND wake_at <= :now THEN wake_at END) AS oldest_due
+FROM runs WHERE state IN ('pending', 'sleeping', 'waiting') GROUP BY queue, state
+UNION ALL
+SELECT queue, state, COUNT(*), NULL FROM runs WHERE state = 'running' GROUP BY queue, state
+UNION ALL
+SELECT queue, state, COUNT(*), NULL FROM runs WHERE state = 'paused' GROUP BY queue, state
+UNION ALL
+SELECT queue, 'finished_' || state, COUNT(*), NULL FROM runs
+WHERE finished_at > :since GROUP BY queue, state;
+
+-- name: purgeable_runs
+SELECT run_id FROM runs
+WHERE finished_at < :before AND state IN (SELECT value FROM json_each(:states))
+LIMIT :limit;
+
+-- name: delete_runs
+DELETE FROM runs WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: delete_steps
+DELETE FROM steps WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: delete_signals
+DELETE FROM signals WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: delete_events
+DELETE FROM events WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: export_runs
+SELECT * FROM runs
+WHERE (:after IS NULL OR run_id > :after)
+ORDER BY run_id
+LIMIT :limit;
+
+-- name: export_steps
+SELECT * FROM steps WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY run_id, seq;
+
+-- name: export_signals
+SELECT * FROM signals WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY signal_id;
+
+-- name: export_events
+SELECT * FROM events WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY event_id;
+
+-- name: import_run
+INSERT INTO runs (
+    run_id, workflow, version, state, input, output, error, queue, priority, control,
+    control_reason, waits, wake_at, lease_owner, lease_expires_at, lease_token, recoveries,
+    parent_run_id, parent_seq, deadline_at, state_data, forked_from, created_at, updated_at,
+    started_at, finished_at, dedup_key, concurrency_key, labels, target_worker, pool,
+    assigned_worker, retry_of
+) VALUES (
+    :run_id, :workflow, :version, :state, :input, :output, :error, :queue, :priority, :control,
+    :control_reason, :waits, :wake_at, :lease_owner, :lease_expires_at, :lease_token, :recoveries,
+    :parent_run_id, :parent_seq, :deadline_at, :state_data, :forked_from, :created_at,
+    :updated_at, :started_at, :finished_at, :dedup_key, :concurrency_key, :labels,
+    :target_worker, :pool, :assigned_worker, :retry_of
+)
+ON CONFLICT DO NOTHING;
+
+-- name: import_signal
+INSERT INTO signals (run_id, name, payload, created_at, consumed_seq, consumed_at)
+VALUES (:run_id, :name, :payload, :created_at, :consumed_seq, :consumed_at);
+
+-- name: import_event
+INSERT INTO events (run_id, idx, kind, data, source, created_at)
+VALUES (:run_id, :idx, :kind, :data, :source, :created_at)
+ON CONFLICT DO NOTHING;

@@ -33,7 +33,14 @@ CREATE TABLE runs (
     created_at        REAL NOT NULL,
     updated_at        REAL NOT NULL,
     started_at        REAL,
-    finished_at       REAL
+    finished_at       REAL,
+    dedup_key         TEXT,
+    concurrency_key   TEXT,
+    labels            TEXT,
+    target_worker     TEXT,
+    pool              TEXT,
+    assigned_worker   TEXT,
+    retry_of          TEXT
 );
 
 -- The claim path reads only these two narrow partial indexes. Every index is written on each
@@ -44,6 +51,10 @@ CREATE INDEX runs_leased ON runs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX runs_by_created ON runs (created_at);
 CREATE INDEX runs_attention ON runs (created_at) WHERE state IN ('failed', 'blocked', 'paused');
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+CREATE UNIQUE INDEX runs_dedup ON runs (dedup_key)
+    WHERE dedup_key IS NOT NULL AND state NOT IN ('completed', 'failed', 'cancelled');
+CREATE INDEX runs_finished ON runs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX runs_by_worker ON runs (assigned_worker) WHERE assigned_worker IS NOT NULL;
 
 CREATE TABLE steps (
     run_id       TEXT NOT NULL,
@@ -91,6 +102,35 @@ CREATE TABLE workers (
     concurrency    INTEGER NOT NULL,
     version        TEXT,
     started_at     REAL NOT NULL,
-    heartbeat_at   REAL NOT NULL
+    heartbeat_at   REAL NOT NULL,
+    labels         TEXT,
+    pool           TEXT,
+    load           INTEGER NOT NULL DEFAULT 0,
+    lease_s        REAL NOT NULL DEFAULT 30
 );
 CREATE INDEX workers_by_host ON workers (host);
+
+CREATE TABLE queues (
+    name                 TEXT PRIMARY KEY,
+    concurrency          INTEGER,
+    per_key_concurrency  INTEGER,
+    rate_limit           INTEGER,
+    rate_period_s        REAL,
+    rate_limit_per_key   INTEGER NOT NULL DEFAULT 0,
+    updated_at           REAL NOT NULL
+);
+
+CREATE TABLE queue_starts (
+    queue       TEXT NOT NULL,
+    key         TEXT,
+    started_at  REAL NOT NULL
+);
+CREATE INDEX queue_starts_by_queue ON queue_starts (queue, started_at);
+
+CREATE TABLE pools (
+    name         TEXT PRIMARY KEY,
+    strategy     TEXT NOT NULL,
+    threshold    REAL NOT NULL,
+    last_worker  TEXT,
+    updated_at   REAL NOT NULL
+);

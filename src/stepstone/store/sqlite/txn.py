@@ -1,0 +1,410 @@
+"""What runs inside one SQLite write transaction: creating, claiming, parking and finishing runs,
+operator control and cancel cascades. Each function takes the open connection and does its part
+of the transaction the store opened; raising undoes that part (the store's savepoint)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from stepstone.core.clock import from_timestamp
+from stepstone.core.model import (
+    TERMINAL_STATES,
+    Claim,
+    Control,
+    NewRun,
+    PoolSpec,
+    QueueSpec,
+    Run,
+    RunState,
+    WorkerInfo,
+)
+from stepstone.core.port import (
+    Blocked,
+    Cancelled,
+    ClaimOutcome,
+    Completed,
+    Failed,
+    LeaseLost,
+    Paused,
+    Released,
+    Suspended,
+)
+from stepstone.errors import RunStateError
+from stepstone.store.flow import Candidate, Limits, PoolWorker, choose_pool_worker
+from stepstone.store.serde import dump_error, dump_waits
+from stepstone.store.sqlite.rows import dump_labels, new_run_params, run_from_row, ts
+from stepstone.store.sqlite.sql import Q
+
+__all__ = [
+    "apply_control",
+    "assign_in_pool",
+    "cascade_cancel",
+    "claim_many",
+    "claim_one",
+    "close_claim",
+    "event",
+    "fence",
+    "insert_run",
+]
+
+
+def event(
+    conn: sqlite3.Connection, run_id: str, kind: str, data: dict[str, Any] | None, now: datetime
+) -> None:
+    conn.execute(
+        Q.insert_event,
+        {
+            "run_id": run_id,
+            "idx": None,
+            "kind": kind,
+            "data": json.dumps(data) if data else None,
+            "source": "system",
+            "now": now.timestamp(),
+        },
+    )
+
+
+def fence(conn: sqlite3.Connection, claim: Claim) -> None:
+    row = conn.execute(
+        Q.lease_check, {"run_id": claim.run_id, "token": claim.lease_token}
+    ).fetchone()
+    if row is None:
+        raise LeaseLost(claim.run_id, claim.lease_token)
+
+
+def insert_run(
+    conn: sqlite3.Connection,
+    run: NewRun,
+    now: datetime,
+    claim_for: WorkerInfo | None,
+    lease_s: float,
+    *,
+    state_json: str | None = None,
+) -> tuple[bool, str]:
+    """Insert ``run``; returns (created?, the id of the run stored: the new one, the existing
+    one with this id, or the unfinished run that already holds its dedup key)."""
+    if run.routing.dedup_key is not None:
+        holder = conn.execute(Q.find_dedup, {"dedup_key": run.routing.dedup_key}).fetchone()
+        if holder is not None:
+            return False, str(holder["run_id"])
+    stamp = now.timestamp()
+    params = {
+        **new_run_params(run),
+        "state": "running" if claim_for else "pending",
+        "wake_at": None if claim_for else ts(run.start_at) or stamp,
+        "now": stamp,
+        "lease_owner": claim_for.worker_id if claim_for else None,
+        "lease_expires_at": stamp + lease_s if claim_for else None,
+        "lease_token": 1 if claim_for else 0,
+        "started_at": stamp if claim_for else None,
+        "state_data": state_json,
+        "assigned_worker": None,
+    }
+    if run.routing.pool is not None and claim_for is None and run.routing.target_worker is None:
+        params["assigned_worker"] = assign_in_pool(conn, run.routing.pool, now)
+    created: bool = conn.execute(Q.create_run, params).rowcount == 1
+    return created, run.run_id
+
+
+def assign_in_pool(conn: sqlite3.Connection, pool: str, now: datetime) -> str | None:
+    """The worker of ``pool`` a new run goes to, by the pool's stored strategy (None: any)."""
+    row = conn.execute(Q.get_pool, {"name": pool}).fetchone()
+    if row is None:
+        return None
+    spec = PoolSpec(row["name"], row["strategy"], row["threshold"])
+    if spec.strategy == "direct":
+        return None
+    workers = [
+        PoolWorker(r["worker_id"], r["concurrency"], r["load"])
+        for r in conn.execute(Q.pool_workers, {"pool": pool, "now": now.timestamp()})
+    ]
+    chosen = choose_pool_worker(spec, workers, row["last_worker"])
+    if chosen is not None:
+        conn.execute(Q.set_pool_cursor, {"name": pool, "worker_id": chosen})
+    return chosen
+
+
+def claim_many(
+    conn: sqlite3.Connection,
+    worker: WorkerInfo,
+    queues: tuple[str, ...],
+    workflows: tuple[str, ...],
+    limit: int,
+    lease_s: float,
+    now: datetime,
+) -> list[Claim]:
+    """Claim up to ``limit`` runs for ``worker`` within its routing and the queues' limits."""
+    stamp = now.timestamp()
+    specs = {
+        r["name"]: QueueSpec(
+            r["name"],
+            r["concurrency"],
+            r["per_key_concurrency"],
+            r["rate_limit"],
+            r["rate_period_s"],
+            bool(r["rate_limit_per_key"]),
+        )
+        for r in conn.execute(Q.get_queues, {"names": json.dumps(queues)})
+    }
+    running: Counter[tuple[str, str | None]] = Counter()
+    starts: list[tuple[str, str | None, datetime]] = []
+    if specs:
+        limited = json.dumps(sorted(specs))
+        for r in conn.execute(Q.running_counts, {"queues": limited}):
+            running[(r["queue"], r["concurrency_key"])] = r["n"]
+        longest = max((s.rate_period_s or 0.0 for s in specs.values()), default=0.0)
+        if longest:
+            starts = [
+                (r["queue"], r["key"], from_timestamp(r["started_at"]))
+                for r in conn.execute(
+                    Q.recent_starts, {"queues": limited, "since": stamp - longest}
+                )
+            ]
+    limits = Limits(specs, running, starts, now)
+    closed = limits.closed_queues()
+    params = {
+        "now": stamp,
+        "queues": json.dumps(queues),
+        "due_queues": json.dumps([q for q in queues if q not in closed]),
+        "workflows": json.dumps(workflows),
+        "worker_id": worker.worker_id,
+        "pool": worker.pool,
+        "labels": dump_labels(worker.labels) or "{}",
+        "full_keys": json.dumps([list(k) for k in limits.full_keys()]),
+        # overfetch when limits may turn down some of the first candidates
+        "limit": limit * 4 if specs else limit,
+    }
+    candidates = [
+        Candidate(r["run_id"], r["state"], r["queue"], r["concurrency_key"], bool(r["first_start"]))
+        for r in conn.execute(Q.find_claimable, params)
+    ]
+    claims = []
+    for candidate in limits.admit(candidates, limit):
+        got = claim_one(conn, candidate.run_id, candidate.state, worker, lease_s, now)
+        if got is None:
+            continue
+        claims.append(got)
+        if candidate.first_start and limits.counts_start(candidate.queue):
+            conn.execute(
+                Q.record_start,
+                {"queue": candidate.queue, "key": candidate.concurrency_key, "now": stamp},
+            )
+    for queue, spec in specs.items():
+        if spec.rate_limit is not None and spec.rate_period_s is not None:
+            conn.execute(Q.prune_starts, {"queue": queue, "before": stamp - spec.rate_period_s})
+    return claims
+
+
+def claim_one(
+    conn: sqlite3.Connection,
+    run_id: str,
+    state: str,
+    worker: WorkerInfo,
+    lease_s: float,
+    now: datetime,
+) -> Claim | None:
+    row = conn.execute(
+        Q.claim_run,
+        {
+            "run_id": run_id,
+            "owner": worker.worker_id,
+            "expires_at": now.timestamp() + lease_s,
+            "now": now.timestamp(),
+        },
+    ).fetchone()
+    if row is None:
+        return None
+    recovered = state == "running"
+    event(conn, run_id, "recovered" if recovered else "claimed", {"worker": worker.worker_id}, now)
+    return Claim(run_from_row(row), worker.worker_id, row["lease_token"], recovered=recovered)
+
+
+def close_claim(
+    conn: sqlite3.Connection,
+    claim: Claim,
+    outcome: ClaimOutcome,
+    now: datetime,
+    state_json: str | None,
+) -> RunState:
+    base = {
+        "run_id": claim.run_id,
+        "token": claim.lease_token,
+        "now": now.timestamp(),
+        "state_data": state_json,
+    }
+    if isinstance(outcome, Completed | Failed | Cancelled):
+        if isinstance(outcome, Completed):
+            state, output, error = RunState.COMPLETED, outcome.output_json, None
+        elif isinstance(outcome, Failed):
+            state, output, error = RunState.FAILED, None, dump_error(outcome.error)
+        else:
+            state, output = RunState.CANCELLED, None
+            reason = outcome.reason or control_reason(conn, claim.run_id) or "cancelled"
+            error = json.dumps({"type": "Cancelled", "message": reason})
+        cur = conn.execute(
+            Q.finish_run, {**base, "state": state.value, "output": output, "error": error}
+        )
+        if cur.rowcount != 1:
+            raise LeaseLost(claim.run_id, claim.lease_token)
+        if claim.run.parent_run_id:
+            conn.execute(Q.wake_parent, {"run_id": claim.run.parent_run_id, "now": now.timestamp()})
+        if isinstance(outcome, Cancelled):
+            cascade_cancel(conn, claim.run_id, reason, now)
+        return state  # the row itself records the end (state, finished_at, error)
+    waits, wake_at, error = None, None, None
+    if isinstance(outcome, Paused):
+        state = RunState.PAUSED
+    elif isinstance(outcome, Blocked):
+        state = RunState.BLOCKED
+        error = json.dumps({"type": "NonDeterminismError", "message": outcome.reason})
+    elif isinstance(outcome, Released):
+        state, wake_at = RunState.PENDING, now.timestamp()
+    else:
+        assert isinstance(outcome, Suspended)
+        state, wake_at, waits = suspended_state(conn, claim.run_id, outcome, now)
+    cur = conn.execute(
+        Q.park_run,
+        {**base, "state": state.value, "error": error, "waits": waits, "wake_at": wake_at},
+    )
+    if cur.rowcount != 1:
+        raise LeaseLost(claim.run_id, claim.lease_token)
+    detail_waits: dict[str, Any] | None = None
+    if isinstance(outcome, Suspended):
+        detail_waits = {
+            "waits": [
+                {"kind": w.kind, "name": w.name, "until": w.until.isoformat() if w.until else None}
+                for w in outcome.waits
+                if w.seq >= 0
+            ]
+        }
+    kind = {RunState.PENDING: "released"}.get(state, state.value)
+    event(conn, claim.run_id, kind, detail_waits, now)
+    return state
+
+
+def control_reason(conn: sqlite3.Connection, run_id: str) -> str | None:
+    row = conn.execute(Q.get_run, {"run_id": run_id}).fetchone()
+    return row["control_reason"] if row is not None else None
+
+
+def suspended_state(
+    conn: sqlite3.Connection, run_id: str, outcome: Suspended, now: datetime
+) -> tuple[RunState, float | None, str | None]:
+    """Where a suspending run goes: back to pending if a wait is already satisfied, else waiting
+    (signal/child) or sleeping (timers only), due at the earliest timer or timeout."""
+    waits = outcome.waits
+    signals = [w.name for w in waits if w.kind == "signal" and w.name]
+    children = [w.name for w in waits if w.kind == "child" and w.name]
+    satisfied = bool(
+        signals
+        and conn.execute(
+            Q.signal_waiting, {"run_id": run_id, "names": json.dumps(signals)}
+        ).fetchone()[0]
+    ) or bool(
+        children and conn.execute(Q.child_finished, {"run_ids": json.dumps(children)}).fetchone()[0]
+    )
+    untils = [w.until for w in waits if w.until is not None]
+    wake = min(untils) if untils else None
+    if satisfied or not waits or (wake is not None and wake <= now):
+        return RunState.PENDING, now.timestamp(), dump_waits(waits)
+    state = RunState.WAITING if signals or children else RunState.SLEEPING
+    return state, ts(wake), dump_waits(waits)
+
+
+def cascade_cancel(conn: sqlite3.Connection, run_id: str, reason: str, now: datetime) -> None:
+    for row in conn.execute(Q.descendants, {"run_id": run_id}).fetchall():
+        apply_control(
+            conn,
+            run_from_row(conn.execute(Q.get_run, {"run_id": row["run_id"]}).fetchone()),
+            "cancel",
+            f"parent {run_id} cancelled: {reason}",
+            now,
+            cascade=False,
+        )
+
+
+def apply_control(
+    conn: sqlite3.Connection,
+    run: Run,
+    action: Control | None,
+    reason: str | None,
+    now: datetime,
+    *,
+    cascade: bool = True,
+) -> None:
+    """Apply cancel / pause / unpause (None) to a run read in this transaction."""
+    ts = now.timestamp()
+    state = run.state
+    if action == "cancel":
+        if state in TERMINAL_STATES:
+            raise RunStateError(run.run_id, state.value, "cancel", "an unfinished run")
+        text = reason or "cancelled"
+        if state is RunState.RUNNING:
+            conn.execute(
+                Q.set_control,
+                {"run_id": run.run_id, "control": "cancel", "reason": text, "now": ts},
+            )
+            event(conn, run.run_id, "cancel_requested", {"reason": text}, now)
+            return
+        error = json.dumps({"type": "Cancelled", "message": text})
+        set_state(conn, run, RunState.CANCELLED, now, error=error, finished=True)
+        if run.parent_run_id:
+            conn.execute(Q.wake_parent, {"run_id": run.parent_run_id, "now": ts})
+        if cascade:
+            cascade_cancel(conn, run.run_id, text, now)
+        return
+    if action == "pause":
+        if state is RunState.RUNNING:
+            conn.execute(
+                Q.set_control,
+                {"run_id": run.run_id, "control": "pause", "reason": reason, "now": ts},
+            )
+            event(conn, run.run_id, "pause_requested", None, now)
+        elif state in (RunState.PENDING, RunState.SLEEPING, RunState.WAITING):
+            set_state(conn, run, RunState.PAUSED, now)
+            event(conn, run.run_id, "paused", None, now)
+        elif state is not RunState.PAUSED:
+            raise RunStateError(
+                run.run_id, state.value, "pause", "pending, running, sleeping or waiting"
+            )
+        return
+    if state is RunState.PAUSED:
+        set_state(conn, run, RunState.PENDING, now, wake_at=ts)
+        event(conn, run.run_id, "unpaused", None, now)
+    elif state is RunState.RUNNING and run.control == "pause":
+        conn.execute(
+            Q.set_control, {"run_id": run.run_id, "control": None, "reason": None, "now": ts}
+        )
+        event(conn, run.run_id, "unpaused", None, now)
+    else:
+        raise RunStateError(run.run_id, state.value, "unpause", "paused")
+
+
+def set_state(
+    conn: sqlite3.Connection,
+    run: Run,
+    state: RunState,
+    now: datetime,
+    *,
+    wake_at: float | None = None,
+    error: str | None = None,
+    finished: bool = False,
+) -> None:
+    cur = conn.execute(
+        Q.set_state,
+        {
+            "run_id": run.run_id,
+            "expected": run.state.value,
+            "state": state.value,
+            "wake_at": wake_at,
+            "error": error,
+            "finished_at": now.timestamp() if finished else None,
+            "now": now.timestamp(),
+        },
+    )
+    if cur.rowcount != 1:  # cannot happen inside one transaction; kept as a guard
+        raise RunStateError(run.run_id, run.state.value, f"move to {state.value}")
