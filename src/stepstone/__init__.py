@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
 from stepstone.core.retry import RetryPolicy
-from stepstone.core.scope import StepInfo, current_step
+from stepstone.core.routing import Pool, Queue
+from stepstone.core.scope import StepInfo, current_step, worker_credentials
 from stepstone.errors import (
     DeadlineExceeded,
     DecodeError,
+    DuplicateRun,
     EncodeError,
     InvalidArgument,
     MaxRecoveriesExceeded,
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
     from stepstone.client import AsyncClient, AsyncRunHandle, Client, RunHandle
     from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
     from stepstone.core.executor import CheckResult
-    from stepstone.core.model import Run, RunState, StepRecord
+    from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
     from stepstone.core.settings import Settings
     from stepstone.core.views import RunDescription, TimelineEntry
@@ -72,9 +74,11 @@ _LAZY = {
     "SyncWorkflowContext": "stepstone.core.context",
     "WorkflowContext": "stepstone.core.context",
     "CheckResult": "stepstone.core.executor",
+    "QueueStats": "stepstone.core.model",
     "Run": "stepstone.core.model",
     "RunState": "stepstone.core.model",
     "StepRecord": "stepstone.core.model",
+    "WorkerInfo": "stepstone.core.model",
     "Store": "stepstone.core.port",
     "Settings": "stepstone.core.settings",
     "RunDescription": "stepstone.core.views",
@@ -105,11 +109,15 @@ __all__ = [
     "Client",
     "DeadlineExceeded",
     "DecodeError",
+    "DuplicateRun",
     "EncodeError",
     "InvalidArgument",
     "MaxRecoveriesExceeded",
     "NonDeterminismError",
     "OutcomeUnknown",
+    "Pool",
+    "Queue",
+    "QueueStats",
     "Registry",
     "RetryPolicy",
     "Run",
@@ -140,9 +148,11 @@ __all__ = [
     "WorkflowContext",
     "WorkflowNotFound",
     "Worker",
+    "WorkerInfo",
     "__version__",
     "current_step",
     "open_store",
     "step",
+    "worker_credentials",
     "workflow",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "DeadlineExceeded",
     "DecodeError",
+    "DuplicateRun",
     "EncodeError",
     "InvalidArgument",
     "MaxRecoveriesExceeded",
@@ -70,6 +71,15 @@ class RunStateError(StepstoneError):
         want = f" (needs {expected})" if expected else ""
         super().__init__(f"cannot {action} run {run_id}: it is {state}{want}")
         self.run_id, self.state, self.action, self.expected = run_id, state, action, expected
+
+
+class DuplicateRun(StepstoneError):
+    """A start found an unfinished run with the same dedup key (or run id) and was told to raise."""
+
+    def __init__(self, run_id: str, dedup_key: str | None = None) -> None:
+        by = f"dedup key {dedup_key!r}" if dedup_key else "this run id"
+        super().__init__(f"run {run_id} already holds {by}")
+        self.run_id, self.dedup_key = run_id, dedup_key
 
 
 class SignalPayloadError(StepstoneError, ValueError):

@@ -11,10 +11,20 @@ from types import ModuleType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from stepstone.core.retry import NO_RETRY, RetryPolicy
+from stepstone.core.routing import KeyFunction, labels_of
 from stepstone.core.scope import active_caller
 from stepstone.errors import InvalidArgument, WorkflowNotFound
 
-__all__ = ["Registry", "Step", "StepOptions", "Workflow", "as_registry", "step", "workflow"]
+__all__ = [
+    "Registry",
+    "RunDefaults",
+    "Step",
+    "StepOptions",
+    "Workflow",
+    "as_registry",
+    "step",
+    "workflow",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -128,6 +138,23 @@ def step(
 
 
 @dataclass(frozen=True, slots=True)
+class RunDefaults:
+    """What ``start`` uses for a workflow's runs when the caller does not say.
+
+    ``concurrency_key`` and ``dedup_key`` may be functions of the run's input, called with the
+    workflow's arguments: ``concurrency_key=lambda user_id, **_: user_id``.
+    """
+
+    queue: str | None = None
+    priority: int = 0
+    deadline_s: float | None = None
+    labels: Mapping[str, str] | None = None
+    pool: str | None = None
+    concurrency_key: str | KeyFunction | None = None
+    dedup_key: str | KeyFunction | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Signature:
     params: tuple[inspect.Parameter, ...]
     hints: Mapping[str, Any]
@@ -140,17 +167,7 @@ class Workflow(Generic[P, R]):
     :class:`~stepstone.Client` (``client.run(wf, ...)`` or ``client.start(wf, ...)``).
     """
 
-    __slots__ = (
-        "__dict__",
-        "deadline_s",
-        "fn",
-        "is_async",
-        "max_recoveries",
-        "name",
-        "queue",
-        "signals",
-        "step_retry",
-    )
+    __slots__ = ("__dict__", "defaults", "fn", "is_async", "max_recoveries", "name", "signals")
 
     def __init__(
         self,
@@ -158,15 +175,13 @@ class Workflow(Generic[P, R]):
         *,
         name: str,
         version: str | None,
-        queue: str | None,
-        deadline_s: float | None,
+        defaults: RunDefaults,
         max_recoveries: int | None,
         signals: Mapping[str, Any],
     ) -> None:
         self.fn = fn
         self.name = name
-        self.queue = queue
-        self.deadline_s = deadline_s
+        self.defaults = defaults
         self.max_recoveries = max_recoveries
         self.signals = dict(signals)
         self.is_async = inspect.iscoroutinefunction(fn)
@@ -176,6 +191,14 @@ class Workflow(Generic[P, R]):
 
     def __call__(self, ctx: Any, *args: P.args, **kwargs: P.kwargs) -> Any:
         return self.fn(ctx, *args, **kwargs)
+
+    @property
+    def queue(self) -> str | None:
+        return self.defaults.queue
+
+    @property
+    def deadline_s(self) -> float | None:
+        return self.defaults.deadline_s
 
     @property
     def version(self) -> str:
@@ -237,9 +260,14 @@ def workflow(
     name: str | None = None,
     version: str | None = None,
     queue: str | None = None,
+    priority: int = 0,
     deadline_s: float | None = None,
     max_recoveries: int | None = None,
     signals: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    pool: str | None = None,
+    concurrency_key: str | KeyFunction | None = None,
+    dedup_key: str | KeyFunction | None = None,
 ) -> _WorkflowDecorator: ...
 
 
@@ -250,9 +278,14 @@ def workflow(
     name: str | None = None,
     version: str | None = None,
     queue: str | None = None,
+    priority: int = 0,
     deadline_s: float | None = None,
     max_recoveries: int | None = None,
     signals: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    pool: str | None = None,
+    concurrency_key: str | KeyFunction | None = None,
+    dedup_key: str | KeyFunction | None = None,
 ) -> Any:
     """Declare a workflow. The first parameter receives the :class:`WorkflowContext`.
 
@@ -261,13 +294,16 @@ def workflow(
     ...     return await charge(order)
 
     ``version`` pins the code version recorded on each run (default: a hash of the source);
-    ``queue`` and ``deadline_s`` are defaults for ``start``; ``signals`` declares signal payload
-    types (``{"approval": Approval}``) so ``signal()`` can validate before the wait is reached.
+    ``signals`` declares signal payload types (``{"approval": Approval}``) so ``signal()`` can
+    validate before the wait is reached. ``queue``, ``priority``, ``deadline_s``, ``labels``,
+    ``pool``, ``concurrency_key`` and ``dedup_key`` are defaults for ``start`` (see
+    :class:`RunDefaults`); the keys may be functions of the run's input.
     """
     if deadline_s is not None and deadline_s <= 0:
         raise InvalidArgument(f"workflow deadline_s must be > 0, got {deadline_s}")
     if max_recoveries is not None and max_recoveries < 0:
         raise InvalidArgument(f"workflow max_recoveries must be >= 0, got {max_recoveries}")
+    labels_of(labels, "workflow labels")  # refuse bad labels at definition time
 
     def decorate(f: Callable[..., Any]) -> Workflow[Any, Any]:
         if not callable(f):
@@ -280,8 +316,15 @@ def workflow(
             f,
             name=name or f.__name__,
             version=version,
-            queue=queue,
-            deadline_s=deadline_s,
+            defaults=RunDefaults(
+                queue=queue,
+                priority=priority,
+                deadline_s=deadline_s,
+                labels=labels,
+                pool=pool,
+                concurrency_key=concurrency_key,
+                dedup_key=dedup_key,
+            ),
             max_recoveries=max_recoveries,
             signals=signals or {},
         )

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from stepstone.core.clock import Clock, SystemClock
@@ -20,8 +22,9 @@ from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.engine import Execution, HandBack, Runtime
 from stepstone.core.executor import ExecutionHooks, execute
 from stepstone.core.identity import HOST, process_alive, process_start, worker_id_for
-from stepstone.core.model import Claim, RunState, WorkerInfo
+from stepstone.core.model import Claim, Labels, RunState, WorkerInfo
 from stepstone.core.port import Store
+from stepstone.core.scope import Credentials, credentials_scope
 from stepstone.core.settings import Settings
 from stepstone.core.threads import DaemonThreadPool
 
@@ -50,11 +53,15 @@ class Runner(ExecutionHooks):
         clock: Clock | None = None,
         worker_id: str | None = None,
         version: str | None = None,
+        labels: Labels = (),
+        pool: str | None = None,
+        credentials: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
+        self.credentials = Credentials(credentials)
         pid = os.getpid()
         self.worker = WorkerInfo(
             worker_id=worker_id or worker_id_for(kind),
@@ -64,6 +71,9 @@ class Runner(ExecutionHooks):
             concurrency=concurrency,
             process_start=process_start(pid),
             version=version,
+            labels=labels,
+            pool=pool,
+            lease_s=self.settings.lease_s,
         )
         self.runtime = Runtime(
             store=store,
@@ -112,9 +122,11 @@ class Runner(ExecutionHooks):
         """Execute one claim to its next stop; returns the run's state after (None: lease lost)."""
         wf = wf or self.registry.get(claim.run.workflow)
         self.active[claim.run_id] = _Active()
+        token = credentials_scope.set(self.credentials)  # inherited by the run's steps
         try:
             state = await execute(self.runtime, claim, wf, self)
         finally:
+            credentials_scope.reset(token)
             self.active.pop(claim.run_id, None)
         if state is None:
             log.warning(
@@ -160,7 +172,7 @@ class Runner(ExecutionHooks):
         """Renew leases; tell executions whose lease is gone, deliver cancel/pause requests."""
         now = self.clock.now()
         held = await self.store.renew_leases(
-            self.worker.worker_id, lease_s=self.settings.lease_s, now=now
+            self.worker.worker_id, lease_s=self.settings.lease_s, now=now, load=len(self.active)
         )
         by_run = {status.run_id: status for status in held}
         for run_id, entry in list(self.active.items()):
@@ -178,14 +190,20 @@ class Runner(ExecutionHooks):
         self.heartbeat_done = asyncio.Event()
 
     async def release_dead_local_workers(self) -> int:
-        """Runs held by dead processes on this host become claimable now, not at lease expiry."""
+        """Release the runs of dead workers: at once for a process on this host that is gone;
+        for other hosts, once a worker's heartbeat is older than its lease (its leases have
+        expired by then too, but its pinned and assigned runs would otherwise wait for it)."""
         workers = await self.store.list_workers()
+        now = self.clock.now()
         dead = [
             w.worker_id
             for w in workers
-            if w.host == HOST
-            and w.worker_id != self.worker.worker_id
-            and not process_alive(w.pid, w.process_start)
+            if w.worker_id != self.worker.worker_id
+            and (
+                not process_alive(w.pid, w.process_start)
+                if w.host == HOST
+                else not w.alive_at(now - timedelta(seconds=w.lease_s))
+            )
         ]
         if not dead:
             return 0

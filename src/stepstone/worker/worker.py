@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +22,7 @@ from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.model import Claim
 from stepstone.core.port import ClaimFilter, Store
+from stepstone.core.routing import Pool, Queue, labels_of
 from stepstone.core.runner import Runner
 from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, StoreError
@@ -36,8 +37,16 @@ class Worker:
     """Executes runs of the given workflows from one or more queues.
 
     >>> Worker("sqlite:///app.db", workflows=[checkout], concurrency=64).run()
+    >>> Worker(url, workflows=app, queue=[Queue("gpu", concurrency=4), "default"],
+    ...        labels={"gpu": "a100"}, pool=Pool("render", "least_loaded"),
+    ...        credentials={"OPENAI_API_KEY": key}).run()
 
     ``workflows`` may be a list, a module (every workflow it defines) or a :class:`Registry`.
+    ``queue``: the queues it claims from; :class:`Queue` objects also store their limits at
+    start, so every worker enforces them. ``labels``: what it offers to runs that require
+    labels. ``pool``: the worker pool it belongs to (a :class:`Pool` also stores its strategy).
+    ``credentials``: readable inside steps through :func:`stepstone.worker_credentials`, never
+    stored or logged.
     """
 
     def __init__(
@@ -49,8 +58,11 @@ class Worker:
         | Workflow[Any, Any]
         | None = None,
         *,
-        queue: str | Iterable[str] = "default",
+        queue: str | Queue | Iterable[str | Queue] = "default",
         concurrency: int = 32,
+        labels: Mapping[str, object] | None = None,
+        pool: str | Pool | None = None,
+        credentials: Mapping[str, Any] | None = None,
         settings: Settings | None = None,
         clock: Clock | None = None,
         worker_id: str | None = None,
@@ -62,9 +74,15 @@ class Worker:
             raise InvalidArgument(
                 "Worker needs at least one workflow (workflows=[...] or a module)"
             )
-        queues = (queue,) if isinstance(queue, str) else tuple(queue)
-        if not queues or not all(isinstance(q, str) and q for q in queues):
+        items = (queue,) if isinstance(queue, str | Queue) else tuple(queue)
+        if not items or not all(isinstance(q, Queue) or (isinstance(q, str) and q) for q in items):
             raise InvalidArgument(f"queue must be a non-empty name or names, got {queue!r}")
+        queues = tuple(q.name if isinstance(q, Queue) else q for q in items)
+        self.declared_queues = [q.spec for q in items if isinstance(q, Queue)]
+        self.declared_pool = pool.spec if isinstance(pool, Pool) else None
+        pool_name = pool.name if isinstance(pool, Pool) else pool
+        if pool_name is not None and (not isinstance(pool_name, str) or not pool_name):
+            raise InvalidArgument(f"pool must be a non-empty name or a Pool, got {pool!r}")
         if concurrency < 1:
             raise InvalidArgument(f"concurrency must be >= 1, got {concurrency}")
         self.queues = queues
@@ -80,6 +98,9 @@ class Worker:
             settings=self.settings,
             clock=self.clock,
             worker_id=worker_id,
+            labels=labels_of(labels, "worker labels"),
+            pool=pool_name,
+            credentials=credentials,
         )
         self.filter = ClaimFilter(queues=queues, workflows=self.registry.names())
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -125,6 +146,10 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
+        if self.declared_queues:
+            await self.store.declare_queues(self.declared_queues, now=self.clock.now())
+        if self.declared_pool is not None:
+            await self.store.declare_pools([self.declared_pool], now=self.clock.now())
         await self.runner.start()
         log.info(
             "worker %s serving queues %s, workflows %s",

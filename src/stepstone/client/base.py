@@ -1,0 +1,118 @@
+"""What every client part shares: the store, the registry, the in-process runner, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from stepstone.core.clock import Clock, SystemClock
+from stepstone.core.definitions import Registry, Workflow, as_registry
+from stepstone.core.ids import new_run_id
+from stepstone.core.model import Run, RunState
+from stepstone.core.port import Store
+from stepstone.core.runner import Runner
+from stepstone.core.settings import Settings
+from stepstone.errors import InvalidArgument, RunFailed, RunNotFound
+from stepstone.store import open_store
+
+__all__ = ["ClientBase", "StoreLike", "WorkflowsLike", "check_run_id", "raise_for", "states_of"]
+
+StoreLike = Store | str | Path | None
+WorkflowsLike = Registry | ModuleType | Iterable[Workflow[Any, Any]] | Workflow[Any, Any] | None
+
+
+def check_run_id(run_id: str | None) -> str:
+    if run_id is None:
+        return new_run_id()
+    if not isinstance(run_id, str) or not run_id.strip() or len(run_id) > 200:
+        raise InvalidArgument(
+            f"run_id must be a non-empty string of at most 200 characters, got {run_id!r}"
+        )
+    return run_id
+
+
+def raise_for(run: Run) -> None:
+    """A finished-but-not-completed run becomes a RunFailed carrying its recorded error."""
+    error = run.error
+    raise RunFailed(
+        run.run_id,
+        run.state.value,
+        error.type if error else run.state.value,
+        error.message if error else "",
+        error.traceback if error else None,
+    )
+
+
+def states_of(state: RunState | str | Iterable[RunState | str] | None) -> tuple[RunState, ...]:
+    if state is None:
+        return ()
+    items = [state] if isinstance(state, str | RunState) else list(state)
+    try:
+        return tuple(RunState(s) for s in items)
+    except ValueError:
+        valid = ", ".join(s.value for s in RunState)
+        raise InvalidArgument(f"unknown state in {items!r}; valid: {valid}") from None
+
+
+class ClientBase:
+    """The store, registry, settings and clock of a client, and its in-process runner."""
+
+    def __init__(
+        self,
+        store: StoreLike = None,
+        *,
+        workflows: WorkflowsLike = None,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        concurrency: int = 32,
+    ) -> None:
+        self.store: Store = store if isinstance(store, Store) else open_store(store)
+        self._owns_store = not isinstance(store, Store)
+        self.registry = as_registry(workflows)
+        self.settings = settings or Settings()
+        self.clock = clock or SystemClock()
+        self._concurrency = concurrency
+        self._runner: Runner | None = None
+        self._runner_lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> ClientBase:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the in-process runner (if any) and close the store if this client opened it."""
+        if self._runner is not None:
+            await self._runner.stop()
+            self._runner = None
+        if self._owns_store:
+            await self.store.close()
+
+    async def _get_runner(self) -> Runner:
+        if self._runner is None:
+            if self._runner_lock is None:
+                self._runner_lock = asyncio.Lock()
+            async with self._runner_lock:
+                if self._runner is None:
+                    runner = Runner(
+                        self.store,
+                        self.registry,
+                        kind="client",
+                        queues=(),
+                        concurrency=self._concurrency,
+                        settings=self.settings,
+                        clock=self.clock,
+                    )
+                    await runner.start()
+                    self._runner = runner
+        return self._runner
+
+    async def get(self, run_id: str) -> Run:
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run

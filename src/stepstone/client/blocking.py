@@ -1,0 +1,160 @@
+"""The blocking client: every AsyncClient method, run to completion on a private loop thread.
+
+Nothing is implemented twice: each method here forwards to the AsyncClient method of the same
+name (same signature, same docstring) through a :class:`~stepstone.core.portal.Portal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+
+from stepstone.client.aio import AsyncClient
+from stepstone.client.base import StoreLike, WorkflowsLike
+from stepstone.client.running import AsyncRunHandle
+from stepstone.core.clock import Clock
+from stepstone.core.definitions import Registry
+from stepstone.core.model import EventRecord, RunState
+from stepstone.core.port import Store
+from stepstone.core.portal import Portal
+from stepstone.core.settings import Settings
+
+__all__ = ["Client", "RunHandle"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Client, P], T]:
+    """Expose an AsyncClient method on Client: same signature, blocking."""
+
+    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._portal.call(method, self._async, *args, **kwargs)
+
+    call.__name__ = method.__name__
+    call.__qualname__ = f"Client.{method.__name__}"
+    call.__doc__ = method.__doc__
+    return call
+
+
+def _blocking_start(
+    method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, AsyncRunHandle[R]]],
+) -> Callable[Concatenate[Client, P], RunHandle[R]]:
+    """Like :func:`_blocking`, for ``start``: the handle it returns is a blocking one."""
+
+    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> RunHandle[R]:
+        handle = self._portal.call(method, self._async, *args, **kwargs)
+        return RunHandle(self, handle.run_id)
+
+    call.__name__ = method.__name__
+    call.__qualname__ = f"Client.{method.__name__}"
+    call.__doc__ = method.__doc__
+    return call
+
+
+class RunHandle(Generic[R]):
+    """A started run: ``handle.result(timeout_s)``, ``handle.status()``."""
+
+    __slots__ = ("_client", "run_id")
+
+    def __init__(self, client: Client, run_id: str) -> None:
+        self._client, self.run_id = client, run_id
+
+    def result(self, timeout_s: float | None = None) -> R:
+        """Wait for the run to finish and return its result (raises RunFailed if it did not)."""
+        value: R = self._client.result(self.run_id, timeout_s=timeout_s)
+        return value
+
+    def status(self) -> RunState:
+        return self._client.status(self.run_id)
+
+    def __repr__(self) -> str:
+        return f"<run {self.run_id}>"
+
+
+class Client:
+    """Start and manage durable runs from ordinary (sync) code.
+
+    >>> client = Client("sqlite:///app.db")
+    >>> receipt = client.run(checkout, order)
+    >>> handle = client.start(checkout, order, queue="payments")
+    >>> handle.result(timeout_s=60)
+
+    Every method is the :class:`AsyncClient` method of the same name, run to completion.
+    """
+
+    def __init__(
+        self,
+        store: StoreLike = None,
+        *,
+        workflows: WorkflowsLike = None,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        concurrency: int = 32,
+    ) -> None:
+        self._portal = Portal()
+        self._async = AsyncClient(
+            store, workflows=workflows, settings=settings, clock=clock, concurrency=concurrency
+        )
+
+    @property
+    def store(self) -> Store:
+        return self._async.store
+
+    @property
+    def registry(self) -> Registry:
+        return self._async.registry
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._portal.call(self._async.close)
+        self._portal.close()
+
+    def handle(self, run_id: str) -> RunHandle[Any]:
+        return RunHandle(self, run_id)
+
+    def events(
+        self, run_id: str, *, follow: bool = False, after_id: int = 0, include_system: bool = False
+    ) -> Iterator[EventRecord]:
+        """The run's progress events; ``follow=True`` yields new ones until the run finishes."""
+        agen = self._async.events(
+            run_id, follow=follow, after_id=after_id, include_system=include_system
+        )
+
+        async def next_event() -> EventRecord:
+            return await agen.__anext__()
+
+        while True:
+            try:
+                yield self._portal.call(next_event)
+            except StopAsyncIteration:
+                return
+
+    run = _blocking(AsyncClient.run)
+    start = _blocking_start(AsyncClient.start)
+    result = _blocking(AsyncClient.result)
+    signal = _blocking(AsyncClient.signal)
+    cancel = _blocking(AsyncClient.cancel)
+    pause = _blocking(AsyncClient.pause)
+    unpause = _blocking(AsyncClient.unpause)
+    retry = _blocking(AsyncClient.retry)
+    fork = _blocking(AsyncClient.fork)
+    purge = _blocking(AsyncClient.purge)
+    declare = _blocking(AsyncClient.declare)
+    get = _blocking(AsyncClient.get)
+    status = _blocking(AsyncClient.status)
+    list = _blocking(AsyncClient.list)
+    dead_letters = _blocking(AsyncClient.dead_letters)
+    describe = _blocking(AsyncClient.describe)
+    timeline = _blocking(AsyncClient.timeline)
+    queue_stats = _blocking(AsyncClient.queue_stats)
+    workers = _blocking(AsyncClient.workers)
+    check = _blocking(AsyncClient.check)

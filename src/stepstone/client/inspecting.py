@@ -1,0 +1,187 @@
+"""Looking at runs: get, list, describe, timeline, events, dead letters, queues, workers, check."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any
+
+from stepstone.client.base import ClientBase, states_of
+from stepstone.core.executor import CheckResult, check_run
+from stepstone.core.model import (
+    ACTIVE_STATES,
+    Claim,
+    EventRecord,
+    QueueStats,
+    Run,
+    RunQuery,
+    RunState,
+    StepKind,
+    StepRecord,
+    Wait,
+    WorkerInfo,
+)
+from stepstone.core.views import RunDescription, TimelineEntry, describe_wait
+
+__all__ = ["Inspecting"]
+
+
+class Inspecting(ClientBase):
+    """Reading runs, their histories and the state of queues and workers."""
+
+    async def status(self, run_id: str) -> RunState:
+        return (await self.get(run_id)).state
+
+    async def list(
+        self,
+        *,
+        state: RunState | str | Iterable[RunState | str] | None = None,
+        workflow: str | None = None,
+        queue: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 50,
+        before_run_id: str | None = None,
+    ) -> list[Run]:
+        """Runs, newest first, filtered by state(s), workflow, queue or parent."""
+        states = states_of(state)
+        query = RunQuery(
+            states=states,
+            workflow=workflow,
+            queue=queue,
+            parent_run_id=parent_run_id,
+            limit=limit,
+            before_run_id=before_run_id,
+        )
+        return await self.store.list_runs(query)
+
+    async def dead_letters(
+        self, *, workflow: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> builtins.list[Run]:
+        """Runs that failed for good (retries, recoveries or deadline exhausted), newest first;
+        each carries its error. ``retry`` continues one, ``retry(fresh=True)`` starts it anew."""
+        return await self.list(state=RunState.FAILED, workflow=workflow, queue=queue, limit=limit)
+
+    async def describe(self, run_id: str) -> RunDescription:
+        """The run with its steps (timings, attempts, errors), signals, children and waits."""
+        run = await self.get(run_id)
+        steps = await self.store.load_steps(run_id)
+        signals = await self.store.list_signals(run_id)
+        children = await self.store.list_runs(RunQuery(parent_run_id=run_id, limit=1000))
+        state = json.loads(run.state_json) if run.state_json else {}
+        return RunDescription(run, tuple(steps), tuple(signals), tuple(reversed(children)), state)
+
+    async def timeline(self, run_id: str) -> builtins.list[TimelineEntry]:
+        """Everything that happened to the run, in time order."""
+        desc = await self.describe(run_id)
+        run = desc.run
+        entries = [TimelineEntry(run.created_at, "created", f"workflow {run.workflow}")]
+        if run.finished_at is not None:
+            error = f"{run.error.type}: {run.error.message}" if run.error else ""
+            entries.append(TimelineEntry(run.finished_at, run.state.value, error))
+        events = await self.store.read_events(run_id, limit=100_000)
+        for event in events:
+            data = json.loads(event.data_json) if event.data_json else None
+            detail = (
+                _event_detail(event.kind, data) if event.source == "system" else json.dumps(data)
+            )
+            kind = event.kind if event.source == "system" else f"event:{event.kind}"
+            entries.append(TimelineEntry(event.created_at, kind, detail))
+        for step in desc.steps:
+            entries.extend(_step_entries(step, run.created_at))
+        for sig in desc.signals:
+            entries.append(TimelineEntry(sig.created_at, "signal", f"{sig.name!r} received"))
+        entries.sort(key=lambda e: (e.at, e.seq if e.seq is not None else -1))
+        return entries
+
+    async def events(
+        self, run_id: str, *, follow: bool = False, after_id: int = 0, include_system: bool = False
+    ) -> AsyncIterator[EventRecord]:
+        """The run's progress events (``ctx.emit``); ``follow=True`` keeps yielding new ones until
+        the run finishes."""
+        await self.get(run_id)
+        while True:
+            batch = await self.store.read_events(run_id, after_id=after_id)
+            for event in batch:
+                after_id = event.event_id
+                if include_system or event.source == "user":
+                    yield event
+            if batch:
+                continue
+            if not follow:
+                return
+            run = await self.get(run_id)
+            if run.is_finished:
+                final = await self.store.read_events(run_id, after_id=after_id)
+                if not final:
+                    return
+                continue
+            await self.store.wait_for_change(self.settings.poll_s)
+
+    async def queue_stats(self, *, window_s: float = 60.0) -> builtins.list[QueueStats]:
+        """Per queue: pending, running, waiting, sleeping and paused runs, runs finished in the
+        last ``window_s`` (throughput), and the age of the oldest due pending run."""
+        return await self.store.queue_stats(now=self.clock.now(), window_s=window_s)
+
+    async def workers(self) -> builtins.list[WorkerInfo]:
+        """The worker registry: id, host, pid, queues, labels, pool, capacity, load, version
+        and last heartbeat (``alive_at(now)`` tells whether it is still beating)."""
+        return await self.store.list_workers()
+
+    async def check(self, *, unblock: bool = False) -> builtins.list[CheckResult]:
+        """Replay every unfinished run of this client's workflows against the code now loaded,
+        executing nothing; report which runs it can continue. ``unblock`` makes blocked runs that
+        now replay cleanly pending again. Run it before a deploy."""
+        runner = await self._get_runner()
+        results = []
+        active = tuple(s for s in ACTIVE_STATES)
+        for wf in self.registry:
+            runs = await self.store.list_runs(
+                RunQuery(states=active, workflow=wf.name, limit=1_000_000)
+            )
+            for run in runs:
+                result = await check_run(runner.runtime, Claim(run, "check", run.lease_token), wf)
+                results.append(result)
+                if unblock and result.ok and run.state is RunState.BLOCKED:
+                    await self.store.retry_run(run.run_id, now=self.clock.now())
+        return results
+
+
+def _step_entries(step: StepRecord, fallback: datetime) -> builtins.list[TimelineEntry]:
+    """A step is one entry when it finished (with its duration); a wait is also one when it
+    began, so the time spent waiting shows."""
+    label = step.name if step.kind is StepKind.STEP else f"{step.kind.value} {step.name!r}"
+    started = step.started_at or step.finished_at or fallback
+    entries = []
+    waits = step.kind in (StepKind.SLEEP, StepKind.SIGNAL, StepKind.CHILD)
+    if waits or step.finished_at is None:
+        entries.append(TimelineEntry(started, "step", f"{label} began", step.seq))
+    if step.finished_at is not None:
+        duration = (step.finished_at - step.started_at).total_seconds() if step.started_at else None
+        detail = f"{label} {step.status.value}"
+        if step.attempts > 1:
+            detail += f" after {step.attempts} attempts"
+        if step.error is not None:
+            detail += f": {step.error.type}: {step.error.message}"
+        entries.append(TimelineEntry(step.finished_at, "step", detail, step.seq, duration))
+    return entries
+
+
+def _event_detail(kind: str, data: Any) -> str:
+    if not isinstance(data, dict):
+        return ""
+    if kind in ("claimed", "recovered") and "worker" in data:
+        return f"by {data['worker']}"
+    if "waits" in data:
+        waits = [
+            Wait(
+                w["kind"],
+                0,
+                w.get("name"),
+                datetime.fromisoformat(w["until"]) if w.get("until") else None,
+            )
+            for w in data["waits"]
+        ]
+        return "waiting for " + ", ".join(describe_wait(w) for w in waits) if waits else ""
+    return ", ".join(f"{k}={v}" for k, v in data.items())

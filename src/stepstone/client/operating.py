@@ -1,0 +1,142 @@
+"""Steering runs: signals, cancel, pause, retry, fork, purge, and declaring queues and pools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from stepstone.client.base import ClientBase, check_run_id, states_of
+from stepstone.core import codec
+from stepstone.core.ids import new_run_id
+from stepstone.core.jsonschema import first_problem, schema_for
+from stepstone.core.model import TERMINAL_STATES, NewRun, Run, RunState
+from stepstone.core.routing import Pool, Queue
+from stepstone.errors import DecodeError, InvalidArgument, RunStateError, SignalPayloadError
+
+__all__ = ["Operating"]
+
+
+class Operating(ClientBase):
+    """Changing runs that exist, and the limits they run under."""
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Send signal ``name`` to a run. It is buffered until the run waits for it.
+
+        The payload is checked against the schema the run's wait declared (or the workflow's
+        ``signals=`` type, when this client knows the workflow); a mismatch raises
+        :class:`SignalPayloadError` and the run is not touched.
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument("signal name must be a non-empty string")
+        payload_json = codec.encode(payload, f"signal {name!r} payload")
+        run = await self.get(run_id)
+        raw = json.loads(payload_json)
+        for wait in run.waits:
+            if wait.kind == "signal" and wait.name == name and wait.schema_json:
+                problem = first_problem(raw, json.loads(wait.schema_json))
+                if problem:
+                    raise SignalPayloadError(run_id, name, problem)
+        wf = self.registry.workflows.get(run.workflow)
+        tp = wf.signals.get(name) if wf is not None else None
+        if tp is not None:
+            problem = first_problem(raw, schema_for(tp))
+            if problem:
+                raise SignalPayloadError(run_id, name, problem)
+            try:
+                codec.decode_value(raw, tp, f"signal {name!r}")
+            except DecodeError as exc:
+                raise SignalPayloadError(run_id, name, f"{exc.path}: {exc.problem}") from None
+        await self.store.send_signal(run_id, name, payload_json, now=self.clock.now())
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> Run:
+        """Cancel a run: at once if it is not running, else at its next step boundary. Its
+        unfinished children are cancelled too. A cancelled run never continues."""
+        return await self.store.request_control(
+            run_id, "cancel", reason=reason, now=self.clock.now()
+        )
+
+    async def pause(self, run_id: str) -> Run:
+        """Pause a run (at its next step boundary if running); it is not claimed until unpaused."""
+        return await self.store.request_control(run_id, "pause", reason=None, now=self.clock.now())
+
+    async def unpause(self, run_id: str) -> Run:
+        return await self.store.request_control(run_id, None, reason=None, now=self.clock.now())
+
+    async def retry(self, run_id: str, *, fresh: bool = False) -> Run:
+        """Resume a failed (or blocked) run keeping its completed steps; the failed step reruns.
+
+        ``fresh=True`` instead starts a new run of the same workflow with the same input and
+        routing (by the code now loaded, when this client knows the workflow), linked to the old
+        one by ``retry_of``; the failed run stays as it is.
+        """
+        if not fresh:
+            return await self.store.retry_run(run_id, now=self.clock.now())
+        old = await self.get(run_id)
+        if old.state not in (RunState.FAILED, RunState.CANCELLED, RunState.BLOCKED):
+            raise RunStateError(
+                run_id, old.state.value, "retry fresh", "failed, cancelled or blocked"
+            )
+        known = self.registry.workflows.get(old.workflow)
+        new = NewRun(
+            run_id=new_run_id(),
+            workflow=old.workflow,
+            version=known.version if known is not None else old.version,
+            input_json=old.input_json,
+            queue=old.queue,
+            priority=old.priority,
+            retry_of=run_id,
+            routing=old.routing,
+        )
+        run, _, _ = await self.store.create_run(new, now=self.clock.now())
+        return run
+
+    async def fork(
+        self,
+        run_id: str,
+        from_seq: int,
+        *,
+        patch: dict[int, Any] | None = None,
+        new_run_id: str | None = None,
+    ) -> Run:
+        """A new run that reuses ``run_id``'s recorded steps before ``from_seq`` (``patch`` replaces
+        the outputs of some of them: ``{seq: value}``) and executes the rest anew."""
+        if not isinstance(from_seq, int) or from_seq < 0:
+            raise InvalidArgument(f"from_seq must be an int >= 0, got {from_seq!r}")
+        encoded = {
+            int(seq): codec.encode(value, f"fork patch for step #{seq}")
+            for seq, value in (patch or {}).items()
+        }
+        return await self.store.fork_run(
+            run_id,
+            from_seq=from_seq,
+            patch=encoded,
+            new_run_id=check_run_id(new_run_id),
+            now=self.clock.now(),
+        )
+
+    async def purge(
+        self,
+        *,
+        older_than_s: float,
+        state: RunState | str | Iterable[RunState | str] | None = None,
+    ) -> int:
+        """Delete finished runs (completed, failed, cancelled; or those of ``state``) that
+        finished more than ``older_than_s`` ago, with their steps, signals and events."""
+        if not isinstance(older_than_s, int | float) or older_than_s < 0:
+            raise InvalidArgument(f"older_than_s must be >= 0, got {older_than_s!r}")
+        states = states_of(state) or tuple(TERMINAL_STATES)
+        before = self.clock.now() - timedelta(seconds=older_than_s)
+        return await self.store.purge_runs(finished_before=before, states=states)
+
+    async def declare(self, *items: Queue | Pool) -> None:
+        """Store queue limits and pool strategies (workers also declare their own at start)."""
+        queues = [i.spec for i in items if isinstance(i, Queue)]
+        pools = [i.spec for i in items if isinstance(i, Pool)]
+        if len(queues) + len(pools) != len(items):
+            raise InvalidArgument("declare() takes Queue and Pool objects")
+        if queues:
+            await self.store.declare_queues(queues, now=self.clock.now())
+        if pools:
+            await self.store.declare_pools(pools, now=self.clock.now())
