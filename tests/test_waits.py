@@ -51,11 +51,12 @@ async def wait_for_state(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
+        token = await client.store.change_token()
         run = await client.store.get_run(run_id)  # None until the starting task created it
         if run is not None and run.state in states:
             return
         assert loop.time() < deadline, f"run {run_id} never reached {states}"
-        await client.store.wait_for_change(0.05)
+        await client.store.wait_for_change(0.5, since=token)
 
 
 async def run_in_background(

@@ -102,6 +102,7 @@ class Inspecting(ClientBase):
         the run finishes."""
         await self.get(run_id)
         while True:
+            token = await self.store.change_token()
             batch = await self.store.read_events(run_id, after_id=after_id)
             for event in batch:
                 after_id = event.event_id
@@ -117,7 +118,7 @@ class Inspecting(ClientBase):
                 if not final:
                     return
                 continue
-            await self.store.wait_for_change(self.settings.poll_s)
+            await self.store.wait_for_change(self.settings.poll_s, since=token)
 
     async def queue_stats(self, *, window_s: float = 60.0) -> builtins.list[QueueStats]:
         """Per queue: pending, running, waiting, sleeping and paused runs, runs finished in the

@@ -220,6 +220,7 @@ class Running(ClientBase):
             children = [w.name for w in run.waits if w.kind == "child" and w.name]
             if run.state is RunState.WAITING and children:
                 await asyncio.gather(*(self._drive(runner, c, None) for c in children))
+            token = await self.store.change_token()  # before the reads below: nothing is missed
             claim = await self.store.claim_run(
                 run_id, runner.worker, lease_s=self.settings.lease_s, now=self.clock.now()
             )
@@ -236,7 +237,7 @@ class Running(ClientBase):
                     timeout, max((run.lease_expires_at - self.clock.now()).total_seconds(), 0.0)
                 )
             if timeout > 0:
-                await self.store.wait_for_change(timeout)
+                await self.store.wait_for_change(timeout, since=token)
 
     async def result(self, run_id: str, *, timeout_s: float | None = None) -> Any:
         """Wait for ``run_id`` to finish; return its result decoded by the workflow's return type
@@ -244,6 +245,7 @@ class Running(ClientBase):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s if timeout_s is not None else None
         while True:
+            token = await self.store.change_token()
             run = await self.get(run_id)
             if run.is_finished or run.state is RunState.BLOCKED:
                 break
@@ -252,7 +254,7 @@ class Running(ClientBase):
                 remaining = min(remaining, deadline - loop.time())
                 if remaining <= 0:
                     raise WaitTimeout(f"result of run {run_id}", timeout_s, run_id=run_id)
-            await self.store.wait_for_change(remaining)
+            await self.store.wait_for_change(remaining, since=token)
         if run.state is not RunState.COMPLETED:
             raise_for(run)
         wf = self.registry.workflows.get(run.workflow)

@@ -115,7 +115,7 @@ async def execute(
     early = _early_outcome(rt, claim, wf)
     if early is not None:
         return await _close(rt, claim, early, None)
-    records = await rt.store.load_steps(claim.run_id)
+    records = [] if claim.fresh else await rt.store.load_steps(claim.run_id)
     exe = Execution(rt, claim, wf, records)
     hooks.started(exe)
     try:

@@ -250,6 +250,7 @@ class Claim:
     worker_id: str
     lease_token: int
     recovered: bool = False
+    fresh: bool = False  # never started before: no journal to load
 
     @property
     def run_id(self) -> str:

@@ -138,9 +138,15 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def wait_for_change(self, timeout_s: float) -> None:
-        """Return when the store may have changed (a local write, another process's commit, a
-        notification) or after ``timeout_s``. Spurious returns are allowed."""
+    async def change_token(self) -> object:
+        """An opaque mark of what has been committed so far (local writes, other processes'
+        commits, notifications received). Take it *before* reading the state you are about to
+        wait on, and pass it to :meth:`wait_for_change`, so no change in between is missed."""
+        ...
+
+    async def wait_for_change(self, timeout_s: float, *, since: object = None) -> None:
+        """Return when something was committed after ``since`` (a :meth:`change_token`;
+        default: from now), or after ``timeout_s``. Spurious returns are allowed."""
         ...
 
     # --- runs ----------------------------------------------------------------------------

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
-from stepstone.core.model import Labels, PoolSpec, QueueSpec, Routing, Strategy
 from stepstone.errors import InvalidArgument
+
+if TYPE_CHECKING:  # the model is imported on use: `import stepstone` stays light
+    from stepstone.core.model import Labels, PoolSpec, QueueSpec, Routing
 
 __all__ = ["KeyFunction", "Pool", "Queue", "labels_of", "routing_for"]
 
@@ -69,6 +71,8 @@ class Queue:
 
     @property
     def spec(self) -> QueueSpec:
+        from stepstone.core.model import QueueSpec
+
         n, per_s = self.rate_limit if self.rate_limit is not None else (None, None)
         return QueueSpec(
             self.name,
@@ -80,7 +84,7 @@ class Queue:
         )
 
 
-_STRATEGIES = get_args(Strategy)
+_STRATEGIES = ("direct", "round_robin", "least_loaded", "threshold")  # model.Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,8 @@ class Pool:
 
     @property
     def spec(self) -> PoolSpec:
+        from stepstone.core.model import PoolSpec
+
         return PoolSpec(self.name, self.strategy, self.threshold)
 
 
@@ -160,6 +166,8 @@ def routing_for(
     """The routing of a new run; keys given as functions are computed from its input."""
     if target_worker is not None and (not isinstance(target_worker, str) or not target_worker):
         raise InvalidArgument(f"worker_id must be a non-empty string, got {target_worker!r}")
+    from stepstone.core.model import Routing
+
     pool_name = pool.name if isinstance(pool, Pool) else pool
     if pool_name is not None:
         _name("pool", pool_name)

@@ -167,6 +167,10 @@ class Worker:
         assert self._stopping is not None
         backoff = 0.0
         while not self._stopping.is_set():
+            # Marks taken before looking: a change or a freed slot after them ends the idle wait.
+            assert self._wakeup is not None
+            self._wakeup.clear()
+            token = await self.store.change_token()
             free = self.concurrency - len(self.tasks)
             claimed = 0
             if free > 0:
@@ -176,13 +180,14 @@ class Worker:
                 except StoreError as exc:
                     backoff = min(max(backoff * 2, 0.05), 5.0)
                     log.warning("claiming failed (%s); retrying in %.2fs", exc, backoff)
-                    await self._idle(backoff)
+                    await self._idle(backoff, token)
                     continue
             if claimed and claimed == free:
                 await asyncio.sleep(0)  # let the new runs start, then look again
                 if len(self.tasks) < self.concurrency:
                     continue
-            await self._idle(await self._idle_timeout() if free > claimed else self.settings.poll_s)
+            timeout = await self._idle_timeout() if free > claimed else self.settings.poll_s
+            await self._idle(timeout, token)
 
     async def _claim(self, free: int) -> int:
         now = self.clock.now()
@@ -220,20 +225,20 @@ class Worker:
             timeout = min(timeout, max((due - self.clock.now()).total_seconds(), 0.0))
         return timeout
 
-    async def _idle(self, timeout: float) -> None:
-        """Wait for a change in the store, a finished run (free slot), stop, or the timeout."""
+    async def _idle(self, timeout: float, token: object) -> None:
+        """Wait for a change in the store after ``token``, a finished run (free slot), stop, or
+        the timeout."""
         assert self._stopping is not None
         assert self._wakeup is not None
         if timeout <= 0:
             await asyncio.sleep(0)
             return
-        self._wakeup.clear()
         waiters: list[asyncio.Future[Any]] = [
             asyncio.ensure_future(self._stopping.wait()),
             asyncio.ensure_future(self._wakeup.wait()),
         ]
         if len(self.tasks) < self.concurrency:
-            waiters.append(asyncio.ensure_future(self.store.wait_for_change(timeout)))
+            waiters.append(asyncio.ensure_future(self.store.wait_for_change(timeout, since=token)))
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:

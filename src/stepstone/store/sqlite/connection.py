@@ -78,6 +78,7 @@ class Database:
         self._synchronous = ""
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
         self._checkpointer: Checkpointer | None = None
+        self._local_commits = 0
         self._closed = False
 
     # --- connection and errors --------------------------------------------------------------
@@ -160,9 +161,7 @@ class Database:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(self.url, f"cannot switch the database to WAL mode (got {mode})")
+            self._ensure_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             self._synchronous = "NORMAL"
             conn.execute("PRAGMA temp_store = MEMORY")
@@ -173,6 +172,27 @@ class Database:
             conn.close()
             raise self._diagnose(exc, path) from exc
         return conn
+
+    def _ensure_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL unless already there. Switching needs an exclusive lock and SQLite
+        reports "locked" at once, without its busy handler, when another connection is creating
+        the same new database: retry for up to the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.001
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            if str(mode).lower() != "wal":
+                raise StoreError(self.url, f"cannot switch the database to WAL mode (got {mode})")
+            return
 
     def _diagnose(self, exc: sqlite3.Error, path: Path) -> StoreError:
         """An open that failed: say whether the file or its folder is read-only (SQLite's own
@@ -410,28 +430,35 @@ class Database:
     # --- change notification ----------------------------------------------------------------
 
     def _notify(self) -> None:
+        self._local_commits += 1
         for loop, fut in list(self._waiters):
             if not fut.done():
                 loop.call_soon_threadsafe(_wake, fut)
 
-    def _data_version(self) -> int:
+    def change_token(self) -> tuple[int, int]:
+        """What has been committed so far: this process's commits, and ``data_version``, which
+        moves when another connection commits. Take it *before* reading what you wait on."""
         row = self.read_one("PRAGMA data_version")
-        return int(row[0]) if row is not None else 0
+        return self._local_commits, int(row[0]) if row is not None else 0
 
-    async def wait_for_change(self, timeout_s: float) -> None:
+    async def wait_for_change(self, timeout_s: float, since: object = None) -> None:
+        """Return when anything was committed after ``since`` (a :meth:`change_token`; default:
+        now), or after ``timeout_s``. Other processes' commits are seen within ``poll_s``."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         entry = (loop, fut)
         self._waiters.add(entry)
         try:
-            version = self._data_version()
+            baseline = since if since is not None else self.change_token()
             deadline = loop.time() + timeout_s
             while True:
+                if self.change_token() != baseline:
+                    return
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
                 done, _ = await asyncio.wait([fut], timeout=min(remaining, self.poll_s))
-                if done or self._data_version() != version:
+                if done:
                     return
         finally:
             self._waiters.discard(entry)

@@ -85,8 +85,11 @@ class SQLiteStore:
     async def close(self) -> None:
         await self._db.close()
 
-    async def wait_for_change(self, timeout_s: float) -> None:
-        await self._db.wait_for_change(timeout_s)
+    async def change_token(self) -> object:
+        return self._db.change_token()
+
+    async def wait_for_change(self, timeout_s: float, *, since: object = None) -> None:
+        await self._db.wait_for_change(timeout_s, since)
 
     # --- runs --------------------------------------------------------------------------------
 
@@ -98,7 +101,7 @@ class SQLiteStore:
             stored = rows.run_from_row(conn.execute(Q.get_run, {"run_id": run_id}).fetchone())
             claim = None
             if created and claim_for is not None:
-                claim = Claim(stored, claim_for.worker_id, stored.lease_token)
+                claim = Claim(stored, claim_for.worker_id, stored.lease_token, fresh=True)
             return stored, created, claim
 
         # A run started for a worker is acknowledged to the caller: FULL. A run created already
@@ -140,7 +143,8 @@ class SQLiteStore:
             row = conn.execute(Q.get_run, {"run_id": run_id}).fetchone()
             if row is None:
                 return None
-            return txn.claim_one(conn, run_id, row["state"], worker, lease_s, now)
+            first = row["started_at"] is None
+            return txn.claim_one(conn, run_id, row["state"], worker, lease_s, now, first)
 
         return await self._db.write(op)
 

@@ -184,7 +184,9 @@ def claim_many(
     ]
     claims = []
     for candidate in limits.admit(candidates, limit):
-        got = claim_one(conn, candidate.run_id, candidate.state, worker, lease_s, now)
+        got = claim_one(
+            conn, candidate.run_id, candidate.state, worker, lease_s, now, candidate.first_start
+        )
         if got is None:
             continue
         claims.append(got)
@@ -206,7 +208,10 @@ def claim_one(
     worker: WorkerInfo,
     lease_s: float,
     now: datetime,
+    first_start: bool,
 ) -> Claim | None:
+    """Claim one run found claimable in this transaction (``state`` as found: a ``running`` run
+    is a recovery). ``first_start``: it was never started, so a fresh run has no journal yet."""
     row = conn.execute(
         Q.claim_run,
         {
@@ -220,7 +225,9 @@ def claim_one(
         return None
     recovered = state == "running"
     event(conn, run_id, "recovered" if recovered else "claimed", {"worker": worker.worker_id}, now)
-    return Claim(run_from_row(row), worker.worker_id, row["lease_token"], recovered=recovered)
+    run = run_from_row(row)
+    fresh = first_start and run.forked_from is None  # a fork starts with copied steps
+    return Claim(run, worker.worker_id, row["lease_token"], recovered=recovered, fresh=fresh)
 
 
 def close_claim(
