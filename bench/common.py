@@ -1,0 +1,144 @@
+"""Benchmark plumbing shared by every bench script (stdlib only: it runs in both virtualenvs).
+
+Each bench script (``stepstone_bench.py``, ``peers/dbos_bench.py``, ``peers/langgraph_bench.py``)
+is run as ``python SCRIPT --workload NAME [--reps R] [--n N] --work-dir DIR`` and prints one JSON
+object on its last stdout line:
+``{"system", "workload", "metrics": {name: {"unit", "samples"}}, ...}``.
+``bench/run.py`` collects those lines; this module holds what the scripts have in common: the
+command line, timing of whole processes, watching a SQLite file from outside, and the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+WORK_ROOT = BENCH_DIR / ".work"
+
+
+def parse_args(workloads: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workload", required=True, choices=list(workloads))
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions (after one warm-up)")
+    parser.add_argument(
+        "--n", type=int, default=1000, help="number of workflows (throughput workloads)"
+    )
+    parser.add_argument("--work-dir", type=Path, default=WORK_ROOT / "manual")
+    parser.add_argument("--db", type=Path, help="database file (internal modes: worker processes)")
+    return parser.parse_args()
+
+
+def fresh_dir(root: Path, name: str) -> Path:
+    """An empty directory ``root/name`` (databases of one measurement live there)."""
+    path = root / name
+    if path.exists():
+        for child in sorted(path.rglob("*"), reverse=True):
+            child.rmdir() if child.is_dir() else child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def emit(
+    system: str, workload: str, metrics: dict[str, tuple[str, Sequence[float]]], **extra: Any
+) -> None:
+    """Print the result line that ``run.py`` parses (always the last line of stdout).
+
+    ``metrics`` maps a metric name to ``(unit, samples)``; ``extra`` carries notes and settings.
+    """
+    out: dict[str, Any] = {
+        "system": system,
+        "workload": workload,
+        "metrics": {
+            k: {"unit": u, "samples": [round(x, 3) for x in v]} for k, (u, v) in metrics.items()
+        },
+    }
+    out.update(extra)
+    print(json.dumps(out), flush=True)
+
+
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples) if samples else float("nan")
+
+
+def time_processes(
+    argv_for: Callable[[int], Sequence[str]], reps: int, *, env: dict[str, str] | None = None
+) -> list[float]:
+    """Wall-clock milliseconds of ``argv_for(i)`` run ``reps`` times (after one unmeasured warm-up
+    that fills the OS page cache), each a fresh process; a failing process raises with its
+    stderr."""
+    samples = []
+    for i in range(reps + 1):
+        argv = list(argv_for(i))
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env or python_env())
+        elapsed = (time.perf_counter() - t0) * 1000
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        if i:
+            samples.append(elapsed)
+    return samples
+
+
+def wait_for_count(
+    db: Path, sql: str, target: int, *, timeout_s: float, poll_s: float = 0.002
+) -> float:
+    """Poll ``sql`` (a ``SELECT count(*)``) on the SQLite file ``db`` until it reaches ``target``;
+    return the wall time (``time.time()``) at which it was first seen. Used as a neutral outside
+    observer of "all runs finished", identical for stepstone and the peers."""
+    deadline = time.time() + timeout_s
+    conn: sqlite3.Connection | None = None
+    try:
+        while True:
+            now = time.time()
+            if now > deadline:
+                raise TimeoutError(f"{db}: {sql!r} did not reach {target} within {timeout_s}s")
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+                (count,) = conn.execute(sql).fetchone()
+                if count >= target:
+                    return time.time()
+            except sqlite3.OperationalError:
+                # The file or table may not exist yet (the worker creates it): look again.
+                if conn is not None:
+                    conn.close()
+                conn = None
+            time.sleep(poll_s)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def wait_for_file(path: Path, predicate: Callable[[str], bool], *, timeout_s: float) -> float:
+    """Poll a text file until ``predicate(content)``; return the wall time it was first true."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if predicate(path.read_text()):
+                return time.time()
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0005)
+    raise TimeoutError(f"{path}: condition not met within {timeout_s}s")
+
+
+def python_env() -> dict[str, str]:
+    """The environment for child processes: unbuffered, no bytecode-writing surprises."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def script_argv(script: Path, *args: str) -> list[str]:
+    return [sys.executable, str(script), *args]
