@@ -8,8 +8,9 @@ import asyncio
 import threading
 from typing import Any
 
-from stepstone.cli.app import load_app
+from stepstone.cli.app import app_declarations, load_app
 from stepstone.cli.failures import ChecksFailed
+from stepstone.cli.inputs import parse_labels
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
@@ -27,13 +28,19 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
     """Serve until SIGINT/SIGTERM. Once claiming, one line ``worker <id> ready: ...`` goes to
     stderr (scripts and tests wait for it instead of sleeping)."""
     registry = load_app(ns.app)
+    declared_queues, declared_pools = app_declarations(ns.app)
     tunables = {"lease_s": ns.lease_s, "poll_s": ns.poll_s, "grace_s": ns.grace_s}
     settings = Settings(**{k: v for k, v in tunables.items() if v is not None})
+    # a queue or pool the app declares in code brings its limits or strategy along
+    queues = [declared_queues.get(q, q) for q in (ns.queue or ["default"])]
+    pool = declared_pools.get(ns.pool, ns.pool) if ns.pool else None
     worker = Worker(
         session.db,
         workflows=registry,
-        queue=ns.queue or "default",
+        queue=queues,
         concurrency=ns.concurrency,
+        labels=parse_labels("--label", ns.label),
+        pool=pool,
         settings=settings,
         worker_id=ns.worker_id,
     )

@@ -17,8 +17,9 @@ from typing import Any
 
 from stepstone.cli.failures import AppNotFound
 from stepstone.core.definitions import Registry, as_registry
+from stepstone.core.routing import Pool, Queue
 
-__all__ = ["load_app"]
+__all__ = ["app_declarations", "load_app"]
 
 
 def load_app(spec: str) -> Registry:
@@ -70,3 +71,16 @@ def _import(spec: str, name: str) -> ModuleType:
         raise AppNotFound(spec, f"syntax error at {where}: {exc.msg}") from exc
     except Exception as exc:
         raise AppNotFound(spec, f"importing it failed: {type(exc).__name__}: {exc}") from exc
+
+
+def app_declarations(spec: str) -> tuple[dict[str, Queue], dict[str, Pool]]:
+    """The :class:`Queue` and :class:`Pool` objects the app module defines, by name (the module
+    is already imported by :func:`load_app`)."""
+    module_name = spec.partition(":")[0]
+    if module_name.endswith(".py") or os.sep in module_name:
+        module_name = Path(module_name).stem
+    module = sys.modules.get(module_name)
+    values = vars(module).values() if module is not None else ()
+    queues = {v.name: v for v in values if isinstance(v, Queue)}
+    pools = {v.name: v for v in values if isinstance(v, Pool)}
+    return queues, pools

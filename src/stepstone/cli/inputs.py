@@ -14,6 +14,7 @@ from stepstone.core.definitions import Workflow
 from stepstone.errors import InvalidArgument
 
 __all__ = [
+    "parse_labels",
     "parse_json_flag",
     "parse_patches",
     "parse_workflow_input",
@@ -97,3 +98,14 @@ def parse_patches(texts: list[str]) -> dict[int, Any]:
             raise InvalidArgument(f"--patch {seq}: given twice")
         patches[seq] = parse_json_flag(f"--patch {seq}", raw)
     return patches
+
+
+def parse_labels(flag: str, texts: list[str]) -> dict[str, str]:
+    """``--label KEY=VALUE`` flags as a mapping."""
+    labels: dict[str, str] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"{flag} {text!r}: expected KEY=VALUE")
+        labels[key] = value
+    return labels

@@ -45,6 +45,7 @@ from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.errors import (
     DecodeError,
+    DuplicateRun,
     EncodeError,
     InvalidArgument,
     RunFailed,
@@ -78,6 +79,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     StoreReadOnly: 5,
     StoreError: 5,
     RunFailed: 7,
+    DuplicateRun: 4,
     ChecksFailed: 8,
     WaitTimeout: 40,
     InvalidArgument: 4,
@@ -119,6 +121,10 @@ _COMMANDS: dict[str, str] = {
     "show": "observe:cmd_show",
     "timeline": "observe:cmd_timeline",
     "events": "observe:cmd_events",
+    "workers": "fleet:cmd_workers",
+    "queues": "fleet:cmd_queues",
+    "dlq": "fleet:cmd_dlq",
+    "db": "fleet:cmd_db",
 }
 
 

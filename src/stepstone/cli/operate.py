@@ -10,7 +10,12 @@ from typing import Any
 
 from stepstone.cli.app import load_app
 from stepstone.cli.failures import StillWaiting
-from stepstone.cli.inputs import parse_json_flag, parse_patches, parse_workflow_input
+from stepstone.cli.inputs import (
+    parse_json_flag,
+    parse_labels,
+    parse_patches,
+    parse_workflow_input,
+)
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen, fmt_time
 from stepstone.cli.session import Session
@@ -71,6 +76,12 @@ def cmd_start(ns: argparse.Namespace, session: Session) -> Output:
             queue=ns.queue,
             delay_s=ns.delay_s,
             priority=ns.priority,
+            dedup_key=ns.dedup_key,
+            on_conflict=ns.on_conflict,
+            concurrency_key=ns.concurrency_key,
+            labels=parse_labels("--label", ns.label) or None,
+            worker_id=ns.worker_id,
+            pool=ns.pool,
             **kwargs,
         )
         if ns.wait:
@@ -134,7 +145,13 @@ def cmd_unpause(ns: argparse.Namespace, session: Session) -> Output:
 
 
 def cmd_retry(ns: argparse.Namespace, session: Session) -> Output:
-    with session.client() as client:
+    """Continue a failed run keeping its steps, or (``--fresh``) start it anew; prints the id of
+    the run that will execute."""
+    registry = load_app(ns.app) if getattr(ns, "app", None) else None
+    with session.client(registry) as client:
+        if ns.fresh:
+            run = client.retry(ns.run_id, fresh=True)
+            return Output(run_json(run), lambda screen: screen.line(run.run_id))
         return _changed(client.retry(ns.run_id), "retried (completed steps are kept)")
 
 

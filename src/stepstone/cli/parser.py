@@ -175,6 +175,19 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--worker-id", metavar="ID", help="this worker's id (default: generated from host and pid)"
     )
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label this worker offers; runs requiring labels go only to workers offering all "
+        "of them (repeatable)",
+    )
+    p.add_argument(
+        "--pool",
+        metavar="NAME",
+        help="the worker pool it belongs to (a Pool of that name in the app sets the strategy)",
+    )
 
     p = command("start", "start a run for a worker to execute; prints its id")
     p.add_argument("workflow", metavar="WORKFLOW")
@@ -189,7 +202,30 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--delay-s", type=_seconds, help="start no earlier than this many seconds from now"
     )
-    p.add_argument("--priority", type=int, default=0, help="higher is claimed first (default: 0)")
+    p.add_argument(
+        "--priority", type=int, help="higher is claimed first (default: the workflow's, else 0)"
+    )
+    p.add_argument(
+        "--dedup-key",
+        metavar="KEY",
+        help="at most one unfinished run per key; a second start returns the first",
+    )
+    p.add_argument(
+        "--on-conflict",
+        choices=("return", "raise"),
+        default="return",
+        help="when the dedup key or run id is taken: return that run (default) or fail (exit 4)",
+    )
+    p.add_argument("--concurrency-key", metavar="KEY", help="what the queue's per-key limits count")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label the run requires of its worker (repeatable)",
+    )
+    p.add_argument("--worker-id", metavar="ID", help="only this worker may execute the run")
+    p.add_argument("--pool", metavar="NAME", help="send the run to this worker pool")
     p.add_argument("--wait", action="store_true", help="wait for the result and print it")
     p.add_argument(
         "--timeout-s", type=_seconds, help="with --wait: give up waiting after this long (exit 40)"
@@ -263,6 +299,12 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
 
     p = command("retry", "resume a failed or blocked run, keeping its completed steps")
     p.add_argument("run_id", metavar="RUN")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new run with the same input instead (prints its id)",
+    )
+    _app_option(p, required=False)
 
     p = command("fork", "a new run reusing a run's steps before --from-seq; prints the new id")
     p.add_argument("run_id", metavar="RUN")
@@ -301,6 +343,54 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     )
 
     command("migrate", "create or upgrade the store's schema")
+
+    command("workers", "the worker registry: host, pid, queues, labels, pool, load, heartbeat")
+
+    p = command("queues", "per queue: runs by state, throughput, oldest pending, limits")
+    p.add_argument(
+        "--window-s",
+        type=_seconds,
+        default=60.0,
+        help="throughput is counted over this window (default: 60)",
+    )
+
+    p = command("dlq", "dead letters: runs that failed for good")
+    dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    d = dlq.add_parser("list", help="failed runs, newest first", parents=[common])
+    d.add_argument("--workflow", metavar="W", help="only runs of this workflow")
+    d.add_argument("--queue", metavar="Q", help="only runs on this queue")
+    d.add_argument(
+        "--limit", type=_positive_int, default=50, help="at most this many (default: 50)"
+    )
+    d = dlq.add_parser("retry", help="retry a dead-lettered run", parents=[common])
+    d.add_argument("run_id", metavar="RUN")
+    d.add_argument("--fresh", action="store_true", help="start a new run with the same input")
+    _app_option(d, required=False)
+    d = dlq.add_parser("purge", help="delete old finished runs and their history", parents=[common])
+    d.add_argument(
+        "--older-than-s",
+        type=_seconds,
+        required=True,
+        help="only runs that finished longer ago than this",
+    )
+    d.add_argument(
+        "--state",
+        action="append",
+        choices=("completed", "failed", "cancelled"),
+        metavar="STATE",
+        help="only runs in this state (repeatable; default: failed)",
+    )
+
+    p = command("db", "move a store's contents")
+    db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    d = db.add_parser(
+        "copy",
+        help="copy every run, step, signal, event, queue and pool from SRC to DST (SQLite to "
+        "PostgreSQL or back); DST must be migrated; runs already there are skipped",
+        parents=[common],
+    )
+    d.add_argument("source", metavar="SRC_URL")
+    d.add_argument("target", metavar="DST_URL")
     return parser
 
 

@@ -11,7 +11,16 @@ from datetime import datetime
 from typing import Any
 
 from stepstone.core.executor import CheckResult
-from stepstone.core.model import ErrorInfo, EventRecord, Run, SignalRecord, StepRecord
+from stepstone.core.model import (
+    ErrorInfo,
+    EventRecord,
+    QueueSpec,
+    QueueStats,
+    Run,
+    SignalRecord,
+    StepRecord,
+    WorkerInfo,
+)
 from stepstone.core.views import RunDescription, TimelineEntry, describe_wait
 
 __all__ = [
@@ -19,12 +28,14 @@ __all__ = [
     "description_json",
     "error_json",
     "event_json",
+    "queue_json",
     "run_json",
     "signal_json",
     "step_duration_s",
     "step_json",
     "timeline_json",
     "waiting_for",
+    "worker_json",
 ]
 
 
@@ -74,6 +85,13 @@ def run_json(run: Run) -> dict[str, Any]:
         "parent_run_id": run.parent_run_id,
         "parent_seq": run.parent_seq,
         "forked_from": run.forked_from,
+        "retry_of": run.retry_of,
+        "dedup_key": run.routing.dedup_key,
+        "concurrency_key": run.routing.concurrency_key,
+        "labels": dict(run.routing.labels),
+        "target_worker": run.routing.target_worker,
+        "pool": run.routing.pool,
+        "assigned_worker": run.assigned_worker,
         "created_at": _iso(run.created_at),
         "updated_at": _iso(run.updated_at),
         "started_at": _iso(run.started_at),
@@ -156,3 +174,46 @@ def check_json(result: CheckResult) -> dict[str, Any]:
         "replayed": result.replayed,
         "problem": result.problem,
     }
+
+
+def worker_json(worker: WorkerInfo, now: datetime) -> dict[str, Any]:
+    return {
+        "worker_id": worker.worker_id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": list(worker.queues),
+        "labels": dict(worker.labels),
+        "pool": worker.pool,
+        "capacity": worker.concurrency,
+        "load": worker.load,
+        "version": worker.version,
+        "started_at": _iso(worker.started_at),
+        "heartbeat_at": _iso(worker.heartbeat_at),
+        "alive": worker.alive_at(now),
+    }
+
+
+def queue_json(name: str, stats: QueueStats | None, spec: QueueSpec | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"queue": name}
+    if stats is not None:
+        data.update(
+            pending=stats.pending,
+            running=stats.running,
+            waiting=stats.waiting,
+            sleeping=stats.sleeping,
+            paused=stats.paused,
+            completed_recently=stats.completed_recently,
+            failed_recently=stats.failed_recently,
+            window_s=stats.window_s,
+            throughput_per_s=stats.throughput_per_s,
+            oldest_pending_age_s=stats.oldest_pending_age_s,
+        )
+    if spec is not None:
+        data["limits"] = {
+            "concurrency": spec.concurrency,
+            "per_key_concurrency": spec.per_key_concurrency,
+            "rate_limit": spec.rate_limit,
+            "rate_period_s": spec.rate_period_s,
+            "rate_limit_per_key": spec.rate_limit_per_key,
+        }
+    return data

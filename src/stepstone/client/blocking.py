@@ -156,5 +156,7 @@ class Client:
     describe = _blocking(AsyncClient.describe)
     timeline = _blocking(AsyncClient.timeline)
     queue_stats = _blocking(AsyncClient.queue_stats)
+    queues = _blocking(AsyncClient.queues)
+    pools = _blocking(AsyncClient.pools)
     workers = _blocking(AsyncClient.workers)
     check = _blocking(AsyncClient.check)

@@ -14,6 +14,8 @@ from stepstone.core.model import (
     ACTIVE_STATES,
     Claim,
     EventRecord,
+    PoolSpec,
+    QueueSpec,
     QueueStats,
     Run,
     RunQuery,
@@ -119,6 +121,14 @@ class Inspecting(ClientBase):
                     return
                 continue
             await self.store.wait_for_change(self.settings.poll_s, since=token)
+
+    async def queues(self) -> builtins.list[QueueSpec]:
+        """The queue limits declared so far (by workers at start, or ``declare``)."""
+        return await self.store.list_queues()
+
+    async def pools(self) -> builtins.list[PoolSpec]:
+        """The pool strategies declared so far."""
+        return await self.store.list_pools()
 
     async def queue_stats(self, *, window_s: float = 60.0) -> builtins.list[QueueStats]:
         """Per queue: pending, running, waiting, sleeping and paused runs, runs finished in the
