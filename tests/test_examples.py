@@ -18,6 +18,7 @@ EXPECTED = {
     "sync_workflow.py": "['cat.png@128w', 'cat.png@512w', 'cat.png@1024w']",
     "crash_resume.py": "step 5 ran in pid",
     "versioning.py": "order-1 finished on v1: order-1 -> charged 10",
+    "fleet.py": "reports running at once, at most: 2 (limit 2, one per user)",
 }
 
 
