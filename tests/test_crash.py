@@ -143,3 +143,32 @@ def test_graceful_shutdown_hands_unfinished_runs_back(
         assert handle.result(timeout_s=30) == list(range(10))
         second.stop()
     assert client.get("grace-1").recoveries == 0, "a hand-back is not a recovery"
+
+
+def test_a_run_that_keeps_killing_its_workers_fails_after_max_recoveries(
+    client: Client, store_url: str, tmp_path: Path
+) -> None:
+    side = tmp_path / "side.txt"
+    handle = client.start(crash_app.kills_its_workers, str(side), run_id="poison-1")
+    deaths = 0
+    while client.status(handle.run_id) is not RunState.FAILED:
+        assert deaths <= 5, "the run should have been given up on"
+        with WorkerProcess(store_url) as worker:
+            # a new worker either dies on the poison step or gives the run up and goes on
+            deadline = time.monotonic() + 30
+            while (
+                worker.proc.poll() is None and client.status(handle.run_id) is not RunState.FAILED
+            ):
+                assert time.monotonic() < deadline, "neither died nor gave up"
+                time.sleep(0.02)
+            if worker.proc.returncode == -signal.SIGKILL:
+                deaths += 1
+            else:
+                assert worker.stop() == 0
+    with pytest.raises(RunFailed) as info:
+        handle.result(timeout_s=10)
+    assert info.value.error_type == "MaxRecoveriesExceeded"
+    assert "max_recoveries=2" in info.value.message
+    assert deaths == 3, "first run + 2 recoveries, then it is given up"
+    assert side.read_text().count("poison") == 3
+    assert side.read_text().count("end 0 ") == 1, "the completed step never ran again"

@@ -60,3 +60,16 @@ async def pay(ctx: WorkflowContext, path: str) -> str:
 @step
 async def whoami() -> str:
     return current_step().idempotency_key
+
+
+@step
+async def poison(path: str) -> None:
+    """Kills the worker that runs it, every time."""
+    _append(path, f"poison {os.getpid()}")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@workflow(max_recoveries=2)
+async def kills_its_workers(ctx: WorkflowContext, path: str) -> None:
+    await mark(path, 0)
+    await poison(path)
