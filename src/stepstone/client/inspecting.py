@@ -29,6 +29,8 @@ from stepstone.core.views import RunDescription, TimelineEntry, describe_wait
 
 __all__ = ["Inspecting"]
 
+_LOOKBACK = 256  # event ids re-read behind a follower's position (see events())
+
 
 class Inspecting(ClientBase):
     """Reading runs, their histories and the state of queues and workers."""
@@ -101,23 +103,36 @@ class Inspecting(ClientBase):
         self, run_id: str, *, follow: bool = False, after_id: int = 0, include_system: bool = False
     ) -> AsyncIterator[EventRecord]:
         """The run's progress events (``ctx.emit``); ``follow=True`` keeps yielding new ones until
-        the run finishes."""
+        the run finishes.
+
+        Event ids grow with insertion, but on PostgreSQL an id can commit after a higher one
+        (two writers at once), so a follower re-reads a short window behind its position and
+        skips the ids it has yielded: nothing is missed and nothing is yielded twice.
+        """
         await self.get(run_id)
+        seen: set[int] = set()
         while True:
             token = await self.store.change_token()
-            batch = await self.store.read_events(run_id, after_id=after_id)
-            for event in batch:
-                after_id = event.event_id
+            start = max(after_id - _LOOKBACK, 0) if follow else after_id
+            fresh = [
+                e
+                for e in await self.store.read_events(run_id, after_id=start)
+                if e.event_id not in seen
+            ]
+            for event in fresh:
+                seen.add(event.event_id)
+                after_id = max(after_id, event.event_id)
                 if include_system or event.source == "user":
                     yield event
-            if batch:
+            seen = {i for i in seen if i > after_id - _LOOKBACK}
+            if fresh:
                 continue
             if not follow:
                 return
             run = await self.get(run_id)
             if run.is_finished:
-                final = await self.store.read_events(run_id, after_id=after_id)
-                if not final:
+                final = await self.store.read_events(run_id, after_id=max(after_id - _LOOKBACK, 0))
+                if all(e.event_id in seen for e in final):
                     return
                 continue
             await self.store.wait_for_change(self.settings.poll_s, since=token)

@@ -170,18 +170,19 @@ class Worker:
             # Marks taken before looking: a change or a freed slot after them ends the idle wait.
             assert self._wakeup is not None
             self._wakeup.clear()
-            token = await self.store.change_token()
+            token: object = None
             free = self.concurrency - len(self.tasks)
             claimed = 0
-            if free > 0:
-                try:
+            try:
+                token = await self.store.change_token()
+                if free > 0:
                     claimed = await self._claim(free)
-                    backoff = 0.0
-                except StoreError as exc:
-                    backoff = min(max(backoff * 2, 0.05), 5.0)
-                    log.warning("claiming failed (%s); retrying in %.2fs", exc, backoff)
-                    await self._idle(backoff, token)
-                    continue
+                backoff = 0.0
+            except StoreError as exc:
+                backoff = min(max(backoff * 2, 0.05), 5.0)
+                log.warning("claiming failed (%s); retrying in %.2fs", exc, backoff)
+                await self._idle(backoff, token)
+                continue
             if claimed and claimed == free:
                 await asyncio.sleep(0)  # let the new runs start, then look again
                 if len(self.tasks) < self.concurrency:
@@ -191,8 +192,6 @@ class Worker:
 
     async def _claim(self, free: int) -> int:
         now = self.clock.now()
-        if not await self.store.has_claimable(self.filter, now=now):
-            return 0
         claims = await self.store.claim_runs(
             self.runner.worker, self.filter, limit=free, lease_s=self.settings.lease_s, now=now
         )

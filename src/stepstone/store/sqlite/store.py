@@ -130,6 +130,8 @@ class SQLiteStore:
     ) -> list[Claim]:
         if limit <= 0 or not flt.workflows or not flt.queues:
             return []
+        if not await self.has_claimable(flt, now=now):
+            return []  # a read: several idle workers must not queue for the write lock
 
         def op(conn: sqlite3.Connection) -> list[Claim]:
             return txn.claim_many(conn, worker, flt.queues, flt.workflows, limit, lease_s, now)

@@ -1,0 +1,623 @@
+-- Every statement the PostgreSQL store runs, as named blocks (same names in every dialect).
+-- Tables live in the schema "stepstone". Times are timestamptz; %(now)s is always passed in,
+-- never read from the database clock.
+--
+-- Concurrency: SQLite serialises every write; here several transactions run at once under READ
+-- COMMITTED, so the statements lock what they decide on. A worker's journal writes hold its run
+-- row FOR SHARE (lease_check, record_step), so a claim that takes the run over waits for them and
+-- a zombie's write can never land after the takeover. Whatever wakes a run (a signal, a child's
+-- end) locks that run first, so it serialises with the run suspending and no wake-up is lost.
+--
+-- Notification: a change that makes a run claimable, finishes or parks one, or adds a user event
+-- calls pg_notify('stepstone', '') in the same statement; listeners hear it when it commits.
+
+-- name: migration_lock
+-- Two processes migrating at once run one after the other (held until the transaction ends).
+SELECT pg_advisory_xact_lock(7265310553461170321);
+
+-- name: listen
+-- The notification channel every change is announced on (pg_notify('stepstone', '')).
+LISTEN stepstone;
+
+-- name: create_schema_table
+CREATE SCHEMA IF NOT EXISTS stepstone;
+CREATE TABLE IF NOT EXISTS stepstone.migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL
+);
+
+-- name: schema_version
+SELECT COALESCE(MAX(version), 0) AS version FROM stepstone.migrations;
+
+-- name: has_schema_table
+SELECT to_regclass('stepstone.migrations') IS NOT NULL AS present;
+
+-- name: count_tables
+-- Tables in stepstone's schema other than the migrations table.
+SELECT count(*) AS n FROM pg_catalog.pg_tables
+WHERE schemaname = 'stepstone' AND tablename <> 'migrations';
+
+-- name: record_migration
+INSERT INTO stepstone.migrations (version, name, applied_at) VALUES (%(version)s, %(name)s, %(now)s);
+
+-- name: create_run
+-- Returns the run only when it was created (neither its id nor, while unfinished, its dedup key
+-- exists; a concurrent insert of either waits for the other to commit). A run nobody holds yet
+-- wakes the workers.
+WITH created AS (
+    INSERT INTO stepstone.runs (
+        run_id, workflow, version, state, input, queue, priority, wake_at, deadline_at,
+        parent_run_id, parent_seq, forked_from, created_at, updated_at,
+        lease_owner, lease_expires_at, lease_token, started_at, state_data,
+        dedup_key, concurrency_key, labels, target_worker, pool, assigned_worker, retry_of
+    ) VALUES (
+        %(run_id)s, %(workflow)s, %(version)s, %(state)s, %(input)s, %(queue)s, %(priority)s,
+        %(wake_at)s, %(deadline_at)s, %(parent_run_id)s, %(parent_seq)s, %(forked_from)s,
+        %(now)s, %(now)s, %(lease_owner)s, %(lease_expires_at)s, %(lease_token)s,
+        %(started_at)s, %(state_data)s, %(dedup_key)s, %(concurrency_key)s, %(labels)s::jsonb,
+        %(target_worker)s, %(pool)s, %(assigned_worker)s, %(retry_of)s
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING *
+)
+SELECT created.*, (SELECT pg_notify('stepstone', '') WHERE created.lease_owner IS NULL) AS woke
+FROM created;
+
+-- name: find_dedup
+SELECT * FROM stepstone.runs
+WHERE dedup_key = %(dedup_key)s AND state NOT IN ('completed', 'failed', 'cancelled');
+
+-- name: get_run
+SELECT * FROM stepstone.runs WHERE run_id = %(run_id)s;
+
+-- name: list_runs
+SELECT * FROM stepstone.runs
+WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(parent_run_id)s::text IS NULL OR parent_run_id = %(parent_run_id)s::text)
+  AND (%(before)s::text IS NULL OR (created_at, run_id) < (
+      SELECT created_at, run_id FROM stepstone.runs WHERE run_id = %(before)s::text))
+ORDER BY created_at DESC, run_id DESC
+LIMIT %(limit)s;
+
+-- name: find_claimable
+-- Candidates, locked (rows another claimer holds are skipped, never waited for): due runs and
+-- expired leases, each over its own partial index, first by priority then by how long they have
+-- been due. Routing (labels, target or assigned worker, pool) filters both; the queues and keys
+-- at their concurrency or rate limit filter only new work (%(due_queues)s, %(full_queues)s with
+-- %(full_keys)s), since a recovery takes no new slot. On a retry after an unacknowledged
+-- commit, the runs this worker took at this very `now` come first ("lost": hand them over
+-- again rather than leave them leased to a worker that does not know it holds them).
+-- With %(take)s, when no candidate's queue has stored limits (`limited`), the candidates are
+-- also taken, in the same statement (a claim is then one round trip); otherwise they are only
+-- returned, and the claim counts the limits and takes the admitted ones with claim_run.
+WITH due AS (
+    SELECT run_id, state, queue, concurrency_key, started_at IS NULL AS first_start, priority,
+           wake_at AS due, EXISTS (
+               SELECT 1 FROM stepstone.queues q WHERE q.name = runs.queue
+                 AND (q.concurrency IS NOT NULL OR q.per_key_concurrency IS NOT NULL
+                      OR q.rate_limit IS NOT NULL)) AS limited
+    FROM stepstone.runs
+    WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at <= %(now)s
+      AND queue = ANY(%(due_queues)s::text[]) AND workflow = ANY(%(workflows)s::text[])
+      AND (target_worker IS NULL OR target_worker = %(worker_id)s::text)
+      AND (assigned_worker IS NULL OR assigned_worker = %(worker_id)s::text)
+      AND (pool IS NULL OR pool = %(pool)s::text)
+      AND (labels IS NULL OR labels <@ %(labels)s::jsonb)
+      AND (concurrency_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM unnest(%(full_queues)s::text[], %(full_keys)s::text[]) AS f (q, k)
+          WHERE f.q = runs.queue AND f.k = runs.concurrency_key))
+    ORDER BY priority DESC, wake_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    SELECT run_id, state, queue, concurrency_key, started_at IS NULL AS first_start, priority,
+           lease_expires_at AS due, false AS limited
+    FROM stepstone.runs
+    WHERE state = 'running' AND lease_expires_at <= %(now)s
+      AND queue = ANY(%(queues)s::text[]) AND workflow = ANY(%(workflows)s::text[])
+      AND (target_worker IS NULL OR target_worker = %(worker_id)s::text)
+      AND (pool IS NULL OR pool = %(pool)s::text)
+      AND (labels IS NULL OR labels <@ %(labels)s::jsonb)
+    ORDER BY priority DESC, lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), lost AS (
+    SELECT run_id, 'lost'::text AS state, queue, concurrency_key,
+           started_at = %(now)s AS first_start, priority, '-infinity'::timestamptz AS due,
+           false AS limited
+    FROM stepstone.runs
+    WHERE %(retry)s::boolean AND state = 'running' AND lease_owner = %(worker_id)s::text
+      AND updated_at = %(now)s AND lease_expires_at > %(now)s
+    FOR UPDATE
+), picked AS (
+    SELECT * FROM lost
+    UNION ALL SELECT * FROM due
+    UNION ALL SELECT * FROM expired
+    ORDER BY priority DESC, due
+    LIMIT %(limit)s
+), taking AS (
+    SELECT run_id, state AS prior_state, first_start FROM picked
+    WHERE %(take)s::boolean AND NOT EXISTS (SELECT 1 FROM picked WHERE limited)
+), claimed AS (
+    UPDATE stepstone.runs r SET
+        recoveries = r.recoveries + (CASE WHEN t.prior_state = 'running' THEN 1 ELSE 0 END),
+        state = 'running',
+        lease_owner = %(worker_id)s::text,
+        lease_expires_at = %(expires_at)s,
+        lease_token = r.lease_token + 1,
+        started_at = COALESCE(r.started_at, %(now)s),
+        updated_at = %(now)s,
+        wake_at = NULL,
+        waits = NULL
+    FROM taking t
+    WHERE r.run_id = t.run_id
+    RETURNING r.*, t.prior_state, t.first_start
+), logged AS (
+    INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
+    SELECT run_id, NULL,
+           CASE WHEN prior_state = 'running' THEN 'recovered' ELSE 'claimed' END,
+           %(event)s::text, 'system', %(now)s
+    FROM claimed WHERE prior_state <> 'lost'
+)
+SELECT p.run_id AS candidate, p.state AS candidate_state, p.queue AS candidate_queue,
+       p.concurrency_key AS candidate_key, p.first_start AS candidate_first_start, p.limited,
+       c.*
+FROM picked p LEFT JOIN claimed c ON c.run_id = p.run_id
+ORDER BY p.priority DESC, p.due;
+
+-- name: running_counts
+-- Executing runs per queue and concurrency key, for the queues that have limits.
+SELECT queue, concurrency_key, count(*) AS n FROM stepstone.runs
+WHERE state = 'running' AND queue = ANY(%(queues)s::text[])
+GROUP BY queue, concurrency_key;
+
+-- name: recent_starts
+SELECT queue, key, started_at FROM stepstone.queue_starts
+WHERE queue = ANY(%(queues)s::text[]) AND started_at > %(since)s;
+
+-- name: record_start
+INSERT INTO stepstone.queue_starts (queue, key, started_at) VALUES (%(queue)s, %(key)s, %(now)s);
+
+-- name: prune_starts
+DELETE FROM stepstone.queue_starts WHERE queue = %(queue)s AND started_at <= %(before)s;
+
+-- name: get_queues
+-- The limited queues among these, locked until the claim commits: claims of a limited queue
+-- count its running runs and recent starts one after the other, so together they never
+-- overshoot a limit.
+SELECT * FROM stepstone.queues
+WHERE name = ANY(%(names)s::text[])
+  AND (concurrency IS NOT NULL OR per_key_concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+ORDER BY name
+FOR UPDATE;
+
+-- name: list_queues
+SELECT * FROM stepstone.queues ORDER BY name;
+
+-- name: upsert_queue
+INSERT INTO stepstone.queues (
+    name, concurrency, per_key_concurrency, rate_limit, rate_period_s, rate_limit_per_key,
+    updated_at
+) VALUES (
+    %(name)s, %(concurrency)s, %(per_key_concurrency)s, %(rate_limit)s, %(rate_period_s)s,
+    %(rate_limit_per_key)s, %(now)s
+)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = excluded.concurrency, per_key_concurrency = excluded.per_key_concurrency,
+    rate_limit = excluded.rate_limit, rate_period_s = excluded.rate_period_s,
+    rate_limit_per_key = excluded.rate_limit_per_key, updated_at = excluded.updated_at;
+
+-- name: get_pool
+-- Locked until the new run is stored: concurrent assignments advance the cursor one by one.
+SELECT * FROM stepstone.pools WHERE name = %(name)s FOR UPDATE;
+
+-- name: list_pools
+SELECT * FROM stepstone.pools ORDER BY name;
+
+-- name: upsert_pool
+INSERT INTO stepstone.pools (name, strategy, threshold, updated_at)
+VALUES (%(name)s, %(strategy)s, %(threshold)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET
+    strategy = excluded.strategy, threshold = excluded.threshold, updated_at = excluded.updated_at;
+
+-- name: set_pool_cursor
+UPDATE stepstone.pools SET last_worker = %(worker_id)s WHERE name = %(name)s;
+
+-- name: pool_workers
+-- Live workers of a pool with their load: executing runs plus runs assigned and not yet claimed.
+SELECT w.worker_id, w.concurrency,
+       w.load + (SELECT count(*) FROM stepstone.runs r
+                 WHERE r.assigned_worker = w.worker_id
+                   AND r.state IN ('pending', 'sleeping', 'waiting')) AS load
+FROM stepstone.workers w
+WHERE w.pool = %(pool)s AND w.heartbeat_at + make_interval(secs => w.lease_s) >= %(now)s
+ORDER BY w.worker_id;
+
+-- name: has_claimable
+SELECT EXISTS (
+    SELECT 1 FROM stepstone.runs
+    WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at <= %(now)s
+      AND queue = ANY(%(queues)s::text[]) AND workflow = ANY(%(workflows)s::text[])
+) OR EXISTS (
+    SELECT 1 FROM stepstone.runs
+    WHERE state = 'running' AND lease_expires_at <= %(now)s
+      AND queue = ANY(%(queues)s::text[]) AND workflow = ANY(%(workflows)s::text[])
+) AS found;
+
+-- name: claim_run
+-- Take these runs if they are still claimable (an expired lease counts as a recovery); on a
+-- retry after an unacknowledged commit, also those this worker took at this `now` ("lost").
+-- Each row is locked and checked again at its newest version, so a run claimed or changed
+-- meanwhile is left out.
+WITH picked AS (
+    SELECT run_id,
+           CASE WHEN state = 'running' AND lease_expires_at <= %(now)s THEN 'running'
+                WHEN state = 'running' THEN 'lost'
+                ELSE state END AS prior_state,
+           CASE WHEN state = 'running' AND lease_expires_at > %(now)s THEN started_at = %(now)s
+                ELSE started_at IS NULL END AS first_start
+    FROM stepstone.runs
+    WHERE run_id = ANY(%(run_ids)s::text[])
+      AND ((state IN ('pending', 'sleeping', 'waiting') AND wake_at <= %(now)s)
+           OR (state = 'running' AND lease_expires_at <= %(now)s)
+           OR (%(retry)s::boolean AND state = 'running' AND lease_owner = %(owner)s::text
+               AND updated_at = %(now)s))
+    FOR UPDATE
+), claimed AS (
+    UPDATE stepstone.runs r SET
+        recoveries = r.recoveries + (CASE WHEN p.prior_state = 'running' THEN 1 ELSE 0 END),
+        state = 'running',
+        lease_owner = %(owner)s::text,
+        lease_expires_at = %(expires_at)s,
+        lease_token = r.lease_token + 1,
+        started_at = COALESCE(r.started_at, %(now)s),
+        updated_at = %(now)s,
+        wake_at = NULL,
+        waits = NULL
+    FROM picked p
+    WHERE r.run_id = p.run_id
+    RETURNING r.*, p.prior_state, p.first_start
+), logged AS (
+    INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
+    SELECT run_id, NULL,
+           CASE WHEN prior_state = 'running' THEN 'recovered' ELSE 'claimed' END,
+           %(event)s::text, 'system', %(now)s
+    FROM claimed WHERE prior_state <> 'lost'
+)
+SELECT * FROM claimed;
+
+-- name: next_wake_at
+SELECT LEAST(
+    (SELECT MIN(wake_at) FROM stepstone.runs
+     WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at > %(now)s
+       AND queue = ANY(%(queues)s::text[]) AND workflow = ANY(%(workflows)s::text[])),
+    (SELECT MIN(lease_expires_at) FROM stepstone.runs
+     WHERE state = 'running' AND lease_expires_at > %(now)s
+       AND queue = ANY(%(queues)s::text[]) AND workflow = ANY(%(workflows)s::text[]))
+) AS wake_at;
+
+-- name: lease_check
+-- The fence: held until the transaction ends, so no claim can take the run over meanwhile.
+SELECT control FROM stepstone.runs
+WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
+FOR SHARE;
+
+-- name: finish_run
+-- completed, failed or cancelled: the lease and any control request end with the run.
+WITH finished AS (
+    UPDATE stepstone.runs SET
+        state = %(state)s, output = %(output)s::text, error = %(error)s::text,
+        finished_at = %(now)s, updated_at = %(now)s,
+        lease_owner = NULL, lease_expires_at = NULL, control = NULL, waits = NULL, wake_at = NULL,
+        state_data = COALESCE(%(state_data)s::text, state_data)
+    WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM finished;
+
+-- name: park_run
+-- paused, blocked, suspended or handed back: the run keeps its journal and waits to be claimed.
+WITH parked AS (
+    UPDATE stepstone.runs SET
+        state = %(state)s, error = %(error)s::text, waits = %(waits)s::json,
+        wake_at = %(wake_at)s::timestamptz, updated_at = %(now)s,
+        lease_owner = NULL, lease_expires_at = NULL, control = NULL,
+        state_data = COALESCE(%(state_data)s::text, state_data)
+    WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM parked;
+
+-- name: wake_parent
+-- The parent is locked even when it is not waiting (yet): a parent suspending on this child at
+-- the same moment then sees the child finished, or is woken here once it has suspended.
+WITH parent AS (
+    SELECT run_id, state FROM stepstone.runs WHERE run_id = %(run_id)s FOR NO KEY UPDATE
+), woken AS (
+    UPDATE stepstone.runs r SET state = 'pending', wake_at = %(now)s, updated_at = %(now)s
+    FROM parent p
+    WHERE r.run_id = p.run_id AND p.state = 'waiting'
+    RETURNING r.run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM woken;
+
+-- name: signal_waiting
+SELECT EXISTS (
+    SELECT 1 FROM stepstone.signals
+    WHERE run_id = %(run_id)s AND consumed_seq IS NULL AND name = ANY(%(names)s::text[])
+) AS found;
+
+-- name: child_finished
+SELECT EXISTS (
+    SELECT 1 FROM stepstone.runs
+    WHERE run_id = ANY(%(run_ids)s::text[]) AND state IN ('completed', 'failed', 'cancelled')
+) AS found;
+
+-- name: set_control
+WITH changed AS (
+    UPDATE stepstone.runs SET
+        control = %(control)s::text, control_reason = %(reason)s::text, updated_at = %(now)s
+    WHERE run_id = %(run_id)s AND state = 'running'
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM changed;
+
+-- name: set_state
+-- An operator's change of a run that no worker holds, guarded by the state it was read in.
+WITH changed AS (
+    UPDATE stepstone.runs SET
+        state = %(state)s, wake_at = %(wake_at)s::timestamptz,
+        error = COALESCE(%(error)s::text, error),
+        finished_at = %(finished_at)s::timestamptz, updated_at = %(now)s,
+        lease_owner = NULL, lease_expires_at = NULL, control = NULL
+    WHERE run_id = %(run_id)s AND state = %(expected)s
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM changed;
+
+-- name: descendants
+WITH RECURSIVE tree (run_id) AS (
+    SELECT run_id FROM stepstone.runs WHERE parent_run_id = %(run_id)s
+    UNION
+    SELECT r.run_id FROM stepstone.runs r JOIN tree t ON r.parent_run_id = t.run_id
+)
+SELECT r.run_id, r.state FROM stepstone.runs r JOIN tree t ON r.run_id = t.run_id
+WHERE r.state NOT IN ('completed', 'failed', 'cancelled');
+
+-- name: reset_for_retry
+WITH reset AS (
+    UPDATE stepstone.runs SET
+        state = 'pending', wake_at = %(now)s, error = NULL, output = NULL, finished_at = NULL,
+        recoveries = 0, control = NULL, control_reason = NULL, deadline_at = NULL,
+        waits = NULL, updated_at = %(now)s
+    WHERE run_id = %(run_id)s AND state = %(expected)s
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM reset;
+
+-- name: delete_failed_steps
+DELETE FROM stepstone.steps
+WHERE run_id = %(run_id)s AND status IN ('failed', 'started') AND seq = ANY(%(seqs)s::integer[]);
+
+-- name: copy_steps
+INSERT INTO stepstone.steps (
+    run_id, seq, name, kind, status, output, error, attempts, started_at, finished_at
+)
+SELECT %(new_run_id)s, seq, name, kind, status, output, error, attempts, started_at, finished_at
+FROM stepstone.steps
+WHERE run_id = %(run_id)s AND seq < %(from_seq)s AND status IN ('completed', 'failed');
+
+-- name: patch_step
+UPDATE stepstone.steps SET output = %(output)s, status = 'completed', error = NULL
+WHERE run_id = %(run_id)s AND seq = %(seq)s;
+
+-- name: renew_leases
+UPDATE stepstone.runs SET lease_expires_at = %(expires_at)s
+WHERE lease_owner = %(owner)s AND state = 'running'
+RETURNING run_id, lease_token, control;
+
+-- name: load_steps
+SELECT * FROM stepstone.steps WHERE run_id = %(run_id)s ORDER BY seq;
+
+-- name: record_step
+-- Fenced: written only while the run is running under this lease token, with the run row held
+-- FOR SHARE until the write commits. Returns the control requested for the run (no row: the
+-- lease is gone and nothing was written).
+WITH fence AS (
+    SELECT control FROM stepstone.runs
+    WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
+    FOR SHARE
+), recorded AS (
+    INSERT INTO stepstone.steps (
+        run_id, seq, name, kind, status, output, error, attempts, started_at, finished_at
+    )
+    SELECT %(run_id)s, %(seq)s, %(name)s, %(kind)s, %(status)s, %(output)s::text,
+           %(error)s::text, %(attempts)s, %(started_at)s::timestamptz,
+           %(finished_at)s::timestamptz
+    FROM fence
+    ON CONFLICT (run_id, seq) DO UPDATE SET
+        status = excluded.status, output = excluded.output, error = excluded.error,
+        attempts = excluded.attempts,
+        started_at = COALESCE(steps.started_at, excluded.started_at),
+        finished_at = excluded.finished_at
+)
+SELECT control FROM fence;
+
+-- name: record_step_if_absent
+INSERT INTO stepstone.steps (
+    run_id, seq, name, kind, status, output, error, attempts, started_at, finished_at
+) VALUES (
+    %(run_id)s, %(seq)s, %(name)s, %(kind)s, %(status)s, %(output)s::text, %(error)s::text,
+    %(attempts)s, %(started_at)s::timestamptz, %(finished_at)s::timestamptz
+)
+ON CONFLICT (run_id, seq) DO NOTHING;
+
+-- name: save_state
+UPDATE stepstone.runs SET state_data = %(state_data)s
+WHERE run_id = %(run_id)s AND lease_token = %(token)s;
+
+-- name: insert_signal
+-- Only for an unfinished run, which stays locked until the signal (and its wake-up) commits.
+INSERT INTO stepstone.signals (run_id, name, payload, created_at)
+SELECT run_id, %(name)s, %(payload)s, %(now)s FROM stepstone.runs
+WHERE run_id = %(run_id)s AND state NOT IN ('completed', 'failed', 'cancelled')
+FOR UPDATE
+RETURNING signal_id;
+
+-- name: wake_for_signal
+WITH woken AS (
+    UPDATE stepstone.runs SET state = 'pending', wake_at = %(now)s, updated_at = %(now)s
+    WHERE run_id = %(run_id)s AND state = 'waiting'
+      AND EXISTS (
+          SELECT 1 FROM json_array_elements(runs.waits) AS w
+          WHERE w ->> 'kind' = 'signal' AND w ->> 'name' = %(name)s::text
+      )
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM woken;
+
+-- name: next_signal
+-- The oldest unconsumed signal of this name, or the one this wait already consumed (a retry
+-- after an unacknowledged commit must return the same payload, not take the next signal).
+SELECT signal_id, payload, consumed_seq FROM stepstone.signals
+WHERE run_id = %(run_id)s AND name = %(name)s
+  AND (consumed_seq IS NULL OR consumed_seq = %(seq)s)
+ORDER BY consumed_seq IS NULL, signal_id
+LIMIT 1
+FOR UPDATE;
+
+-- name: consume_signal
+UPDATE stepstone.signals SET consumed_seq = %(seq)s, consumed_at = %(now)s
+WHERE signal_id = %(signal_id)s;
+
+-- name: list_signals
+SELECT * FROM stepstone.signals WHERE run_id = %(run_id)s ORDER BY signal_id;
+
+-- name: insert_event
+-- User events (emitted by the run's code) wake listeners, so streams follow them at once.
+WITH added AS (
+    INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
+    VALUES (%(run_id)s, %(idx)s, %(kind)s, %(data)s::text, %(source)s, %(now)s)
+    ON CONFLICT DO NOTHING
+    RETURNING source
+)
+SELECT pg_notify('stepstone', '') AS woke FROM added WHERE source = 'user';
+
+-- name: read_events
+SELECT * FROM stepstone.events
+WHERE run_id = %(run_id)s AND event_id > %(after_id)s
+ORDER BY event_id
+LIMIT %(limit)s;
+
+-- name: upsert_worker
+INSERT INTO stepstone.workers (
+    worker_id, host, pid, process_start, queues, concurrency, version, started_at, heartbeat_at,
+    labels, pool, load, lease_s
+) VALUES (
+    %(worker_id)s, %(host)s, %(pid)s, %(process_start)s, %(queues)s::text[], %(concurrency)s,
+    %(version)s, %(now)s, %(now)s, %(labels)s::jsonb, %(pool)s, %(load)s, %(lease_s)s
+)
+ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: touch_worker
+UPDATE stepstone.workers SET heartbeat_at = %(now)s, load = %(load)s
+WHERE worker_id = %(worker_id)s;
+
+-- name: delete_worker
+DELETE FROM stepstone.workers WHERE worker_id = %(worker_id)s;
+
+-- name: list_workers
+SELECT * FROM stepstone.workers ORDER BY started_at;
+
+-- name: release_worker_runs
+WITH released AS (
+    UPDATE stepstone.runs SET lease_expires_at = %(now)s
+    WHERE lease_owner = %(worker_id)s AND state = 'running' AND lease_expires_at > %(now)s
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM released;
+
+-- name: unassign_worker_runs
+-- Runs pinned or assigned to a dead worker go back to their pool or queue, never stranded.
+WITH unassigned AS (
+    UPDATE stepstone.runs SET assigned_worker = NULL, target_worker = NULL, updated_at = %(now)s
+    WHERE (assigned_worker = %(worker_id)s OR target_worker = %(worker_id)s)
+      AND state NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('stepstone', '') AS woke FROM unassigned;
+
+-- name: queue_stats
+SELECT queue, state, count(*) AS n,
+       MIN(CASE WHEN state = 'pending' AND wake_at <= %(now)s THEN wake_at END) AS oldest_due
+FROM stepstone.runs WHERE state IN ('pending', 'sleeping', 'waiting') GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*), NULL FROM stepstone.runs WHERE state = 'running'
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*), NULL FROM stepstone.runs WHERE state = 'paused'
+GROUP BY queue, state
+UNION ALL
+SELECT queue, 'finished_' || state, count(*), NULL FROM stepstone.runs
+WHERE finished_at > %(since)s GROUP BY queue, state;
+
+-- name: purgeable_runs
+SELECT run_id FROM stepstone.runs
+WHERE finished_at < %(before)s AND state = ANY(%(states)s::text[])
+LIMIT %(limit)s;
+
+-- name: delete_runs
+DELETE FROM stepstone.runs WHERE run_id = ANY(%(run_ids)s::text[]);
+
+-- name: delete_steps
+DELETE FROM stepstone.steps WHERE run_id = ANY(%(run_ids)s::text[]);
+
+-- name: delete_signals
+DELETE FROM stepstone.signals WHERE run_id = ANY(%(run_ids)s::text[]);
+
+-- name: delete_events
+DELETE FROM stepstone.events WHERE run_id = ANY(%(run_ids)s::text[]);
+
+-- name: export_runs
+SELECT * FROM stepstone.runs
+WHERE (%(after)s::text IS NULL OR run_id > %(after)s::text)
+ORDER BY run_id
+LIMIT %(limit)s;
+
+-- name: export_steps
+SELECT * FROM stepstone.steps WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY run_id, seq;
+
+-- name: export_signals
+SELECT * FROM stepstone.signals WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY signal_id;
+
+-- name: export_events
+SELECT * FROM stepstone.events WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY event_id;
+
+-- name: import_run
+INSERT INTO stepstone.runs (
+    run_id, workflow, version, state, input, output, error, queue, priority, control,
+    control_reason, waits, wake_at, lease_owner, lease_expires_at, lease_token, recoveries,
+    parent_run_id, parent_seq, deadline_at, state_data, forked_from, created_at, updated_at,
+    started_at, finished_at, dedup_key, concurrency_key, labels, target_worker, pool,
+    assigned_worker, retry_of
+) VALUES (
+    %(run_id)s, %(workflow)s, %(version)s, %(state)s, %(input)s, %(output)s, %(error)s,
+    %(queue)s, %(priority)s, %(control)s, %(control_reason)s, %(waits)s::json, %(wake_at)s,
+    %(lease_owner)s, %(lease_expires_at)s, %(lease_token)s, %(recoveries)s, %(parent_run_id)s,
+    %(parent_seq)s, %(deadline_at)s, %(state_data)s, %(forked_from)s, %(created_at)s,
+    %(updated_at)s, %(started_at)s, %(finished_at)s, %(dedup_key)s, %(concurrency_key)s,
+    %(labels)s::jsonb, %(target_worker)s, %(pool)s, %(assigned_worker)s, %(retry_of)s
+)
+ON CONFLICT DO NOTHING;
+
+-- name: import_signal
+INSERT INTO stepstone.signals (run_id, name, payload, created_at, consumed_seq, consumed_at)
+VALUES (%(run_id)s, %(name)s, %(payload)s, %(created_at)s, %(consumed_seq)s, %(consumed_at)s);
+
+-- name: import_event
+INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
+VALUES (%(run_id)s, %(idx)s, %(kind)s, %(data)s, %(source)s, %(created_at)s)
+ON CONFLICT DO NOTHING;
