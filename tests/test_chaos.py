@@ -92,7 +92,7 @@ def test_random_sigkills_while_thousands_of_runs_execute(store_url: str, tmp_pat
     assert results == [10] * n_runs, "every run completed with every step's output"
     attempts = read_attempts(log)
     assert len(attempts) == n_runs * 5
-    rerun = twice_interrupted = 0
+    rerun = 0
     for (run_id, seq), tries in attempts.items():
         assert any(t.ended is not None for t in tries), f"{run_id} #{seq} never finished"
         tries.sort(key=lambda t: t.started)
@@ -107,8 +107,6 @@ def test_random_sigkills_while_thousands_of_runs_execute(store_url: str, tmp_pat
             assert after.started > died, f"{run_id} #{seq} ran twice at the same time"
         assert len({t.pid for t in tries}) == len(tries), "one execution per process at most"
         rerun += len(tries) - 1
-        twice_interrupted += len(tries) > 2
-    assert rerun <= len(killed) * 16, "at most the steps in flight at each kill ran again"
-    assert twice_interrupted <= len(killed), "only steps that two crashes caught ran 3 times"
+    assert rerun <= len(killed) * 16, "each kill re-ran at most the 16 steps it caught in flight"
     assert killed, "the chaos killed workers"
     assert recoveries >= 1, "killed workers' runs were recovered"

@@ -14,10 +14,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from stepstone.core.model import Claim, QueueSpec, WorkerInfo
+from stepstone.core.model import Claim, WorkerInfo
 from stepstone.store.flow import Candidate, Limits
 from stepstone.store.postgres.link import Conn
-from stepstone.store.postgres.rows import dump_labels, later, run_from
+from stepstone.store.postgres.rows import COLUMNS, dump_labels, later, run_from
 from stepstone.store.postgres.transactions import Q, all_rows
 
 __all__ = ["claim_from", "claim_many", "claim_one"]
@@ -139,14 +139,7 @@ async def _limits(conn: Conn, queues: tuple[str, ...], now: datetime) -> Limits:
     """Lock the limited queues among ``queues`` (until the claim commits) and count what they
     run and recently started."""
     specs = {
-        r["name"]: QueueSpec(
-            r["name"],
-            r["concurrency"],
-            r["per_key_concurrency"],
-            r["rate_limit"],
-            r["rate_period_s"],
-            r["rate_limit_per_key"],
-        )
+        r["name"]: COLUMNS.queue(r)
         for r in await all_rows(conn, Q.get_queues, {"names": list(queues)})
     }
     running: Counter[tuple[str, str | None]] = Counter()

@@ -22,6 +22,7 @@ from stepstone.store.postgres import transactions as tx
 from stepstone.store.postgres.base import StoreBase
 from stepstone.store.postgres.link import Conn
 from stepstone.store.postgres.rows import (
+    COLUMNS,
     event_from,
     run_columns,
     run_from,
@@ -91,17 +92,7 @@ class Housekeeping(StoreBase):
         await self._write(body, safe=False)
 
     async def list_queues(self) -> list[QueueSpec]:
-        return [
-            QueueSpec(
-                r["name"],
-                r["concurrency"],
-                r["per_key_concurrency"],
-                r["rate_limit"],
-                r["rate_period_s"],
-                r["rate_limit_per_key"],
-            )
-            for r in await self._rows(Q.list_queues, {})
-        ]
+        return [COLUMNS.queue(r) for r in await self._rows(Q.list_queues, {})]
 
     async def declare_pools(self, pools: Sequence[PoolSpec], *, now: datetime) -> None:
         async def body(conn: Conn, attempt: int) -> None:
@@ -112,38 +103,11 @@ class Housekeeping(StoreBase):
         await self._write(body, safe=False)
 
     async def list_pools(self) -> list[PoolSpec]:
-        return [
-            PoolSpec(r["name"], r["strategy"], r["threshold"])
-            for r in await self._rows(Q.list_pools, {})
-        ]
+        return [COLUMNS.pool(r) for r in await self._rows(Q.list_pools, {})]
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         params = {"now": now, "since": now - timedelta(seconds=window_s)}
-        counts: dict[str, dict[str, int]] = {}
-        oldest: dict[str, datetime] = {}
-        for r in await self._rows(Q.queue_stats, params):
-            counts.setdefault(r["queue"], {})[r["state"]] = r["n"]
-            if r["oldest_due"] is not None:
-                oldest[r["queue"]] = r["oldest_due"]
-        stats = []
-        for queue in sorted(counts):
-            c = counts[queue]
-            due = oldest.get(queue)
-            stats.append(
-                QueueStats(
-                    queue=queue,
-                    pending=c.get("pending", 0),
-                    running=c.get("running", 0),
-                    waiting=c.get("waiting", 0),
-                    sleeping=c.get("sleeping", 0),
-                    paused=c.get("paused", 0),
-                    completed_recently=c.get("finished_completed", 0),
-                    failed_recently=c.get("finished_failed", 0),
-                    window_s=window_s,
-                    oldest_pending_age_s=(now - due).total_seconds() if due is not None else None,
-                )
-            )
-        return stats
+        return COLUMNS.queue_stats(await self._rows(Q.queue_stats, params), now, window_s)
 
     # --- housekeeping --------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from stepstone.core.model import (
     Claim,
     Control,
     NewRun,
-    PoolSpec,
     Run,
     RunState,
 )
@@ -37,7 +36,7 @@ from stepstone.errors import RunStateError
 from stepstone.store.flow import PoolWorker, choose_pool_worker
 from stepstone.store.postgres.failures import Transient
 from stepstone.store.postgres.link import Conn
-from stepstone.store.postgres.rows import run_from, run_params
+from stepstone.store.postgres.rows import COLUMNS, run_from
 from stepstone.store.postgres.sql import Q
 from stepstone.store.serde import dump_error, dump_waits
 
@@ -123,7 +122,9 @@ async def insert_run(
     assigned = None
     if run.routing.pool is not None and owner is None and run.routing.target_worker is None:
         assigned = await assign_in_pool(conn, run.routing.pool, now)
-    params = run_params(run, now, owner, lease_s, state_json, assigned)
+    params = COLUMNS.new_run(
+        run, now, owner=owner, lease_s=lease_s, state_json=state_json, assigned_worker=assigned
+    )
     row = await one_row(conn, Q.create_run, params)
     if row is not None:
         return run_from(row), True
@@ -153,7 +154,7 @@ async def assign_in_pool(conn: Conn, pool: str, now: datetime) -> str | None:
     row = await one_row(conn, Q.get_pool, {"name": pool})
     if row is None:
         return None
-    spec = PoolSpec(row["name"], row["strategy"], row["threshold"])
+    spec = COLUMNS.pool(row)
     if spec.strategy == "direct":
         return None
     workers = [

@@ -402,20 +402,7 @@ class SQLiteStore:
     # --- workers -----------------------------------------------------------------------------
 
     async def register_worker(self, worker: WorkerInfo, *, now: datetime) -> None:
-        params = {
-            "worker_id": worker.worker_id,
-            "host": worker.host,
-            "pid": worker.pid,
-            "process_start": worker.process_start,
-            "queues": json.dumps(list(worker.queues)),
-            "concurrency": worker.concurrency,
-            "version": worker.version,
-            "labels": rows.dump_labels(worker.labels),
-            "pool": worker.pool,
-            "load": worker.load,
-            "lease_s": worker.lease_s,
-            "now": now.timestamp(),
-        }
+        params = rows.COLUMNS.worker_params(worker, now)
         await self._db.write(lambda conn: conn.execute(Q.upsert_worker, params))
 
     async def unregister_worker(self, worker_id: str) -> None:
@@ -457,17 +444,7 @@ class SQLiteStore:
         await self._db.write(op, full=True)
 
     async def list_queues(self) -> list[QueueSpec]:
-        return [
-            QueueSpec(
-                r["name"],
-                r["concurrency"],
-                r["per_key_concurrency"],
-                r["rate_limit"],
-                r["rate_period_s"],
-                bool(r["rate_limit_per_key"]),
-            )
-            for r in self._db.read(Q.list_queues)
-        ]
+        return [rows.COLUMNS.queue(r) for r in self._db.read(Q.list_queues)]
 
     async def declare_pools(self, pools: Sequence[PoolSpec], *, now: datetime) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -485,37 +462,11 @@ class SQLiteStore:
         await self._db.write(op, full=True)
 
     async def list_pools(self) -> list[PoolSpec]:
-        return [
-            PoolSpec(r["name"], r["strategy"], r["threshold"]) for r in self._db.read(Q.list_pools)
-        ]
+        return [rows.COLUMNS.pool(r) for r in self._db.read(Q.list_pools)]
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         params = {"now": now.timestamp(), "since": now.timestamp() - window_s}
-        counts: dict[str, dict[str, int]] = {}
-        oldest: dict[str, float] = {}
-        for r in self._db.read(Q.queue_stats, params):
-            counts.setdefault(r["queue"], {})[r["state"]] = r["n"]
-            if r["oldest_due"] is not None:
-                oldest[r["queue"]] = r["oldest_due"]
-        stats = []
-        for queue in sorted(counts):
-            c = counts[queue]
-            due = oldest.get(queue)
-            stats.append(
-                QueueStats(
-                    queue=queue,
-                    pending=c.get("pending", 0),
-                    running=c.get("running", 0),
-                    waiting=c.get("waiting", 0),
-                    sleeping=c.get("sleeping", 0),
-                    paused=c.get("paused", 0),
-                    completed_recently=c.get("finished_completed", 0),
-                    failed_recently=c.get("finished_failed", 0),
-                    window_s=window_s,
-                    oldest_pending_age_s=now.timestamp() - due if due is not None else None,
-                )
-            )
-        return stats
+        return rows.COLUMNS.queue_stats(self._db.read(Q.queue_stats, params), now, window_s)
 
     # --- housekeeping ------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from stepstone.core.model import (
     Control,
     NewRun,
     PoolSpec,
-    QueueSpec,
     Run,
     RunState,
     WorkerInfo,
@@ -36,7 +35,7 @@ from stepstone.core.port import (
 from stepstone.errors import RunStateError
 from stepstone.store.flow import Candidate, Limits, PoolWorker, choose_pool_worker
 from stepstone.store.serde import dump_error, dump_waits
-from stepstone.store.sqlite.rows import dump_labels, new_run_params, run_from_row, ts
+from stepstone.store.sqlite.rows import COLUMNS, dump_labels, run_from_row, ts
 from stepstone.store.sqlite.sql import Q
 
 __all__ = [
@@ -91,21 +90,17 @@ def insert_run(
         holder = conn.execute(Q.find_dedup, {"dedup_key": run.routing.dedup_key}).fetchone()
         if holder is not None:
             return False, str(holder["run_id"])
-    stamp = now.timestamp()
-    params = {
-        **new_run_params(run),
-        "state": "running" if claim_for else "pending",
-        "wake_at": None if claim_for else ts(run.start_at) or stamp,
-        "now": stamp,
-        "lease_owner": claim_for.worker_id if claim_for else None,
-        "lease_expires_at": stamp + lease_s if claim_for else None,
-        "lease_token": 1 if claim_for else 0,
-        "started_at": stamp if claim_for else None,
-        "state_data": state_json,
-        "assigned_worker": None,
-    }
+    assigned = None
     if run.routing.pool is not None and claim_for is None and run.routing.target_worker is None:
-        params["assigned_worker"] = assign_in_pool(conn, run.routing.pool, now)
+        assigned = assign_in_pool(conn, run.routing.pool, now)
+    params = COLUMNS.new_run(
+        run,
+        now,
+        owner=claim_for.worker_id if claim_for else None,
+        lease_s=lease_s,
+        state_json=state_json,
+        assigned_worker=assigned,
+    )
     created: bool = conn.execute(Q.create_run, params).rowcount == 1
     return created, run.run_id
 
@@ -140,14 +135,7 @@ def claim_many(
     """Claim up to ``limit`` runs for ``worker`` within its routing and the queues' limits."""
     stamp = now.timestamp()
     specs = {
-        r["name"]: QueueSpec(
-            r["name"],
-            r["concurrency"],
-            r["per_key_concurrency"],
-            r["rate_limit"],
-            r["rate_period_s"],
-            bool(r["rate_limit_per_key"]),
-        )
+        r["name"]: COLUMNS.queue(r)
         for r in conn.execute(Q.get_queues, {"names": json.dumps(queues)})
     }
     running: Counter[tuple[str, str | None]] = Counter()
