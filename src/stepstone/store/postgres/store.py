@@ -76,6 +76,7 @@ from stepstone.store.postgres.rows import (
     step_from,
     step_params,
 )
+from stepstone.store.rules import fork_of
 
 __all__ = ["PostgresStore"]
 
@@ -212,17 +213,7 @@ class PostgresStore(Housekeeping):
             source = await tx.get_run(conn, run_id)
             if source is None:
                 raise RunNotFound(run_id)
-            if from_seq < 0:
-                raise InvalidArgument(f"fork: from_seq must be >= 0, got {from_seq}")
-            new = NewRun(
-                run_id=new_run_id,
-                workflow=source.workflow,
-                version=source.version,
-                input_json=source.input_json,
-                queue=source.queue,
-                priority=source.priority,
-                forked_from=run_id,
-            )
+            new = fork_of(source, from_seq=from_seq, patch=patch, new_run_id=new_run_id)
             if attempt > 0:
                 earlier = await tx.get_run(conn, new_run_id)
                 if earlier and earlier.forked_from == run_id and earlier.created_at == now:
@@ -235,10 +226,6 @@ class PostgresStore(Housekeeping):
             params = {"run_id": run_id, "new_run_id": new_run_id, "from_seq": from_seq}
             await conn.execute(Q.copy_steps, params)
             for seq, output in sorted(patch.items()):
-                if seq >= from_seq:
-                    raise InvalidArgument(
-                        f"fork: patched step #{seq} is not before from_seq {from_seq}"
-                    )
                 changed = await tx.write(
                     conn, Q.patch_step, {"run_id": new_run_id, "seq": seq, "output": output}
                 )

@@ -32,12 +32,12 @@ from stepstone.core.port import (
     Released,
     Suspended,
 )
-from stepstone.errors import RunStateError
 from stepstone.store.flow import PoolWorker, choose_pool_worker
 from stepstone.store.postgres.failures import Transient
 from stepstone.store.postgres.link import Conn
 from stepstone.store.postgres.rows import COLUMNS, run_from
 from stepstone.store.postgres.sql import Q
+from stepstone.store.rules import control_transition, parked_state, wait_details
 from stepstone.store.serde import dump_error, dump_waits
 
 __all__ = [
@@ -223,15 +223,7 @@ async def close_claim(
     params = {**base, "state": state.value, "error": error, "waits": waits, "wake_at": wake_at}
     if await write(conn, Q.park_run, params) != 1:
         return await _closed_before(conn, claim, now, attempt)
-    detail: dict[str, Any] | None = None
-    if isinstance(outcome, Suspended):
-        detail = {
-            "waits": [
-                {"kind": w.kind, "name": w.name, "until": w.until.isoformat() if w.until else None}
-                for w in outcome.waits
-                if w.seq >= 0
-            ]
-        }
+    detail = wait_details(outcome.waits) if isinstance(outcome, Suspended) else None
     kind = {RunState.PENDING: "released"}.get(state, state.value)
     await event(conn, claim.run_id, kind, detail, now)
     return state
@@ -255,8 +247,8 @@ async def _closed_before(conn: Conn, claim: Claim, now: datetime, attempt: int) 
 async def _suspended_state(
     conn: Conn, run_id: str, outcome: Suspended, now: datetime
 ) -> tuple[RunState, datetime | None, str | None]:
-    """Where a suspending run goes: back to pending if a wait is already satisfied, else waiting
-    (signal/child) or sleeping (timers only), due at the earliest timer or timeout."""
+    """Where a suspending run goes (see :func:`~stepstone.store.rules.parked_state`), checking
+    here whether a signal or a child's end it waits for arrived meanwhile."""
     waits = outcome.waits
     signals = [w.name for w in waits if w.kind == "signal" and w.name]
     children = [w.name for w in waits if w.kind == "child" and w.name]
@@ -267,11 +259,7 @@ async def _suspended_state(
     if children and not satisfied:
         row = await one_row(conn, Q.child_finished, {"run_ids": children})
         satisfied = bool(row and row["found"])
-    untils = [w.until for w in waits if w.until is not None]
-    wake = min(untils) if untils else None
-    if satisfied or not waits or (wake is not None and wake <= now):
-        return RunState.PENDING, now, dump_waits(waits)
-    state = RunState.WAITING if signals or children else RunState.SLEEPING
+    state, wake = parked_state(waits, satisfied, now)
     return state, wake, dump_waits(waits)
 
 
@@ -297,45 +285,24 @@ async def control(
     *,
     cascade: bool = True,
 ) -> None:
-    """Apply cancel / pause / unpause (None) to ``run`` as read in this transaction. Every change
-    is guarded by the state it was read in; if the run moved meanwhile, the transaction runs
-    again (Transient)."""
-    state = run.state
-    if action == "cancel":
-        if state in TERMINAL_STATES:
-            raise RunStateError(run.run_id, state.value, "cancel", "an unfinished run")
-        text = reason or "cancelled"
-        if state is RunState.RUNNING:
-            await _set_control(conn, run, "cancel", text, now)
-            await event(conn, run.run_id, "cancel_requested", {"reason": text}, now)
-            return
-        error = json.dumps({"type": "Cancelled", "message": text})
-        await _set_state(conn, run, RunState.CANCELLED, now, error=error, finished=True)
-        if run.parent_run_id:
-            await conn.execute(Q.wake_parent, {"run_id": run.parent_run_id, "now": now})
-        if cascade:
-            await _cascade_cancel(conn, run.run_id, text, now)
-        return
-    if action == "pause":
-        if state is RunState.RUNNING:
-            await _set_control(conn, run, "pause", reason, now)
-            await event(conn, run.run_id, "pause_requested", None, now)
-        elif state in (RunState.PENDING, RunState.SLEEPING, RunState.WAITING):
-            await _set_state(conn, run, RunState.PAUSED, now)
-            await event(conn, run.run_id, "paused", None, now)
-        elif state is not RunState.PAUSED:
-            raise RunStateError(
-                run.run_id, state.value, "pause", "pending, running, sleeping or waiting"
-            )
-        return
-    if state is RunState.PAUSED:
-        await _set_state(conn, run, RunState.PENDING, now, wake_at=now)
-        await event(conn, run.run_id, "unpaused", None, now)
-    elif state is RunState.RUNNING and run.control == "pause":
-        await _set_control(conn, run, None, None, now)
-        await event(conn, run.run_id, "unpaused", None, now)
-    else:
-        raise RunStateError(run.run_id, state.value, "unpause", "paused")
+    """Apply cancel / pause / unpause (None) to ``run`` as read in this transaction (the rules
+    are :func:`~stepstone.store.rules.control_transition`). Every change is guarded by the state
+    it was read in; if the run moved meanwhile, the transaction runs again (Transient)."""
+    change = control_transition(run, action, reason)
+    if change.request:
+        await _set_control(conn, run, change.control, change.reason, now)
+    elif change.state is not None:
+        wake_at = now if change.wake_now else None
+        error, finished = change.error_json, change.finished
+        await _set_state(
+            conn, run, change.state, now, wake_at=wake_at, error=error, finished=finished
+        )
+    if change.wake_parent and run.parent_run_id:
+        await conn.execute(Q.wake_parent, {"run_id": run.parent_run_id, "now": now})
+    if change.cascade and cascade:
+        await _cascade_cancel(conn, run.run_id, change.reason or "cancelled", now)
+    if change.event:
+        await event(conn, run.run_id, change.event, change.event_data, now)
 
 
 async def _set_control(

@@ -36,6 +36,7 @@ from stepstone.core.model import (
 )
 from stepstone.core.port import ClaimFilter, ClaimOutcome, LeaseLost, NewEvent
 from stepstone.errors import InvalidArgument, RunNotFound, RunStateError
+from stepstone.store.rules import fork_of
 from stepstone.store.sqlite import rows, txn
 from stepstone.store.sqlite.connection import Database
 from stepstone.store.sqlite.sql import Q
@@ -219,17 +220,7 @@ class SQLiteStore:
             if row is None:
                 raise RunNotFound(run_id)
             source = rows.run_from_row(row)
-            if from_seq < 0:
-                raise InvalidArgument(f"fork: from_seq must be >= 0, got {from_seq}")
-            new = NewRun(
-                run_id=new_run_id,
-                workflow=source.workflow,
-                version=source.version,
-                input_json=source.input_json,
-                queue=source.queue,
-                priority=source.priority,
-                forked_from=run_id,
-            )
+            new = fork_of(source, from_seq=from_seq, patch=patch, new_run_id=new_run_id)
             created, _ = txn.insert_run(conn, new, now, None, 0, state_json=source.state_json)
             if not created:
                 raise InvalidArgument(f"fork: a run with id {new_run_id!r} already exists")
@@ -237,10 +228,6 @@ class SQLiteStore:
                 Q.copy_steps, {"run_id": run_id, "new_run_id": new_run_id, "from_seq": from_seq}
             )
             for seq, output in sorted(patch.items()):
-                if seq >= from_seq:
-                    raise InvalidArgument(
-                        f"fork: patched step #{seq} is not before from_seq {from_seq}"
-                    )
                 changed = conn.execute(
                     Q.patch_step, {"run_id": new_run_id, "seq": seq, "output": output}
                 )

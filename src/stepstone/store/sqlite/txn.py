@@ -12,7 +12,6 @@ from typing import Any
 
 from stepstone.core.clock import from_timestamp
 from stepstone.core.model import (
-    TERMINAL_STATES,
     Claim,
     Control,
     NewRun,
@@ -34,6 +33,7 @@ from stepstone.core.port import (
 )
 from stepstone.errors import RunStateError
 from stepstone.store.flow import Candidate, Limits, PoolWorker, choose_pool_worker
+from stepstone.store.rules import control_transition, parked_state, wait_details
 from stepstone.store.serde import dump_error, dump_waits
 from stepstone.store.sqlite.rows import COLUMNS, dump_labels, run_from_row, ts
 from stepstone.store.sqlite.sql import Q
@@ -267,15 +267,7 @@ def close_claim(
     )
     if cur.rowcount != 1:
         raise LeaseLost(claim.run_id, claim.lease_token)
-    detail_waits: dict[str, Any] | None = None
-    if isinstance(outcome, Suspended):
-        detail_waits = {
-            "waits": [
-                {"kind": w.kind, "name": w.name, "until": w.until.isoformat() if w.until else None}
-                for w in outcome.waits
-                if w.seq >= 0
-            ]
-        }
+    detail_waits = wait_details(outcome.waits) if isinstance(outcome, Suspended) else None
     kind = {RunState.PENDING: "released"}.get(state, state.value)
     event(conn, claim.run_id, kind, detail_waits, now)
     return state
@@ -289,8 +281,8 @@ def control_reason(conn: sqlite3.Connection, run_id: str) -> str | None:
 def suspended_state(
     conn: sqlite3.Connection, run_id: str, outcome: Suspended, now: datetime
 ) -> tuple[RunState, float | None, str | None]:
-    """Where a suspending run goes: back to pending if a wait is already satisfied, else waiting
-    (signal/child) or sleeping (timers only), due at the earliest timer or timeout."""
+    """Where a suspending run goes (see :func:`parked_state`), checking here whether a signal or
+    a child's end it waits for arrived meanwhile."""
     waits = outcome.waits
     signals = [w.name for w in waits if w.kind == "signal" and w.name]
     children = [w.name for w in waits if w.kind == "child" and w.name]
@@ -302,11 +294,7 @@ def suspended_state(
     ) or bool(
         children and conn.execute(Q.child_finished, {"run_ids": json.dumps(children)}).fetchone()[0]
     )
-    untils = [w.until for w in waits if w.until is not None]
-    wake = min(untils) if untils else None
-    if satisfied or not waits or (wake is not None and wake <= now):
-        return RunState.PENDING, now.timestamp(), dump_waits(waits)
-    state = RunState.WAITING if signals or children else RunState.SLEEPING
+    state, wake = parked_state(waits, satisfied, now)
     return state, ts(wake), dump_waits(waits)
 
 
@@ -332,51 +320,21 @@ def apply_control(
     cascade: bool = True,
 ) -> None:
     """Apply cancel / pause / unpause (None) to a run read in this transaction."""
-    ts = now.timestamp()
-    state = run.state
-    if action == "cancel":
-        if state in TERMINAL_STATES:
-            raise RunStateError(run.run_id, state.value, "cancel", "an unfinished run")
-        text = reason or "cancelled"
-        if state is RunState.RUNNING:
-            conn.execute(
-                Q.set_control,
-                {"run_id": run.run_id, "control": "cancel", "reason": text, "now": ts},
-            )
-            event(conn, run.run_id, "cancel_requested", {"reason": text}, now)
-            return
-        error = json.dumps({"type": "Cancelled", "message": text})
-        set_state(conn, run, RunState.CANCELLED, now, error=error, finished=True)
-        if run.parent_run_id:
-            conn.execute(Q.wake_parent, {"run_id": run.parent_run_id, "now": ts})
-        if cascade:
-            cascade_cancel(conn, run.run_id, text, now)
-        return
-    if action == "pause":
-        if state is RunState.RUNNING:
-            conn.execute(
-                Q.set_control,
-                {"run_id": run.run_id, "control": "pause", "reason": reason, "now": ts},
-            )
-            event(conn, run.run_id, "pause_requested", None, now)
-        elif state in (RunState.PENDING, RunState.SLEEPING, RunState.WAITING):
-            set_state(conn, run, RunState.PAUSED, now)
-            event(conn, run.run_id, "paused", None, now)
-        elif state is not RunState.PAUSED:
-            raise RunStateError(
-                run.run_id, state.value, "pause", "pending, running, sleeping or waiting"
-            )
-        return
-    if state is RunState.PAUSED:
-        set_state(conn, run, RunState.PENDING, now, wake_at=ts)
-        event(conn, run.run_id, "unpaused", None, now)
-    elif state is RunState.RUNNING and run.control == "pause":
-        conn.execute(
-            Q.set_control, {"run_id": run.run_id, "control": None, "reason": None, "now": ts}
-        )
-        event(conn, run.run_id, "unpaused", None, now)
-    else:
-        raise RunStateError(run.run_id, state.value, "unpause", "paused")
+    change = control_transition(run, action, reason)
+    stamp = now.timestamp()
+    if change.request:
+        params = {"run_id": run.run_id, "control": change.control, "reason": change.reason}
+        conn.execute(Q.set_control, {**params, "now": stamp})
+    elif change.state is not None:
+        wake_at = stamp if change.wake_now else None
+        error, finished = change.error_json, change.finished
+        set_state(conn, run, change.state, now, wake_at=wake_at, error=error, finished=finished)
+    if change.wake_parent and run.parent_run_id:
+        conn.execute(Q.wake_parent, {"run_id": run.parent_run_id, "now": stamp})
+    if change.cascade and cascade:
+        cascade_cancel(conn, run.run_id, change.reason or "cancelled", now)
+    if change.event:
+        event(conn, run.run_id, change.event, change.event_data, now)
 
 
 def set_state(
