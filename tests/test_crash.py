@@ -123,6 +123,12 @@ def test_at_most_once_step_is_not_repeated_after_a_crash(
     assert info.value.error_type == "OutcomeUnknown"
     assert "send_payment" in info.value.message and "#1" in info.value.message
     assert side.read_text().count("payment") == 1, "the payment was sent exactly once"
+    # an operator who checked with the payment provider may decide to send it again
+    client.retry("pay-1")
+    with WorkerProcess(store_url) as third:
+        assert client.result("pay-1", timeout_s=30) == "paid"
+        third.stop()
+    assert side.read_text().count("payment") == 2 and side.read_text().count("end 0 ") == 1
 
 
 def test_graceful_shutdown_hands_unfinished_runs_back(

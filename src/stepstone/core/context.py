@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, overload
 
 from stepstone.core.definitions import Step, StepOptions, Workflow
-from stepstone.core.engine import _ANY, Execution, StepCall, Suspend
+from stepstone.core.engine import _ANY, Execution, StepCall, StepSpec, Suspend
 from stepstone.core.retry import RetryPolicy
 from stepstone.errors import InvalidArgument, Unwind
 
@@ -397,7 +397,9 @@ class SyncWorkflowContext(_ContextBase):
             )
         name, body, args, options, rtype = _resolve_step(fn, args, None, None, None)
         exe = self._exe
-        return StepCall(exe, exe.journal.allocate(), name, body, args, kwargs, options, rtype)
+        return StepCall(
+            exe, StepSpec(exe.journal.allocate(), name, body, args, kwargs, options, rtype)
+        )
 
     def sleep(self, seconds: float) -> None:
         exe = self._exe

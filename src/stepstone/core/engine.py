@@ -64,6 +64,7 @@ __all__ = [
     "PauseRequested",
     "Runtime",
     "StepCall",
+    "StepSpec",
     "Suspend",
     "error_info",
 ]
@@ -166,34 +167,43 @@ def _dumps(value: dict[str, Any]) -> str:
 # --- awaitable calls ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One step call: its journal position, name, body, arguments and options."""
+
+    seq: int
+    name: str
+    fn: Callable[..., Any] | Awaitable[Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: StepOptions
+    rtype: Any
+
+    @property
+    def where(self) -> str:
+        return f"step {self.name!r} #{self.seq}"
+
+    def record(self, status: StepStatus, **fields: Any) -> StepRecord:
+        return StepRecord(self.seq, self.name, StepKind.STEP, status, **fields)
+
+
 class StepCall(Awaitable[T]):
     """A step call whose journal position is already taken; awaiting it runs (or replays) it."""
 
-    __slots__ = ("_args", "_exe", "_fn", "_kwargs", "_name", "_options", "_rtype", "seq")
+    __slots__ = ("_exe", "spec")
 
-    def __init__(
-        self,
-        exe: Execution,
-        seq: int,
-        name: str,
-        fn: Callable[..., Any] | Awaitable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: StepOptions,
-        rtype: Any,
-    ) -> None:
-        self._exe, self.seq, self._name, self._fn = exe, seq, name, fn
-        self._args, self._kwargs, self._options, self._rtype = args, kwargs, options, rtype
+    def __init__(self, exe: Execution, spec: StepSpec) -> None:
+        self._exe, self.spec = exe, spec
+
+    @property
+    def seq(self) -> int:
+        return self.spec.seq
 
     def __await__(self) -> Any:
-        return self._exe.run_step(
-            self.seq, self._name, self._fn, self._args, self._kwargs, self._options, self._rtype
-        ).__await__()
+        return self._exe.run_step(self.spec).__await__()
 
     def run(self) -> Coroutine[Any, Any, T]:
-        return self._exe.run_step(
-            self.seq, self._name, self._fn, self._args, self._kwargs, self._options, self._rtype
-        )
+        return self._exe.run_step(self.spec)
 
 
 class Execution:
@@ -321,8 +331,8 @@ class Execution:
         rtype: Any,
     ) -> Any:
         self.raise_if_unwinding()
-        seq = self.journal.allocate()
-        call: StepCall[Any] = StepCall(self, seq, name, fn, args, kwargs, options, rtype)
+        spec = StepSpec(self.journal.allocate(), name, fn, args, kwargs, options, rtype)
+        call: StepCall[Any] = StepCall(self, spec)
         if self.wf.is_async:
             return call
         return self.block(call.run())
@@ -331,36 +341,24 @@ class Execution:
         """Run ``coro`` on the loop from a sync workflow's thread and wait for it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    async def run_step(
-        self,
-        seq: int,
-        name: str,
-        fn: Callable[..., Any] | Awaitable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: StepOptions,
-        rtype: Any,
-    ) -> Any:
+    async def run_step(self, spec: StepSpec) -> Any:
         self.raise_if_unwinding()
-        where = f"step {name!r} #{seq}"
-        record = self.journal.lookup(seq, StepKind.STEP, name)
+        record = self.journal.lookup(spec.seq, StepKind.STEP, spec.name)
         attempt = 1
         if record is not None:
-            _close_unused(fn)
+            _close_unused(spec.fn)
             if record.status is StepStatus.COMPLETED:
-                return codec.decode(record.output_json, rtype, f"{where} result")
+                return codec.decode(record.output_json, spec.rtype, f"{spec.where} result")
             if record.status is StepStatus.FAILED:
                 assert record.error is not None
                 exc = rebuild_error(record.error)
-                _mark_steps(exc, (seq,))
+                _mark_steps(exc, (spec.seq,))
                 raise exc
-            self.frontier(seq)
-            if record.status is StepStatus.STARTED and options.at_most_once:
-                exc = OutcomeUnknown(self.run.run_id, seq, name)
-                failed = StepRecord(
-                    seq,
-                    name,
-                    StepKind.STEP,
+            self.frontier(spec.seq)
+            if record.status is StepStatus.STARTED and spec.options.at_most_once:
+                exc = OutcomeUnknown(self.run.run_id, spec.seq, spec.name)
+                _mark_steps(exc, (spec.seq,))
+                failed = spec.record(
                     StepStatus.FAILED,
                     error=error_info(exc),
                     attempts=record.attempts,
@@ -373,67 +371,42 @@ class Execution:
                 attempt = record.attempts + 1
                 retry_at = _until(record.output_json)
                 if retry_at is not None and self.now() < retry_at:
-                    await self.back_off(seq, retry_at)
+                    await self.back_off(spec.seq, retry_at)
         else:
-            self.frontier(seq)
-        return await self._attempts(seq, name, fn, args, kwargs, options, rtype, attempt, where)
+            self.frontier(spec.seq)
+        return await self._attempts(spec, attempt)
 
-    async def _attempts(
-        self,
-        seq: int,
-        name: str,
-        fn: Callable[..., Any] | Awaitable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: StepOptions,
-        rtype: Any,
-        attempt: int,
-        where: str,
-    ) -> Any:
-        retry = options.retry if callable(fn) else NO_RETRY  # an awaitable can run only once
+    async def _attempts(self, spec: StepSpec, attempt: int) -> Any:
+        options = spec.options
+        retry = options.retry if callable(spec.fn) else NO_RETRY  # an awaitable runs only once
         while True:
             self.check_deadline()
             started = self.now()
             if options.at_most_once:
                 await self.persist(
-                    StepRecord(
-                        seq,
-                        name,
-                        StepKind.STEP,
-                        StepStatus.STARTED,
-                        attempts=attempt,
-                        started_at=started,
-                    )
+                    spec.record(StepStatus.STARTED, attempts=attempt, started_at=started)
                 )
             try:
-                value = await self._invoke(seq, name, fn, args, kwargs, options, attempt)
-                output = codec.encode(value, f"{where} result")
+                value = await self._invoke(spec, attempt)
+                output = codec.encode(value, f"{spec.where} result")
             except (Unwind, asyncio.CancelledError):
                 raise
             except Exception as exc:
                 if isinstance(exc, EncodeError) or not retry.should_retry(exc, attempt):
-                    info = error_info(exc)
                     await self.persist(
-                        StepRecord(
-                            seq,
-                            name,
-                            StepKind.STEP,
+                        spec.record(
                             StepStatus.FAILED,
-                            error=info,
+                            error=error_info(exc),
                             attempts=attempt,
                             started_at=started,
                             finished_at=self.now(),
                         )
                     )
-                    _mark_steps(exc, (seq,))
+                    _mark_steps(exc, (spec.seq,))
                     raise
-                delay = retry.delay_s(attempt)
-                retry_at = self.now() + timedelta(seconds=delay)
+                retry_at = self.now() + timedelta(seconds=retry.delay_s(attempt))
                 await self.persist(
-                    StepRecord(
-                        seq,
-                        name,
-                        StepKind.STEP,
+                    spec.record(
                         StepStatus.RETRYING,
                         output_json=_dumps({"until": retry_at.isoformat()}),
                         error=error_info(exc),
@@ -442,14 +415,11 @@ class Execution:
                         finished_at=self.now(),
                     )
                 )
-                await self.back_off(seq, retry_at)
+                await self.back_off(spec.seq, retry_at)
                 attempt += 1
                 continue
             await self.persist(
-                StepRecord(
-                    seq,
-                    name,
-                    StepKind.STEP,
+                spec.record(
                     StepStatus.COMPLETED,
                     output_json=output,
                     attempts=attempt,
@@ -460,7 +430,7 @@ class Execution:
             # Return what a replay would return, so first runs and replays cannot diverge.
             if output == "null":
                 return None
-            return codec.decode(output, rtype, f"{where} result")
+            return codec.decode(output, spec.rtype, f"{spec.where} result")
 
     async def back_off(self, seq: int, retry_at: datetime) -> None:
         """Wait before the next attempt: in place when short, else suspend and free the worker."""
@@ -471,40 +441,35 @@ class Execution:
             await asyncio.sleep(delay)
         self.raise_if_unwinding()
 
-    async def _invoke(
-        self,
-        seq: int,
-        name: str,
-        fn: Callable[..., Any] | Awaitable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: StepOptions,
-        attempt: int,
-    ) -> Any:
-        timeout = options.timeout_s
+    async def _invoke(self, spec: StepSpec, attempt: int) -> Any:
+        """One attempt: the step body under its timeout (and the run's deadline), with
+        ``current_step()`` set and the workflow context cleared (steps inside a step are plain
+        calls)."""
+        timeout = spec.options.timeout_s
         deadline = self.run.deadline_at
         if deadline is not None:
             remaining = max((deadline - self.now()).total_seconds(), 0.0)
             timeout = remaining if timeout is None else min(timeout, remaining)
-        info = StepInfo(
-            self.run.run_id, self.wf.name, seq, name, attempt, idempotency_key(self.run.run_id, seq)
+        run_id = self.run.run_id
+        key = idempotency_key(run_id, spec.seq)
+        info_token = step_scope.set(
+            StepInfo(run_id, self.wf.name, spec.seq, spec.name, attempt, key)
         )
-        info_token = step_scope.set(info)
         caller_token = active_caller.set(None)
         task = asyncio.current_task()
         if task is not None:
             self.step_tasks.add(task)
         try:
             if timeout is None:
-                return await self._call(fn, args, kwargs)
+                return await self._call(spec.fn, spec.args, spec.kwargs)
             async with asyncio.timeout(timeout):
-                return await self._call(fn, args, kwargs)
+                return await self._call(spec.fn, spec.args, spec.kwargs)
         except TimeoutError:
             if deadline is not None and self.now() >= deadline:
-                raise self.set_unwind(DeadlinePassed(self.run.run_id)) from None
-            if options.timeout_s is None:
+                raise self.set_unwind(DeadlinePassed(run_id)) from None
+            if spec.options.timeout_s is None:
                 raise
-            raise StepTimeout(name, options.timeout_s) from None
+            raise StepTimeout(spec.name, spec.options.timeout_s) from None
         finally:
             if task is not None:
                 self.step_tasks.discard(task)
