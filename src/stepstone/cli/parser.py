@@ -128,6 +128,20 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _label_option(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help=f"{meaning} (repeatable)"
+    )
+
+
+def _run_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workflow", metavar="W", help="only runs of this workflow")
+    parser.add_argument("--queue", metavar="Q", help="only runs on this queue")
+    parser.add_argument(
+        "--limit", type=_positive_int, default=50, help="at most this many (default: 50)"
+    )
+
+
 def build_parser(epilog: str) -> argparse.ArgumentParser:
     """The ``stepstone`` parser; ``epilog`` documents the exit codes."""
     common = _global_options(parent=False)
@@ -175,13 +189,9 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--worker-id", metavar="ID", help="this worker's id (default: generated from host and pid)"
     )
-    p.add_argument(
-        "--label",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a label this worker offers; runs requiring labels go only to workers offering all "
-        "of them (repeatable)",
+    _label_option(
+        p,
+        "a label this worker offers; runs requiring labels go only to workers offering all of them",
     )
     p.add_argument(
         "--pool",
@@ -217,13 +227,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         help="when the dedup key or run id is taken: return that run (default) or fail (exit 4)",
     )
     p.add_argument("--concurrency-key", metavar="KEY", help="what the queue's per-key limits count")
-    p.add_argument(
-        "--label",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a label the run requires of its worker (repeatable)",
-    )
+    _label_option(p, "a label the run requires of its worker")
     p.add_argument("--worker-id", metavar="ID", help="only this worker may execute the run")
     p.add_argument("--pool", metavar="NAME", help="send the run to this worker pool")
     p.add_argument("--wait", action="store_true", help="wait for the result and print it")
@@ -249,11 +253,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         metavar="STATE",
         help=f"only runs in this state (repeatable): {', '.join(_STATES)}",
     )
-    p.add_argument("--workflow", metavar="W", help="only runs of this workflow")
-    p.add_argument("--queue", metavar="Q", help="only runs on this queue")
-    p.add_argument(
-        "--limit", type=_positive_int, default=50, help="at most this many (default: 50)"
-    )
+    _run_filters(p)
     p.add_argument("--before", metavar="RUN", help="only runs older than this run id (paging)")
 
     p = command("show", "a run: state, timings, error, waits, signals, children and its steps")
@@ -357,11 +357,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     p = command("dlq", "dead letters: runs that failed for good")
     dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
     d = dlq.add_parser("list", help="failed runs, newest first", parents=[common])
-    d.add_argument("--workflow", metavar="W", help="only runs of this workflow")
-    d.add_argument("--queue", metavar="Q", help="only runs on this queue")
-    d.add_argument(
-        "--limit", type=_positive_int, default=50, help="at most this many (default: 50)"
-    )
+    _run_filters(d)
     d = dlq.add_parser("retry", help="retry a dead-lettered run", parents=[common])
     d.add_argument("run_id", metavar="RUN")
     d.add_argument("--fresh", action="store_true", help="start a new run with the same input")
