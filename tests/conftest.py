@@ -69,6 +69,7 @@ def pg_template() -> Iterator[str]:
     """A migrated template database, created once per session; tests clone it."""
     require_postgres()
     import psycopg
+
     from stepstone.store.postgres.store import PostgresStore
 
     name = f"stepstone_tpl_{uuid.uuid4().hex[:8]}"
