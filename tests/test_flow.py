@@ -240,5 +240,6 @@ async def test_queue_stats_and_worker_registry(store: Store, aclient: AsyncClien
             await aclient.result(r.run_id, timeout_s=10)
         [info] = [x for x in await aclient.workers() if x.worker_id == "counter"]
         assert info.queues == ("stats",) and info.alive_at(aclient.clock.now())
+        assert info.version == w.registry.version and len(info.version) == 12
     [stats] = [s for s in await aclient.queue_stats() if s.queue == "stats"]
     assert stats.pending == 0 and stats.completed_recently == 3 and stats.throughput_per_s > 0

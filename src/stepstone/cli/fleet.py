@@ -34,13 +34,24 @@ def cmd_workers(ns: argparse.Namespace, session: Session) -> Output:
                 ", ".join(w.queues),
                 ", ".join(f"{k}={v}" for k, v in w.labels),
                 w.pool or "",
+                w.version or "",
                 f"{w.load}/{w.concurrency}",
                 fmt_time(w.heartbeat_at),
                 "yes" if w.alive_at(now) else "NO",
             )
             for w in workers
         ]
-        columns = ("worker", "host:pid", "queues", "labels", "pool", "load", "heartbeat", "alive")
+        columns = (
+            "worker",
+            "host:pid",
+            "queues",
+            "labels",
+            "pool",
+            "code",
+            "load",
+            "heartbeat",
+            "alive",
+        )
         screen.table(columns, rows, no_wrap=("worker", "heartbeat"))
 
     return Output([worker_json(w, now) for w in workers], human)

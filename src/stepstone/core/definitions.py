@@ -391,6 +391,13 @@ class Registry:
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self.workflows))
 
+    @property
+    def version(self) -> str:
+        """A digest of every workflow's name and code version: which code a worker serves, so
+        an operator can tell workers of two deploys apart (``stepstone workers``)."""
+        text = "\n".join(f"{name}={self.workflows[name].version}" for name in self.names())
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
     def __iter__(self) -> Iterator[Workflow[Any, Any]]:
         return iter(self.workflows.values())
 

@@ -101,6 +101,7 @@ class Worker:
             labels=labels_of(labels, "worker labels"),
             pool=pool_name,
             credentials=credentials,
+            version=self.registry.version,
         )
         self.filter = ClaimFilter(queues=queues, workflows=self.registry.names())
         self.tasks: set[asyncio.Task[Any]] = set()
