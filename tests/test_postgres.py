@@ -40,7 +40,12 @@ from stepstone.core.model import (
 )
 from stepstone.core.port import ClaimFilter, Completed, Suspended
 from stepstone.errors import SchemaError, StoreReadOnly, StoreUnavailable
+from stepstone.store.queries import load_migrations
 from tests.conftest import PG_URL, require_postgres
+
+MIGRATIONS = load_migrations("stepstone.store.postgres")
+ALL_MIGRATIONS = [f"{version:04d}_{name}" for version, name, _ in MIGRATIONS]
+LATEST = MIGRATIONS[-1][0]
 
 pytestmark = pytest.mark.postgres
 
@@ -134,8 +139,8 @@ def _catalog(url: str) -> dict[str, Any]:
 
 async def test_migrations_equal_schema_snapshot(empty_db: str) -> None:
     store = PostgresStore(empty_db)
-    assert await store.migrate() == ["0001_initial"]
-    assert await store.schema_status() == (1, 1)
+    assert await store.migrate() == ALL_MIGRATIONS
+    assert await store.schema_status() == (LATEST, LATEST)
     await store.close()
     snapshot = empty_db + "_snap"
     name = _db_name(snapshot)
@@ -160,9 +165,10 @@ async def test_concurrent_migrators_apply_once(empty_db: str) -> None:
     finally:
         for s in stores:
             await s.close()
-    assert sorted(results) == [[], [], [], ["0001_initial"]]
+    assert sorted(results) == [[], [], [], ALL_MIGRATIONS]
     with psycopg.connect(empty_db) as conn:
-        assert conn.execute("SELECT version FROM stepstone.migrations").fetchall() == [(1,)]
+        rows = conn.execute("SELECT version FROM stepstone.migrations ORDER BY version").fetchall()
+        assert rows == [(version,) for version, _, _ in MIGRATIONS], "each applied once"
 
 
 async def test_schema_missing_or_newer_says_what_to_do(empty_db: str) -> None:
@@ -188,7 +194,7 @@ async def test_schema_missing_or_newer_says_what_to_do(empty_db: str) -> None:
 async def test_auto_migrate_on_first_use(empty_db: str) -> None:
     store = PostgresStore(empty_db, auto_migrate=True)
     assert await store.get_run("nope") is None
-    assert await store.schema_status() == (1, 1)
+    assert await store.schema_status() == (LATEST, LATEST)
     await store.close()
 
 

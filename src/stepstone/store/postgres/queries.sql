@@ -72,8 +72,10 @@ WHERE dedup_key = %(dedup_key)s AND state NOT IN ('completed', 'failed', 'cancel
 SELECT * FROM stepstone.runs WHERE run_id = %(run_id)s;
 
 -- name: list_runs
+-- `created_at IS NOT NULL` (always true) lets the plan use the partial runs_by_created.
 SELECT * FROM stepstone.runs
-WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+WHERE created_at IS NOT NULL
+  AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
   AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(parent_run_id)s::text IS NULL OR parent_run_id = %(parent_run_id)s::text)
@@ -290,9 +292,13 @@ WITH picked AS (
 SELECT * FROM claimed;
 
 -- name: next_wake_at
+-- Timers of sleeping and waiting runs (runs_timers), delayed starts (runs_due), lease expiries.
 SELECT LEAST(
     (SELECT MIN(wake_at) FROM stepstone.runs
-     WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at > %(now)s
+     WHERE state IN ('sleeping', 'waiting') AND wake_at > %(now)s
+       AND queue = ANY(%(queues)s::text[]) AND workflow = ANY(%(workflows)s::text[])),
+    (SELECT MIN(wake_at) FROM stepstone.runs
+     WHERE state = 'pending' AND wake_at > %(now)s
        AND queue = ANY(%(queues)s::text[]) AND workflow = ANY(%(workflows)s::text[])),
     (SELECT MIN(lease_expires_at) FROM stepstone.runs
      WHERE state = 'running' AND lease_expires_at > %(now)s

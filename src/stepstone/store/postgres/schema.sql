@@ -56,11 +56,13 @@ CREATE TABLE stepstone.runs (
 -- children by parent.
 CREATE INDEX runs_due ON stepstone.runs (priority DESC, wake_at)
     WHERE state IN ('pending', 'sleeping', 'waiting');
-CREATE INDEX runs_timers ON stepstone.runs (wake_at)
-    WHERE state IN ('pending', 'sleeping', 'waiting');
-CREATE INDEX runs_leased ON stepstone.runs (lease_expires_at) WHERE state = 'running';
-CREATE INDEX runs_by_owner ON stepstone.runs (lease_owner) WHERE state = 'running';
-CREATE INDEX runs_by_created ON stepstone.runs (created_at, run_id);
+CREATE INDEX runs_timers ON stepstone.runs (wake_at) WHERE state IN ('sleeping', 'waiting');
+-- leases are set exactly while a run is running; a predicate on them (not on the state) keeps
+-- the step-write fence, which filters on state, on the primary key
+CREATE INDEX runs_leased ON stepstone.runs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+CREATE INDEX runs_by_owner ON stepstone.runs (lease_owner) WHERE lease_owner IS NOT NULL;
+-- partial on a predicate only list_runs states: no whole-table index but the primary key
+CREATE INDEX runs_by_created ON stepstone.runs (created_at, run_id) WHERE created_at IS NOT NULL;
 CREATE INDEX runs_attention ON stepstone.runs (created_at)
     WHERE state IN ('failed', 'blocked', 'paused');
 CREATE INDEX runs_by_parent ON stepstone.runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
