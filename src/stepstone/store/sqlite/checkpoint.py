@@ -19,6 +19,14 @@ class Checkpointer:
     which puts a multi-millisecond stall on one step in every few hundred. Here a PASSIVE
     checkpoint (it never blocks writers) runs at most every ``CHECKPOINT_EVERY_S`` after writes,
     with the GIL released while SQLite works.
+
+    A checkpoint that runs while commits go on never catches up with the last of them, and SQLite
+    only starts the WAL over from its beginning when a write transaction begins with every frame
+    copied back. Without that the WAL is only ever appended to, and appending costs each
+    synchronous=FULL commit a file-size update in its fsync: measured here 280 µs per commit
+    against 140 µs when the WAL is overwritten. So after each background checkpoint the writer
+    is asked (:meth:`settle`) to copy back the few frames committed meanwhile, between two of its
+    own transactions; its next transaction then restarts the WAL.
     """
 
     def __init__(self, path: str, busy_timeout_s: float) -> None:
@@ -26,6 +34,7 @@ class Checkpointer:
         self._busy_timeout_s = busy_timeout_s
         self._dirty = threading.Event()
         self._stop = threading.Event()
+        self._settle = threading.Event()
         self._thread = threading.Thread(
             target=self._serve, name="stepstone-checkpoint", daemon=True
         )
@@ -36,6 +45,14 @@ class Checkpointer:
     def wake(self) -> None:
         if not self._dirty.is_set():
             self._dirty.set()
+
+    def settle(self) -> bool:
+        """True once after each background checkpoint: the writer should now run a (short)
+        checkpoint of its own between transactions."""
+        if not self._settle.is_set():
+            return False
+        self._settle.clear()
+        return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -56,6 +73,7 @@ class Checkpointer:
                     break
                 self._dirty.clear()
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self._settle.set()
         finally:
             conn.close()

@@ -415,6 +415,11 @@ class Database:
                     conn.execute("ROLLBACK")
                 else:
                     conn.execute("COMMIT")
+                if self._checkpointer is not None and self._checkpointer.settle():
+                    # between transactions: copy back what the background checkpoint missed,
+                    # so the next transaction starts the WAL over (see Checkpointer)
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:
                 error = self._convert(exc)
                 with contextlib.suppress(sqlite3.Error):
