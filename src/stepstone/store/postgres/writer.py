@@ -27,6 +27,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from stepstone.errors import StoreError, Unwind
+from stepstone.store.loops import others_ready
 from stepstone.store.postgres.failures import convert, is_connection_error, is_transient
 from stepstone.store.postgres.link import Conn, Link
 
@@ -79,7 +80,7 @@ class Writer:
     async def submit(self, op: Op) -> Any:
         loop = self.link.loop
         op.deadline = loop.time() + self.retry_s
-        if not self.queue and not self.busy and not _others_ready(loop):
+        if not self.queue and not self.busy and not others_ready(loop):
             self.busy = True
             try:
                 return await self._alone(op)
@@ -283,13 +284,6 @@ def _settle(op: Op, ok: bool, value: Any) -> None:
         fut.set_result(value)
     else:
         fut.set_exception(value)
-
-
-def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether other callbacks/tasks are ready on this loop (so a deferred write could batch).
-    Loops that do not expose their ready queue always batch."""
-    ready = getattr(loop, "_ready", None)
-    return ready is None or len(ready) > 0
 
 
 def _short(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ from stepstone.errors import (
     StoreReadOnly,
     StoreUnavailable,
 )
+from stepstone.store.loops import others_ready
 from stepstone.store.sqlite.checkpoint import FALLBACK_CHECKPOINT_PAGES, Checkpointer
 from stepstone.store.sqlite.sql import LATEST, MIGRATIONS, Q, statements
 
@@ -345,7 +346,7 @@ class Database:
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues[loop] = _LoopQueue()
-        if not queue.ops and not _others_ready(loop):
+        if not queue.ops and not others_ready(loop):
             [(ok, value)] = self._commit([(fn, full)])
             self._notify()
             if self._checkpointer is not None:
@@ -487,13 +488,6 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         setter(value)
     else:
         loop.call_soon_threadsafe(lambda: None if future.done() else setter(value))
-
-
-def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether other callbacks/tasks are ready on this loop (so a deferred write could batch).
-    Loops that do not expose their ready queue always batch."""
-    ready = getattr(loop, "_ready", None)
-    return ready is None or len(ready) > 0
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
