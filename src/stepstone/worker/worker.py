@@ -184,9 +184,9 @@ class Worker:
                 log.warning("claiming failed (%s); retrying in %.2fs", exc, backoff)
                 await self._idle(backoff, token)
                 continue
-            if claimed and claimed == free:
-                await asyncio.sleep(0)  # let the new runs start, then look again
-                if len(self.tasks) < self.concurrency:
+            if claimed:
+                await asyncio.sleep(0)  # let the new runs start before the next round trip
+                if claimed == free and len(self.tasks) < self.concurrency:
                     continue
             timeout = await self._idle_timeout() if free > claimed else self.settings.poll_s
             await self._idle(timeout, token)
