@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +37,10 @@ def parse_args(workloads: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--work-dir", type=Path, default=WORK_ROOT / "manual")
     parser.add_argument("--db", type=Path, help="database file (internal modes: worker processes)")
+    parser.add_argument("--url", help="database URL (internal modes: PostgreSQL worker processes)")
+    parser.add_argument(
+        "--poll-s", type=float, default=1.0, help="worker polling interval (internal modes)"
+    )
     return parser.parse_args()
 
 
@@ -142,3 +148,118 @@ def python_env() -> dict[str, str]:
 
 def script_argv(script: Path, *args: str) -> list[str]:
     return [sys.executable, str(script), *args]
+
+
+def sqlite_floor(commits: int = 300) -> dict[str, float]:
+    """µs per BEGIN IMMEDIATE + INSERT of one step-like row + COMMIT, WAL, synchronous NORMAL vs
+    FULL: the floor a per-step checkpoint cannot beat on this disk (measured in this run).
+    ``FULL`` appends to a growing WAL (a fresh file: each fsync also updates the file size);
+    ``FULL_REUSED`` is the same once the WAL has been checkpointed and started over, so commits
+    overwrite frames already on disk (the steady state of a store in use)."""
+    out = {}
+    with tempfile.TemporaryDirectory(dir=WORK_ROOT) as tmp:
+        for level in ("NORMAL", "FULL"):
+            conn = sqlite3.connect(Path(tmp) / f"{level}.db", isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={level}")
+            conn.execute(
+                "CREATE TABLE steps (run_id TEXT NOT NULL, seq INTEGER NOT NULL, "
+                "name TEXT NOT NULL, status TEXT NOT NULL, output TEXT, started_at REAL, "
+                "finished_at REAL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID"
+            )
+            out[level] = _commit_loop(conn, commits, "r")
+            if level == "FULL":
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                out["FULL_REUSED"] = _commit_loop(conn, commits, "s")
+            conn.close()
+    return out
+
+
+def _commit_loop(conn: sqlite3.Connection, commits: int, tag: str) -> float:
+    samples = []
+    for rep in range(3):
+        t0 = time.perf_counter()
+        for i in range(commits):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO steps VALUES (?, ?, 'noop', 'completed', 'null', ?, ?)",
+                (f"01m809g2338fvh8tga25b3d2{tag}{rep}", i, time.time(), time.time()),
+            )
+            conn.execute("COMMIT")
+        samples.append((time.perf_counter() - t0) * 1e6 / commits)
+    return median(samples)
+
+
+# --- child processes ----------------------------------------------------------------------------
+
+
+def spawn(script: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """Run ``script`` (a bench script's internal mode) with this interpreter, output captured."""
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        env={**python_env(), **env},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
+    """Stop a process we spawned with ``sig`` (SIGKILL if it outlives 30 s); return its stderr."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err or ""
+
+
+def ready_time(
+    work: Path, index: int, proc: subprocess.Popen[str], what: str, timeout_s: float = 60
+) -> float:
+    """Wait for process ``index`` to write ``work/ready{index}`` (the moment it was ready, as
+    ``time.monotonic()``-comparable text); fail at once if it exits first."""
+    path = work / f"ready{index}"
+    deadline = time.time() + timeout_s
+    while not path.exists():
+        if proc.poll() is not None:
+            err = stop(proc)
+            raise RuntimeError(f"{what} {index} exited {proc.returncode}:\n{err[-3000:]}")
+        if time.time() > deadline:
+            raise TimeoutError(f"{what} {index} not ready within {timeout_s:.0f} s")
+        time.sleep(0.001)
+    return float(path.read_text())
+
+
+# --- drains -------------------------------------------------------------------------------------
+
+DRAIN_UNITS = {
+    "enqueue_per_s": "runs/s",
+    "drain_per_s": "wf/s",
+    "e2e_per_s": "wf/s",
+    "worker_startup_ms": "ms",
+    "ready_gap_ms": "ms",
+}
+
+
+def drain_sample(
+    n: int, enqueue_s: float, done_at: float, ready: Sequence[float], spawned_at: float
+) -> dict[str, float]:
+    """One drain of ``n`` runs: timed from the first worker being ready (``ready``: when each
+    was) to ``done_at``; end to end adds the enqueue; ``ready_gap_ms`` with several workers."""
+    drain_s = done_at - min(ready)
+    sample = {
+        "enqueue_per_s": n / enqueue_s,
+        "drain_per_s": n / drain_s,
+        "e2e_per_s": n / (enqueue_s + drain_s),
+        "worker_startup_ms": (min(ready) - spawned_at) * 1000,
+    }
+    if len(ready) > 1:
+        sample["ready_gap_ms"] = (max(ready) - min(ready)) * 1000
+    return sample
+
+
+def drain_metrics(samples: Sequence[dict[str, float]]) -> dict[str, tuple[str, list[float]]]:
+    return {k: (DRAIN_UNITS[k], [s[k] for s in samples]) for k in samples[0]}

@@ -27,6 +27,7 @@ from stepstone_bench import ALL, seq100, url, wf3
 from stepstone import AsyncClient, open_store
 
 TOP = 30
+PG_MARKER = "<!-- PostgreSQL profile: written by bench/profile_postgres.py -->"
 _statements: list[str] = []
 _real_connect = sqlite3.connect
 
@@ -121,12 +122,16 @@ def main() -> None:
         )
     header = (
         "# stepstone profile\n\n"
+        "SQLite first; the PostgreSQL part is at the end of this file.\n\n"
         "Written by `bench/profile_stepstone.py` (run by `bench/run.py`): cProfile of in-process "
         "runs on SQLite with default durability, after a warm-up. cProfile roughly doubles to "
         "triples the cost of Python calls, so read the shares, not the totals.\n\n"
     )
-    args.out.write_text(header + "\n".join(sections))
-    print(f"wrote {args.out}")
+    # the PostgreSQL part (bench/profile_postgres.py) follows its marker line: keep it
+    old = args.out.read_text() if args.out.exists() else ""
+    tail = old[old.index(PG_MARKER) :] if PG_MARKER in old else ""
+    args.out.write_text(header + "\n".join(sections) + ("\n" + tail if tail else ""))
+    print(f"wrote the SQLite part of {args.out}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -137,36 +138,16 @@ async def bench_par200(reps: int) -> dict[str, tuple[str, list[float]]]:
 
 
 def spawn(mode: str, db: Path, work: Path, n: int = 0, **env: str) -> subprocess.Popen[str]:
-    argv = [
-        sys.executable,
-        str(HERE),
-        "--workload",
-        mode,
-        "--db",
-        str(db),
-        "--work-dir",
-        str(work),
-        "--n",
-        str(n),
-    ]
-    return subprocess.Popen(
-        argv,
-        env={**common.python_env(), **env},
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    argv = ["--workload", mode, "--db", str(db), "--work-dir", str(work), "--n", str(n)]
+    return common.spawn(HERE, *argv, **env)
 
 
 def stop(proc: subprocess.Popen[str]) -> str:
-    if proc.poll() is None:
-        proc.kill()
-    _, err = proc.communicate()
-    return err or ""
+    return common.stop(proc, signal.SIGKILL)
 
 
 def bench_queue(work: Path, reps: int, n: int) -> dict[str, tuple[str, list[float]]]:
-    enqueue, drain, e2e, startup = [], [], [], []
+    samples = []
     for rep in range(reps):
         d = common.fresh_dir(work, f"queue{rep}")
         db = d / "queue.sqlite"
@@ -184,17 +165,8 @@ def bench_queue(work: Path, reps: int, n: int) -> dict[str, tuple[str, list[floa
             ready_at = float((d / "ready").read_text())
         finally:
             err = stop(proc)
-        drain_s = done_at - ready_at
-        enqueue.append(n / enqueue_s)
-        drain.append(n / drain_s)
-        e2e.append(n / (enqueue_s + drain_s))
-        startup.append((ready_at - spawned_at) * 1000)
-    return {
-        "enqueue_per_s": ("runs/s", enqueue),
-        "drain_per_s": ("wf/s", drain),
-        "e2e_per_s": ("wf/s", e2e),
-        "worker_startup_ms": ("ms", startup),
-    }
+        samples.append(common.drain_sample(n, enqueue_s, done_at, [ready_at], spawned_at))
+    return common.drain_metrics(samples)
 
 
 def enqueue_mode(db: Path, n: int) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create the peers' virtualenv at bench/.peers/venv (gitignored) and install the pinned peers:
-# DBOS Transact and LangGraph with its SQLite checkpointer. They are never project dependencies.
+# DBOS Transact, LangGraph with its SQLite checkpointer, and sayiir (PostgreSQL part; psycopg for
+# the PostgreSQL bench plumbing and DBOS's Postgres driver). They are never project dependencies.
 # Usage: bench/peers/setup.sh [--force]     (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
 
@@ -14,6 +15,8 @@ PINS=(
   "langgraph==1.2.22"
   "langgraph-checkpoint==4.3.2"
   "langgraph-checkpoint-sqlite==3.1.2"
+  "sayiir==1.0.0"
+  "psycopg[binary]==3.3.9"
 )
 
 if [[ "${1:-}" == "--force" ]]; then
@@ -24,4 +27,4 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
 fi
 "$VENV/bin/python" -m pip install --quiet "${PINS[@]}"
-"$VENV/bin/python" -m pip freeze | grep -iE '^(dbos|langgraph|langgraph-checkpoint|langgraph-checkpoint-sqlite|langchain-core|sqlalchemy|aiosqlite)=='
+"$VENV/bin/python" -m pip freeze | grep -iE '^(dbos|langgraph|langgraph-checkpoint|langgraph-checkpoint-sqlite|langchain-core|sqlalchemy|aiosqlite|sayiir|psycopg|psycopg-binary)=='
