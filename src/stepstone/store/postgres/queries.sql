@@ -171,9 +171,11 @@ FROM picked p LEFT JOIN claimed c ON c.run_id = p.run_id
 ORDER BY p.priority DESC, p.due;
 
 -- name: running_counts
--- Executing runs per queue and concurrency key, for the queues that have limits.
+-- Executing runs per queue and concurrency key, for the queues that have limits. A running run
+-- always holds a lease: the lease condition lets runs_leased find them (state alone has no
+-- index, and scanning every run ever stored on each claim of a limited queue is O(history)).
 SELECT queue, concurrency_key, count(*) AS n FROM stepstone.runs
-WHERE state = 'running' AND queue = ANY(%(queues)s::text[])
+WHERE lease_expires_at IS NOT NULL AND state = 'running' AND queue = ANY(%(queues)s::text[])
 GROUP BY queue, concurrency_key;
 
 -- name: recent_starts
@@ -548,11 +550,19 @@ SELECT run_id, pg_notify('stepstone', '') AS woke FROM released;
 
 -- name: unassign_worker_runs
 -- Runs pinned or assigned to a dead worker go back to their pool or queue, never stranded.
-WITH unassigned AS (
-    UPDATE stepstone.runs SET assigned_worker = NULL, target_worker = NULL, updated_at = %(now)s
-    WHERE (assigned_worker = %(worker_id)s OR target_worker = %(worker_id)s)
-      AND state NOT IN ('completed', 'failed', 'cancelled')
-    RETURNING run_id
+-- Found through each column's own index (an OR of the two would need a bitmap scan, which the
+-- store's sessions do not take) and checked again on the row being updated.
+WITH pinned AS (
+    SELECT run_id FROM stepstone.runs WHERE assigned_worker = %(worker_id)s
+    UNION
+    SELECT run_id FROM stepstone.runs WHERE target_worker = %(worker_id)s
+), unassigned AS (
+    UPDATE stepstone.runs r SET assigned_worker = NULL, target_worker = NULL, updated_at = %(now)s
+    FROM pinned p
+    WHERE r.run_id = p.run_id
+      AND (r.assigned_worker = %(worker_id)s OR r.target_worker = %(worker_id)s)
+      AND r.state NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING r.run_id
 )
 SELECT run_id, pg_notify('stepstone', '') AS woke FROM unassigned;
 
@@ -561,7 +571,8 @@ SELECT queue, state, count(*) AS n,
        MIN(CASE WHEN state = 'pending' AND wake_at <= %(now)s THEN wake_at END) AS oldest_due
 FROM stepstone.runs WHERE state IN ('pending', 'sleeping', 'waiting') GROUP BY queue, state
 UNION ALL
-SELECT queue, state, count(*), NULL FROM stepstone.runs WHERE state = 'running'
+SELECT queue, state, count(*), NULL FROM stepstone.runs
+WHERE lease_expires_at IS NOT NULL AND state = 'running'
 GROUP BY queue, state
 UNION ALL
 SELECT queue, state, count(*), NULL FROM stepstone.runs WHERE state = 'paused'
