@@ -44,7 +44,7 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
 
     migrated = tmp_path / "migrated.db"
     store = SQLiteStore(migrated)
-    assert await store.migrate() == ["0001_initial", "0002_routing"]
+    assert await store.migrate() == ["0001_initial", "0002_routing", "0003_target_index"]
     await store.close()
 
     snapshot = tmp_path / "snapshot.db"
@@ -83,3 +83,38 @@ def test_dialects_share_block_names() -> None:
     assert names["sqlite"] - DIALECT_ONLY["sqlite"] == names["postgres"] - DIALECT_ONLY["postgres"]
     for dialect, only in DIALECT_ONLY.items():
         assert only <= names[dialect], f"{dialect} lost its own blocks {only - names[dialect]}"
+
+
+# Walks of a bounded set (a partial index over claimable, running or attention-needing runs) or
+# ordered walks that stop at a LIMIT; any other SCAN of these tables reads all history.
+BOUNDED_SCANS = {
+    "list_runs": {"runs_by_created"},
+    "export_runs": {"sqlite_autoindex_runs_1"},
+    "running_counts": {"runs_leased"},
+    "renew_leases": {"runs_leased"},
+    "queue_stats": {"runs_due", "runs_leased", "runs_attention"},
+}
+
+
+async def test_sqlite_statements_never_scan_all_history(tmp_path: Path) -> None:
+    """Every SQLite statement reaches runs, steps, events and signals through an index, and a
+    whole-index walk only over a bounded set or up to a LIMIT (as the PostgreSQL plans are
+    checked in test_postgres.py)."""
+    from stepstone.store.sqlite.sql import Q
+    from stepstone.store.sqlite.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "plans.db")
+    await store.migrate()
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "plans.db")
+    scans = {}
+    for name, sql in Q.blocks.items():
+        params = {p: None for p in re.findall(r":(\w+)", sql)}
+        for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params):
+            scan = re.match(
+                r"SCAN (runs|steps|events|signals)\b(?: USING (?:COVERING )?INDEX (\w+))?", row[3]
+            )
+            if scan and scan.group(2) not in BOUNDED_SCANS.get(name, set()):
+                scans.setdefault(name, []).append(row[3])
+    conn.close()
+    assert not scans, f"statements that scan all history: {scans}"

@@ -365,7 +365,8 @@ FROM runs WHERE state IN ('pending', 'sleeping', 'waiting') GROUP BY queue, stat
 UNION ALL
 SELECT queue, state, COUNT(*), NULL FROM runs WHERE state = 'running' GROUP BY queue, state
 UNION ALL
-SELECT queue, state, COUNT(*), NULL FROM runs WHERE state = 'paused' GROUP BY queue, state
+SELECT queue, state, COUNT(*), NULL FROM runs
+WHERE state IN ('failed', 'blocked', 'paused') AND state = 'paused' GROUP BY queue, state
 UNION ALL
 SELECT queue, 'finished_' || state, COUNT(*), NULL FROM runs
 WHERE finished_at > :since GROUP BY queue, state;

@@ -55,6 +55,7 @@ CREATE UNIQUE INDEX runs_dedup ON runs (dedup_key)
     WHERE dedup_key IS NOT NULL AND state NOT IN ('completed', 'failed', 'cancelled');
 CREATE INDEX runs_finished ON runs (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX runs_by_worker ON runs (assigned_worker) WHERE assigned_worker IS NOT NULL;
+CREATE INDEX runs_by_target ON runs (target_worker) WHERE target_worker IS NOT NULL;
 
 CREATE TABLE steps (
     run_id       TEXT NOT NULL,
