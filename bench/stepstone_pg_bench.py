@@ -44,10 +44,12 @@ DRAIN_POLL_S = 1.0  # the default: wake-ups come from LISTEN/NOTIFY
 LATENCY_POLL_S = 5.0
 ENQUEUE_CONCURRENCY = 64
 WORKER_STDERR: list[str] = []  # what worker processes printed (warnings, tracebacks), reported
+# Polled every 2 ms: both parts must find their rows by index (runs_due, runs_leased; a
+# running run holds a lease), or on the 1M-run table the observer's own scans slow the drain.
 UNFINISHED_SQL = (
     "SELECT NOT EXISTS (SELECT 1 FROM stepstone.runs WHERE state IN "
     "('pending', 'sleeping', 'waiting')) AND NOT EXISTS (SELECT 1 FROM stepstone.runs "
-    "WHERE state = 'running')"
+    "WHERE lease_expires_at IS NOT NULL AND state = 'running')"
 )
 
 
