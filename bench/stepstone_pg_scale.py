@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -55,6 +54,7 @@ from stepstone_pg_bench import (
 from stepstone import AsyncClient, WorkflowContext, open_store, step, workflow
 from stepstone.core.model import WorkerInfo
 from stepstone.core.port import ClaimFilter
+from stepstone.store.postgres.sql import positional
 from stepstone.store.postgres.transactions import Q
 
 SYSTEM = "stepstone"
@@ -270,14 +270,7 @@ def explain(dbname: str, sql: str, params: dict[str, Any]) -> str:
 
 
 def _explain(dbname: str, sql: str, params: dict[str, Any]) -> str:
-    names: list[str] = []
-
-    def number(m: re.Match[str]) -> str:
-        if m.group(1) not in names:
-            names.append(m.group(1))
-        return f"${names.index(m.group(1)) + 1}"
-
-    body = re.sub(r"%\((\w+)\)s", number, sql)
+    body, names = positional(sql)
     with psycopg.connect(store_conninfo(dbname), autocommit=True) as conn:
         conn.execute("SET plan_cache_mode = force_generic_plan")
         args = ", ".join(Literal(params[n]).as_string(conn) for n in names)

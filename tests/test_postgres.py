@@ -605,14 +605,9 @@ STATEMENTS_WITHOUT_PLAN = ("listen", "create_schema_table")  # utility statement
 def _generic_plan(conn: psycopg.Connection[Any], sql: str) -> str:
     """The generic plan of one queries.sql block, as the store's sessions would run it: the
     block prepared with unknown parameters, explained (not executed) with NULL for each."""
-    names: list[str] = []
+    from stepstone.store.postgres.sql import positional
 
-    def number(m: re.Match[str]) -> str:
-        if m.group(1) not in names:
-            names.append(m.group(1))
-        return f"${names.index(m.group(1)) + 1}"
-
-    body = re.sub(r"%\((\w+)\)s", number, sql)
+    body, names = positional(sql)
     conn.execute("BEGIN")
     prepared = False
     try:
