@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from stepstone.core.model import (
     EventRecord,
@@ -22,6 +22,7 @@ from stepstone.core.model import (
     QueueStats,
     Routing,
     Run,
+    RunExport,
     RunState,
     SignalRecord,
     StepKind,
@@ -31,7 +32,7 @@ from stepstone.core.model import (
 )
 from stepstone.store.serde import dump_error, dump_waits, load_error, load_waits
 
-__all__ = ["Columns", "Row", "dump_labels", "load_labels"]
+__all__ = ["Columns", "Row", "dump_labels", "exports", "load_labels"]
 
 
 class Row(Protocol):
@@ -50,6 +51,36 @@ def load_labels(value: Mapping[str, Any] | str | None) -> Labels:
         return ()
     data = json.loads(value) if isinstance(value, str) else value
     return tuple(sorted((str(k), str(v)) for k, v in data.items()))
+
+
+_T = TypeVar("_T")
+
+
+def exports(
+    runs: Iterable[Run],
+    steps: Iterable[tuple[str, StepRecord]],
+    signals: Iterable[tuple[str, SignalRecord]],
+    events: Iterable[tuple[str, EventRecord]],
+) -> list[RunExport]:
+    """Each run with its own steps, signals and events (given as ``(run_id, record)`` in the
+    order they were read), for :meth:`Store.export_runs`."""
+    steps_of, signals_of, events_of = _by_run(steps), _by_run(signals), _by_run(events)
+    return [
+        RunExport(
+            run,
+            tuple(steps_of.get(run.run_id, ())),
+            tuple(signals_of.get(run.run_id, ())),
+            tuple(events_of.get(run.run_id, ())),
+        )
+        for run in runs
+    ]
+
+
+def _by_run(pairs: Iterable[tuple[str, _T]]) -> dict[str, list[_T]]:
+    grouped: dict[str, list[_T]] = {}
+    for run_id, record in pairs:
+        grouped.setdefault(run_id, []).append(record)
+    return grouped
 
 
 @dataclass(frozen=True, slots=True)

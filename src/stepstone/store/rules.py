@@ -5,6 +5,8 @@
 - :func:`parked_state`: where a run that suspends goes (back to pending when a wait is already
   satisfied; else waiting or sleeping, due at its earliest timer).
 - :func:`fork_of`: the new run a fork creates, with its arguments checked.
+- :func:`signal_taken`, :func:`signal_awaited`: the journal record of a signal wait, when a
+  signal was there to take and when the run must wait for one.
 """
 
 from __future__ import annotations
@@ -14,10 +16,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stepstone.core.model import TERMINAL_STATES, Control, NewRun, Run, RunState, Wait
+from stepstone.core.model import (
+    TERMINAL_STATES,
+    Control,
+    NewRun,
+    Run,
+    RunState,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    Wait,
+)
 from stepstone.errors import InvalidArgument, RunStateError
 
-__all__ = ["Transition", "control_transition", "fork_of", "parked_state", "wait_details"]
+__all__ = [
+    "Transition",
+    "control_transition",
+    "fork_of",
+    "parked_state",
+    "signal_awaited",
+    "signal_taken",
+    "wait_details",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,4 +142,29 @@ def fork_of(source: Run, *, from_seq: int, patch: dict[int, str], new_run_id: st
         queue=source.queue,
         priority=source.priority,
         forked_from=source.run_id,
+    )
+
+
+def signal_taken(seq: int, name: str, payload_json: str, now: datetime) -> StepRecord:
+    """The completed step of a wait that took a signal: its output is the payload."""
+    return StepRecord(
+        seq,
+        name,
+        StepKind.SIGNAL,
+        StepStatus.COMPLETED,
+        output_json=f'{{"payload":{payload_json}}}',
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def signal_awaited(seq: int, name: str, until: datetime | None, now: datetime) -> StepRecord:
+    """The waiting step of a wait that found no signal (``until``: when it times out)."""
+    return StepRecord(
+        seq,
+        name,
+        StepKind.SIGNAL,
+        StepStatus.WAITING,
+        output_json=json.dumps({"until": until.isoformat() if until else None}),
+        started_at=now,
     )

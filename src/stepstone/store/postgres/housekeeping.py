@@ -7,14 +7,11 @@ from datetime import datetime, timedelta
 
 from stepstone.core.model import (
     TERMINAL_STATES,
-    EventRecord,
     PoolSpec,
     QueueSpec,
     QueueStats,
     RunExport,
     RunState,
-    SignalRecord,
-    StepRecord,
     WorkerInfo,
 )
 from stepstone.errors import InvalidArgument
@@ -32,6 +29,7 @@ from stepstone.store.postgres.rows import (
     worker_from,
     worker_params,
 )
+from stepstone.store.records import exports
 
 __all__ = ["Housekeeping"]
 
@@ -134,24 +132,12 @@ class Housekeeping(StoreBase):
         params = {"after": after_run_id, "limit": limit}
         runs = [run_from(r) for r in await self._rows(Q.export_runs, params)]
         ids = {"run_ids": [r.run_id for r in runs]}
-        steps: dict[str, list[StepRecord]] = {}
-        for r in await self._rows(Q.export_steps, ids):
-            steps.setdefault(r["run_id"], []).append(step_from(r))
-        signals: dict[str, list[SignalRecord]] = {}
-        for r in await self._rows(Q.export_signals, ids):
-            signals.setdefault(r["run_id"], []).append(signal_from(r))
-        events: dict[str, list[EventRecord]] = {}
-        for r in await self._rows(Q.export_events, ids):
-            events.setdefault(r["run_id"], []).append(event_from(r))
-        return [
-            RunExport(
-                run,
-                tuple(steps.get(run.run_id, ())),
-                tuple(signals.get(run.run_id, ())),
-                tuple(events.get(run.run_id, ())),
-            )
-            for run in runs
-        ]
+        return exports(
+            runs,
+            [(r["run_id"], step_from(r)) for r in await self._rows(Q.export_steps, ids)],
+            [(r["run_id"], signal_from(r)) for r in await self._rows(Q.export_signals, ids)],
+            [(r["run_id"], event_from(r)) for r in await self._rows(Q.export_events, ids)],
+        )
 
     async def import_runs(self, runs: Sequence[RunExport]) -> int:
         async def body(conn: Conn, attempt: int) -> int:

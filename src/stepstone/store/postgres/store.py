@@ -38,7 +38,6 @@ Everything lives in the schema ``stepstone``; every statement is a named block o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -52,9 +51,7 @@ from stepstone.core.model import (
     RunQuery,
     RunState,
     SignalRecord,
-    StepKind,
     StepRecord,
-    StepStatus,
     WorkerInfo,
 )
 from stepstone.core.port import Cancelled, ClaimFilter, ClaimOutcome, LeaseLost, NewEvent
@@ -76,7 +73,7 @@ from stepstone.store.postgres.rows import (
     step_from,
     step_params,
 )
-from stepstone.store.rules import fork_of
+from stepstone.store.rules import fork_of, signal_awaited, signal_taken
 
 __all__ = ["PostgresStore"]
 
@@ -339,27 +336,12 @@ class PostgresStore(Housekeeping):
                         {"seq": seq, "now": now, "signal_id": found["signal_id"]},
                     )
                 payload: str = found["payload"]
-                record = StepRecord(
-                    seq,
-                    name,
-                    StepKind.SIGNAL,
-                    StepStatus.COMPLETED,
-                    output_json=f'{{"payload":{payload}}}',
-                    started_at=now,
-                    finished_at=now,
-                )
+                record = signal_taken(seq, name, payload, now)
                 await conn.execute(
                     Q.record_step, step_params(claim.run_id, claim.lease_token, record)
                 )
                 return payload
-            waiting = StepRecord(
-                seq,
-                name,
-                StepKind.SIGNAL,
-                StepStatus.WAITING,
-                output_json=json.dumps({"until": until.isoformat() if until else None}),
-                started_at=now,
-            )
+            waiting = signal_awaited(seq, name, until, now)
             await conn.execute(
                 Q.record_step_if_absent, step_params(claim.run_id, claim.lease_token, waiting)
             )

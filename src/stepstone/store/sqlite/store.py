@@ -29,14 +29,13 @@ from stepstone.core.model import (
     RunQuery,
     RunState,
     SignalRecord,
-    StepKind,
     StepRecord,
-    StepStatus,
     WorkerInfo,
 )
 from stepstone.core.port import ClaimFilter, ClaimOutcome, LeaseLost, NewEvent
 from stepstone.errors import InvalidArgument, RunNotFound, RunStateError
-from stepstone.store.rules import fork_of
+from stepstone.store.records import exports
+from stepstone.store.rules import fork_of, signal_awaited, signal_taken
 from stepstone.store.sqlite import rows, txn
 from stepstone.store.sqlite.connection import Database
 from stepstone.store.sqlite.sql import Q
@@ -327,27 +326,12 @@ class SQLiteStore:
                     {"seq": seq, "now": now.timestamp(), "signal_id": found["signal_id"]},
                 )
                 payload: str = found["payload"]
-                record = StepRecord(
-                    seq,
-                    name,
-                    StepKind.SIGNAL,
-                    StepStatus.COMPLETED,
-                    output_json=f'{{"payload":{payload}}}',
-                    started_at=now,
-                    finished_at=now,
-                )
+                record = signal_taken(seq, name, payload, now)
                 conn.execute(
                     Q.record_step, rows.step_params(claim.run_id, claim.lease_token, record)
                 )
                 return payload
-            waiting = StepRecord(
-                seq,
-                name,
-                StepKind.SIGNAL,
-                StepStatus.WAITING,
-                output_json=json.dumps({"until": until.isoformat() if until else None}),
-                started_at=now,
-            )
+            waiting = signal_awaited(seq, name, until, now)
             conn.execute(
                 Q.record_step_if_absent, rows.step_params(claim.run_id, claim.lease_token, waiting)
             )
@@ -488,25 +472,16 @@ class SQLiteStore:
             rows.run_from_row(r)
             for r in self._db.read(Q.export_runs, {"after": after_run_id, "limit": limit})
         ]
-        ids = json.dumps([r.run_id for r in runs])
-        steps: dict[str, list[StepRecord]] = {}
-        for r in self._db.read(Q.export_steps, {"run_ids": ids}):
-            steps.setdefault(r["run_id"], []).append(rows.step_from_row(r))
-        signals: dict[str, list[SignalRecord]] = {}
-        for r in self._db.read(Q.export_signals, {"run_ids": ids}):
-            signals.setdefault(r["run_id"], []).append(rows.signal_from_row(r))
-        events: dict[str, list[EventRecord]] = {}
-        for r in self._db.read(Q.export_events, {"run_ids": ids}):
-            events.setdefault(r["run_id"], []).append(rows.event_from_row(r))
-        return [
-            RunExport(
-                run,
-                tuple(steps.get(run.run_id, ())),
-                tuple(signals.get(run.run_id, ())),
-                tuple(events.get(run.run_id, ())),
-            )
-            for run in runs
-        ]
+        params = {"run_ids": json.dumps([r.run_id for r in runs])}
+        return exports(
+            runs,
+            [(r["run_id"], rows.step_from_row(r)) for r in self._db.read(Q.export_steps, params)],
+            [
+                (r["run_id"], rows.signal_from_row(r))
+                for r in self._db.read(Q.export_signals, params)
+            ],
+            [(r["run_id"], rows.event_from_row(r)) for r in self._db.read(Q.export_events, params)],
+        )
 
     async def import_runs(self, runs: Sequence[RunExport]) -> int:
         def op(conn: sqlite3.Connection) -> int:
