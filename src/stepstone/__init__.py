@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
 from stepstone.core.retry import RetryPolicy
-from stepstone.core.routing import Pool, Queue
+from stepstone.core.routing import Pool, Queue, StartOptions
 from stepstone.core.scope import StepInfo, current_step, worker_credentials
 from stepstone.errors import (
     DeadlineExceeded,
@@ -54,12 +54,12 @@ from stepstone.errors import (
 
 if TYPE_CHECKING:
     from stepstone.client import AsyncClient, AsyncRunHandle, Client, RunHandle
+    from stepstone.client.views import RunDescription, TimelineEntry
     from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
     from stepstone.core.executor import CheckResult
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
     from stepstone.core.settings import Settings
-    from stepstone.core.views import RunDescription, TimelineEntry
     from stepstone.store import open_store
     from stepstone.worker import Worker
 
@@ -81,8 +81,8 @@ _LAZY = {
     "WorkerInfo": "stepstone.core.model",
     "Store": "stepstone.core.port",
     "Settings": "stepstone.core.settings",
-    "RunDescription": "stepstone.core.views",
-    "TimelineEntry": "stepstone.core.views",
+    "RunDescription": "stepstone.client.views",
+    "TimelineEntry": "stepstone.client.views",
     "open_store": "stepstone.store",
     "Worker": "stepstone.worker",
 }
@@ -130,6 +130,7 @@ __all__ = [
     "SchemaError",
     "Settings",
     "SignalPayloadError",
+    "StartOptions",
     "Step",
     "StepError",
     "StepInfo",

@@ -9,6 +9,8 @@ code (suspending a run, losing a lease, cancelling or pausing at a step boundary
 from __future__ import annotations
 
 __all__ = [
+    "AppNotFound",
+    "ChecksFailed",
     "DeadlineExceeded",
     "DecodeError",
     "DuplicateRun",
@@ -24,11 +26,13 @@ __all__ = [
     "SignalPayloadError",
     "StepError",
     "StepTimeout",
+    "StillWaiting",
     "StepstoneError",
     "StoreCorrupt",
     "StoreError",
     "StoreReadOnly",
     "StoreUnavailable",
+    "UsageError",
     "Unwind",
     "WaitTimeout",
     "WorkflowNotFound",
@@ -194,6 +198,46 @@ class RunFailed(StepstoneError):
         super().__init__(f"run {run_id} {state}: {error_type}: {message}")
         self.run_id, self.state = run_id, state
         self.error_type, self.message, self.traceback = error_type, message, traceback
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+class UsageError(StepstoneError):
+    """The command line itself is wrong: an unknown flag, a missing argument, a bad combination."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class AppNotFound(StepstoneError, LookupError):
+    """``--app`` names a module that cannot be imported (missing, or it raised while importing)."""
+
+    def __init__(self, app: str, problem: str) -> None:
+        super().__init__(f"cannot import app {app!r}: {problem}")
+        self.app, self.problem = app, problem
+
+
+class ChecksFailed(StepstoneError):
+    """``stepstone check`` found runs that the code now loaded cannot continue; ``output`` is
+    the report the CLI prints before exiting with this error's code."""
+
+    def __init__(self, failed: int, total: int, output: object) -> None:
+        super().__init__(
+            f"{failed} of {total} unfinished run(s) cannot continue with the code now loaded "
+            "(deploying it would block them)"
+        )
+        self.failed, self.total, self.output = failed, total, output
+
+
+class StillWaiting(WaitTimeout):
+    """``--timeout-s`` ran out before the run finished; says what the run is doing."""
+
+    def __init__(self, run_id: str, state: str, doing: str, timeout_s: float | None) -> None:
+        super().__init__(f"the result of run {run_id}", timeout_s)
+        self.args = (f"{self.args[0]}; it is still {state} ({doing})",)
+        self.run_id, self.state, self.doing = run_id, state, doing
 
 
 # --- the store -------------------------------------------------------------------------------

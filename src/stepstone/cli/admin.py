@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 from stepstone.cli.app import app_declarations, load_app
-from stepstone.cli.failures import ChecksFailed
 from stepstone.cli.inputs import parse_labels
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
@@ -17,7 +16,7 @@ from stepstone.cli.session import Session
 from stepstone.cli.shapes import check_json
 from stepstone.core.executor import CheckResult
 from stepstone.core.settings import Settings
-from stepstone.errors import StoreUnavailable
+from stepstone.errors import ChecksFailed, StoreUnavailable
 from stepstone.store import open_store
 from stepstone.worker import Worker
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stepstone.cli.failures import AppNotFound
 from stepstone.core.definitions import Registry, as_registry
 from stepstone.core.routing import Pool, Queue
+from stepstone.errors import AppNotFound
 
 __all__ = ["app_declarations", "load_app"]
 

@@ -38,12 +38,13 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from stepstone.cli.failures import AppNotFound, ChecksFailed, UsageError
 from stepstone.cli.output import Output
 from stepstone.cli.parser import APP_REQUIRED, ENV_APP, ENV_DB, build_parser
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.errors import (
+    AppNotFound,
+    ChecksFailed,
     DecodeError,
     DuplicateRun,
     EncodeError,
@@ -57,6 +58,7 @@ from stepstone.errors import (
     StoreError,
     StoreReadOnly,
     StoreUnavailable,
+    UsageError,
     WaitTimeout,
     WorkflowNotFound,
 )

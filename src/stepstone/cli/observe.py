@@ -17,8 +17,8 @@ from stepstone.cli.shapes import (
     timeline_json,
     waiting_for,
 )
+from stepstone.client.views import RunDescription, TimelineEntry
 from stepstone.core.model import ErrorInfo, EventRecord, Run, RunState
-from stepstone.core.views import RunDescription, TimelineEntry
 
 __all__ = ["cmd_events", "cmd_runs", "cmd_show", "cmd_timeline"]
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stepstone.cli.app import load_app
-from stepstone.cli.failures import StillWaiting
 from stepstone.cli.inputs import (
     parse_json_flag,
     parse_labels,
@@ -23,7 +22,7 @@ from stepstone.cli.shapes import run_json, waiting_for
 from stepstone.client import Client, RunHandle
 from stepstone.core.ids import new_run_id
 from stepstone.core.model import Run, RunState
-from stepstone.errors import WaitTimeout
+from stepstone.errors import StillWaiting, WaitTimeout
 
 __all__ = [
     "cmd_cancel",

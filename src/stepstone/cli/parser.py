@@ -10,7 +10,7 @@ import argparse
 from typing import Any, NoReturn
 
 from stepstone import __version__
-from stepstone.cli.failures import UsageError
+from stepstone.errors import UsageError
 
 __all__ = ["ENV_APP", "ENV_DB", "build_parser"]
 

@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from stepstone.client.views import RunDescription, TimelineEntry, describe_wait
 from stepstone.core.executor import CheckResult
 from stepstone.core.model import (
     ErrorInfo,
@@ -21,7 +22,6 @@ from stepstone.core.model import (
     StepRecord,
     WorkerInfo,
 )
-from stepstone.core.views import RunDescription, TimelineEntry, describe_wait
 
 __all__ = [
     "check_json",

@@ -13,9 +13,9 @@ from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.ids import new_run_id
 from stepstone.core.model import Run, RunState
 from stepstone.core.port import Store
-from stepstone.core.runner import Runner
 from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, RunFailed, RunNotFound
+from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.store import open_store
 
 __all__ = ["ClientBase", "StoreLike", "WorkflowsLike", "check_run_id", "raise_for", "states_of"]
@@ -101,9 +101,7 @@ class ClientBase:
                     runner = Runner(
                         self.store,
                         self.registry,
-                        kind="client",
-                        queues=(),
-                        concurrency=self._concurrency,
+                        RunnerOptions(kind="client", queues=(), concurrency=self._concurrency),
                         settings=self.settings,
                         clock=self.clock,
                     )

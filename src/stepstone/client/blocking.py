@@ -1,7 +1,7 @@
 """The blocking client: every AsyncClient method, run to completion on a private loop thread.
 
 Nothing is implemented twice: each method here forwards to the AsyncClient method of the same
-name (same signature, same docstring) through a :class:`~stepstone.core.portal.Portal`.
+name (same signature, same docstring) through a :class:`~stepstone.client.portal.Portal`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from stepstone.client.aio import AsyncClient
 from stepstone.client.base import StoreLike, WorkflowsLike
+from stepstone.client.portal import Portal
 from stepstone.client.running import AsyncRunHandle
 from stepstone.core.clock import Clock
 from stepstone.core.definitions import Registry
 from stepstone.core.model import EventRecord, RunState
 from stepstone.core.port import Store
-from stepstone.core.portal import Portal
 from stepstone.core.settings import Settings
 
 __all__ = ["Client", "RunHandle"]

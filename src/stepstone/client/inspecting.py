@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from stepstone.client.base import ClientBase, states_of
+from stepstone.client.views import RunDescription, TimelineEntry, describe_wait
 from stepstone.core.executor import CheckResult, check_run
 from stepstone.core.model import (
     ACTIVE_STATES,
@@ -25,7 +26,6 @@ from stepstone.core.model import (
     Wait,
     WorkerInfo,
 )
-from stepstone.core.views import RunDescription, TimelineEntry, describe_wait
 
 __all__ = ["Inspecting"]
 

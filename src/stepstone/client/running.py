@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
@@ -13,9 +14,9 @@ from stepstone.core.definitions import Workflow
 from stepstone.core.engine import encode_input
 from stepstone.core.executor import decode_input
 from stepstone.core.model import NO_ROUTING, TERMINAL_STATES, Claim, NewRun, Routing, RunState
-from stepstone.core.routing import KeyFunction, Pool, Queue, routing_for
-from stepstone.core.runner import Runner
+from stepstone.core.routing import KeyFunction, Pool, Queue, StartOptions, routing_for
 from stepstone.errors import DecodeError, DuplicateRun, InvalidArgument, RunNotFound, WaitTimeout
+from stepstone.runtime.runner import Runner
 
 __all__ = ["AsyncRunHandle", "Running"]
 
@@ -93,8 +94,9 @@ class Running(ClientBase):
         wf: Workflow[..., R] | str,
         /,
         *args: Any,
+        options: StartOptions | None = None,
         run_id: str | None = None,
-        queue: str | None = None,
+        queue: str | Queue | None = None,
         delay_s: float | None = None,
         start_at: datetime | None = None,
         priority: int | None = None,
@@ -109,42 +111,76 @@ class Running(ClientBase):
     ) -> AsyncRunHandle[R]:
         """Enqueue a run for a worker; returns at once with a handle.
 
-        ``run_id`` is an idempotency key: starting an id that exists returns the existing run.
-        ``dedup_key`` allows one unfinished run per key: a second start returns the existing
-        run, or raises :class:`DuplicateRun` with ``on_conflict="raise"`` (which applies to an
-        existing ``run_id`` too). ``delay_s``/``start_at`` delay the start; ``priority`` orders
-        claims (higher first); ``concurrency_key`` is what the queue's per-key limits count;
-        ``labels`` must all be offered by the worker; ``worker_id`` pins the run to one worker;
-        ``pool`` sends it to a worker pool. Unset options take the workflow's defaults.
+        The start options (see :class:`~stepstone.StartOptions`, which may be passed whole as
+        ``options``; a keyword given here wins over it): ``run_id`` is an idempotency key:
+        starting an id that exists returns the existing run. ``dedup_key`` allows one unfinished
+        run per key: a second start returns the existing run, or raises :class:`DuplicateRun`
+        with ``on_conflict="raise"`` (which applies to an existing ``run_id`` too).
+        ``delay_s``/``start_at`` delay the start; ``priority`` orders claims (higher first);
+        ``concurrency_key`` is what the queue's per-key limits count; ``labels`` must all be
+        offered by the worker; ``worker_id`` pins the run to one worker; ``pool`` sends it to a
+        worker pool. Unset options take the workflow's defaults.
         """
-        workflow = self.registry.resolve(wf)
-        if on_conflict not in ("return", "raise"):
-            raise InvalidArgument(f"on_conflict must be 'return' or 'raise', got {on_conflict!r}")
+        given = {
+            "run_id": run_id,
+            "queue": queue,
+            "delay_s": delay_s,
+            "start_at": start_at,
+            "priority": priority,
+            "deadline_s": deadline_s,
+            "dedup_key": dedup_key,
+            "concurrency_key": concurrency_key,
+            "labels": labels,
+            "worker_id": worker_id,
+            "pool": pool,
+        }
+        opts = options or StartOptions()
+        overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if on_conflict != "return":
+            overrides["on_conflict"] = on_conflict
+        if overrides:
+            opts = replace(opts, **overrides)
+        return await self._start(self.registry.resolve(wf), args, kwargs, opts)
+
+    async def _start(
+        self,
+        workflow: Workflow[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        opts: StartOptions,
+    ) -> AsyncRunHandle[R]:
+        if opts.on_conflict not in ("return", "raise"):
+            raise InvalidArgument(
+                f"on_conflict must be 'return' or 'raise', got {opts.on_conflict!r}"
+            )
         d = workflow.defaults
         routing = routing_for(
             args,
             kwargs,
-            dedup_key=dedup_key if dedup_key is not None else d.dedup_key,
-            concurrency_key=concurrency_key if concurrency_key is not None else d.concurrency_key,
-            labels=labels if labels is not None else d.labels,
-            target_worker=worker_id,
-            pool=pool if pool is not None else d.pool,
+            dedup_key=opts.dedup_key if opts.dedup_key is not None else d.dedup_key,
+            concurrency_key=(
+                opts.concurrency_key if opts.concurrency_key is not None else d.concurrency_key
+            ),
+            labels=opts.labels if opts.labels is not None else d.labels,
+            target_worker=opts.worker_id,
+            pool=opts.pool if opts.pool is not None else d.pool,
         )
-        if delay_s is not None and delay_s < 0:
-            raise InvalidArgument(f"delay_s must be >= 0, got {delay_s}")
+        start_at = opts.start_at
+        if opts.delay_s is not None and opts.delay_s < 0:
+            raise InvalidArgument(f"delay_s must be >= 0, got {opts.delay_s}")
         if start_at is not None and (not isinstance(start_at, datetime) or start_at.tzinfo is None):
             raise InvalidArgument("start_at must be an aware datetime")
-        if delay_s is not None:
-            start_at = self.clock.now() + timedelta(seconds=delay_s)
+        if opts.delay_s is not None:
+            start_at = self.clock.now() + timedelta(seconds=opts.delay_s)
         new = self._new_run(
             workflow,
             args,
             kwargs,
-            run_id=run_id,
-            queue=queue,
-            priority=priority,
+            run_id=opts.run_id,
+            queue=opts.queue,
+            priority=opts.priority,
             start_at=start_at,
-            deadline_s=deadline_s,
+            deadline_s=opts.deadline_s,
             routing=routing,
         )
         run, created, _ = await self.store.create_run(new, now=self.clock.now())
@@ -153,7 +189,7 @@ class Running(ClientBase):
                 f"run id {run.run_id!r} already belongs to workflow {run.workflow!r}, "
                 f"not {workflow.name!r}"
             )
-        if not created and on_conflict == "raise":
+        if not created and opts.on_conflict == "raise":
             by_key = routing.dedup_key if run.run_id != new.run_id else None
             raise DuplicateRun(run.run_id, by_key)
         return AsyncRunHandle(self, run.run_id)

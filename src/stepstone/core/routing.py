@@ -11,7 +11,8 @@ ones, whatever version of the code it runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from stepstone.errors import InvalidArgument
@@ -19,7 +20,7 @@ from stepstone.errors import InvalidArgument
 if TYPE_CHECKING:  # the model is imported on use: `import stepstone` stays light
     from stepstone.core.model import Labels, PoolSpec, QueueSpec, Routing
 
-__all__ = ["KeyFunction", "Pool", "Queue", "labels_of", "routing_for"]
+__all__ = ["KeyFunction", "Pool", "Queue", "StartOptions", "labels_of", "routing_for"]
 
 KeyFunction = Callable[..., str | None]
 """A key computed from the run's input: called with the workflow's arguments."""
@@ -178,3 +179,32 @@ def routing_for(
         target_worker=target_worker,
         pool=pool_name,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StartOptions:
+    """How a run is started, apart from its input: identity, queue, timing and routing.
+
+    ``run_id`` is an idempotency key (starting an id that exists returns the existing run).
+    ``dedup_key`` allows one unfinished run per key; a second start returns the existing run,
+    or raises :class:`~stepstone.DuplicateRun` with ``on_conflict="raise"``. ``delay_s`` /
+    ``start_at`` delay the start; ``priority`` orders claims (higher first); ``deadline_s``
+    bounds the whole run; ``concurrency_key`` is what a queue's per-key limits count;
+    ``labels`` must all be offered by the worker; ``worker_id`` pins the run to one worker;
+    ``pool`` sends it to a worker pool. ``None`` takes the workflow's default.
+
+    >>> client.start(charge, order, options=StartOptions(queue="payments", priority=5))
+    """
+
+    run_id: str | None = None
+    queue: str | Queue | None = None
+    delay_s: float | None = None
+    start_at: datetime | None = None
+    priority: int | None = None
+    deadline_s: float | None = None
+    dedup_key: str | KeyFunction | None = None
+    on_conflict: Literal["return", "raise"] = "return"
+    concurrency_key: str | KeyFunction | None = None
+    labels: Mapping[str, str] | None = field(default=None, hash=False)
+    worker_id: str | None = None
+    pool: str | Pool | None = None

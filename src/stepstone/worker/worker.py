@@ -23,9 +23,9 @@ from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.model import Claim
 from stepstone.core.port import ClaimFilter, Store
 from stepstone.core.routing import Pool, Queue, labels_of
-from stepstone.core.runner import Runner
 from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, StoreError
+from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.store import open_store
 
 __all__ = ["Worker"]
@@ -92,16 +92,18 @@ class Worker:
         self.runner = Runner(
             self.store,
             self.registry,
-            kind="worker",
-            queues=queues,
-            concurrency=concurrency,
+            RunnerOptions(
+                kind="worker",
+                queues=queues,
+                concurrency=concurrency,
+                worker_id=worker_id,
+                version=self.registry.version,
+                labels=labels_of(labels, "worker labels"),
+                pool=pool_name,
+            ),
             settings=self.settings,
             clock=self.clock,
-            worker_id=worker_id,
-            labels=labels_of(labels, "worker labels"),
-            pool=pool_name,
             credentials=credentials,
-            version=self.registry.version,
         )
         self.filter = ClaimFilter(queues=queues, workflows=self.registry.names())
         self.tasks: set[asyncio.Task[Any]] = set()

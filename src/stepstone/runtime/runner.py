@@ -21,14 +21,14 @@ from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.engine import Execution, HandBack, Runtime
 from stepstone.core.executor import ExecutionHooks, execute
-from stepstone.core.identity import HOST, process_alive, process_start, worker_id_for
 from stepstone.core.model import Claim, Labels, RunState, WorkerInfo
 from stepstone.core.port import Store
 from stepstone.core.scope import Credentials, credentials_scope
 from stepstone.core.settings import Settings
-from stepstone.core.threads import DaemonThreadPool
+from stepstone.runtime.identity import HOST, process_alive, process_start, worker_id_for
+from stepstone.runtime.threads import DaemonThreadPool
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "RunnerOptions"]
 
 log = logging.getLogger("stepstone.runner")
 
@@ -38,6 +38,23 @@ class _Active:
     exe: Execution | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    """Who a runner is and what it serves: registered in the worker registry as given.
+
+    ``kind`` prefixes a generated ``worker_id`` ("worker", "client"); ``queues`` and ``pool``
+    are what it claims from; ``labels`` what it offers; ``concurrency`` its slots; ``version``
+    the code version of its registry."""
+
+    kind: str = "worker"
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 32
+    worker_id: str | None = None
+    version: str | None = None
+    labels: Labels = ()
+    pool: str | None = None
+
+
 class Runner(ExecutionHooks):
     """Runs claims for one worker identity. Start it, execute claims, stop it."""
 
@@ -45,18 +62,13 @@ class Runner(ExecutionHooks):
         self,
         store: Store,
         registry: Registry,
+        options: RunnerOptions | None = None,
         *,
-        kind: str = "worker",
-        queues: tuple[str, ...] = ("default",),
-        concurrency: int = 32,
         settings: Settings | None = None,
         clock: Clock | None = None,
-        worker_id: str | None = None,
-        version: str | None = None,
-        labels: Labels = (),
-        pool: str | None = None,
         credentials: Mapping[str, Any] | None = None,
     ) -> None:
+        opts = options or RunnerOptions()
         self.store = store
         self.registry = registry
         self.settings = settings or Settings()
@@ -64,15 +76,15 @@ class Runner(ExecutionHooks):
         self.credentials = Credentials(credentials)
         pid = os.getpid()
         self.worker = WorkerInfo(
-            worker_id=worker_id or worker_id_for(kind),
+            worker_id=opts.worker_id or worker_id_for(opts.kind),
             host=HOST,
             pid=pid,
-            queues=queues,
-            concurrency=concurrency,
+            queues=opts.queues,
+            concurrency=opts.concurrency,
             process_start=process_start(pid),
-            version=version,
-            labels=labels,
-            pool=pool,
+            version=opts.version,
+            labels=opts.labels,
+            pool=opts.pool,
             lease_s=self.settings.lease_s,
         )
         self.runtime = Runtime(
@@ -80,8 +92,8 @@ class Runner(ExecutionHooks):
             registry=registry,
             clock=self.clock,
             settings=self.settings,
-            step_pool=DaemonThreadPool(max(concurrency, 4), "stepstone-step"),
-            workflow_pool=DaemonThreadPool(max(concurrency, 4), "stepstone-workflow"),
+            step_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-step"),
+            workflow_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-workflow"),
         )
         self.active: dict[str, _Active] = {}
         self.heartbeats = 0
