@@ -246,8 +246,12 @@ def test_exit_code_table_puts_subclasses_first() -> None:
 def test_usage_errors_exit_2(cli: Cli) -> None:
     proc = cli("frobnicate", code=2)
     assert "frobnicate" in _stderr_line(proc)
-    envelope = cli.json("runs", "--limit", "0", code=2)
+    envelope = cli.json("runs", "--bogus-flag", code=2)
     assert envelope["error"]["type"] == "UsageError"
+    assert "--bogus-flag" in envelope["error"]["message"]
+    # a flag's value out of range is invalid input (exit 4), naming the flag
+    envelope = cli.json("runs", "--limit", "0", code=4)
+    assert envelope["error"]["type"] == "InvalidArgument"
     assert "--limit" in envelope["error"]["message"]
     # --app is required by start (and STEPSTONE_APP can stand in for it)
     assert "--app" in _stderr_line(cli("start", "approve", code=2))

@@ -22,6 +22,7 @@ __all__ = [
     "RunFailed",
     "RunNotFound",
     "RunStateError",
+    "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
     "StepError",
@@ -229,6 +230,17 @@ class ChecksFailed(StepstoneError):
             "(deploying it would block them)"
         )
         self.failed, self.total, self.output = failed, total, output
+
+
+class RunsNotCopied(StepstoneError):
+    """``db copy`` copied what it could but the target could not hold some runs (named, with
+    why); ``output`` is the copy's report."""
+
+    def __init__(self, refused: tuple[tuple[str, str], ...], output: object) -> None:
+        first = "; ".join(f"run {run_id}: {why}" for run_id, why in refused[:3])
+        more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+        super().__init__(f"{len(refused)} run(s) not copied: {first}{more}")
+        self.refused, self.output = refused, output
 
 
 class StillWaiting(WaitTimeout):

@@ -12,6 +12,7 @@ from stepstone.cli.output import Output
 from stepstone.cli.render import Screen, fmt_time, one_line
 from stepstone.cli.session import Session
 from stepstone.cli.shapes import queue_json, run_json, worker_json
+from stepstone.errors import RunsNotCopied
 from stepstone.store import open_store, redact_url
 from stepstone.store.copy import CopyReport, copy_store
 
@@ -149,7 +150,10 @@ def cmd_db(ns: argparse.Namespace, session: Session) -> Output:
             f"{report.pools} pool(s) from {source} to {target}"
         )
 
-    return Output(data, human)
+    output = Output(data, human)
+    if report.refused:
+        raise RunsNotCopied(report.refused, output)
+    return output
 
 
 async def _copy(source_url: str, target_url: str, session: Session) -> CopyReport:

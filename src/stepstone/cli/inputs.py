@@ -6,6 +6,7 @@ Every flag that takes JSON also takes ``@path`` to read it from a file. A mistak
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from stepstone.core.definitions import Workflow
 from stepstone.errors import InvalidArgument
 
 __all__ = [
+    "lone_surrogate_at",
     "parse_labels",
     "parse_json_flag",
     "parse_patches",
@@ -34,11 +36,47 @@ def parse_json_flag(flag: str, text: str) -> Any:
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"{flag}: cannot read {path}: {exc}") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(
             f"{flag}: invalid JSON in {source} at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise InvalidArgument(f"{flag}: JSON in {source} is nested too deeply") from None
+    bad = lone_surrogate_at(value)
+    if bad is not None:
+        raise InvalidArgument(
+            f"{flag}: the string at {bad} in {source} holds a lone surrogate (\\ud800-\\udfff "
+            "alone is not valid Unicode and cannot be stored)"
+        )
+    return value
+
+
+def lone_surrogate_at(value: Any, path: str = "$") -> str | None:
+    """The JSON path of the first string (or key) holding a lone UTF-16 surrogate, if any."""
+    if isinstance(value, str):
+        return path if _has_surrogate(value) else None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = lone_surrogate_at(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _has_surrogate(key):
+                return f"{path} (a key)"
+            found = lone_surrogate_at(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_workflow_input(
@@ -69,6 +107,15 @@ def parse_workflow_input(
         if not sep or not key.strip():
             raise InvalidArgument(f"--arg {text!r}: expected NAME=VALUE")
         key = key.strip()
+        known = _parameter_names(wf)
+        if known is not None and key not in known:
+            listed = ", ".join(known) if known else "none: the workflow takes no arguments"
+            hint = difflib.get_close_matches(key, known, n=1)
+            did = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise InvalidArgument(
+                f"--arg {key}: workflow {wf.name!r} has no parameter {key!r}{did} "
+                f"(its parameters: {listed})"
+            )
         if key in kwargs:
             raise InvalidArgument(f"--arg {key}: given twice")
         if hints.get(key) is str:
@@ -78,7 +125,23 @@ def parse_workflow_input(
             kwargs[key] = json.loads(raw)
         except json.JSONDecodeError:
             kwargs[key] = raw
+        except RecursionError:
+            raise InvalidArgument(f"--arg {key}: JSON nested too deeply") from None
+        bad = lone_surrogate_at(kwargs[key])
+        if bad is not None:
+            raise InvalidArgument(f"--arg {key}: the string at {bad} holds a lone surrogate")
     return args, kwargs
+
+
+def _parameter_names(wf: Workflow[Any, Any]) -> list[str] | None:
+    """The names ``--arg`` may give (None: the workflow takes ``**kwargs``, any name goes)."""
+    names = []
+    for param in wf.signature.params:
+        if param.kind is param.VAR_KEYWORD:
+            return None
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            names.append(param.name)
+    return names
 
 
 def parse_patches(texts: list[str]) -> dict[int, Any]:

@@ -4,10 +4,11 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
 
     0    ok
     1    unexpected internal error (run with -v for the traceback)
-    2    usage error: unknown command or flag, missing or malformed argument
+    2    usage error: unknown command or flag, missing argument
     3    not found: no such run, no such workflow in the app, the app module cannot be imported
     4    invalid input: bad JSON in --input/--data/--patch (the message names the flag, line and
-         column), a signal payload that does not match its schema, a value that cannot be
+         column, or the JSON path), a flag value out of range or malformed (named), an unknown
+         --arg name, a signal payload that does not match its schema, a value that cannot be
          encoded or decoded, an operation the run's state does not allow
     5    store unavailable, locked, corrupt, read-only, or otherwise failing
     6    schema missing or outdated: run `stepstone migrate`
@@ -39,7 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepstone.cli.output import Output
-from stepstone.cli.parser import APP_REQUIRED, ENV_APP, ENV_DB, build_parser
+from stepstone.cli.parser import APP_REQUIRED, ENV_APP, ENV_DB, build_parser, check_values
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.errors import (
@@ -51,6 +52,7 @@ from stepstone.errors import (
     InvalidArgument,
     RunFailed,
     RunNotFound,
+    RunsNotCopied,
     RunStateError,
     SchemaError,
     SignalPayloadError,
@@ -83,6 +85,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     RunFailed: 7,
     DuplicateRun: 4,
     ChecksFailed: 8,
+    RunsNotCopied: 4,
     WaitTimeout: 40,
     InvalidArgument: 4,
     SignalPayloadError: 4,
@@ -97,7 +100,7 @@ MEANINGS: dict[int, str] = {
     1: "unexpected internal error (run with -v for the traceback)",
     2: "usage error",
     3: "not found: run, workflow, or app module",
-    4: "invalid input: bad JSON in a flag, bad payload or value, or a state that forbids it",
+    4: "invalid input: bad JSON or value in a flag, bad payload, or a state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
     6: "schema missing or outdated: run `stepstone migrate`",
     7: "the run failed, was cancelled or is blocked",
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
     session = Session(db=None, json="--json" in argv, screen=screen)
     try:
         ns = build_parser(exit_codes_epilog()).parse_args(argv)
+        check_values(ns)
         session.json, session.verbose = ns.json, ns.verbose
         session.db = ns.db or env.get(ENV_DB) or None
         if hasattr(ns, "app") and not ns.app:

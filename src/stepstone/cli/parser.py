@@ -7,12 +7,14 @@ usage mistake raises :class:`UsageError` instead of exiting, so ``main`` reports
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from stepstone import __version__
-from stepstone.errors import UsageError
+from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
+from stepstone.errors import InvalidArgument, UsageError
 
-__all__ = ["ENV_APP", "ENV_DB", "build_parser"]
+__all__ = ["ENV_APP", "ENV_DB", "BadValue", "build_parser", "check_values"]
 
 ENV_DB = "STEPSTONE_DB"
 ENV_APP = "STEPSTONE_APP"
@@ -35,34 +37,56 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)", self.format_usage())
 
 
-def _positive_int(text: str) -> int:
+@dataclass(frozen=True, slots=True)
+class BadValue:
+    """A flag value that parsed but is out of range or malformed: argparse would make it a usage
+    error (exit 2); :func:`check_values` turns it into InvalidArgument (exit 4) naming the flag."""
+
+    text: str
+    problem: str
+
+
+def _whole(text: str, lo: int, hi: int) -> int | BadValue:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        return BadValue(text, "expected a whole number")
+    if not lo <= value <= hi:
+        return BadValue(text, f"must be between {lo} and {hi}")
     return value
 
 
-def _seconds(text: str) -> float:
+def _positive_int(text: str) -> int | BadValue:
+    return _whole(text, 1, INT_MAX)
+
+
+def _nonnegative_int(text: str) -> int | BadValue:
+    return _whole(text, 0, INT_MAX)
+
+
+def _priority(text: str) -> int | BadValue:
+    return _whole(text, INT_MIN, INT_MAX)
+
+
+def _seconds(text: str) -> float | BadValue:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value < 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+        return BadValue(text, "expected a number of seconds")
+    if not 0 <= value <= MAX_DURATION_S:  # also refuses nan
+        return BadValue(text, f"must be between 0 and {MAX_DURATION_S:.0f} seconds (100 years)")
     return value
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def check_values(ns: argparse.Namespace) -> None:
+    """Raise InvalidArgument for the first flag whose value :class:`BadValue` marked."""
+    for dest, value in vars(ns).items():
+        if isinstance(value, BadValue):
+            flag = _FLAG_OF.get(dest, "--" + dest.replace("_", "-"))
+            raise InvalidArgument(f"{flag} {value.text!r}: {value.problem}")
+
+
+_FLAG_OF = {"new_run_id": "--run-id"}
 
 
 def _global_options(parent: bool) -> _Parser:
@@ -213,7 +237,9 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         "--delay-s", type=_seconds, help="start no earlier than this many seconds from now"
     )
     p.add_argument(
-        "--priority", type=int, help="higher is claimed first (default: the workflow's, else 0)"
+        "--priority",
+        type=_priority,
+        help="higher is claimed first (default: the workflow's, else 0)",
     )
     p.add_argument(
         "--dedup-key",

@@ -9,6 +9,7 @@ from typing import Any
 
 from stepstone.client.base import ClientBase, check_run_id, states_of
 from stepstone.core import codec
+from stepstone.core.bounds import check_int
 from stepstone.core.ids import new_run_id
 from stepstone.core.jsonschema import first_problem, schema_for
 from stepstone.core.model import TERMINAL_STATES, NewRun, Run, RunState
@@ -102,8 +103,16 @@ class Operating(ClientBase):
     ) -> Run:
         """A new run that reuses ``run_id``'s recorded steps before ``from_seq`` (``patch`` replaces
         the outputs of some of them: ``{seq: value}``) and executes the rest anew."""
-        if not isinstance(from_seq, int) or from_seq < 0:
-            raise InvalidArgument(f"from_seq must be an int >= 0, got {from_seq!r}")
+        check_int("from_seq", from_seq, lo=0)
+        await self.get(run_id)  # RunNotFound before anything else
+        recorded = await self.store.load_steps(run_id)
+        last = max((r.seq for r in recorded), default=-1)
+        if from_seq > last + 1:
+            has = f"its steps are #0 to #{last}" if last >= 0 else "it has no recorded steps"
+            raise InvalidArgument(
+                f"fork of run {run_id}: from_seq {from_seq} is past its recorded steps ({has}; "
+                f"from_seq may be at most {last + 1})"
+            )
         encoded = {
             int(seq): codec.encode(value, f"fork patch for step #{seq}")
             for seq, value in (patch or {}).items()

@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from stepstone.client.base import ClientBase, check_run_id, raise_for
 from stepstone.core import codec
+from stepstone.core.bounds import check_duration, check_int
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import encode_input
 from stepstone.core.executor import decode_input
@@ -66,11 +67,10 @@ class Running(ClientBase):
             raise InvalidArgument(f"queue must be a non-empty string, got {queue!r}")
         if priority is None:
             priority = wf.defaults.priority
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise InvalidArgument(f"priority must be an int, got {priority!r}")
+        check_int("priority", priority)
         deadline = deadline_s if deadline_s is not None else wf.deadline_s
-        if deadline is not None and deadline <= 0:
-            raise InvalidArgument(f"deadline_s must be > 0, got {deadline}")
+        if deadline is not None:
+            deadline = check_duration("deadline_s", deadline, positive=True)
         now = self.clock.now()
         input_json = encode_input(args, kwargs, f"workflow {wf.name!r} input")
         try:  # decode it the way a worker will, so a wrong type fails here and stores nothing
@@ -166,8 +166,8 @@ class Running(ClientBase):
             pool=opts.pool if opts.pool is not None else d.pool,
         )
         start_at = opts.start_at
-        if opts.delay_s is not None and opts.delay_s < 0:
-            raise InvalidArgument(f"delay_s must be >= 0, got {opts.delay_s}")
+        if opts.delay_s is not None:
+            check_duration("delay_s", opts.delay_s)
         if start_at is not None and (not isinstance(start_at, datetime) or start_at.tzinfo is None):
             raise InvalidArgument("start_at must be an aware datetime")
         if opts.delay_s is not None:

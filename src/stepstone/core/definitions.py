@@ -308,10 +308,7 @@ def workflow(
     def decorate(f: Callable[..., Any]) -> Workflow[Any, Any]:
         if not callable(f):
             raise InvalidArgument(f"@workflow needs a function, got {type(f).__name__}")
-        if not inspect.signature(f).parameters:
-            raise InvalidArgument(
-                f"workflow {f.__qualname__} must take the context as its first parameter"
-            )
+        _check_context_parameter(f)
         return Workflow(
             f,
             name=name or f.__name__,
@@ -330,6 +327,34 @@ def workflow(
         )
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _check_context_parameter(f: Callable[..., Any]) -> None:
+    """A workflow's first parameter is the context: refuse, at decoration, a function whose first
+    parameter is missing, keyword-only or annotated with another type (the context would be
+    passed as that argument and the mistake would only show when a run executes)."""
+    params = list(inspect.signature(f).parameters.values())
+    hint = f"add it first: async def {f.__name__}(ctx: WorkflowContext, ...)"
+    if not params:
+        raise InvalidArgument(
+            f"workflow {f.__qualname__} must take the context as its first parameter; {hint}"
+        )
+    first = params[0]
+    if first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD):
+        raise InvalidArgument(
+            f"workflow {f.__qualname__}: its first parameter {first.name!r} must be the "
+            f"context (a positional parameter); {hint}"
+        )
+    note = first.annotation
+    if note is inspect.Parameter.empty:
+        return
+    text = note if isinstance(note, str) else getattr(note, "__name__", repr(note))
+    if "Context" in text or text in ("Any", "typing.Any", "object"):
+        return
+    raise InvalidArgument(
+        f"workflow {f.__qualname__}: its first parameter '{first.name}: {text}' must be the "
+        f"context; {hint}"
+    )
 
 
 class _WorkflowDecorator(typing.Protocol):

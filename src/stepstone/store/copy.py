@@ -12,9 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from stepstone.core.bounds import INT_MAX, INT_MIN
+from stepstone.core.model import RunExport
 from stepstone.core.port import Store
+from stepstone.errors import StepstoneError
 
-__all__ = ["CopyReport", "copy_store"]
+__all__ = ["CopyReport", "copy_store", "uncopyable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,8 @@ class CopyReport:
     events: int
     queues: int
     pools: int
+    refused: tuple[tuple[str, str], ...] = ()
+    """Runs not copied, each with why (a value the target cannot hold, or its error)."""
 
 
 async def copy_store(
@@ -47,12 +52,20 @@ async def copy_store(
     if pools:
         await target.declare_pools(pools, now=now)
     seen = added = steps = signals = events = 0
+    refused: list[tuple[str, str]] = []
     after: str | None = None
     while True:
         exported = await source.export_runs(after_run_id=after, limit=batch)
         if not exported:
             break
-        added += await target.import_runs(exported)
+        fit = []
+        for e in exported:
+            problem = uncopyable(e)
+            if problem is None:
+                fit.append(e)
+            else:
+                refused.append((e.run.run_id, problem))
+        added += await _import(target, fit, refused)
         seen += len(exported)
         steps += sum(len(e.steps) for e in exported)
         signals += sum(len(e.signals) for e in exported)
@@ -60,4 +73,33 @@ async def copy_store(
         after = exported[-1].run.run_id
         if progress is not None:
             progress(seen, added)
-    return CopyReport(seen, added, steps, signals, events, len(queues), len(pools))
+    return CopyReport(seen, added, steps, signals, events, len(queues), len(pools), tuple(refused))
+
+
+def uncopyable(export: RunExport) -> str | None:
+    """Why every store could not hold this run as it is (None: it fits). SQLite holds any
+    64-bit integer where PostgreSQL's columns are ``integer``."""
+    run = export.run
+    if not INT_MIN <= run.priority <= INT_MAX:
+        return f"priority {run.priority} is outside {INT_MIN}..{INT_MAX}"
+    for step in export.steps:
+        if not 0 <= step.seq <= INT_MAX:
+            return f"step #{step.seq} is outside 0..{INT_MAX}"
+    return None
+
+
+async def _import(target: Store, runs: list[RunExport], refused: list[tuple[str, str]]) -> int:
+    """Import a batch; if the target refuses it, import run by run to name the culprit(s)."""
+    if not runs:
+        return 0
+    try:
+        return await target.import_runs(runs)
+    except StepstoneError:
+        pass
+    added = 0
+    for export in runs:
+        try:
+            added += await target.import_runs([export])
+        except StepstoneError as exc:
+            refused.append((export.run.run_id, str(exc)))
+    return added

@@ -1,0 +1,159 @@
+"""Issue 8's sharp edges, each pinned by a test that failed before its fix.
+
+Bad values at the CLI and the API are exit 4 / InvalidArgument naming the flag or JSON path,
+and nothing is written to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepstone import Client, InvalidArgument, WorkflowContext, workflow
+from stepstone.cli.main import main
+from stepstone.core.model import NewRun, RunState
+from stepstone.store import open_store
+from stepstone.store.copy import copy_store
+
+APP = textwrap.dedent(
+    """
+    from stepstone import WorkflowContext, step, workflow
+
+    @step
+    async def echo(x: object) -> object:
+        return x
+
+    @workflow
+    async def wf(ctx: WorkflowContext, x: object = None, count: int = 0) -> object:
+        return await echo(x)
+    """
+)
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "edges_app.py").write_text(APP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def cli(app_dir: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    db = f"sqlite:///{app_dir / 't.db'}"
+    code = main([*argv, "--db", db, "--json"], env={"HOME": str(app_dir)})
+    out = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(out[-1]) if out else None
+
+
+def stored_runs(app_dir: Path) -> int:
+    with Client(f"sqlite:///{app_dir / 't.db'}") as client:
+        return len(client.list())
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--input", '["\\ud800"]'], "$[0]"),
+        (["--input", '{"x": {"k": "\\udfff"}}'], "$.x.k"),
+        (["--arg", 'x="\\ud800"'], "--arg x"),
+        (["--priority", "1e23"], "--priority"),
+        (["--priority", "2147483648"], "--priority"),
+        (["--delay-s", "1e300"], "--delay-s"),
+        (["--delay-s", "nan"], "--delay-s"),
+        (["--arg", "cuont=3"], "did you mean 'count'"),
+    ],
+)
+def test_bad_start_values_are_exit_4_naming_the_flag_and_store_nothing(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], args: list[str], named: str
+) -> None:
+    assert cli(app_dir, capsys, "migrate")[0] == 0
+    code, envelope = cli(app_dir, capsys, "start", "wf", "--app", "edges_app", *args)
+    assert code == 4, envelope
+    assert named in envelope["error"]["message"]
+    assert stored_runs(app_dir) == 0
+
+
+def test_deep_json_input_is_exit_4(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert cli(app_dir, capsys, "migrate")[0] == 0
+    code, envelope = cli(app_dir, capsys, "start", "wf", "--app", "edges_app", "--input", "@deep")
+    assert code == 4  # no such file: named
+    code, envelope = cli(
+        app_dir, capsys, "start", "wf", "--app", "edges_app", "--input", "@deep.json"
+    )
+    assert code == 4 and "nested too deeply" in envelope["error"]["message"]
+    assert stored_runs(app_dir) == 0
+
+
+def test_fork_from_seq_out_of_range(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(app_dir, capsys, "migrate")[0] == 0
+    code, _ = cli(app_dir, capsys, "run", "wf", "--app", "edges_app", "--run-id", "r1")
+    assert code == 0
+    code, envelope = cli(app_dir, capsys, "fork", "r1", "--from-seq", "1e23")
+    assert code == 4 and "--from-seq" in envelope["error"]["message"]
+    code, envelope = cli(app_dir, capsys, "fork", "r1", "--from-seq", "5")
+    assert code == 4 and "past its recorded steps" in envelope["error"]["message"]
+    code, envelope = cli(app_dir, capsys, "fork", "r1", "--from-seq", "1")
+    assert code == 0
+    assert stored_runs(app_dir) == 2
+
+
+@workflow
+async def plain(ctx: WorkflowContext, n: int = 0) -> int:
+    return n
+
+
+async def test_priority_range_is_checked_at_the_api(store_url: str) -> None:
+    store = open_store(store_url)
+    await store.migrate()
+    from stepstone import AsyncClient
+
+    async with AsyncClient(store, workflows=[plain]) as client:
+        for bad in (2**31, -(2**31) - 1, 10**23):
+            with pytest.raises(InvalidArgument, match="priority"):
+                await client.start(plain, priority=bad)
+        for bad_s in (1e300, float("nan"), -1.0):
+            with pytest.raises(InvalidArgument, match="delay_s"):
+                await client.start(plain, delay_s=bad_s)
+        await client.start(plain, priority=2**31 - 1)
+    await store.close()
+
+
+async def test_db_copy_names_the_run_it_cannot_copy(tmp_path: Path, pg_url: str) -> None:
+    from datetime import UTC, datetime
+
+    source = open_store(f"sqlite:///{tmp_path / 'src.db'}")
+    await source.migrate()
+    now = datetime.now(UTC)
+    for run_id, priority in (("ok-1", 1), ("huge", 2**40), ("ok-2", 2)):
+        await source.create_run(
+            NewRun(run_id, "wf", "v1", '{"args":[],"kwargs":{}}', "default", priority), now=now
+        )
+    target = open_store(pg_url)
+    report = await copy_store(source, target, now=now)
+    assert report.runs_added == 2
+    assert [r for r, _ in report.refused] == ["huge"]
+    assert "priority" in report.refused[0][1]
+    assert (await target.get_run("ok-2")) is not None
+    assert (await target.get_run("huge")) is None
+    assert (await source.get_run("huge")).state is RunState.PENDING  # type: ignore[union-attr]
+    await source.close()
+    await target.close()
+
+
+def test_workflow_without_a_context_parameter_fails_at_decoration() -> None:
+    with pytest.raises(InvalidArgument, match="first parameter 'order: int' must be the context"):
+
+        @workflow
+        async def missing(order: int) -> int:
+            return order
+
+    with pytest.raises(InvalidArgument, match="must take the context"):
+
+        @workflow
+        async def none() -> int:
+            return 1
