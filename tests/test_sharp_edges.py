@@ -157,3 +157,36 @@ def test_workflow_without_a_context_parameter_fails_at_decoration() -> None:
         @workflow
         async def none() -> int:
             return 1
+
+
+def test_a_named_sqlite_file_creates_and_migrates_itself_for_clients_and_workers(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    with Client(url, workflows=[plain]) as client:
+        assert client.run(plain, 3) == 3
+    from stepstone import Worker
+
+    worker_url = f"sqlite:///{tmp_path / 'worker.db'}"
+    worker = Worker(worker_url, workflows=[plain])
+    import asyncio
+
+    async def serve_once() -> None:
+        task = asyncio.create_task(worker.serve())
+        await asyncio.to_thread(worker.ready.wait, 30)
+        worker.stop()
+        await task
+
+    asyncio.run(serve_once())
+    with Client(worker_url, auto_migrate=False) as client:
+        assert client.list() == []  # migrated by the worker: no SchemaError
+
+
+def test_read_only_commands_refuse_to_create_a_named_file(
+    app_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, envelope = cli(app_dir, capsys, "runs")
+    assert code == 6 and "stepstone migrate" in envelope["error"]["message"]
+    assert not (app_dir / "t.db").exists()
+    code, _ = cli(app_dir, capsys, "start", "wf", "--app", "edges_app")
+    assert code == 0 and stored_runs(app_dir) == 1

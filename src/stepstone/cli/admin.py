@@ -34,7 +34,7 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
     queues = [declared_queues.get(q, q) for q in (ns.queue or ["default"])]
     pool = declared_pools.get(ns.pool, ns.pool) if ns.pool else None
     worker = Worker(
-        session.db,
+        session.db,  # an SQLite file is created and migrated; PostgreSQL must be migrated
         workflows=registry,
         queue=queues,
         concurrency=ns.concurrency,

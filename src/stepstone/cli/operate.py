@@ -67,7 +67,7 @@ def cmd_start(ns: argparse.Namespace, session: Session) -> Output:
     registry = load_app(ns.app)
     wf = registry.get(ns.workflow)
     args, kwargs = parse_workflow_input(wf, ns.input, ns.arg)
-    with session.client(registry) as client:
+    with session.client(registry, create=True) as client:
         handle: RunHandle[Any] = client.start(
             wf.name,
             *args,
@@ -95,7 +95,7 @@ def cmd_run(ns: argparse.Namespace, session: Session) -> Output:
     wf = registry.get(ns.workflow)
     args, kwargs = parse_workflow_input(wf, ns.input, ns.arg)
     run_id = ns.run_id or new_run_id()
-    with session.client(registry) as client:
+    with session.client(registry, create=True) as client:
         client.run(wf.name, *args, run_id=run_id, **kwargs)
         return _result_output(client, run_id, None)
 

@@ -16,16 +16,20 @@ __all__ = ["Session"]
 
 @dataclass
 class Session:
-    """``db`` is ``None`` for the embedded default store (which migrates itself on first use); an
-    explicit URL or path is never migrated implicitly."""
+    """``db`` is ``None`` for the embedded default store (which migrates itself on first use). A
+    named SQLite file is created and migrated by the commands that write runs (``start``,
+    ``run``, ``worker``); every other command refuses a missing or unmigrated store (exit 6)."""
 
     db: str | None
     json: bool = False
     verbose: int = 0
     screen: Screen = field(default_factory=Screen)
 
-    def client(self, registry: Registry | None = None) -> Client:
-        """A blocking client on the store; close it (``with session.client() as client:``)."""
+    def client(self, registry: Registry | None = None, *, create: bool = False) -> Client:
+        """A blocking client on the store; close it (``with session.client() as client:``).
+        ``create``: an SQLite file is created and migrated if need be (commands that start
+        runs); otherwise only the embedded default migrates itself."""
         from stepstone.client import Client  # imported on use: `--help` stays fast
 
-        return Client(self.db, workflows=registry)
+        auto_migrate = None if create or self.db is None else False
+        return Client(self.db, workflows=registry, auto_migrate=auto_migrate)

@@ -16,7 +16,7 @@ from stepstone.core.port import Store
 from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, RunFailed, RunNotFound
 from stepstone.runtime.runner import Runner, RunnerOptions
-from stepstone.store import open_store
+from stepstone.store import open_store_for_use
 
 __all__ = ["ClientBase", "StoreLike", "WorkflowsLike", "check_run_id", "raise_for", "states_of"]
 
@@ -68,8 +68,12 @@ class ClientBase:
         settings: Settings | None = None,
         clock: Clock | None = None,
         concurrency: int = 32,
+        auto_migrate: bool | None = None,
     ) -> None:
-        self.store: Store = store if isinstance(store, Store) else open_store(store)
+        if isinstance(store, Store):
+            self.store: Store = store
+        else:
+            self.store = open_store_for_use(store, auto_migrate=auto_migrate)
         self._owns_store = not isinstance(store, Store)
         self.registry = as_registry(workflows)
         self.settings = settings or Settings()

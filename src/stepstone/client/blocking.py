@@ -94,10 +94,16 @@ class Client:
         settings: Settings | None = None,
         clock: Clock | None = None,
         concurrency: int = 32,
+        auto_migrate: bool | None = None,
     ) -> None:
         self._portal = Portal()
         self._async = AsyncClient(
-            store, workflows=workflows, settings=settings, clock=clock, concurrency=concurrency
+            store,
+            workflows=workflows,
+            settings=settings,
+            clock=clock,
+            concurrency=concurrency,
+            auto_migrate=auto_migrate,
         )
 
     @property

@@ -10,7 +10,7 @@ from typing import Literal
 from stepstone.core.port import Store
 from stepstone.errors import InvalidArgument
 
-__all__ = ["DEFAULT_DB_PATH", "open_store", "redact_url"]
+__all__ = ["DEFAULT_DB_PATH", "open_store", "open_store_for_use", "redact_url"]
 
 DEFAULT_DB_PATH = Path("~/.stepstone/stepstone.db")
 
@@ -66,6 +66,17 @@ def open_store(
     raise InvalidArgument(
         f"unknown store URL scheme {scheme!r} in {redact_url(text)!r} (use sqlite:/// or postgresql://)"
     )
+
+
+def open_store_for_use(url: str | Path | None = None, *, auto_migrate: bool | None = None) -> Store:
+    """The store a client or worker opens from a URL. ``auto_migrate=None``: an SQLite file
+    (named or the default) is created and migrated on first use; PostgreSQL is migrated
+    explicitly (``stepstone migrate``), since its schema is shared by a whole fleet."""
+    if auto_migrate is None:
+        text = "" if url is None else str(url)
+        sqlite = url is None or isinstance(url, Path) or "://" not in text
+        auto_migrate = sqlite or text.startswith("sqlite://")
+    return open_store(url, auto_migrate=auto_migrate)
 
 
 def redact_url(url: str) -> str:

@@ -26,7 +26,7 @@ from stepstone.core.routing import Pool, Queue, labels_of
 from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, StoreError
 from stepstone.runtime.runner import Runner, RunnerOptions
-from stepstone.store import open_store
+from stepstone.store import open_store_for_use
 
 __all__ = ["Worker"]
 
@@ -66,8 +66,12 @@ class Worker:
         settings: Settings | None = None,
         clock: Clock | None = None,
         worker_id: str | None = None,
+        auto_migrate: bool | None = None,
     ) -> None:
-        self.store: Store = store if isinstance(store, Store) else open_store(store)
+        if isinstance(store, Store):
+            self.store: Store = store
+        else:
+            self.store = open_store_for_use(store, auto_migrate=auto_migrate)
         self._owns_store = not isinstance(store, Store)
         self.registry = as_registry(workflows)
         if not len(self.registry):
