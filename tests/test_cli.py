@@ -154,7 +154,9 @@ class Cli:
                 time.sleep(0.05)
 
     @contextlib.contextmanager
-    def worker(self, *extra: str) -> Iterator[subprocess.Popen[str]]:
+    def worker(
+        self, *extra: str, workflows: str = "approve, flaky, pipeline"
+    ) -> Iterator[subprocess.Popen[str]]:
         """A worker process, yielded once it printed its ready line; SIGTERM must stop it with 0."""
         args = ("worker", "--app", "app", "--poll-s", "0.1", "--grace-s", "5", *extra)
         proc = subprocess.Popen(
@@ -183,7 +185,7 @@ class Cli:
                 seen.append(line)
                 if " ready: " in line:
                     assert line.startswith("worker ")
-                    assert "workflows [approve, flaky, pipeline]" in line
+                    assert f"workflows [{workflows}" in line
                     break
         except queue.Empty:
             proc.kill()

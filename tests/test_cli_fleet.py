@@ -130,3 +130,40 @@ def test_db_copy_sqlite_to_postgres_and_back(
     with Client(back) as client:
         [run] = client.list()
         assert client.result(run.run_id) == 9
+
+
+CREDENTIAL_APP = (
+    APP
+    + """
+
+from stepstone import worker_credentials
+
+
+@step
+async def use_key() -> str:
+    key = worker_credentials()["PSP_KEY"]
+    return f"key of {len(key)} chars ending {key[-2:]}"
+
+
+@workflow
+async def charge(ctx: WorkflowContext) -> str:
+    return await use_key()
+"""
+)
+
+
+def test_worker_credential_flag_reads_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(CREDENTIAL_APP)
+    cli = Cli(tmp_path)
+    cli("migrate")
+    run_id = cli("start", "charge", "--app", "app").stdout.strip()
+    cli.env["PSP_SECRET"] = "sk-live-0123456789"
+    with cli.worker("--credential", "PSP_KEY=PSP_SECRET", workflows="approve, charge, flaky"):
+        cli.wait_state(run_id, "completed")
+    assert cli.value("result", run_id) == "key of 18 chars ending 89"
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("t.db*"))
+    assert b"sk-live-0123456789" not in stored
+    # a variable that is not set is named (never its value), exit 4
+    del cli.env["PSP_SECRET"]
+    error = cli.json("worker", "--app", "app", "--credential", "PSP_KEY=PSP_SECRET", code=4)
+    assert "PSP_SECRET is not set" in error["error"]["message"]

@@ -21,11 +21,7 @@ def _quick_start() -> str:
 def test_importing_the_quick_start_starts_nothing(tmp_path: Path) -> None:
     (tmp_path / "shop.py").write_text(_quick_start())
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    probe = (
-        "import shop\n"
-        "from stepstone import Client\n"
-        "with Client() as c: print(len(c.list()))\n"
-    )
+    probe = "import shop\nfrom stepstone import Client\nwith Client() as c: print(len(c.list()))\n"
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
     )

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from stepstone.cli.app import app_declarations, load_app
-from stepstone.cli.inputs import parse_labels
+from stepstone.cli.inputs import parse_credentials, parse_labels
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
@@ -42,6 +42,7 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
         pool=pool,
         settings=settings,
         worker_id=ns.worker_id,
+        credentials=parse_credentials(ns.credential, session.env),
     )
 
     def announce() -> None:

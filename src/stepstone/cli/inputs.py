@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from stepstone.errors import InvalidArgument
 
 __all__ = [
     "lone_surrogate_at",
+    "parse_credentials",
     "parse_labels",
     "parse_json_flag",
     "parse_patches",
@@ -161,6 +163,23 @@ def parse_patches(texts: list[str]) -> dict[int, Any]:
             raise InvalidArgument(f"--patch {seq}: given twice")
         patches[seq] = parse_json_flag(f"--patch {seq}", raw)
     return patches
+
+
+def parse_credentials(texts: list[str], env: Mapping[str, str]) -> dict[str, str]:
+    """``--credential NAME=ENVVAR`` flags as ``{NAME: the value of $ENVVAR}``; the values are
+    never echoed in errors."""
+    found: dict[str, str] = {}
+    for text in texts:
+        name, sep, var = text.partition("=")
+        if not sep or not name or not var:
+            raise InvalidArgument(f"--credential {text!r}: expected NAME=ENVVAR")
+        if name in found:
+            raise InvalidArgument(f"--credential {name}: given twice")
+        value = env.get(var)
+        if value is None:
+            raise InvalidArgument(f"--credential {name}: the environment variable {var} is not set")
+        found[name] = value
+    return found
 
 
 def parse_labels(flag: str, texts: list[str]) -> dict[str, str]:

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else list(argv)
     screen = Screen()
-    session = Session(db=None, json="--json" in argv, screen=screen)
+    session = Session(db=None, json="--json" in argv, screen=screen, env=env)
     try:
         ns = build_parser(exit_codes_epilog()).parse_args(argv)
         check_values(ns)

@@ -222,6 +222,14 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         metavar="NAME",
         help="the worker pool it belongs to (a Pool of that name in the app sets the strategy)",
     )
+    p.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="NAME=ENVVAR",
+        help="a credential steps read with worker_credentials()[NAME], taken from the "
+        "environment variable ENVVAR of this process; never stored or logged (repeatable)",
+    )
 
     p = command("start", "start a run for a worker to execute; prints its id")
     p.add_argument("workflow", metavar="WORKFLOW")

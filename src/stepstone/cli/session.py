@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ class Session:
     json: bool = False
     verbose: int = 0
     screen: Screen = field(default_factory=Screen)
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The process environment (only the CLI reads it; commands take what they need here)."""
 
     def client(self, registry: Registry | None = None, *, create: bool = False) -> Client:
         """A blocking client on the store; close it (``with session.client() as client:``).
