@@ -26,6 +26,7 @@ from stepstone.core.port import Store
 from stepstone.core.scope import Credentials, credentials_scope
 from stepstone.core.settings import Settings
 from stepstone.runtime.identity import HOST, process_alive, process_start, worker_id_for
+from stepstone.runtime.logs import QuietLog
 from stepstone.runtime.threads import DaemonThreadPool
 
 __all__ = ["Runner", "RunnerOptions"]
@@ -101,6 +102,7 @@ class Runner(ExecutionHooks):
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._started = False
         self._handing_back = False
+        self._quiet = QuietLog(log)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -178,7 +180,13 @@ class Runner(ExecutionHooks):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store may be briefly unavailable; keep beating
-                log.warning("heartbeat of %s failed: %s", self.worker.worker_id, exc)
+                self._quiet.warning(
+                    "heartbeat", "heartbeat of %s failed: %s", self.worker.worker_id, exc
+                )
+            else:
+                self._quiet.recovered(
+                    "heartbeat", "heartbeats of %s work again", self.worker.worker_id
+                )
 
     async def heartbeat(self) -> None:
         """Renew leases; tell executions whose lease is gone, deliver cancel/pause requests."""

@@ -25,6 +25,7 @@ from stepstone.core.port import ClaimFilter, Store
 from stepstone.core.routing import Pool, Queue, labels_of
 from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, StoreError
+from stepstone.runtime.logs import QuietLog
 from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.store import open_store_for_use
 
@@ -113,6 +114,7 @@ class Worker:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.executed = 0
         self.ready = threading.Event()
+        self._quiet = QuietLog(log)
         self._stopping: asyncio.Event | None = None
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -184,11 +186,19 @@ class Worker:
                 token = await self.store.change_token()
                 if free > 0:
                     claimed = await self._claim(free)
+                if backoff:
+                    self._quiet.recovered(
+                        "claim", "worker %s: claiming works again", self.worker_id
+                    )
                 backoff = 0.0
             except StoreError as exc:
                 backoff = min(max(backoff * 2, 0.05), 5.0)
-                log.warning("claiming failed (%s); retrying in %.2fs", exc, backoff)
-                await self._idle(backoff, token)
+                self._quiet.warning(
+                    "claim", "worker %s: claiming failed (%s); backing off", self.worker_id, exc
+                )
+                # a real pause: only a stop ends it early (a store change or a finished run
+                # would end an idle wait at once, and the loop would spin on the failure)
+                await self._pause(backoff)
                 continue
             if claimed:
                 await asyncio.sleep(0)  # let the new runs start before the next round trip
@@ -251,6 +261,12 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` unless the worker is asked to stop meanwhile."""
+        assert self._stopping is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _shutdown(self) -> None:
         """Stop claiming; let steps finish within the grace period; hand back what remains."""
