@@ -271,12 +271,12 @@ def test_unmigrated_db_exit_6_then_migrate(cli: Cli) -> None:
     assert "up to date" in cli("migrate").stdout
     assert cli.data("migrate")["applied"] == []
     assert cli("runs").stdout.strip() == "no runs"
-    assert cli.json("runs") == {"ok": True, "data": []}
+    assert cli.json("runs") == {"ok": True, "schema_version": 1, "data": []}
 
 
 def test_default_and_env_store(cli: Cli) -> None:
     # no --db and no STEPSTONE_DB: the embedded ~/.stepstone/stepstone.db migrates itself
-    assert cli.json("runs", db=False) == {"ok": True, "data": []}
+    assert cli.json("runs", db=False) == {"ok": True, "schema_version": 1, "data": []}
     assert (cli.cwd / ".stepstone" / "stepstone.db").exists()
     # STEPSTONE_DB names the store when --db is absent
     cli("migrate")
@@ -449,8 +449,8 @@ def test_global_options_before_or_after_the_command(migrated: Cli) -> None:
         timeout=PROCESS_TIMEOUT_S,
     )
     assert before.returncode == 0, before.stderr
-    assert json.loads(before.stdout) == {"ok": True, "data": []}
-    assert cli.json("runs") == {"ok": True, "data": []}
+    assert json.loads(before.stdout) == {"ok": True, "schema_version": 1, "data": []}
+    assert cli.json("runs") == {"ok": True, "schema_version": 1, "data": []}
 
 
 # --- with a worker process ---------------------------------------------------------------------
@@ -482,6 +482,12 @@ def test_worker_signal_result_and_check(migrated: Cli) -> None:
         shown = cli.data("show", "a1")
         assert shown["state"] == "waiting"
         assert shown["waiting_for"] == ["signal 'approval'"]
+        [wait] = shown["waits"]  # structured, for scripts and agents
+        assert (wait["kind"], wait["name"], wait["until"]) == ("signal", "approval", None)
+        assert wait["schema"]["properties"]["approved"]["type"] == "boolean"
+        assert wait["resume_command"] == f"stepstone signal a1 approval --data JSON --db {cli.db}"
+        human = cli("show", "a1").stdout
+        assert "schema: {" in human and f"answer: {wait['resume_command']}" in human
         assert shown["signals"] == []
         assert shown["state_data"] == {"prepared": "prepared bob"}
         assert "signal 'approval'" in cli("runs").stdout

@@ -18,10 +18,11 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
     130  interrupted (Ctrl-C)
 
 Errors print one line to stderr, ``stepstone: <message>`` (with ``-v`` also the traceback). With
-``--json`` stdout carries exactly one envelope, ``{"ok": true, "data": ...}`` or ``{"ok": false,
-"error": {"type": ..., "message": ..., "exit_code": N}}``; the one exception is ``events --follow
---json``, which prints one JSON object per event as it happens (an error ends the stream with an
-error envelope line).
+``--json`` stdout carries exactly one envelope, ``{"ok": true, "schema_version": 1, "data": ...}``
+or ``{"ok": false, "schema_version": 1, "error": {"type": ..., "message": ..., "exit_code": N}}``
+(``schema_version`` changes only when a field is removed or changes meaning); the one exception
+is ``events --follow --json``, which prints one JSON object per event as it happens (an error
+ends the stream with an error envelope line).
 
 Only this package reads the environment: ``STEPSTONE_DB`` (``--db``) and ``STEPSTONE_APP``
 (``--app``).
@@ -65,10 +66,12 @@ from stepstone.errors import (
     WorkflowNotFound,
 )
 
-__all__ = ["EXIT_CODES", "exit_code_for", "main"]
+__all__ = ["EXIT_CODES", "SCHEMA_VERSION", "exit_code_for", "main"]
 
 OK = 0
 INTERNAL = 1
+SCHEMA_VERSION = 1
+"""The version of the ``--json`` shapes: bumped only when a field is removed or changes meaning."""
 
 # The one table from error to exit code. Order matters: the first class an error is an instance
 # of wins, so subclasses come before their bases (SchemaError is a StoreError).
@@ -221,7 +224,8 @@ def _print(output: Output, session: Session) -> None:
     if output.streamed:
         return
     if session.json:
-        session.screen.line(json.dumps({"ok": True, "data": output.data}, ensure_ascii=False))
+        envelope = {"ok": True, "schema_version": SCHEMA_VERSION, "data": output.data}
+        session.screen.line(json.dumps(envelope, ensure_ascii=False))
     elif output.human is not None:
         output.human(session.screen)
     elif output.data is not None:
@@ -254,7 +258,11 @@ def _report(exc: BaseException, session: Session) -> int:
     output: Output | None = getattr(exc, "output", None)
     if session.json:
         error = {"type": type(exc).__name__, "message": message, "exit_code": code}
-        envelope: dict[str, Any] = {"ok": False, "error": {**error, **_details(exc)}}
+        envelope: dict[str, Any] = {
+            "ok": False,
+            "schema_version": SCHEMA_VERSION,
+            "error": {**error, **_details(exc)},
+        }
         if output is not None:
             envelope["data"] = output.data
         session.screen.line(json.dumps(envelope, ensure_ascii=False))

@@ -16,8 +16,9 @@ from stepstone.cli.shapes import (
     step_duration_s,
     timeline_json,
     waiting_for,
+    waits_json,
 )
-from stepstone.client.views import RunDescription, TimelineEntry
+from stepstone.client.views import RunDescription, TimelineEntry, describe_wait
 from stepstone.core.model import ErrorInfo, EventRecord, Run, RunState
 
 __all__ = ["cmd_events", "cmd_runs", "cmd_show", "cmd_timeline"]
@@ -68,10 +69,23 @@ def cmd_runs(ns: argparse.Namespace, session: Session) -> Output:
         columns = ("run", "workflow", "state", "created", "updated", "waiting for / error")
         screen.table(columns, rows, no_wrap=("run", "created", "updated"))
 
-    return Output([run_json(r) for r in runs], human)
+    return Output([run_json(r, session.db) for r in runs], human)
 
 
-def _show(screen: Screen, desc: RunDescription) -> None:
+def _wait_lines(run: Run, db: str | None) -> str:
+    """Each wait on its own line: what, until when, the payload schema and how to answer."""
+    lines = []
+    for w in waits_json(run, db):
+        line = describe_wait(next(x for x in run.waits if x.seq == w["seq"]))
+        if w["schema"] is not None:
+            line += f"\n  schema: {json.dumps(w['schema'], ensure_ascii=False)}"
+        if w["resume_command"]:
+            line += f"\n  answer: {w['resume_command']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _show(screen: Screen, desc: RunDescription, db: str | None = None) -> None:
     run = desc.run
     took = (
         fmt_ms((run.finished_at - run.started_at).total_seconds())
@@ -106,7 +120,7 @@ def _show(screen: Screen, desc: RunDescription) -> None:
             ("control", control),
             ("forked from", run.forked_from or ""),
             ("parent", parent),
-            ("waiting for", ", ".join(desc.waiting_for)),
+            ("waiting for", _wait_lines(run, db)),
             ("pending signals", pending),
             ("input", run.input_json),
             ("output", run.output_json or ""),
@@ -154,7 +168,9 @@ def _delayed(run: Run) -> bool:
 def cmd_show(ns: argparse.Namespace, session: Session) -> Output:
     with session.client() as client:
         desc = client.describe(ns.run_id)
-    return Output(description_json(desc), lambda screen: _show(screen, desc))
+    return Output(
+        description_json(desc, session.db), lambda screen: _show(screen, desc, session.db)
+    )
 
 
 def cmd_timeline(ns: argparse.Namespace, session: Session) -> Output:

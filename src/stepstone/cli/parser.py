@@ -110,8 +110,9 @@ def _global_options(parent: bool) -> _Parser:
         "--json",
         action="store_true",
         default=default(False),
-        help='machine output: exactly one envelope on stdout, {"ok": true, "data": ...} or '
-        '{"ok": false, "error": {"type", "message", "exit_code"}} (`events --follow` prints one '
+        help='machine output: exactly one envelope on stdout, {"ok": true, "schema_version": 1, '
+        '"data": ...} or {"ok": false, "schema_version": 1, "error": {"type", "message", '
+        '"exit_code"}} (`events --follow` prints one '
         "JSON object per line instead)",
     )
     group.add_argument(

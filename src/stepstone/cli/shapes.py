@@ -7,6 +7,7 @@ values, not strings; times are ISO 8601 in UTC; durations are ``*_s`` in seconds
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from stepstone.core.model import (
     StepRecord,
     WorkerInfo,
 )
+from stepstone.store import redact_url
 
 __all__ = [
     "check_json",
@@ -30,11 +32,13 @@ __all__ = [
     "event_json",
     "queue_json",
     "run_json",
+    "signal_command",
     "signal_json",
     "step_duration_s",
     "step_json",
     "timeline_json",
     "waiting_for",
+    "waits_json",
     "worker_json",
 ]
 
@@ -52,6 +56,35 @@ def waiting_for(run: Run) -> list[str]:
     return [describe_wait(w) for w in run.waits if w.seq >= 0]
 
 
+def signal_command(run_id: str, name: str, db: str | None = None) -> str:
+    """The exact shell command that answers a signal wait (``JSON`` is the payload to fill in).
+    A ``db`` holding a password is not written out: ``$STEPSTONE_DB`` stands in for it."""
+    parts = ["stepstone", "signal", shlex.quote(run_id), shlex.quote(name), "--data", "JSON"]
+    if db is not None:
+        shown = '"$STEPSTONE_DB"' if redact_url(db) != db else shlex.quote(db)
+        parts += ["--db", shown]
+    return " ".join(parts)
+
+
+def waits_json(run: Run, db: str | None = None) -> list[dict[str, Any]]:
+    """What the run waits for, structured: kind, name, until, the payload's JSON Schema, and
+    the command that resumes it (signal waits; timers and children resume by themselves)."""
+    return [
+        {
+            "kind": w.kind,
+            "name": w.name,
+            "seq": w.seq,
+            "until": _iso(w.until),
+            "schema": _value(w.schema_json),
+            "resume_command": (
+                signal_command(run.run_id, w.name, db) if w.kind == "signal" and w.name else None
+            ),
+        }
+        for w in run.waits
+        if w.seq >= 0
+    ]
+
+
 def error_json(error: ErrorInfo | None) -> dict[str, Any] | None:
     if error is None:
         return None
@@ -63,7 +96,8 @@ def error_json(error: ErrorInfo | None) -> dict[str, Any] | None:
     }
 
 
-def run_json(run: Run) -> dict[str, Any]:
+def run_json(run: Run, db: str | None = None) -> dict[str, Any]:
+    """A run as JSON; ``db`` (the ``--db`` in use) goes into the resume commands of its waits."""
     return {
         "run_id": run.run_id,
         "workflow": run.workflow,
@@ -77,6 +111,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "control": run.control,
         "control_reason": run.control_reason,
         "waiting_for": waiting_for(run),
+        "waits": waits_json(run, db),
         "wake_at": _iso(run.wake_at),
         "deadline_at": _iso(run.deadline_at),
         "lease_owner": run.lease_owner,
@@ -131,9 +166,9 @@ def signal_json(signal: SignalRecord) -> dict[str, Any]:
     }
 
 
-def description_json(desc: RunDescription) -> dict[str, Any]:
+def description_json(desc: RunDescription, db: str | None = None) -> dict[str, Any]:
     return {
-        **run_json(desc.run),
+        **run_json(desc.run, db),
         "state_data": desc.state,
         "steps": [step_json(s) for s in desc.steps],
         "signals": [signal_json(s) for s in desc.signals],
