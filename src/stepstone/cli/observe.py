@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from stepstone.cli.output import Output
-from stepstone.cli.render import Screen, fmt_ms, fmt_time, one_line
+from stepstone.cli.render import Screen, fmt_ms, fmt_time, one_line, state_cell
 from stepstone.cli.session import Session
 from stepstone.cli.shapes import (
     description_json,
@@ -55,19 +55,13 @@ def cmd_runs(ns: argparse.Namespace, session: Session) -> Output:
         if not runs:
             screen.line("no runs")
             return
+        # one time column (the last change), so the table fits 80 columns with every column
         rows = [
-            (
-                r.run_id,
-                r.workflow,
-                r.state.value,
-                fmt_time(r.created_at),
-                fmt_time(r.updated_at),
-                _situation(r),
-            )
+            (r.run_id, r.workflow, state_cell(r.state.value), fmt_time(r.updated_at), _situation(r))
             for r in runs
         ]
-        columns = ("run", "workflow", "state", "created", "updated", "waiting for / error")
-        screen.table(columns, rows, no_wrap=("run", "created", "updated"))
+        columns = ("run", "workflow", "state", "updated", "waiting for / error")
+        screen.table(columns, rows, no_wrap=("run", "state", "updated"), min_width={"workflow": 10})
 
     return Output([run_json(r, session.db) for r in runs], human)
 

@@ -16,6 +16,7 @@ from stepstone.cli.inputs import (
     parse_workflow_input,
 )
 from stepstone.cli.output import Output
+from stepstone.cli.progress import RunWatch
 from stepstone.cli.render import Screen, fmt_time
 from stepstone.cli.session import Session
 from stepstone.cli.shapes import run_json, waiting_for
@@ -84,7 +85,8 @@ def cmd_start(ns: argparse.Namespace, session: Session) -> Output:
             **kwargs,
         )
         if ns.wait:
-            return _result_output(client, handle.run_id, ns.timeout_s)
+            with RunWatch(session, client, handle.run_id, app=ns.app):
+                return _result_output(client, handle.run_id, ns.timeout_s)
         run = client.get(handle.run_id)
     return Output(run_json(run), lambda screen: screen.line(run.run_id))
 
@@ -96,7 +98,8 @@ def cmd_run(ns: argparse.Namespace, session: Session) -> Output:
     args, kwargs = parse_workflow_input(wf, ns.input, ns.arg)
     run_id = ns.run_id or new_run_id()
     with session.client(registry, create=True) as client:
-        client.run(wf.name, *args, run_id=run_id, **kwargs)
+        with RunWatch(session, client, run_id, app=ns.app):
+            client.run(wf.name, *args, run_id=run_id, **kwargs)
         return _result_output(client, run_id, None)
 
 

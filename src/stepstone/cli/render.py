@@ -9,11 +9,29 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any
 
-__all__ = ["Screen", "fmt_ms", "fmt_time", "one_line"]
+__all__ = ["STATE_STYLES", "Screen", "fmt_ms", "fmt_time", "one_line", "state_cell"]
+
+STATE_STYLES = {
+    "pending": "blue",
+    "running": "cyan",
+    "sleeping": "yellow",
+    "waiting": "yellow",
+    "paused": "magenta",
+    "blocked": "bold red",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "dim",
+}
+
+
+def state_cell(state: str) -> tuple[str, str]:
+    """A run state as a table cell, coloured by what it means (on a terminal only)."""
+    return state, STATE_STYLES.get(state, "")
+
 
 _PIPE_WIDTH = 200
 
@@ -72,12 +90,14 @@ class Screen:
     def table(
         self,
         columns: Sequence[str],
-        rows: Iterable[Sequence[str]],
+        rows: Iterable[Sequence[str | tuple[str, str]]],
         *,
         title: str | None = None,
         no_wrap: Sequence[str] = (),
+        min_width: Mapping[str, int] | None = None,
     ) -> None:
-        """A table; columns named in ``no_wrap`` (ids, times) are never folded."""
+        """A table; columns named in ``no_wrap`` (ids, times) are never folded. A cell given as
+        ``(text, style)`` is coloured with a rich style when the output is a terminal."""
         from rich import box
         from rich.table import Table
         from rich.text import Text
@@ -91,9 +111,15 @@ class Screen:
             highlight=False,
         )
         for name in columns:
-            table.add_column(name, no_wrap=name in no_wrap, overflow="fold")
+            table.add_column(
+                name,
+                no_wrap=name in no_wrap,
+                overflow="fold",
+                min_width=(min_width or {}).get(name),
+            )
         for row in rows:
-            table.add_row(*(Text(cell) for cell in row))  # Text: no markup in user data
+            # Text: no markup in user data
+            table.add_row(*(Text(*cell) if isinstance(cell, tuple) else Text(cell) for cell in row))
         self._rich().print(table)
 
     def _rich(self) -> Any:
