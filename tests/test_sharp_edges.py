@@ -190,3 +190,31 @@ def test_read_only_commands_refuse_to_create_a_named_file(
     assert not (app_dir / "t.db").exists()
     code, _ = cli(app_dir, capsys, "start", "wf", "--app", "edges_app")
     assert code == 0 and stored_runs(app_dir) == 1
+
+
+@pytest.mark.postgres
+def test_a_sync_client_on_postgres_left_open_exits_cleanly(tmp_path: Path, pg_url: str) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "left_open.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from stepstone import Client, WorkflowContext, workflow
+
+            @workflow
+            async def hello(ctx: WorkflowContext) -> int:
+                return 1
+
+            client = Client({pg_url!r}, workflows=[hello])
+            handle = client.start(hello)
+            print(client.status(handle.run_id).value)
+            # no client.close(): the interpreter exits with the pool and listener open
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "pending"
+    assert "Task was destroyed" not in done.stderr and "pending!" not in done.stderr

@@ -6,6 +6,7 @@ name (same signature, same docstring) through a :class:`~stepstone.client.portal
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
@@ -53,6 +54,13 @@ def _blocking_start(
     call.__qualname__ = f"Client.{method.__name__}"
     call.__doc__ = method.__doc__
     return call
+
+
+def _close(portal: Portal, client: AsyncClient) -> None:
+    try:
+        portal.call(client.close)
+    finally:
+        portal.close()
 
 
 class RunHandle(Generic[R]):
@@ -105,6 +113,9 @@ class Client:
             concurrency=concurrency,
             auto_migrate=auto_migrate,
         )
+        # A client never closed is closed at interpreter exit, while its loop still runs: the
+        # store's pool and listener end cleanly instead of being destroyed pending.
+        self._closer = weakref.finalize(self, _close, self._portal, self._async)
 
     @property
     def store(self) -> Store:
@@ -121,8 +132,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        self._portal.call(self._async.close)
-        self._portal.close()
+        """Close the store (if this client opened it) and stop the client's loop thread."""
+        self._closer()
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         return RunHandle(self, run_id)
