@@ -218,3 +218,53 @@ def test_a_sync_client_on_postgres_left_open_exits_cleanly(tmp_path: Path, pg_ur
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "pending"
     assert "Task was destroyed" not in done.stderr and "pending!" not in done.stderr
+
+
+@workflow
+async def slow_child(ctx: WorkflowContext, n: int) -> int:
+    await ctx.step("nap", _nap, 0.6)
+    return n * 10
+
+
+async def _nap(seconds: float) -> float:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@workflow
+async def overlapping_parent(ctx: WorkflowContext) -> int:
+    handle = await ctx.start_child(slow_child, 4)
+    await ctx.step("own-nap", _nap, 0.6)
+    return int(await handle.result()) + 1
+
+
+async def test_start_child_overlaps_the_parents_next_step_under_client_run(store_url: str) -> None:
+    import time
+
+    from stepstone import AsyncClient
+
+    async with AsyncClient(store_url, workflows=[overlapping_parent, slow_child]) as client:
+        began = time.monotonic()
+        assert await client.run(overlapping_parent, run_id="p") == 41
+        took = time.monotonic() - began
+    assert took < 1.1, f"child and parent steps ran one after the other ({took:.2f}s)"
+
+
+@workflow
+async def fire_and_forget(ctx: WorkflowContext) -> str:
+    handle = await ctx.start_child(slow_child, 1)
+    return handle.run_id
+
+
+async def test_children_left_running_by_client_run_are_handed_back(store_url: str) -> None:
+    from stepstone import AsyncClient
+
+    async with AsyncClient(store_url, workflows=[fire_and_forget, slow_child]) as client:
+        child_id = await client.run(fire_and_forget, run_id="ff")
+        child = await client.get(child_id)
+        assert child.state in (RunState.PENDING, RunState.COMPLETED), child.state
+        assert child.lease_owner is None or child.is_finished  # not left leased to this client
+        assert child.recoveries == 0
+        assert await client.run(slow_child, run_id=child_id) == 10  # continues where it was

@@ -14,7 +14,15 @@ from stepstone.core.bounds import check_duration, check_int
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import encode_input
 from stepstone.core.executor import decode_input
-from stepstone.core.model import NO_ROUTING, TERMINAL_STATES, Claim, NewRun, Routing, RunState
+from stepstone.core.model import (
+    NO_ROUTING,
+    TERMINAL_STATES,
+    Claim,
+    NewRun,
+    Routing,
+    RunQuery,
+    RunState,
+)
 from stepstone.core.routing import KeyFunction, Pool, Queue, StartOptions, routing_for
 from stepstone.errors import DecodeError, DuplicateRun, InvalidArgument, RunNotFound, WaitTimeout
 from stepstone.runtime.runner import Runner
@@ -241,8 +249,26 @@ class Running(ClientBase):
         return result
 
     async def _drive(self, runner: Runner, run_id: str, claim: Claim | None) -> None:
-        """Execute ``run_id`` here until it finishes, claiming it (and the children it waits for)
-        whenever it is claimable; otherwise wait for a change or its next timer."""
+        """Execute ``run_id`` here until it finishes, claiming it whenever it is claimable;
+        otherwise wait for a change or its next timer. Child runs it starts are executed here
+        too, as soon as they are started (so ``start_child`` overlaps the parent's next steps,
+        as it does under workers); children still running when it finishes are handed back."""
+        children: dict[str, asyncio.Task[None]] = {}
+        adopter = asyncio.create_task(self._adopt_children(runner, run_id, children))
+        try:
+            await self._drive_one(runner, run_id, claim, children)
+        finally:
+            adopter.cancel()
+            await asyncio.gather(adopter, return_exceptions=True)
+            await self._release_children(runner, children)
+
+    async def _drive_one(
+        self,
+        runner: Runner,
+        run_id: str,
+        claim: Claim | None,
+        children: dict[str, asyncio.Task[None]],
+    ) -> None:
         while True:
             if claim is not None:
                 state = await runner.execute(claim)
@@ -253,9 +279,14 @@ class Running(ClientBase):
                 raise RunNotFound(run_id)
             if run.is_finished or run.state is RunState.BLOCKED:
                 return
-            children = [w.name for w in run.waits if w.kind == "child" and w.name]
-            if run.state is RunState.WAITING and children:
-                await asyncio.gather(*(self._drive(runner, c, None) for c in children))
+            waited = [w.name for w in run.waits if w.kind == "child" and w.name]
+            if run.state is RunState.WAITING and waited:
+                for child_id in waited:
+                    if child_id not in children:
+                        children[child_id] = asyncio.create_task(
+                            self._drive(runner, child_id, None)
+                        )
+                await asyncio.gather(*(children[c] for c in waited))
             token = await self.store.change_token()  # before the reads below: nothing is missed
             claim = await self.store.claim_run(
                 run_id, runner.worker, lease_s=self.settings.lease_s, now=self.clock.now()
@@ -274,6 +305,36 @@ class Running(ClientBase):
                 )
             if timeout > 0:
                 await self.store.wait_for_change(timeout, since=token)
+
+    async def _adopt_children(
+        self, runner: Runner, run_id: str, children: dict[str, asyncio.Task[None]]
+    ) -> None:
+        """Drive each unfinished child of ``run_id`` from the moment it is started."""
+        active = tuple(s for s in RunState if s not in TERMINAL_STATES)
+        while True:
+            token = await self.store.change_token()
+            query = RunQuery(states=active, parent_run_id=run_id, limit=1000)
+            for child in await self.store.list_runs(query):
+                if child.run_id not in children:
+                    children[child.run_id] = asyncio.create_task(
+                        self._drive(runner, child.run_id, None)
+                    )
+            await self.store.wait_for_change(self.settings.poll_s, since=token)
+
+    async def _release_children(
+        self, runner: Runner, children: dict[str, asyncio.Task[None]]
+    ) -> None:
+        """The parent is done: children still executing stop at their next step boundary and
+        are handed back (a worker, or a later ``run``, continues them); idle drives just end."""
+        pending = [t for t in children.values() if not t.done()]
+        if not pending:
+            return
+        for child_id in children:
+            runner.hand_back(child_id)
+        _, late = await asyncio.wait(pending, timeout=self.settings.grace_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def result(self, run_id: str, *, timeout_s: float | None = None) -> Any:
         """Wait for ``run_id`` to finish; return its result decoded by the workflow's return type

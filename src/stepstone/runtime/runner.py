@@ -157,6 +157,13 @@ class Runner(ExecutionHooks):
         if self._handing_back:
             exe.set_unwind(HandBack("worker shutting down"))
 
+    def hand_back(self, run_id: str) -> None:
+        """Ask the execution of ``run_id`` (if one runs here) to stop at its next step boundary
+        and hand the run back unfinished (not counted as a recovery)."""
+        entry = self.active.get(run_id)
+        if entry is not None and entry.exe is not None:
+            entry.exe.set_unwind(HandBack("handed back"))
+
     def hand_back_all(self, *, now_cancel: bool) -> None:
         """Ask every execution to stop at its next step boundary and hand its run back; with
         ``now_cancel`` also cancel what is still running (the grace period is over)."""
