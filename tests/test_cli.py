@@ -215,8 +215,13 @@ def migrated(cli: Cli) -> Cli:
 
 
 def _stderr_line(proc: subprocess.CompletedProcess[str]) -> str:
-    """Errors are one line on stderr, prefixed `stepstone: `, without a traceback."""
-    lines = proc.stderr.strip().splitlines()
+    """Errors are one line on stderr, prefixed `stepstone: `, without a traceback (commands
+    that wait for a run first note its id, on a line of its own)."""
+    lines = [
+        line
+        for line in proc.stderr.strip().splitlines()
+        if not line.endswith("waiting for its result (Ctrl-C stops waiting; the run goes on)")
+    ]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("stepstone: ")
     assert "Traceback" not in proc.stderr

@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
                     f"--app MODULE is required (or set {ENV_APP}) "
                     f"(see `stepstone {ns.command} --help`)"
                 )
-        _configure_logging(session.verbose)
+        _configure_logging(session.verbose, ns.command)
         output = _command(ns.command)(ns, session)
     except SystemExit as exc:  # --help and --version print and exit 0
         return exc.code if isinstance(exc.code, int) else OK
@@ -213,11 +213,17 @@ def _command(name: str) -> Callable[[argparse.Namespace, Session], Output]:
     return command
 
 
-def _configure_logging(verbose: int) -> None:
+def _configure_logging(verbose: int, command: str) -> None:
+    """Log to stderr: warnings by default, ``-v`` info, ``-vv`` debug; a worker (a service)
+    logs at info by default: each claim, completion, wait, retry and failure, with its run."""
+    from stepstone.runtime.logs import RunContextFormatter
+
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if command == "worker":
+        level = min(level, logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RunContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _print(output: Output, session: Session) -> None:

@@ -6,23 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stepstone.core.model import Run, SignalRecord, StepKind, StepRecord, StepStatus, Wait
+from stepstone.core.model import (
+    Run,
+    SignalRecord,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    describe_wait,
+)
 
 __all__ = ["RunDescription", "TimelineEntry", "describe_wait"]
-
-
-def describe_wait(wait: Wait) -> str:
-    """One line saying what a run waits for."""
-    until = f" until {wait.until.isoformat(timespec='seconds')}" if wait.until else ""
-    if wait.kind == "signal":
-        return f"signal {wait.name!r}{until}"
-    if wait.kind == "child":
-        return f"child run {wait.name}"
-    if wait.kind == "retry":
-        return f"retry of step #{wait.seq}{until}"
-    if wait.seq < 0:
-        return f"deadline{until}"
-    return f"timer{until}"
 
 
 @dataclass(frozen=True, slots=True)

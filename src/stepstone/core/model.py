@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal
 
 __all__ = [
+    "describe_wait",
     "ACTIVE_STATES",
     "TERMINAL_STATES",
     "Claim",
@@ -201,6 +202,20 @@ class NewRun:
     forked_from: str | None = None
     retry_of: str | None = None
     routing: Routing = NO_ROUTING
+
+
+def describe_wait(wait: Wait) -> str:
+    """One line saying what a run waits for."""
+    until = f" until {wait.until.isoformat(timespec='seconds')}" if wait.until else ""
+    if wait.kind == "signal":
+        return f"signal {wait.name!r}{until}"
+    if wait.kind == "child":
+        return f"child run {wait.name}"
+    if wait.kind == "retry":
+        return f"retry of step #{wait.seq}{until}"
+    if wait.seq < 0:
+        return f"deadline{until}"
+    return f"timer{until}"
 
 
 @dataclass(frozen=True, slots=True)

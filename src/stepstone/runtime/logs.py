@@ -1,4 +1,6 @@
-"""Log lines that repeat (a store that stays unavailable) are written once per period, counted.
+"""Logging for processes that run workflows: repeated lines held back, the run on each record.
+
+Log lines that repeat (a store that stays unavailable) are written once per period, counted.
 
 A worker whose store is full or unreachable fails the same way many times a minute; one line per
 failure buries everything else (and fills the disk that is already full). :class:`QuietLog`
@@ -11,8 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["QuietLog"]
+from stepstone.core.scope import step_scope
+
+__all__ = ["QuietLog", "RunContextFormatter", "install_run_context"]
 
 
 class QuietLog:
@@ -50,3 +55,45 @@ class QuietLog:
             held = self._held.pop(key, 0)
             suffix = f" (after {held} more failure(s))" if held else ""
             self._log.warning(message + suffix, *args)
+
+
+def install_run_context() -> None:
+    """Put the run on every log record made inside a step body: ``run_id``, ``workflow``,
+    ``seq``, ``step`` and ``attempt`` attributes (a formatter may show them; stepstone's CLI
+    worker does). Process-wide by nature (logging's record factory); installing twice is a
+    no-op, and records made outside a step are left as they are."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_stepstone_run_context", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        info = step_scope.get()
+        if info is not None and not hasattr(record, "run_id"):
+            record.run_id = info.run_id
+            record.workflow = info.workflow
+            record.seq = info.seq
+            record.step = info.name
+            record.attempt = info.attempt
+        return record
+
+    factory._stepstone_run_context = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+class RunContextFormatter(logging.Formatter):
+    """A formatter that appends ``[run=... seq=... step=...]`` to records that carry a run."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        run_id = getattr(record, "run_id", None)
+        if run_id is None:
+            return text
+        where = [f"run={run_id}"]
+        seq = getattr(record, "seq", None)
+        if seq is not None:
+            where.append(f"seq={seq}")
+        step = getattr(record, "step", None)
+        if step is not None:
+            where.append(f"step={step}")
+        return f"{text} [{' '.join(where)}]"

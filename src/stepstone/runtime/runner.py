@@ -14,19 +14,19 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.engine import Execution, HandBack, Runtime
 from stepstone.core.executor import ExecutionHooks, execute
-from stepstone.core.model import Claim, Labels, RunState, WorkerInfo
+from stepstone.core.model import Claim, Labels, RunState, WorkerInfo, describe_wait
 from stepstone.core.port import Store
 from stepstone.core.scope import Credentials, credentials_scope
 from stepstone.core.settings import Settings
 from stepstone.runtime.identity import HOST, process_alive, process_start, worker_id_for
-from stepstone.runtime.logs import QuietLog
+from stepstone.runtime.logs import QuietLog, install_run_context
 from stepstone.runtime.threads import DaemonThreadPool
 
 __all__ = ["Runner", "RunnerOptions"]
@@ -70,6 +70,7 @@ class Runner(ExecutionHooks):
         credentials: Mapping[str, Any] | None = None,
     ) -> None:
         opts = options or RunnerOptions()
+        self.kind = opts.kind
         self.store = store
         self.registry = registry
         self.settings = settings or Settings()
@@ -109,6 +110,7 @@ class Runner(ExecutionHooks):
     async def start(self) -> None:
         if self._started:
             return
+        install_run_context()
         self.worker = replace(self.worker, started_at=self.clock.now())
         await self.store.register_worker(self.worker, now=self.clock.now())
         self._started = True
@@ -135,6 +137,14 @@ class Runner(ExecutionHooks):
     async def execute(self, claim: Claim, wf: Workflow[Any, Any] | None = None) -> RunState | None:
         """Execute one claim to its next stop; returns the run's state after (None: lease lost)."""
         wf = wf or self.registry.get(claim.run.workflow)
+        extra = {"run_id": claim.run_id, "workflow": wf.name}
+        claimed_level = logging.DEBUG if self.kind == "client" else logging.INFO
+        if log.isEnabledFor(claimed_level):
+            again = f", recovery {claim.run.recoveries}" if claim.run.recoveries else ""
+            log.log(
+                claimed_level, "run %s (%s) claimed%s", claim.run_id, wf.name, again, extra=extra
+            )
+        began = self.clock.now()
         self.active[claim.run_id] = _Active()
         token = credentials_scope.set(self.credentials)  # inherited by the run's steps
         try:
@@ -147,8 +157,43 @@ class Runner(ExecutionHooks):
                 "lease on run %s (token %d) lost: abandoned it without writing",
                 claim.run_id,
                 claim.lease_token,
+                extra=extra,
             )
+        else:
+            await self._log_outcome(claim.run_id, wf.name, state, began, extra)
         return state
+
+    async def _log_outcome(
+        self, run_id: str, workflow: str, state: RunState, began: datetime, extra: dict[str, Any]
+    ) -> None:
+        """One line per execution: completed (with its duration), failed (with the error),
+        waiting (for what), handed back, paused, cancelled or blocked."""
+        warn = state in (RunState.FAILED, RunState.BLOCKED)
+        # a worker's log is where its outcomes are read; an in-process client's caller gets
+        # the outcome itself (a result or RunFailed), so its runner says it at debug level
+        level = logging.WARNING if warn else logging.INFO
+        if self.kind == "client":
+            level = logging.DEBUG
+        if not log.isEnabledFor(level):
+            return
+        took_ms = (self.clock.now() - began).total_seconds() * 1000
+        detail = f"{state.value} after {took_ms:.0f} ms"
+        if state in (RunState.FAILED, RunState.BLOCKED, RunState.WAITING, RunState.SLEEPING):
+            with contextlib.suppress(Exception):  # a log line never fails the run
+                run = await self.store.get_run(run_id)
+                if run is not None and run.error is not None and warn:
+                    detail += f": {run.error.type}: {run.error.message}"
+                elif run is not None:
+                    waits = [describe_wait(w) for w in run.waits if w.seq >= 0]
+                    detail += f", waiting for {', '.join(waits)}" if waits else ""
+        log.log(
+            level,
+            "run %s (%s) %s",
+            run_id,
+            workflow,
+            detail,
+            extra=extra,
+        )
 
     def started(self, exe: Execution) -> None:
         entry = self.active.get(exe.run.run_id)
