@@ -6,7 +6,7 @@ and the dashboard all go through these methods.
 """
 
 from stepstone.client.aio import AsyncClient
-from stepstone.client.blocking import Client, RunHandle
-from stepstone.client.running import AsyncRunHandle
+from stepstone.client.blocking import Client, RunHandle, Starter
+from stepstone.client.running import AsyncRunHandle, AsyncStarter
 
-__all__ = ["AsyncClient", "AsyncRunHandle", "Client", "RunHandle"]
+__all__ = ["AsyncClient", "AsyncRunHandle", "AsyncStarter", "Client", "RunHandle", "Starter"]

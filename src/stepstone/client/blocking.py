@@ -15,12 +15,13 @@ from stepstone.client.base import StoreLike, WorkflowsLike
 from stepstone.client.portal import Portal
 from stepstone.client.running import AsyncRunHandle
 from stepstone.core.clock import Clock
-from stepstone.core.definitions import Registry
+from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.model import EventRecord, RunState
 from stepstone.core.port import Store
+from stepstone.core.routing import StartOptions
 from stepstone.core.settings import Settings
 
-__all__ = ["Client", "RunHandle"]
+__all__ = ["Client", "RunHandle", "Starter"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,6 +84,27 @@ class RunHandle(Generic[R]):
         return f"<run {self.run_id}>"
 
 
+class Starter:
+    """Starts or runs workflows with fixed :class:`StartOptions`; arguments stay typed."""
+
+    __slots__ = ("_client", "options")
+
+    def __init__(self, client: Client, options: StartOptions) -> None:
+        self._client, self.options = client, options
+
+    def start(self, wf: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> RunHandle[R]:
+        """Enqueue ``wf(*args, **kwargs)`` with these options (see :meth:`Client.start`)."""
+        starter = self._client._async.with_options(self.options)
+        handle: AsyncRunHandle[R] = self._client._portal.call(starter.start, wf, *args, **kwargs)
+        return RunHandle(self._client, handle.run_id)
+
+    def run(self, wf: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Execute ``wf(*args, **kwargs)`` here with these options (see :meth:`Client.run`)."""
+        starter = self._client._async.with_options(self.options)
+        result: R = self._client._portal.call(starter.run, wf, *args, **kwargs)
+        return result
+
+
 class Client:
     """Start and manage durable runs from ordinary (sync) code.
 
@@ -137,6 +159,13 @@ class Client:
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         return RunHandle(self, run_id)
+
+    def with_options(self, options: StartOptions) -> Starter:
+        """Start or run workflows with these options; the workflow arguments stay typed.
+
+        >>> client.with_options(StartOptions(queue="payments", priority=5)).start(pay, order)
+        """
+        return Starter(self, options)
 
     def events(
         self, run_id: str, *, follow: bool = False, after_id: int = 0, include_system: bool = False

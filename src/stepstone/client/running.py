@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from stepstone.client.base import ClientBase, check_run_id, raise_for
+from stepstone.client.options import check_run_options, split_options
 from stepstone.core import codec
 from stepstone.core.bounds import check_duration, check_int
 from stepstone.core.definitions import Workflow
@@ -23,12 +22,13 @@ from stepstone.core.model import (
     RunQuery,
     RunState,
 )
-from stepstone.core.routing import KeyFunction, Pool, Queue, StartOptions, routing_for
+from stepstone.core.routing import Queue, StartOptions, routing_for
 from stepstone.errors import DecodeError, DuplicateRun, InvalidArgument, RunNotFound, WaitTimeout
 from stepstone.runtime.runner import Runner
 
-__all__ = ["AsyncRunHandle", "Running"]
+__all__ = ["AsyncRunHandle", "AsyncStarter", "Running"]
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -50,6 +50,28 @@ class AsyncRunHandle(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<run {self.run_id}>"
+
+
+class AsyncStarter:
+    """Starts or runs workflows with fixed :class:`StartOptions`; arguments stay typed."""
+
+    __slots__ = ("_client", "options")
+
+    def __init__(self, client: Running, options: StartOptions) -> None:
+        self._client, self.options = client, options
+
+    async def start(
+        self, wf: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncRunHandle[R]:
+        """Enqueue ``wf(*args, **kwargs)`` with these options (see :meth:`Running.start`)."""
+        workflow = self._client.registry.resolve(wf)
+        return await self._client._start(workflow, args, dict(kwargs), self.options)
+
+    async def run(self, wf: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Execute ``wf(*args, **kwargs)`` here with these options (see :meth:`Running.run`)."""
+        workflow = self._client.registry.resolve(wf)
+        result: R = await self._client._run(workflow, args, dict(kwargs), self.options)
+        return result
 
 
 class Running(ClientBase):
@@ -97,58 +119,37 @@ class Running(ClientBase):
             routing=routing,
         )
 
+    @overload
     async def start(
-        self,
-        wf: Workflow[..., R] | str,
-        /,
-        *args: Any,
-        options: StartOptions | None = None,
-        run_id: str | None = None,
-        queue: str | Queue | None = None,
-        delay_s: float | None = None,
-        start_at: datetime | None = None,
-        priority: int | None = None,
-        deadline_s: float | None = None,
-        dedup_key: str | KeyFunction | None = None,
-        on_conflict: Literal["return", "raise"] = "return",
-        concurrency_key: str | KeyFunction | None = None,
-        labels: Mapping[str, str] | None = None,
-        worker_id: str | None = None,
-        pool: str | Pool | None = None,
-        **kwargs: Any,
-    ) -> AsyncRunHandle[R]:
-        """Enqueue a run for a worker; returns at once with a handle.
+        self, wf: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncRunHandle[R]: ...
 
-        The start options (see :class:`~stepstone.StartOptions`, which may be passed whole as
-        ``options``; a keyword given here wins over it): ``run_id`` is an idempotency key:
-        starting an id that exists returns the existing run. ``dedup_key`` allows one unfinished
-        run per key: a second start returns the existing run, or raises :class:`DuplicateRun`
-        with ``on_conflict="raise"`` (which applies to an existing ``run_id`` too).
-        ``delay_s``/``start_at`` delay the start; ``priority`` orders claims (higher first);
-        ``concurrency_key`` is what the queue's per-key limits count; ``labels`` must all be
-        offered by the worker; ``worker_id`` pins the run to one worker; ``pool`` sends it to a
-        worker pool. Unset options take the workflow's defaults.
+    @overload
+    async def start(self, wf: str, /, *args: Any, **kwargs: Any) -> AsyncRunHandle[Any]: ...
+
+    async def start(
+        self, wf: Workflow[Any, Any] | str, /, *args: Any, **kwargs: Any
+    ) -> AsyncRunHandle[Any]:
+        """Enqueue a run of ``wf(*args, **kwargs)`` for a worker; returns at once with a handle.
+
+        The arguments are type-checked against the workflow (``ParamSpec``); start options are
+        passed separately: ``client.with_options(StartOptions(queue="payments")).start(wf, x)``.
+        For convenience the options may also be given here as keywords — ``run_id``, ``queue``,
+        ``delay_s``, ``start_at``, ``priority``, ``deadline_s``, ``dedup_key``, ``on_conflict``,
+        ``concurrency_key``, ``labels``, ``worker_id``, ``pool`` or a whole ``options=`` — as
+        long as the workflow has no parameter of that name (see :class:`StartOptions` for what
+        each means; a type checker does not check them in this form).
         """
-        given = {
-            "run_id": run_id,
-            "queue": queue,
-            "delay_s": delay_s,
-            "start_at": start_at,
-            "priority": priority,
-            "deadline_s": deadline_s,
-            "dedup_key": dedup_key,
-            "concurrency_key": concurrency_key,
-            "labels": labels,
-            "worker_id": worker_id,
-            "pool": pool,
-        }
-        opts = options or StartOptions()
-        overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-        if on_conflict != "return":
-            overrides["on_conflict"] = on_conflict
-        if overrides:
-            opts = replace(opts, **overrides)
-        return await self._start(self.registry.resolve(wf), args, kwargs, opts)
+        workflow = self.registry.resolve(wf)
+        opts, kwargs = split_options(workflow, kwargs)
+        return await self._start(workflow, args, kwargs, opts)
+
+    def with_options(self, options: StartOptions) -> AsyncStarter:
+        """Start or run workflows with these options; the workflow arguments stay typed.
+
+        >>> await client.with_options(StartOptions(queue="payments", priority=5)).start(pay, o)
+        """
+        return AsyncStarter(self, options)
 
     async def _start(
         self,
@@ -202,23 +203,34 @@ class Running(ClientBase):
             raise DuplicateRun(run.run_id, by_key)
         return AsyncRunHandle(self, run.run_id)
 
-    async def run(
-        self,
-        wf: Workflow[..., R] | str,
-        /,
-        *args: Any,
-        run_id: str | None = None,
-        queue: str | None = None,
-        deadline_s: float | None = None,
-        **kwargs: Any,
-    ) -> R:
+    @overload
+    async def run(self, wf: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
+    async def run(self, wf: str, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def run(self, wf: Workflow[Any, Any] | str, /, *args: Any, **kwargs: Any) -> Any:
         """Execute a run durably in this process and return its result.
 
         Sleeps and signal waits are waited through in-process (another process may take the run
         over meanwhile; the result is the same). If ``run_id`` exists the run is resumed, or its
         recorded result returned. A run that ends failed or cancelled raises :class:`RunFailed`.
+        Of the start options, ``run_id``, ``queue`` and ``deadline_s`` apply (given through
+        :meth:`with_options` or, unchecked by type checkers, as keywords).
         """
         workflow = self.registry.resolve(wf)
+        opts, kwargs = split_options(workflow, kwargs)
+        return await self._run(workflow, args, kwargs, opts)
+
+    async def _run(
+        self,
+        workflow: Workflow[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        opts: StartOptions,
+    ) -> Any:
+        check_run_options(opts)
+        run_id = opts.run_id
         runner = await self._get_runner()
         claim: Claim | None = None
         existing = await self.store.get_run(run_id) if run_id is not None else None
@@ -235,18 +247,17 @@ class Running(ClientBase):
                 args,
                 kwargs,
                 run_id=run_id,
-                queue=queue,
+                queue=opts.queue,
                 priority=None,
                 start_at=None,
-                deadline_s=deadline_s,
+                deadline_s=opts.deadline_s,
             )
             _, _, claim = await self.store.create_run(
                 new, now=self.clock.now(), claim_for=runner.worker, lease_s=self.settings.lease_s
             )
             target = new.run_id
         await self._drive(runner, target, claim)
-        result: R = await self.result(target)
-        return result
+        return await self.result(target)
 
     async def _drive(self, runner: Runner, run_id: str, claim: Claim | None) -> None:
         """Execute ``run_id`` here until it finishes, claiming it whenever it is claimable;
