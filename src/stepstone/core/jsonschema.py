@@ -154,7 +154,7 @@ def _describe(error: ValidationError) -> str:
     return error.message
 
 
-_TYPE_NAMES: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+_TYPE_NAMES: tuple[tuple[str, type], ...] = (
     ("null", type(None)),
     ("boolean", bool),
     ("integer", int),
