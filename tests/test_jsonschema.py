@@ -12,7 +12,14 @@ from typing import Any
 import pydantic
 import pytest
 
-from stepstone import AsyncClient, InvalidArgument, SignalPayloadError, WorkflowContext, workflow
+from stepstone import (
+    AsyncClient,
+    InvalidArgument,
+    RunFailed,
+    SignalPayloadError,
+    WorkflowContext,
+    workflow,
+)
 from stepstone.core import jsonschema
 from stepstone.core.jsonschema import check_schema, first_problem, schema_for
 from stepstone.core.model import RunState
@@ -196,3 +203,16 @@ async def test_a_signal_breaking_a_pydantic_constraint_is_rejected(
     finally:
         await sender.close()
     assert await task == 5
+
+
+@workflow
+async def broken_wait(ctx: WorkflowContext) -> Any:
+    return await ctx.wait_for_signal("x", schema=Broken)
+
+
+async def test_a_wait_declaring_an_invalid_schema_fails_the_run_saying_so(
+    client: AsyncClient,
+) -> None:
+    with pytest.raises(RunFailed, match=r"InvalidArgument: not a valid JSON Schema .* 'strin'"):
+        await client.run(broken_wait, run_id="b1")
+    assert (await client.get("b1")).state is RunState.FAILED
