@@ -17,6 +17,8 @@ import common
 
 TIMES, DASH = "\N{MULTIPLICATION SIGN}", "\N{EN DASH}"
 BETTER_HIGH = {"wf/s", "runs/s"}
+# Written by hand from bench/codec_choice.py's tables, not by a bench run: kept when re-rendering.
+KEPT_SECTION = "## Library choices (issue 7)"
 Key = tuple[str, str, str]  # (system, workload, metric)
 
 
@@ -205,4 +207,7 @@ def write(sections: dict[str, dict[str, Any]], path: Path) -> None:
     if "postgres" in sections:
         data = sections["postgres"]
         lines += report_postgres.render(Collected.from_json(data), data)
+    old = path.read_text() if path.exists() else ""
+    if KEPT_SECTION in old:
+        lines += ["", old[old.index(KEPT_SECTION) :].rstrip()]
     path.write_text("\n".join(lines).rstrip() + "\n")

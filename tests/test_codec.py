@@ -1,4 +1,4 @@
-"""The JSON codec and the JSON Schema subset: round trips by annotation, clear failures."""
+"""The JSON codec and JSON Schema from types: round trips by annotation, clear failures."""
 
 from __future__ import annotations
 

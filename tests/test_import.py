@@ -17,14 +17,18 @@ def _modules_after(code: str) -> set[str]:
     return set(json.loads(out))
 
 
+# jsonschema alone costs ~80 ms to import: it comes at the first schema checked
+HEAVY = ("psycopg", "psycopg_pool", "rich", "pydantic", "jsonschema")
+
+
 def test_import_stepstone_loads_no_driver_or_heavy_dependency() -> None:
     loaded = _modules_after("import stepstone")
-    for heavy in ("psycopg", "psycopg_pool", "rich", "pydantic", "sqlite3", "asyncio"):
+    for heavy in (*HEAVY, "sqlite3", "asyncio"):
         assert heavy not in loaded, f"import stepstone imported {heavy}"
 
 
 def test_using_the_client_loads_sqlite_but_no_other_driver() -> None:
     loaded = _modules_after("from stepstone import Client, Worker, WorkflowContext, open_store")
     assert "sqlite3" in loaded or "stepstone.store" in loaded
-    for heavy in ("psycopg", "psycopg_pool", "rich", "pydantic"):
+    for heavy in HEAVY:
         assert heavy not in loaded, f"the client imported {heavy}"
