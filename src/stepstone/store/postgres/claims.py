@@ -4,7 +4,7 @@ A claim is one transaction: the candidates are locked ``FOR UPDATE SKIP LOCKED``
 claimers take disjoint runs and never wait for each other), then taken by one statement that
 checks each again at its newest version. When a candidate's queue has limits, the limited queues'
 rows are locked first, so claims of a limited queue count its running runs and recent starts one
-after the other and never overshoot together; the decision itself is ``stepstone.store.flow``.
+after the other and never overshoot together; the decision itself is ``stepstone.store.admission``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stepstone.core.model import Claim, WorkerInfo
-from stepstone.store.flow import Candidate, Limits
+from stepstone.store.admission import Candidate, Limits
 from stepstone.store.postgres.link import Conn
 from stepstone.store.postgres.rows import COLUMNS, dump_labels, later, run_from
 from stepstone.store.postgres.transactions import Q, all_rows

@@ -59,10 +59,10 @@ from stepstone.errors import (
     InvalidArgument,
     RunNotFound,
     RunStateError,
+    Transient,
 )
 from stepstone.store.postgres import claims
 from stepstone.store.postgres import transactions as tx
-from stepstone.store.postgres.failures import Transient
 from stepstone.store.postgres.housekeeping import Housekeeping
 from stepstone.store.postgres.link import Conn
 from stepstone.store.postgres.rows import (

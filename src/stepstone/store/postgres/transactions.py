@@ -32,8 +32,8 @@ from stepstone.core.port import (
     Released,
     Suspended,
 )
-from stepstone.store.flow import PoolWorker, choose_pool_worker
-from stepstone.store.postgres.failures import Transient
+from stepstone.errors import Transient
+from stepstone.store.admission import PoolWorker, choose_pool_worker
 from stepstone.store.postgres.link import Conn
 from stepstone.store.postgres.rows import COLUMNS, run_from
 from stepstone.store.postgres.sql import Q

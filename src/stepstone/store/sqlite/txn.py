@@ -32,7 +32,7 @@ from stepstone.core.port import (
     Suspended,
 )
 from stepstone.errors import RunStateError
-from stepstone.store.flow import Candidate, Limits, PoolWorker, choose_pool_worker
+from stepstone.store.admission import Candidate, Limits, PoolWorker, choose_pool_worker
 from stepstone.store.rules import control_transition, parked_state, wait_details
 from stepstone.store.serde import dump_error, dump_waits
 from stepstone.store.sqlite.rows import COLUMNS, dump_labels, run_from_row, ts
