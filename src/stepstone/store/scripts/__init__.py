@@ -1,0 +1,1 @@
+"""Each store operation's statements, written once for every dialect (see :mod:`.tx`)."""
