@@ -33,6 +33,7 @@ from stepstone.errors import (
 )
 from stepstone.store.loops import others_ready
 from stepstone.store.sqlite.checkpoint import FALLBACK_CHECKPOINT_PAGES, Checkpointer
+from stepstone.store.sqlite.errors import convert, is_busy
 from stepstone.store.sqlite.sql import LATEST, MIGRATIONS, Q, statements
 
 __all__ = ["Database"]
@@ -85,26 +86,9 @@ class Database:
     # --- connection and errors --------------------------------------------------------------
 
     def _convert(self, exc: sqlite3.Error) -> StoreError:
-        text = str(exc)
-        low = text.lower()
-        if "readonly" in low or "read-only" in low:
-            return StoreReadOnly(self.url, f"the database refuses writes ({text})")
-        if "not a database" in low or "malformed" in low or "file is encrypted" in low:
-            return StoreCorrupt(self.url, f"the file is not a usable SQLite database ({text})")
-        if "locked" in low or "busy" in low:
-            return StoreUnavailable(
-                self.url,
-                f"the database stayed locked for more than {self.busy_timeout_s:g}s ({text})",
-            )
-        if "unable to open" in low or "disk i/o" in low:
-            return StoreUnavailable(self.url, f"cannot open the database file ({text})")
-        if "no such table" in low or "no such column" in low:
-            return SchemaError(
-                self.url,
-                f"the stepstone schema is missing or damaged ({text}); "
-                f"run `stepstone migrate --db {self.url}`",
-            )
-        return StoreError(self.url, text)
+        error = convert(exc, self.url, self.busy_timeout_s)
+        error.__cause__ = exc  # also when it is handed to a waiting caller, not raised here
+        return error
 
     def _connection(self, *, check_schema: bool = True) -> sqlite3.Connection:
         if self._conn is not None:
@@ -186,7 +170,7 @@ class Database:
                 if str(mode).lower() != "wal":
                     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                if not is_busy(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
