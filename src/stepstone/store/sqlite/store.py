@@ -3,7 +3,7 @@
 Every operation is a store script (:mod:`stepstone.store.scripts`), the same as PostgreSQL's;
 this class only says how each one runs here: in a write transaction committed with ``FULL``
 (acknowledged to a caller) or ``NORMAL`` (a checkpoint), or as reads. See
-:mod:`stepstone.store.sqlite.connection` for how writes are committed (group commit) and
+:mod:`stepstone.store.sqlite.database` for how writes are committed (group commit) and
 :mod:`stepstone.store.sqlite.tx` for how a script runs inside one.
 """
 
@@ -44,7 +44,7 @@ from stepstone.store.scripts import (
     workers,
 )
 from stepstone.store.scripts.tx import Tx
-from stepstone.store.sqlite.connection import Database
+from stepstone.store.sqlite.database import Database
 from stepstone.store.sqlite.tx import SQLiteReads, SQLiteTx, drive
 
 __all__ = ["SQLiteStore"]
