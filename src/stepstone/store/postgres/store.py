@@ -64,17 +64,8 @@ from stepstone.core.model import (
     WorkerInfo,
 )
 from stepstone.core.port import Cancelled, ClaimFilter, ClaimOutcome, NewEvent
+from stepstone.store import scripts
 from stepstone.store.postgres.database import StoreBase
-from stepstone.store.scripts import (
-    claims,
-    control,
-    housekeeping,
-    outcomes,
-    runs,
-    signals,
-    steps,
-    workers,
-)
 
 __all__ = ["PostgresStore"]
 
@@ -98,13 +89,15 @@ class PostgresStore(StoreBase):
         # a pool assignment holds the pool's row until the run is stored: a transaction
         pooled, nobody = run.routing.pool is not None, claim_for is None
         args = (run, now, claim_for, lease_s)
-        return await self._write(runs.create_run, *args, tx=pooled, safe=False, notify=nobody)
+        return await self._write(
+            scripts.runs.create_run, *args, tx=pooled, safe=False, notify=nobody
+        )
 
     async def get_run(self, run_id: str) -> Run | None:
-        return await self._read(runs.get_run, run_id)
+        return await self._read(scripts.runs.get_run, run_id)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
-        return await self._read(runs.list_runs, query)
+        return await self._read(scripts.runs.list_runs, query)
 
     async def claim_runs(
         self, worker: WorkerInfo, flt: ClaimFilter, *, limit: int, lease_s: float, now: datetime
@@ -113,41 +106,41 @@ class PostgresStore(StoreBase):
             return []
         # one statement in autocommit unless a queue has limits (then its own transaction)
         args = (worker, flt.queues, flt.workflows, limit, lease_s, now)
-        return await self._write(claims.claim_many, *args, tx=False, safe=False)
+        return await self._write(scripts.claims.claim_many, *args, tx=False, safe=False)
 
     async def claim_run(
         self, run_id: str, worker: WorkerInfo, *, lease_s: float, now: datetime
     ) -> Claim | None:
         args = (run_id, worker, lease_s, now)
-        return await self._write(claims.claim_one, *args, tx=False, safe=False)
+        return await self._write(scripts.claims.claim_one, *args, tx=False, safe=False)
 
     async def has_claimable(self, flt: ClaimFilter, *, now: datetime) -> bool:
-        return await self._read(claims.has_claimable, flt.queues, flt.workflows, now)
+        return await self._read(scripts.claims.has_claimable, flt.queues, flt.workflows, now)
 
     async def next_wake_at(self, flt: ClaimFilter, *, now: datetime) -> datetime | None:
-        return await self._read(claims.next_wake_at, flt.queues, flt.workflows, now)
+        return await self._read(scripts.claims.next_wake_at, flt.queues, flt.workflows, now)
 
     async def close_claim(
         self, claim: Claim, outcome: ClaimOutcome, *, now: datetime, state_json: str | None = None
     ) -> RunState:
         args = (claim, outcome, now, state_json)
         cancelled = isinstance(outcome, Cancelled)  # may raise after writing (the cascade)
-        return await self._write(outcomes.close_claim, *args, safe=cancelled, notify=True)
+        return await self._write(scripts.outcomes.close_claim, *args, safe=cancelled, notify=True)
 
     async def request_control(
         self, run_id: str, action: Control | None, *, reason: str | None, now: datetime
     ) -> Run:
         args = (run_id, action, reason, now)
-        return await self._write(control.request_control, *args, notify=True)
+        return await self._write(scripts.control.request_control, *args, notify=True)
 
     async def retry_run(self, run_id: str, *, now: datetime) -> Run:
-        return await self._write(runs.retry_run, run_id, now, notify=True)
+        return await self._write(scripts.runs.retry_run, run_id, now, notify=True)
 
     async def fork_run(
         self, run_id: str, *, from_seq: int, patch: dict[int, str], new_run_id: str, now: datetime
     ) -> Run:
         args = (run_id, from_seq, patch, new_run_id, now)
-        return await self._write(runs.fork_run, *args, notify=True)
+        return await self._write(scripts.runs.fork_run, *args, notify=True)
 
     # --- leases --------------------------------------------------------------------------------
 
@@ -155,12 +148,12 @@ class PostgresStore(StoreBase):
         self, worker_id: str, *, lease_s: float, now: datetime, load: int = 0
     ) -> list[LeaseStatus]:
         args = (worker_id, lease_s, now, load)
-        return await self._write(workers.renew_leases, *args, tx=False, safe=False)
+        return await self._write(scripts.workers.renew_leases, *args, tx=False, safe=False)
 
     # --- steps ---------------------------------------------------------------------------------
 
     async def load_steps(self, run_id: str) -> list[StepRecord]:
-        return await self._read(steps.load_steps, run_id)
+        return await self._read(scripts.steps.load_steps, run_id)
 
     async def record_step(
         self, claim: Claim, record: StepRecord, *, now: datetime, state_json: str | None = None
@@ -168,13 +161,13 @@ class PostgresStore(StoreBase):
         # one statement in autocommit unless ctx.state changed too
         together = state_json is not None
         args = (claim, record, state_json)
-        return await self._write(steps.record_step, *args, tx=together, safe=False)
+        return await self._write(scripts.steps.record_step, *args, tx=together, safe=False)
 
     async def start_child(
         self, claim: Claim, record: StepRecord, child: NewRun, *, now: datetime
     ) -> Run:
         args = (claim, record, child, now)
-        return await self._write(steps.start_child, *args, safe=False, notify=True)
+        return await self._write(scripts.steps.start_child, *args, safe=False, notify=True)
 
     # --- signals -------------------------------------------------------------------------------
 
@@ -182,16 +175,16 @@ class PostgresStore(StoreBase):
         self, run_id: str, name: str, payload_json: str, *, now: datetime
     ) -> SignalRecord:
         args = (run_id, name, payload_json, now)
-        return await self._write(signals.send_signal, *args, safe=False, notify=True)
+        return await self._write(scripts.signals.send_signal, *args, safe=False, notify=True)
 
     async def take_signal(
         self, claim: Claim, seq: int, name: str, *, until: datetime | None, now: datetime
     ) -> str | None:
         args = (claim, seq, name, until, now)
-        return await self._write(signals.take_signal, *args, safe=False)
+        return await self._write(scripts.signals.take_signal, *args, safe=False)
 
     async def list_signals(self, run_id: str) -> list[SignalRecord]:
-        return await self._read(signals.list_signals, run_id)
+        return await self._read(scripts.signals.list_signals, run_id)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -199,59 +192,59 @@ class PostgresStore(StoreBase):
         self, claim: Claim, events: Sequence[NewEvent], *, now: datetime
     ) -> None:
         args = (claim, events, now)
-        await self._write(steps.append_events, *args, safe=False, notify=True)
+        await self._write(scripts.steps.append_events, *args, safe=False, notify=True)
 
     async def read_events(
         self, run_id: str, *, after_id: int = 0, limit: int = 1000
     ) -> list[EventRecord]:
-        return await self._read(steps.read_events, run_id, after_id, limit)
+        return await self._read(scripts.steps.read_events, run_id, after_id, limit)
 
     # --- workers -------------------------------------------------------------------------------
 
     async def register_worker(self, worker: WorkerInfo, *, now: datetime) -> None:
-        await self._write(workers.register_worker, worker, now, tx=False, safe=False)
+        await self._write(scripts.workers.register_worker, worker, now, tx=False, safe=False)
 
     async def unregister_worker(self, worker_id: str) -> None:
-        await self._write(workers.unregister_worker, worker_id, tx=False, safe=False)
+        await self._write(scripts.workers.unregister_worker, worker_id, tx=False, safe=False)
 
     async def list_workers(self) -> list[WorkerInfo]:
-        return await self._read(workers.list_workers)
+        return await self._read(scripts.workers.list_workers)
 
     async def release_worker_runs(self, worker_ids: Sequence[str], *, now: datetime) -> int:
-        script = workers.release_worker_runs
+        script = scripts.workers.release_worker_runs
         return await self._write(script, worker_ids, now, tx=False, safe=False, notify=True)
 
     # --- queues and pools ----------------------------------------------------------------------
 
     async def declare_queues(self, queues: Sequence[QueueSpec], *, now: datetime) -> None:
-        await self._write(workers.declare_queues, queues, now, safe=False)
+        await self._write(scripts.workers.declare_queues, queues, now, safe=False)
 
     async def list_queues(self) -> list[QueueSpec]:
-        return await self._read(workers.list_queues)
+        return await self._read(scripts.workers.list_queues)
 
     async def declare_pools(self, pools: Sequence[PoolSpec], *, now: datetime) -> None:
-        await self._write(workers.declare_pools, pools, now, safe=False)
+        await self._write(scripts.workers.declare_pools, pools, now, safe=False)
 
     async def list_pools(self) -> list[PoolSpec]:
-        return await self._read(workers.list_pools)
+        return await self._read(scripts.workers.list_pools)
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
-        return await self._read(workers.queue_stats, now, window_s)
+        return await self._read(scripts.workers.queue_stats, now, window_s)
 
     # --- housekeeping --------------------------------------------------------------------------
 
     async def purge_runs(self, *, finished_before: datetime, states: Sequence[RunState]) -> int:
-        kinds = housekeeping.purgeable_states(states)
+        kinds = scripts.housekeeping.purgeable_states(states)
         purged = 0
         while True:  # in batches, so other writers are never held up for long
-            script = housekeeping.purge_batch
+            script = scripts.housekeeping.purge_batch
             batch = await self._write(script, finished_before, kinds, safe=False)
             purged += batch
-            if batch < housekeeping.PURGE_BATCH:
+            if batch < scripts.housekeeping.PURGE_BATCH:
                 return purged
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:
-        return await self._read(housekeeping.export_runs, after_run_id, limit)
+        return await self._read(scripts.housekeeping.export_runs, after_run_id, limit)
 
     async def import_runs(self, runs: Sequence[RunExport]) -> int:
-        return await self._write(housekeeping.import_runs, runs, safe=False, notify=True)
+        return await self._write(scripts.housekeeping.import_runs, runs, safe=False, notify=True)

@@ -7,18 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from stepstone.core import port
 from stepstone.core.model import Claim, RunState
-from stepstone.core.port import (
-    Blocked,
-    Cancelled,
-    ClaimOutcome,
-    Completed,
-    Failed,
-    LeaseLost,
-    Paused,
-    Released,
-    Suspended,
-)
 from stepstone.store.rules import parked_state, wait_details
 from stepstone.store.scripts.control import cascade_cancel
 from stepstone.store.scripts.runs import event, fence, get_run
@@ -29,7 +19,7 @@ __all__ = ["close_claim"]
 
 
 async def close_claim(
-    tx: Tx, claim: Claim, outcome: ClaimOutcome, now: datetime, state_json: str | None
+    tx: Tx, claim: Claim, outcome: port.ClaimOutcome, now: datetime, state_json: str | None
 ) -> RunState:
     """End ``claim`` with ``outcome``; the state the run is left in."""
     base: dict[str, Any] = {
@@ -38,11 +28,11 @@ async def close_claim(
         "now": now,
         "state_data": state_json,
     }
-    if isinstance(outcome, Completed | Failed | Cancelled):
+    if isinstance(outcome, port.Completed | port.Failed | port.Cancelled):
         reason = ""
-        if isinstance(outcome, Completed):
+        if isinstance(outcome, port.Completed):
             state, output, error = RunState.COMPLETED, outcome.output_json, None
-        elif isinstance(outcome, Failed):
+        elif isinstance(outcome, port.Failed):
             state, output, error = RunState.FAILED, None, dump_error(outcome.error)
         else:
             state, output = RunState.CANCELLED, None
@@ -54,30 +44,30 @@ async def close_claim(
             return await _closed_before(tx, claim, now)
         if claim.run.parent_run_id:
             await tx.run("wake_parent", {"run_id": claim.run.parent_run_id, "now": now})
-        if isinstance(outcome, Cancelled):
+        if isinstance(outcome, port.Cancelled):
             await cascade_cancel(tx, claim.run_id, reason, now)
         return state  # the row itself records the end (state, finished_at, error)
     waits: str | None = None
     wake_at: datetime | None = None
     error = None
-    if isinstance(outcome, Paused):
+    if isinstance(outcome, port.Paused):
         state = RunState.PAUSED
-    elif isinstance(outcome, Blocked):
+    elif isinstance(outcome, port.Blocked):
         state = RunState.BLOCKED
         error = json.dumps({"type": "NonDeterminismError", "message": outcome.reason})
-    elif isinstance(outcome, Released):
+    elif isinstance(outcome, port.Released):
         state, wake_at = RunState.PENDING, now
     else:
-        assert isinstance(outcome, Suspended)
+        assert isinstance(outcome, port.Suspended)
         try:
             await fence(tx, claim)  # PostgreSQL: a signal or a child's end now waits for us
-        except LeaseLost:
+        except port.LeaseLost:
             return await _closed_before(tx, claim, now)
         state, wake_at, waits = await _suspended_state(tx, claim.run_id, outcome, now)
     params = {**base, "state": state.value, "error": error, "waits": waits, "wake_at": wake_at}
     if await tx.run("park_run", params) != 1:
         return await _closed_before(tx, claim, now)
-    detail = wait_details(outcome.waits) if isinstance(outcome, Suspended) else None
+    detail = wait_details(outcome.waits) if isinstance(outcome, port.Suspended) else None
     kind = {RunState.PENDING: "released"}.get(state, state.value)
     await event(tx, claim.run_id, kind, detail, now)
     return state
@@ -95,11 +85,11 @@ async def _closed_before(tx: Tx, claim: Claim, now: datetime) -> RunState:
             and run.updated_at == now
         ):
             return run.state
-    raise LeaseLost(claim.run_id, claim.lease_token)
+    raise port.LeaseLost(claim.run_id, claim.lease_token)
 
 
 async def _suspended_state(
-    tx: Tx, run_id: str, outcome: Suspended, now: datetime
+    tx: Tx, run_id: str, outcome: port.Suspended, now: datetime
 ) -> tuple[RunState, datetime | None, str | None]:
     """Where a suspending run goes (see :func:`~stepstone.store.rules.parked_state`), checking
     here whether a signal or a child's end it waits for arrived meanwhile."""

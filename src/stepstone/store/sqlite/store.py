@@ -33,16 +33,7 @@ from stepstone.core.model import (
     WorkerInfo,
 )
 from stepstone.core.port import ClaimFilter, ClaimOutcome, NewEvent
-from stepstone.store.scripts import (
-    claims,
-    control,
-    housekeeping,
-    outcomes,
-    runs,
-    signals,
-    steps,
-    workers,
-)
+from stepstone.store import scripts
 from stepstone.store.scripts.tx import Tx
 from stepstone.store.sqlite.database import Database
 from stepstone.store.sqlite.tx import SQLiteReads, SQLiteTx, drive
@@ -121,13 +112,13 @@ class SQLiteStore:
         # A run started for a worker is acknowledged to the caller: FULL. A run created already
         # claimed by the caller's own process is a checkpoint like its steps.
         full = claim_for is None
-        return await self._write(runs.create_run, run, now, claim_for, lease_s, full=full)
+        return await self._write(scripts.runs.create_run, run, now, claim_for, lease_s, full=full)
 
     async def get_run(self, run_id: str) -> Run | None:
-        return self._read(runs.get_run, run_id)
+        return self._read(scripts.runs.get_run, run_id)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
-        return self._read(runs.list_runs, query)
+        return self._read(scripts.runs.list_runs, query)
 
     async def claim_runs(
         self, worker: WorkerInfo, flt: ClaimFilter, *, limit: int, lease_s: float, now: datetime
@@ -137,60 +128,60 @@ class SQLiteStore:
         if not await self.has_claimable(flt, now=now):
             return []  # a read: several idle workers must not queue for the write lock
         q, w = flt.queues, flt.workflows
-        return await self._write(claims.claim_many, worker, q, w, limit, lease_s, now)
+        return await self._write(scripts.claims.claim_many, worker, q, w, limit, lease_s, now)
 
     async def claim_run(
         self, run_id: str, worker: WorkerInfo, *, lease_s: float, now: datetime
     ) -> Claim | None:
-        return await self._write(claims.claim_one, run_id, worker, lease_s, now)
+        return await self._write(scripts.claims.claim_one, run_id, worker, lease_s, now)
 
     async def has_claimable(self, flt: ClaimFilter, *, now: datetime) -> bool:
-        return self._read(claims.has_claimable, flt.queues, flt.workflows, now)
+        return self._read(scripts.claims.has_claimable, flt.queues, flt.workflows, now)
 
     async def next_wake_at(self, flt: ClaimFilter, *, now: datetime) -> datetime | None:
-        return self._read(claims.next_wake_at, flt.queues, flt.workflows, now)
+        return self._read(scripts.claims.next_wake_at, flt.queues, flt.workflows, now)
 
     async def close_claim(
         self, claim: Claim, outcome: ClaimOutcome, *, now: datetime, state_json: str | None = None
     ) -> RunState:
-        return await self._write(outcomes.close_claim, claim, outcome, now, state_json)
+        return await self._write(scripts.outcomes.close_claim, claim, outcome, now, state_json)
 
     async def request_control(
         self, run_id: str, action: Control | None, *, reason: str | None, now: datetime
     ) -> Run:
-        script = control.request_control
+        script = scripts.control.request_control
         return await self._write(script, run_id, action, reason, now, full=True)
 
     async def retry_run(self, run_id: str, *, now: datetime) -> Run:
-        return await self._write(runs.retry_run, run_id, now, full=True)
+        return await self._write(scripts.runs.retry_run, run_id, now, full=True)
 
     async def fork_run(
         self, run_id: str, *, from_seq: int, patch: dict[int, str], new_run_id: str, now: datetime
     ) -> Run:
         args = (run_id, from_seq, patch, new_run_id, now)
-        return await self._write(runs.fork_run, *args, full=True)
+        return await self._write(scripts.runs.fork_run, *args, full=True)
 
     # --- leases ------------------------------------------------------------------------------
 
     async def renew_leases(
         self, worker_id: str, *, lease_s: float, now: datetime, load: int = 0
     ) -> list[LeaseStatus]:
-        return await self._write(workers.renew_leases, worker_id, lease_s, now, load)
+        return await self._write(scripts.workers.renew_leases, worker_id, lease_s, now, load)
 
     # --- steps -------------------------------------------------------------------------------
 
     async def load_steps(self, run_id: str) -> list[StepRecord]:
-        return self._read(steps.load_steps, run_id)
+        return self._read(scripts.steps.load_steps, run_id)
 
     async def record_step(
         self, claim: Claim, record: StepRecord, *, now: datetime, state_json: str | None = None
     ) -> Control | None:
-        return await self._write(steps.record_step, claim, record, state_json)
+        return await self._write(scripts.steps.record_step, claim, record, state_json)
 
     async def start_child(
         self, claim: Claim, record: StepRecord, child: NewRun, *, now: datetime
     ) -> Run:
-        return await self._write(steps.start_child, claim, record, child, now)
+        return await self._write(scripts.steps.start_child, claim, record, child, now)
 
     # --- signals -----------------------------------------------------------------------------
 
@@ -198,72 +189,72 @@ class SQLiteStore:
         self, run_id: str, name: str, payload_json: str, *, now: datetime
     ) -> SignalRecord:
         args = (run_id, name, payload_json, now)
-        return await self._write(signals.send_signal, *args, full=True)
+        return await self._write(scripts.signals.send_signal, *args, full=True)
 
     async def take_signal(
         self, claim: Claim, seq: int, name: str, *, until: datetime | None, now: datetime
     ) -> str | None:
-        return await self._write(signals.take_signal, claim, seq, name, until, now)
+        return await self._write(scripts.signals.take_signal, claim, seq, name, until, now)
 
     async def list_signals(self, run_id: str) -> list[SignalRecord]:
-        return self._read(signals.list_signals, run_id)
+        return self._read(scripts.signals.list_signals, run_id)
 
     # --- events ------------------------------------------------------------------------------
 
     async def append_events(
         self, claim: Claim, events: Sequence[NewEvent], *, now: datetime
     ) -> None:
-        await self._write(steps.append_events, claim, events, now)
+        await self._write(scripts.steps.append_events, claim, events, now)
 
     async def read_events(
         self, run_id: str, *, after_id: int = 0, limit: int = 1000
     ) -> list[EventRecord]:
-        return self._read(steps.read_events, run_id, after_id, limit)
+        return self._read(scripts.steps.read_events, run_id, after_id, limit)
 
     # --- workers -----------------------------------------------------------------------------
 
     async def register_worker(self, worker: WorkerInfo, *, now: datetime) -> None:
-        await self._write(workers.register_worker, worker, now)
+        await self._write(scripts.workers.register_worker, worker, now)
 
     async def unregister_worker(self, worker_id: str) -> None:
-        await self._write(workers.unregister_worker, worker_id)
+        await self._write(scripts.workers.unregister_worker, worker_id)
 
     async def list_workers(self) -> list[WorkerInfo]:
-        return self._read(workers.list_workers)
+        return self._read(scripts.workers.list_workers)
 
     async def release_worker_runs(self, worker_ids: Sequence[str], *, now: datetime) -> int:
-        return await self._write(workers.release_worker_runs, worker_ids, now)
+        return await self._write(scripts.workers.release_worker_runs, worker_ids, now)
 
     # --- queues and pools --------------------------------------------------------------------
 
     async def declare_queues(self, queues: Sequence[QueueSpec], *, now: datetime) -> None:
-        await self._write(workers.declare_queues, queues, now, full=True)
+        await self._write(scripts.workers.declare_queues, queues, now, full=True)
 
     async def list_queues(self) -> list[QueueSpec]:
-        return self._read(workers.list_queues)
+        return self._read(scripts.workers.list_queues)
 
     async def declare_pools(self, pools: Sequence[PoolSpec], *, now: datetime) -> None:
-        await self._write(workers.declare_pools, pools, now, full=True)
+        await self._write(scripts.workers.declare_pools, pools, now, full=True)
 
     async def list_pools(self) -> list[PoolSpec]:
-        return self._read(workers.list_pools)
+        return self._read(scripts.workers.list_pools)
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
-        return self._read(workers.queue_stats, now, window_s)
+        return self._read(scripts.workers.queue_stats, now, window_s)
 
     # --- housekeeping ------------------------------------------------------------------------
 
     async def purge_runs(self, *, finished_before: datetime, states: Sequence[RunState]) -> int:
-        kinds = housekeeping.purgeable_states(states)
+        kinds = scripts.housekeeping.purgeable_states(states)
         purged = 0
         while True:  # in batches, so other writers are never held up for long
-            batch = await self._write(housekeeping.purge_batch, finished_before, kinds)
+            batch = await self._write(scripts.housekeeping.purge_batch, finished_before, kinds)
             purged += batch
-            if batch < housekeeping.PURGE_BATCH:
+            if batch < scripts.housekeeping.PURGE_BATCH:
                 return purged
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:
-        return self._read(housekeeping.export_runs, after_run_id, limit)
+        return self._read(scripts.housekeeping.export_runs, after_run_id, limit)
 
     async def import_runs(self, runs: Sequence[RunExport]) -> int:
-        return await self._write(housekeeping.import_runs, runs, full=True)
+        return await self._write(scripts.housekeeping.import_runs, runs, full=True)
