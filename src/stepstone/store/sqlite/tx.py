@@ -47,7 +47,11 @@ def _value(value: Any) -> Any:
 
 
 def _params(params: Params) -> Params:
-    return {k: v if type(v) in _PLAIN else _value(v) for k, v in params.items()}
+    """``params`` as SQLite takes them; the same dict when nothing needs converting (a step's
+    parameters come from the row codec already converted: the hot path builds nothing)."""
+    if _PLAIN.issuperset(map(type, params.values())):
+        return params
+    return {k: _value(v) for k, v in params.items()}
 
 
 class _Atomic:
