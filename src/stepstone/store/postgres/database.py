@@ -19,6 +19,7 @@ from stepstone.store.postgres.errors import convert, is_connection_error, is_tra
 from stepstone.store.postgres.schema import LATEST, apply_migrations, check_schema, schema_version
 from stepstone.store.postgres.tx import PostgresReads, PostgresTx
 from stepstone.store.postgres.writer import Op, Writer
+from stepstone.store.scripts.tx import Tx
 
 __all__ = ["StoreBase"]
 
@@ -176,7 +177,8 @@ class StoreBase:
 
     async def _read(self, script: Script[T], *args: Any) -> T:
         """Run the read-only ``script(tx, *args)``, each statement retried on its own."""
-        return await script(self._reads, *args)
+        reads: Tx = self._reads
+        return await script(reads, *args)
 
     async def _write(
         self,
@@ -191,7 +193,8 @@ class StoreBase:
         state = await self._state()
 
         async def body(conn: Conn, attempt: int) -> T:
-            return await script(PostgresTx(conn, attempt), *args)
+            tx: Tx = PostgresTx(conn, attempt)
+            return await script(tx, *args)
 
         result: T = await state.writer.submit(Op(body, tx=tx, safe=safe, notify=notify))
         return result

@@ -79,11 +79,13 @@ class SQLiteStore:
         write happened, so it commits with synchronous=FULL (else NORMAL: a checkpoint)."""
 
         def op(conn: sqlite3.Connection) -> T:
-            return drive(script(SQLiteTx(conn), *args))
+            tx: Tx = SQLiteTx(conn)
+            return drive(script(tx, *args))
 
         return await self._db.write(op, full=full)
 
-    def _read(self, script: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    def _read(self, script: Script[T], *args: Any) -> T:
+        """Run the read-only ``script(tx, *args)`` now, outside any write transaction."""
         reads: Tx = self._reads
         return drive(script(reads, *args))
 
