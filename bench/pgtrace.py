@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from stepstone.store.postgres.transactions import Q
+from stepstone.store.postgres.sql import Q
 
 BLOCK_NAMES = {body: name for name, body in Q.blocks.items()}
 

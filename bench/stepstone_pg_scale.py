@@ -54,8 +54,7 @@ from stepstone_pg_bench import (
 from stepstone import AsyncClient, WorkflowContext, open_store, step, workflow
 from stepstone.core.model import WorkerInfo
 from stepstone.core.port import ClaimFilter
-from stepstone.store.postgres.sql import positional
-from stepstone.store.postgres.transactions import Q
+from stepstone.store.postgres.sql import Q, positional
 
 SYSTEM = "stepstone"
 SIZES = ("empty", "1m")
@@ -290,7 +289,7 @@ def store_conninfo(dbname: str) -> str:
     """The connection string the store's own sessions use (its session options: generic plans,
     and whatever else the adapter sets), so EXPLAIN plans what the store runs."""
     try:
-        from stepstone.store.postgres.link import LinkSettings
+        from stepstone.store.postgres.connection import LinkSettings
 
         url = pgdb.url_for(dbname)
         return LinkSettings.from_url(url, url, pool_size=1, synchronous_commit="on").conninfo

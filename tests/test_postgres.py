@@ -52,10 +52,12 @@ pytestmark = pytest.mark.postgres
 
 psycopg = pytest.importorskip("psycopg")
 
-from stepstone.store.postgres import claims as pg_claims  # noqa: E402
-from stepstone.store.postgres import transactions as pg_tx  # noqa: E402
-from stepstone.store.postgres.link import connect  # noqa: E402
+from stepstone.store.postgres.connection import connect  # noqa: E402
 from stepstone.store.postgres.store import PostgresStore  # noqa: E402
+from stepstone.store.postgres.tx import PostgresTx  # noqa: E402
+from stepstone.store.scripts import claims as pg_claims  # noqa: E402
+from stepstone.store.scripts import outcomes as pg_outcomes  # noqa: E402
+from stepstone.store.scripts import runs as pg_runs  # noqa: E402
 
 ADMIN = PG_URL.rsplit("/", 1)[0] + "/postgres"
 FLT = ClaimFilter(queues=("default",), workflows=("wf",))
@@ -327,9 +329,9 @@ async def test_a_retried_claim_hands_over_what_the_lost_attempt_took(
     # the same claim again, as the writer retries it when the first answer was lost
     async with await connect(pg_store._settings.conninfo) as conn:
         [again] = await pg_claims.claim_many(
-            conn, worker, FLT.queues, FLT.workflows, 5, 30, now, attempt=1
+            PostgresTx(conn, attempt=1), worker, FLT.queues, FLT.workflows, 5, 30, now
         )
-        assert await pg_claims.claim_one(conn, "r1", worker, 30, now, attempt=0) is None
+        assert await pg_claims.claim_one(PostgresTx(conn, attempt=0), "r1", worker, 30, now) is None
     assert again.run_id == "r1" and again.lease_token == first.lease_token + 1
     assert again.run.recoveries == 0 and not again.recovered and again.fresh
     events = [e.kind for e in await pg_store.read_events("r1")]
@@ -344,9 +346,13 @@ async def test_retried_writes_recognise_their_own_commit(pg_store: PostgresStore
     )
     assert created and claim is not None
     async with await connect(pg_store._settings.conninfo) as conn:
-        stored, mine = await pg_tx.insert_run(conn, _new_run("r1"), now, "w1", 30, attempt=1)
+        stored, mine = await pg_runs.insert_run(
+            PostgresTx(conn, attempt=1), _new_run("r1"), now, "w1", 30
+        )
         assert mine and stored.lease_token == claim.lease_token
-        _, not_mine = await pg_tx.insert_run(conn, _new_run("r1"), now, "w1", 30, attempt=0)
+        _, not_mine = await pg_runs.insert_run(
+            PostgresTx(conn, attempt=0), _new_run("r1"), now, "w1", 30
+        )
         assert not not_mine
     await pg_store.send_signal("r1", "go", '"a"', now=now)
     await pg_store.send_signal("r1", "go", '"b"', now=now + timedelta(seconds=1))
@@ -357,10 +363,14 @@ async def test_retried_writes_recognise_their_own_commit(pg_store: PostgresStore
     later = now + timedelta(seconds=2)
     assert await pg_store.close_claim(claim, Completed("1"), now=later) is RunState.COMPLETED
     async with await connect(pg_store._settings.conninfo) as conn, conn.transaction():
-        state = await pg_tx.close_claim(conn, claim, Completed("1"), later, None, attempt=1)
+        state = await pg_outcomes.close_claim(
+            PostgresTx(conn, attempt=1), claim, Completed("1"), later, None
+        )
         assert state is RunState.COMPLETED
         with pytest.raises(BaseException, match="no longer held"):
-            await pg_tx.close_claim(conn, claim, Completed("1"), later, None, attempt=0)
+            await pg_outcomes.close_claim(
+                PostgresTx(conn, attempt=0), claim, Completed("1"), later, None
+            )
 
 
 async def test_a_signal_racing_a_suspend_is_never_lost(pg_url: str) -> None:
@@ -629,7 +639,7 @@ async def test_no_statement_scans_a_whole_table(pg_url: str) -> None:
     through an index: a sequential scan of one of them costs O(all history) per call (with
     1,000,000 finished runs, 142 MB read per claim of a limited queue). The store's sessions
     turn sequential scans off, so a plan that still shows one has no index path at all."""
-    from stepstone.store.postgres.link import LinkSettings
+    from stepstone.store.postgres.connection import LinkSettings
     from stepstone.store.postgres.sql import Q
 
     store = PostgresStore(pg_url)

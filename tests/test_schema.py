@@ -64,8 +64,25 @@ def test_every_query_block_is_used(dialect: str) -> None:
         pytest.skip(f"no {dialect} adapter yet")
     queries = Queries((folder / "queries.sql").read_text(), dialect)
     code = "\n".join(p.read_text() for p in folder.glob("*.py"))
-    unused = [name for name in queries.blocks if not re.search(rf"\bQ\.{name}\b", code)]
+    scripts = "\n".join(p.read_text() for p in (SRC / "store" / "scripts").glob("*.py"))
+    unused = [
+        name
+        for name in queries.blocks
+        if not re.search(rf"\bQ\.{name}\b", code) and f'"{name}"' not in scripts
+    ]
     assert unused == [], f"unused query blocks in {dialect}/queries.sql: {unused}"
+
+
+def test_every_block_a_script_runs_exists_in_every_dialect() -> None:
+    """The store scripts name their statements; each dialect must define every one of them."""
+    scripts = "\n".join(p.read_text() for p in (SRC / "store" / "scripts").glob("*.py"))
+    named = set(re.findall(r"tx\.(?:one|all|run)\(\s*\"(\w+)\"", scripts))
+    named |= set(re.findall(r"\"(delete_\w+)\"", scripts))  # purge's loop over its deletes
+    assert {"record_step", "claim_run", "find_claimable", "delete_runs"} <= named
+    for dialect in ("sqlite", "postgres"):
+        queries = Queries((SRC / "store" / dialect / "queries.sql").read_text(), dialect)
+        missing = sorted(named - set(queries.blocks))
+        assert missing == [], f"{dialect}/queries.sql lacks blocks the scripts run: {missing}"
 
 
 # Statements only one dialect has a use for (SQLite has no LISTEN nor advisory locks).

@@ -279,6 +279,17 @@ class SchemaError(StoreError):
     """The schema is missing, behind or ahead of this version of stepstone."""
 
 
+# --- store internals (never reach users) ----------------------------------------------------
+
+
+class Transient(Exception):
+    """Internal to the stores, never raised to users: a write found the database changed under it
+    (a guarded update matched nothing because another transaction moved the run first). Its
+    transaction is rolled back and the write runs again; a store converts one that outlasts its
+    retries into :class:`StoreUnavailable`. A plain ``Exception``, not a :class:`StoreError`: the
+    PostgreSQL writer retries it, where it passes a StoreError straight to the caller."""
+
+
 # --- control flow: unwinds user code, never caught by ``except Exception`` --------------------
 
 

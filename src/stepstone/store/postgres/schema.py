@@ -4,13 +4,14 @@ checking it when a store opens."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 
 from stepstone.errors import SchemaError, StoreCorrupt
-from stepstone.store.postgres.failures import convert
-from stepstone.store.postgres.link import Conn, LinkSettings, connect
-from stepstone.store.postgres.transactions import Q, one_row
+from stepstone.store.postgres.connection import Conn, LinkSettings, connect
+from stepstone.store.postgres.errors import convert
+from stepstone.store.postgres.sql import Q
 from stepstone.store.queries import load_migrations
 
 __all__ = ["LATEST", "MIGRATIONS", "apply_migrations", "check_schema", "schema_version"]
@@ -19,11 +20,16 @@ MIGRATIONS = load_migrations("stepstone.store.postgres")
 LATEST = MIGRATIONS[-1][0]
 
 
+async def _one_row(conn: Conn, sql: str) -> dict[str, Any] | None:
+    cur = await conn.execute(sql)
+    return await cur.fetchone()
+
+
 async def _version(conn: Conn) -> int:
-    row = await one_row(conn, Q.has_schema_table, {})
+    row = await _one_row(conn, Q.has_schema_table)
     if not row or not row["present"]:
         return 0
-    row = await one_row(conn, Q.schema_version, {})
+    row = await _one_row(conn, Q.schema_version)
     return int(row["version"]) if row else 0
 
 
@@ -52,12 +58,12 @@ async def apply_migrations(settings: LinkSettings) -> list[str]:
         async with await connect(settings.conninfo) as conn, conn.transaction():
             await conn.execute(Q.migration_lock)
             await conn.execute(Q.create_schema_table)
-            row = await one_row(conn, Q.schema_version, {})
+            row = await _one_row(conn, Q.schema_version)
             current = int(row["version"]) if row else 0
             if current > LATEST:
                 raise _newer(settings.url, current)
             if current == 0:
-                row = await one_row(conn, Q.count_tables, {})
+                row = await _one_row(conn, Q.count_tables)
                 if row and row["n"]:
                     raise StoreCorrupt(
                         settings.url,

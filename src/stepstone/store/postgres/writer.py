@@ -28,8 +28,8 @@ from psycopg.pq import TransactionStatus
 
 from stepstone.errors import StoreError, Unwind
 from stepstone.store.loops import others_ready
-from stepstone.store.postgres.failures import convert, is_connection_error, is_transient
-from stepstone.store.postgres.link import Conn, Link
+from stepstone.store.postgres.connection import Conn, Link
+from stepstone.store.postgres.errors import convert, is_connection_error, is_transient
 
 __all__ = ["Op", "Writer"]
 

@@ -32,7 +32,8 @@ INSERT INTO runs (
     :lease_owner, :lease_expires_at, :lease_token, :started_at, :state_data,
     :dedup_key, :concurrency_key, :labels, :target_worker, :pool, :assigned_worker, :retry_of
 )
-ON CONFLICT (run_id) DO NOTHING;
+ON CONFLICT (run_id) DO NOTHING
+RETURNING *;
 
 -- name: find_dedup
 SELECT * FROM runs
@@ -55,10 +56,19 @@ LIMIT :limit;
 -- name: find_claimable
 -- Due runs first by priority then by how long they have been due; expired leases are due too.
 -- Routing (labels, target or assigned worker, pool) filters both; the queues and keys that are
--- at their concurrency or rate limit filter only new work (:due_queues, :full_keys), since a
--- recovery takes no new slot.
-SELECT run_id, state, queue, concurrency_key, started_at IS NULL AS first_start FROM (
-    SELECT run_id, state, queue, concurrency_key, started_at, priority, wake_at AS due FROM runs
+-- at their concurrency or rate limit filter only new work (:due_queues, :full_queues with
+-- :full_keys), since a recovery takes no new slot. `limited`: the run's queue has stored limits
+-- (then the claim counts them before taking any). Only finds: SQLite takes the candidates with
+-- claim_run (:take, :retry, :expires_at and :event are PostgreSQL's).
+SELECT run_id AS candidate, state AS candidate_state, queue AS candidate_queue,
+       concurrency_key AS candidate_key, started_at IS NULL AS candidate_first_start,
+       limited FROM (
+    SELECT run_id, state, queue, concurrency_key, started_at, priority, wake_at AS due,
+           EXISTS (
+               SELECT 1 FROM queues q WHERE q.name = runs.queue
+                 AND (q.concurrency IS NOT NULL OR q.per_key_concurrency IS NOT NULL
+                      OR q.rate_limit IS NOT NULL)) AS limited
+    FROM runs
     WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at <= :now
       AND queue IN (SELECT value FROM json_each(:due_queues))
       AND workflow IN (SELECT value FROM json_each(:workflows))
@@ -69,10 +79,13 @@ SELECT run_id, state, queue, concurrency_key, started_at IS NULL AS first_start 
           SELECT 1 FROM json_each(runs.labels) AS need
           WHERE need.value IS NOT (
               SELECT have.value FROM json_each(:labels) AS have WHERE have.key = need.key)))
-      AND (concurrency_key IS NULL
-           OR json_array(queue, concurrency_key) NOT IN (SELECT value FROM json_each(:full_keys)))
+      AND (concurrency_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM json_each(:full_queues) AS fq JOIN json_each(:full_keys) AS fk
+            ON fk.key = fq.key
+          WHERE fq.value = runs.queue AND fk.value = runs.concurrency_key))
     UNION ALL
-    SELECT run_id, state, queue, concurrency_key, started_at, priority, lease_expires_at AS due
+    SELECT run_id, state, queue, concurrency_key, started_at, priority, lease_expires_at AS due,
+           0 AS limited
     FROM runs
     WHERE state = 'running' AND lease_expires_at <= :now
       AND queue IN (SELECT value FROM json_each(:queues))
@@ -104,7 +117,11 @@ INSERT INTO queue_starts (queue, key, started_at) VALUES (:queue, :key, :now);
 DELETE FROM queue_starts WHERE queue = :queue AND started_at <= :before;
 
 -- name: get_queues
-SELECT * FROM queues WHERE name IN (SELECT value FROM json_each(:names));
+-- The limited queues among these.
+SELECT * FROM queues
+WHERE name IN (SELECT value FROM json_each(:names))
+  AND (concurrency IS NOT NULL OR per_key_concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+ORDER BY name;
 
 -- name: list_queues
 SELECT * FROM queues ORDER BY name;
@@ -158,10 +175,12 @@ SELECT EXISTS (
     WHERE state = 'running' AND lease_expires_at <= :now
       AND queue IN (SELECT value FROM json_each(:queues))
       AND workflow IN (SELECT value FROM json_each(:workflows))
-);
+) AS found;
 
 -- name: claim_run
--- Guarded by the state found in the same transaction; an expired lease counts as a recovery.
+-- Take these runs if they are still claimable (an expired lease counts as a recovery). RETURNING
+-- sees only the new row: the claim script knows each run's prior state from its candidate and
+-- logs the claim itself.
 UPDATE runs SET
     recoveries = recoveries + (CASE WHEN state = 'running' THEN 1 ELSE 0 END),
     state = 'running',
@@ -172,13 +191,13 @@ UPDATE runs SET
     updated_at = :now,
     wake_at = NULL,
     waits = NULL
-WHERE run_id = :run_id
+WHERE run_id IN (SELECT value FROM json_each(:run_ids))
   AND ((state IN ('pending', 'sleeping', 'waiting') AND wake_at <= :now)
        OR (state = 'running' AND lease_expires_at <= :now))
 RETURNING *;
 
 -- name: next_wake_at
-SELECT MIN(t) FROM (
+SELECT MIN(t) AS wake_at FROM (
     SELECT MIN(wake_at) AS t FROM runs
     WHERE state IN ('pending', 'sleeping', 'waiting') AND wake_at > :now
       AND queue IN (SELECT value FROM json_each(:queues))
@@ -218,14 +237,14 @@ SELECT EXISTS (
     SELECT 1 FROM signals
     WHERE run_id = :run_id AND consumed_seq IS NULL
       AND name IN (SELECT value FROM json_each(:names))
-);
+) AS found;
 
 -- name: child_finished
 SELECT EXISTS (
     SELECT 1 FROM runs
     WHERE run_id IN (SELECT value FROM json_each(:run_ids))
       AND state IN ('completed', 'failed', 'cancelled')
-);
+) AS found;
 
 -- name: set_control
 UPDATE runs SET control = :control, control_reason = :reason, updated_at = :now
@@ -287,7 +306,7 @@ ON CONFLICT (run_id, seq) DO UPDATE SET
     status = excluded.status, output = excluded.output, error = excluded.error,
     attempts = excluded.attempts, started_at = COALESCE(steps.started_at, excluded.started_at),
     finished_at = excluded.finished_at
-RETURNING (SELECT control FROM runs WHERE run_id = :run_id);
+RETURNING (SELECT control FROM runs WHERE run_id = :run_id) AS control;
 
 -- name: record_step_if_absent
 INSERT INTO steps (run_id, seq, name, kind, status, output, error, attempts, started_at, finished_at)
@@ -298,7 +317,10 @@ ON CONFLICT (run_id, seq) DO NOTHING;
 UPDATE runs SET state_data = :state_data WHERE run_id = :run_id AND lease_token = :token;
 
 -- name: insert_signal
-INSERT INTO signals (run_id, name, payload, created_at) VALUES (:run_id, :name, :payload, :now)
+-- Only for an unfinished run.
+INSERT INTO signals (run_id, name, payload, created_at)
+SELECT run_id, :name, :payload, :now FROM runs
+WHERE run_id = :run_id AND state NOT IN ('completed', 'failed', 'cancelled')
 RETURNING signal_id;
 
 -- name: wake_for_signal
@@ -310,9 +332,11 @@ WHERE run_id = :run_id AND state = 'waiting'
   );
 
 -- name: next_signal
-SELECT signal_id, payload FROM signals
-WHERE run_id = :run_id AND name = :name AND consumed_seq IS NULL
-ORDER BY signal_id
+-- The oldest unconsumed signal of this name (same shape as PostgreSQL's, whose retried wait
+-- finds again the one it consumed: :seq).
+SELECT signal_id, payload, consumed_seq FROM signals
+WHERE run_id = :run_id AND name = :name AND (consumed_seq IS NULL OR consumed_seq = :seq)
+ORDER BY consumed_seq IS NULL, signal_id
 LIMIT 1;
 
 -- name: consume_signal

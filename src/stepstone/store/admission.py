@@ -1,4 +1,4 @@
-"""Flow control and pool assignment decisions, the same for every dialect.
+"""Admission: which claimable runs may start now (queue limits) and which pool worker gets a run.
 
 Adapters read the counts inside their claim transaction (executing runs per queue and key,
 recent starts) and the candidate runs; these functions decide which candidates may start now,

@@ -14,9 +14,10 @@ from stepstone.errors import (
     StoreError,
     StoreReadOnly,
     StoreUnavailable,
+    Transient,
 )
 
-__all__ = ["Transient", "convert", "is_connection_error", "is_transient", "scrub"]
+__all__ = ["convert", "is_connection_error", "is_transient", "scrub"]
 
 # Connection exceptions (class 08), the server shutting down or starting (57P01-57P03), and too
 # many connections right now (53300): the connection is gone or never came; a new one may work.
@@ -25,11 +26,6 @@ _CONNECTION_STATES = ("57P01", "57P02", "57P03", "53300")
 # same work may simply be done again.
 _CONFLICT_STATES = ("40P01", "40001", "55P03")
 _SCHEMA_STATES = ("42P01", "3F000", "42703", "42883")
-
-
-class Transient(Exception):
-    """A write found the database changed under it (a guarded update matched nothing because
-    another transaction moved the run first); its transaction is rolled back and it runs again."""
 
 
 def scrub(text: str, secret: str | None) -> str:

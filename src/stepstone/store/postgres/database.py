@@ -1,11 +1,12 @@
 """The store's plumbing on each event loop: opening (schema check, pool), reads that retry
-while the database is unreachable, writes through the group-commit writer, and wake-ups."""
+while the database is unreachable, store scripts run through the group-commit writer, and
+wake-ups."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -13,15 +14,17 @@ import psycopg
 
 from stepstone.errors import InvalidArgument, StoreError
 from stepstone.store import redact_url
-from stepstone.store.postgres import transactions as tx
-from stepstone.store.postgres.failures import convert, is_connection_error, is_transient, scrub
-from stepstone.store.postgres.link import Conn, Link, LinkSettings
+from stepstone.store.postgres.connection import Conn, Link, LinkSettings
+from stepstone.store.postgres.errors import convert, is_connection_error, is_transient, scrub
 from stepstone.store.postgres.schema import LATEST, apply_migrations, check_schema, schema_version
+from stepstone.store.postgres.tx import PostgresReads, PostgresTx
 from stepstone.store.postgres.writer import Op, Writer
+from stepstone.store.scripts.tx import Tx
 
 __all__ = ["StoreBase"]
 
 T = TypeVar("T")
+Script = Callable[..., Coroutine[Any, Any, T]]
 _READ_BACKOFF_S = (0.02, 1.0)
 
 
@@ -69,6 +72,7 @@ class StoreBase:
         self._loops: dict[asyncio.AbstractEventLoop, _Loop] = {}
         self._schema_ok = False
         self._closed = False
+        self._reads = PostgresReads(self._rows)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -151,7 +155,8 @@ class StoreBase:
             conn: Conn | None = None
             try:
                 conn = await link.reader(deadline)
-                rows = await tx.all_rows(conn, sql, params)
+                cur = await conn.execute(sql, params)
+                rows = await cur.fetchall() if cur.description is not None else []
             except asyncio.CancelledError:
                 if conn is not None:
                     await asyncio.shield(link.discard(conn))
@@ -170,19 +175,27 @@ class StoreBase:
             await link.release(conn)
             return rows
 
-    async def _row(self, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        rows = await self._rows(sql, params)
-        return rows[0] if rows else None
+    async def _read(self, script: Script[T], *args: Any) -> T:
+        """Run the read-only ``script(tx, *args)``, each statement retried on its own."""
+        reads: Tx = self._reads
+        return await script(reads, *args)
 
     async def _write(
         self,
-        body: Callable[[Conn, int], Awaitable[T]],
-        *,
+        script: Script[T],
+        *args: Any,
         tx: bool = True,
         safe: bool = True,
         notify: bool = False,
     ) -> T:
+        """Run ``script(tx, *args)`` through this loop's writer (see :class:`Op` for the flags),
+        again after a lost connection with the attempt number in ``tx.attempt``."""
         state = await self._state()
+
+        async def body(conn: Conn, attempt: int) -> T:
+            tx: Tx = PostgresTx(conn, attempt)
+            return await script(tx, *args)
+
         result: T = await state.writer.submit(Op(body, tx=tx, safe=safe, notify=notify))
         return result
 

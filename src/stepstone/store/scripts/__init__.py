@@ -1,0 +1,26 @@
+"""Each store operation's statements, written once for every dialect (see :mod:`.tx`).
+
+The stores call them as ``scripts.<noun>.<operation>(tx, ...)``.
+"""
+
+from stepstone.store.scripts import (
+    claims,
+    control,
+    housekeeping,
+    outcomes,
+    runs,
+    signals,
+    steps,
+    workers,
+)
+
+__all__ = [
+    "claims",
+    "control",
+    "housekeeping",
+    "outcomes",
+    "runs",
+    "signals",
+    "steps",
+    "workers",
+]

@@ -1,0 +1,64 @@
+"""The run's journal: recording steps (fenced by the lease), starting a child as a step, and the
+run's events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from stepstone.core.model import Claim, Control, EventRecord, NewRun, Run, StepRecord
+from stepstone.core.port import LeaseLost, NewEvent
+from stepstone.store.scripts.runs import fence, insert_run
+from stepstone.store.scripts.tx import Tx
+
+__all__ = ["append_events", "load_steps", "read_events", "record_step", "start_child"]
+
+
+async def load_steps(tx: Tx, run_id: str) -> list[StepRecord]:
+    return [tx.columns.step(r) for r in await tx.all("load_steps", {"run_id": run_id})]
+
+
+async def record_step(
+    tx: Tx, claim: Claim, record: StepRecord, state_json: str | None
+) -> Control | None:
+    """Record ``record`` while ``claim`` holds the run (else LeaseLost), with the workflow's
+    state if it changed; the control an operator requested for the run, if any."""
+    params = tx.columns.step_params(claim.run_id, claim.lease_token, record)
+    row = await tx.one("record_step", params)
+    if row is None:
+        raise LeaseLost(claim.run_id, claim.lease_token)
+    if state_json is not None:
+        params = {"run_id": claim.run_id, "token": claim.lease_token, "state_data": state_json}
+        await tx.run("save_state", params)
+    control: Control | None = row["control"]
+    return control
+
+
+async def start_child(
+    tx: Tx, claim: Claim, record: StepRecord, child: NewRun, now: datetime
+) -> Run:
+    """Create ``child`` and record the step that started it, together."""
+    await fence(tx, claim)
+    stored, _ = await insert_run(tx, child, now, None, 0)
+    await tx.run("record_step", tx.columns.step_params(claim.run_id, claim.lease_token, record))
+    return stored
+
+
+async def append_events(tx: Tx, claim: Claim, events: Sequence[NewEvent], now: datetime) -> None:
+    """Append the run's own events (an event already stored at its index is kept)."""
+    await fence(tx, claim)
+    for e in events:
+        params = {
+            "run_id": claim.run_id,
+            "idx": e.idx,
+            "kind": e.kind,
+            "data": e.data_json,
+            "source": "user",
+            "now": now,
+        }
+        await tx.run("insert_event", params)
+
+
+async def read_events(tx: Tx, run_id: str, after_id: int, limit: int) -> list[EventRecord]:
+    params = {"run_id": run_id, "after_id": after_id, "limit": limit}
+    return [tx.columns.event(r) for r in await tx.all("read_events", params)]
