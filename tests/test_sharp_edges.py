@@ -268,3 +268,57 @@ async def test_children_left_running_by_client_run_are_handed_back(store_url: st
         assert child.lease_owner is None or child.is_finished  # not left leased to this client
         assert child.recoveries == 0
         assert await client.run(slow_child, run_id=child_id) == 10  # continues where it was
+
+
+@workflow
+async def bad_values(ctx: WorkflowContext, kind: str) -> object:
+    if kind == "result":
+        return {"text": "ok\ud800"}
+    if kind == "step":
+        return await ctx.step("make", _surrogate_list)
+    if kind == "state":
+        ctx.state["note"] = "x\udfff"
+        return None
+    if kind == "emit":
+        ctx.emit("progress", {"msg": "\ud800"})
+        return None
+    if kind == "deep":
+        value: list[object] = []
+        for _ in range(5_000):
+            value = [value]
+        return value
+    if kind == "unawaited":
+        return {"call": ctx.step("make", _surrogate_list)}
+    return None
+
+
+def _surrogate_list() -> dict[str, list[str]]:
+    return {"a": ["fine", "bad\ud800"]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (
+            "result",
+            "value at $.text of type str cannot be encoded as JSON (it holds a lone surrogate",
+        ),
+        ("step", "value at $.a[1] of type str"),
+        ("state", "ctx.state['note']: value at $ of type str"),
+        ("emit", "value at $.msg of type str"),
+        ("deep", "nested too deeply"),
+        ("unawaited", "did you forget `await`?"),
+    ],
+)
+async def test_values_no_store_can_hold_fail_the_run_with_their_path(
+    store_url: str, kind: str, expected: str
+) -> None:
+    from stepstone import AsyncClient, RunFailed
+
+    async with AsyncClient(store_url, workflows=[bad_values]) as client:
+        with pytest.raises(RunFailed) as failed:
+            await client.run(bad_values, kind, run_id=f"bad-{kind}")
+        assert failed.value.error_type == "EncodeError", failed.value
+        assert expected in failed.value.message
+        run = await client.get(f"bad-{kind}")
+        assert run.state is RunState.FAILED and run.lease_owner is None

@@ -101,13 +101,17 @@ class SignalPayloadError(StepstoneError, ValueError):
 class EncodeError(StepstoneError, TypeError):
     """A value cannot be stored as JSON; ``where`` names the step or input, ``path`` the place."""
 
-    def __init__(self, where: str, path: str, type_name: str) -> None:
+    def __init__(self, where: str, path: str, type_name: str, hint: str | None = None) -> None:
         super().__init__(
-            f"{where}: value at {path} of type {type_name} cannot be encoded as JSON "
-            "(use primitives, lists, dicts, dataclasses, Pydantic models, datetimes, enums, "
-            "UUIDs, Decimals or bytes)"
+            f"{where}: value at {path} of type {type_name} cannot be encoded as JSON ("
+            + (
+                hint
+                or "use primitives, lists, dicts, dataclasses, Pydantic models, datetimes, "
+                "enums, UUIDs, Decimals or bytes"
+            )
+            + ")"
         )
-        self.where, self.path, self.type_name = where, path, type_name
+        self.where, self.path, self.type_name, self.hint = where, path, type_name, hint
 
 
 class DecodeError(StepstoneError, ValueError):

@@ -85,8 +85,13 @@ def cmd_start(ns: argparse.Namespace, session: Session) -> Output:
             **kwargs,
         )
         if ns.wait:
-            with RunWatch(session, client, handle.run_id, app=ns.app):
-                return _result_output(client, handle.run_id, ns.timeout_s)
+            watch = RunWatch(session, client, handle.run_id, app=ns.app)
+            try:
+                with watch:
+                    return _result_output(client, handle.run_id, ns.timeout_s)
+            except KeyboardInterrupt:
+                watch.interrupted()
+                raise
         run = client.get(handle.run_id)
     return Output(run_json(run), lambda screen: screen.line(run.run_id))
 
@@ -98,8 +103,13 @@ def cmd_run(ns: argparse.Namespace, session: Session) -> Output:
     args, kwargs = parse_workflow_input(wf, ns.input, ns.arg)
     run_id = ns.run_id or new_run_id()
     with session.client(registry, create=True) as client:
-        with RunWatch(session, client, run_id, app=ns.app):
-            client.run(wf.name, *args, run_id=run_id, **kwargs)
+        watch = RunWatch(session, client, run_id, app=ns.app)
+        try:
+            with watch:
+                client.run(wf.name, *args, run_id=run_id, **kwargs)
+        except KeyboardInterrupt:
+            watch.interrupted()
+            raise
         return _result_output(client, run_id, None)
 
 

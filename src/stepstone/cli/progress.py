@@ -73,6 +73,7 @@ class RunWatch:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._width = 0
+        self._told = False
 
     def __enter__(self) -> RunWatch:
         screen = self._session.screen
@@ -97,10 +98,19 @@ class RunWatch:
             self._thread.join(timeout=2)
             self._draw("")
         if exc_type is KeyboardInterrupt:
-            self._session.screen.note(
-                f"stopped waiting; run {self.run_id} goes on. Its result later: "
-                f"stepstone result {self.run_id}"
-            )
+            self.interrupted()
+
+    def interrupted(self) -> None:
+        """Say (once) that the wait stopped and how to get the result later. Callers also call
+        it from an ``except KeyboardInterrupt`` around the ``with``: a Ctrl-C that lands between
+        ``__enter__`` and the body skips ``__exit__``."""
+        if self._told:
+            return
+        self._told = True
+        self._session.screen.note(
+            f"stopped waiting; run {self.run_id} goes on. Its result later: "
+            f"stepstone result {self.run_id}"
+        )
 
     def _refresh(self) -> None:
         while not self._stop.is_set():

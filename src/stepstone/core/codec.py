@@ -77,10 +77,84 @@ def encode(value: object, where: str) -> str:
     if value is None:
         return "null"
     try:
-        return _dumps(value)
+        text: str = _dumps(value)
     except (TypeError, ValueError, OverflowError):
         path, type_name = _find_unencodable(value, "$")
-        raise EncodeError(where, path, type_name) from None
+        raise EncodeError(where, path, type_name, _hint_for(type_name)) from None
+    except RecursionError:
+        raise EncodeError(
+            where,
+            _deep_path(value),
+            type(value).__qualname__,
+            "it is nested too deeply: JSON values here may be at most a few hundred levels deep",
+        ) from None
+    if not text.isascii():  # lone surrogates pass json but no database accepts them
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EncodeError(
+                where,
+                _surrogate_path(value, "$") or "$",
+                "str",
+                "it holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text",
+            ) from None
+    return text
+
+
+_AWAITABLES = ("StepCall", "JournalCall", "coroutine", "Task", "Future")
+
+
+def _hint_for(type_name: str) -> str | None:
+    if type_name in _AWAITABLES:
+        return f"a {type_name} is an unawaited call: did you forget `await`?"
+    return None
+
+
+def _deep_path(value: object, limit: int = 6) -> str:
+    """The first few levels of a too-deep value's path, then "..."."""
+    path, node = "$", value
+    for _ in range(limit):
+        if isinstance(node, Mapping) and node:
+            key = next(iter(node))
+            path, node = f"{path}.{key}", node[key]
+        elif isinstance(node, list | tuple) and node:
+            path, node = f"{path}[0]", node[0]
+        else:
+            return path
+    return path + "..."
+
+
+def _surrogate_path(value: object, path: str) -> str | None:
+    """The JSON path of the first string (or key) holding a lone surrogate."""
+    if isinstance(value, str):
+        return None if value.isascii() or _utf8_ok(value) else path
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and not _utf8_ok(key):
+                return f"{path} (a key)"
+            found = _surrogate_path(item, f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    try:
+        converted = _default(value)
+    except Exception:
+        return None
+    return None if converted is value else _surrogate_path(converted, path)
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def to_jsonable(value: object, where: str) -> Any:
