@@ -9,8 +9,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from stepstone.client.base import ClientBase, check_run_id, raise_for
 from stepstone.core import codec
+from stepstone.core.children import encode_input
 from stepstone.core.definitions import Workflow
-from stepstone.core.engine import encode_input
 from stepstone.core.executor import decode_input
 from stepstone.core.model import NO_ROUTING, TERMINAL_STATES, Claim, NewRun, Routing, RunState
 from stepstone.core.routing import KeyFunction, Pool, Queue, routing_for

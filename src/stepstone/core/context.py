@@ -3,7 +3,7 @@
 ``WorkflowContext`` is handed to ``async def`` workflows; every call takes its journal position
 when it is made (before any ``await``), so concurrent calls number deterministically.
 ``SyncWorkflowContext`` is handed to plain ``def`` workflows: the same calls, blocking. Both are
-thin facades over one :class:`~stepstone.core.engine.Execution`.
+thin facades over one :class:`~stepstone.core.engine.Execution` and its collaborators.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMap
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, overload
 
+from stepstone.core import codec
 from stepstone.core.definitions import Step, StepOptions, Workflow
-from stepstone.core.engine import _ANY, Execution, StepCall, StepSpec, Suspend
+from stepstone.core.engine import Execution
 from stepstone.core.retry import RetryPolicy
-from stepstone.errors import InvalidArgument, Unwind
+from stepstone.core.steps import StepCall
+from stepstone.errors import InvalidArgument, Suspend, Unwind
 
 __all__ = ["ChildHandle", "SyncWorkflowContext", "WorkflowContext"]
 
@@ -50,24 +52,24 @@ class _StateView(MutableMapping[str, Any]):
         self._exe = exe
 
     def __getitem__(self, key: str) -> Any:
-        return self._exe.state[key]
+        return self._exe.values.state[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise InvalidArgument(f"ctx.state keys must be strings, got {type(key).__name__}")
-        self._exe.set_state(key, value)
+        self._exe.values.set_state(key, value)
 
     def __delitem__(self, key: str) -> None:
-        self._exe.del_state(key)
+        self._exe.values.del_state(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._exe.state)
+        return iter(self._exe.values.state)
 
     def __len__(self) -> int:
-        return len(self._exe.state)
+        return len(self._exe.values.state)
 
     def __repr__(self) -> str:
-        return f"ctx.state({self._exe.state!r})"
+        return f"ctx.state({self._exe.values.state!r})"
 
 
 def _resolve_step(
@@ -91,7 +93,7 @@ def _resolve_step(
         else:
             name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     base = fn.options if isinstance(fn, Step) else StepOptions()
-    rtype = fn.return_type if isinstance(fn, Step) else _ANY
+    rtype = fn.return_type if isinstance(fn, Step) else codec._NO_HINT
     body: Callable[..., Any] | Awaitable[Any] = fn.fn if isinstance(fn, Step) else fn
     if not callable(body) and not hasattr(body, "__await__"):
         raise InvalidArgument(f"ctx.step {name!r}: expected a callable or awaitable, got {body!r}")
@@ -139,19 +141,19 @@ class _ContextBase:
     def emit(self, kind: str, data: Any = None) -> None:
         """Publish a progress event to watchers (``client.events(run_id, follow=True)``).
         Events are emitted once: a replay does not emit them again."""
-        self._exe.emit(kind, data)
+        self._exe.values.emit(kind, data)
 
     def now(self) -> datetime:
         """The current time, recorded: a replay sees the same value."""
-        return self._exe.current_time()
+        return self._exe.values.current_time()
 
     def random(self) -> float:
         """A random float in [0, 1), recorded: a replay sees the same value."""
-        return self._exe.new_random()
+        return self._exe.values.new_random()
 
     def uuid(self) -> Any:
         """A random UUID, recorded: a replay sees the same value."""
-        return self._exe.new_uuid()
+        return self._exe.values.new_uuid()
 
     def _until(self, seconds: float) -> datetime:
         if seconds < 0:
@@ -179,7 +181,9 @@ class ChildHandle(Generic[R]):
         exe = self._ctx._exe
         exe.raise_if_unwinding()
         seq = exe.journal.allocate()
-        coro = exe.child(seq, self._wf, (), {}, start_only=False, existing_run_id=self.run_id)
+        coro = exe.children.child(
+            seq, self._wf, (), {}, start_only=False, existing_run_id=self.run_id
+        )
         if isinstance(self._ctx, SyncWorkflowContext):
             return exe.block(coro)
         return JournalCall(coro)
@@ -268,7 +272,7 @@ class WorkflowContext(_ContextBase):
         name, fn, args, options, rtype = _resolve_step(
             name_or_fn, args, retry, timeout_s, at_most_once
         )
-        call: Awaitable[Any] = self._exe.make_step_call(name, fn, args, kwargs, options, rtype)
+        call: Awaitable[Any] = self._exe.steps.call(name, fn, args, kwargs, options, rtype)
         return call
 
     async def parallel(self, *calls: Awaitable[Any]) -> list[Any]:
@@ -290,13 +294,13 @@ class WorkflowContext(_ContextBase):
         exe = self._exe
         exe.raise_if_unwinding()
         until = self._until(seconds)
-        return JournalCall(exe.sleep_until(exe.journal.allocate(), until))
+        return JournalCall(exe.waits.sleep_until(exe.journal.allocate(), until))
 
     def sleep_until(self, when: datetime) -> Awaitable[None]:
         """A durable timer until an aware datetime."""
         exe = self._exe
         exe.raise_if_unwinding()
-        return JournalCall(exe.sleep_until(exe.journal.allocate(), self._check_when(when)))
+        return JournalCall(exe.waits.sleep_until(exe.journal.allocate(), self._check_when(when)))
 
     @overload
     def wait_for_signal(
@@ -322,14 +326,16 @@ class WorkflowContext(_ContextBase):
         exe.raise_if_unwinding()
         tp = _signal_type(exe, name, schema)
         _check_timeout(timeout_s)
-        return JournalCall(exe.wait_signal(exe.journal.allocate(), name, timeout_s, tp))
+        return JournalCall(exe.waits.wait_signal(exe.journal.allocate(), name, timeout_s, tp))
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> Awaitable[R]:
         """Run ``wf`` as a child run and wait for its result (a failed child raises RunFailed)."""
         exe = self._exe
         exe.raise_if_unwinding()
         _check_workflow(wf)
-        return JournalCall(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=False))
+        return JournalCall(
+            exe.children.child(exe.journal.allocate(), wf, args, kwargs, start_only=False)
+        )
 
     def start_child(
         self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any
@@ -341,7 +347,7 @@ class WorkflowContext(_ContextBase):
         seq = exe.journal.allocate()
 
         async def start() -> ChildHandle[R]:
-            run_id = await exe.child(seq, wf, args, kwargs, start_only=True)
+            run_id = await exe.children.child(seq, wf, args, kwargs, start_only=True)
             return ChildHandle(self, wf, str(run_id))
 
         return JournalCall(start())
@@ -370,7 +376,7 @@ class SyncWorkflowContext(_ContextBase):
         name, fn, args, options, rtype = _resolve_step(
             name_or_fn, args, retry, timeout_s, at_most_once
         )
-        return self._exe.make_step_call(name, fn, args, kwargs, options, rtype)
+        return self._exe.steps.call(name, fn, args, kwargs, options, rtype)
 
     def parallel(self, *calls: Any) -> list[Any]:
         """Run ``(fn, *args)`` tuples or partials as concurrent steps; results in order."""
@@ -396,21 +402,18 @@ class SyncWorkflowContext(_ContextBase):
                 f"got {call!r}"
             )
         name, body, args, options, rtype = _resolve_step(fn, args, None, None, None)
-        exe = self._exe
-        return StepCall(
-            exe, StepSpec(exe.journal.allocate(), name, body, args, kwargs, options, rtype)
-        )
+        return self._exe.steps.lazy(name, body, args, kwargs, options, rtype)
 
     def sleep(self, seconds: float) -> None:
         exe = self._exe
         exe.raise_if_unwinding()
         until = self._until(seconds)
-        exe.block(exe.sleep_until(exe.journal.allocate(), until))
+        exe.block(exe.waits.sleep_until(exe.journal.allocate(), until))
 
     def sleep_until(self, when: datetime) -> None:
         exe = self._exe
         exe.raise_if_unwinding()
-        exe.block(exe.sleep_until(exe.journal.allocate(), self._check_when(when)))
+        exe.block(exe.waits.sleep_until(exe.journal.allocate(), self._check_when(when)))
 
     def wait_for_signal(
         self, name: str, *, timeout_s: float | None = None, schema: Any = None
@@ -419,20 +422,24 @@ class SyncWorkflowContext(_ContextBase):
         exe.raise_if_unwinding()
         tp = _signal_type(exe, name, schema)
         _check_timeout(timeout_s)
-        return exe.block(exe.wait_signal(exe.journal.allocate(), name, timeout_s, tp))
+        return exe.block(exe.waits.wait_signal(exe.journal.allocate(), name, timeout_s, tp))
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> R:
         exe = self._exe
         exe.raise_if_unwinding()
         _check_workflow(wf)
-        result: R = exe.block(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=False))
+        result: R = exe.block(
+            exe.children.child(exe.journal.allocate(), wf, args, kwargs, start_only=False)
+        )
         return result
 
     def start_child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> ChildHandle[R]:
         exe = self._exe
         exe.raise_if_unwinding()
         _check_workflow(wf)
-        run_id = exe.block(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=True))
+        run_id = exe.block(
+            exe.children.child(exe.journal.allocate(), wf, args, kwargs, start_only=True)
+        )
         return ChildHandle(self, wf, str(run_id))
 
 
@@ -441,7 +448,7 @@ def _signal_type(exe: Execution, name: str, schema: Any) -> Any:
         raise InvalidArgument("wait_for_signal needs a non-empty signal name")
     if schema is not None:
         return schema
-    return exe.wf.signals.get(name, _ANY)
+    return exe.wf.signals.get(name, codec._NO_HINT)
 
 
 def _check_timeout(timeout_s: float | None) -> None:

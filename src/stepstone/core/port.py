@@ -33,7 +33,10 @@ from stepstone.core.model import (
     Wait,
     WorkerInfo,
 )
-from stepstone.errors import Unwind
+
+# A stale write raises LeaseLost: it lives in errors.py with the other internal signals and is
+# named here too, as part of what the port promises its adapters and callers.
+from stepstone.errors import LeaseLost
 
 __all__ = [
     "Blocked",
@@ -49,14 +52,6 @@ __all__ = [
     "Store",
     "Suspended",
 ]
-
-
-class LeaseLost(Unwind):
-    """This worker's lease on the run is gone (another worker took it, or it was finished)."""
-
-    def __init__(self, run_id: str, lease_token: int) -> None:
-        super().__init__(f"lease on run {run_id} (token {lease_token}) is no longer held")
-        self.run_id, self.lease_token = run_id, lease_token
 
 
 # --- how a claim ends ------------------------------------------------------------------------

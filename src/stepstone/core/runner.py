@@ -19,7 +19,7 @@ from typing import Any
 
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
-from stepstone.core.engine import Execution, HandBack, Runtime
+from stepstone.core.engine import Execution, Runtime
 from stepstone.core.executor import ExecutionHooks, execute
 from stepstone.core.identity import HOST, process_alive, process_start, worker_id_for
 from stepstone.core.model import Claim, Labels, RunState, WorkerInfo
@@ -27,6 +27,7 @@ from stepstone.core.port import Store
 from stepstone.core.scope import Credentials, credentials_scope
 from stepstone.core.settings import Settings
 from stepstone.core.threads import DaemonThreadPool
+from stepstone.errors import HandBack
 
 __all__ = ["Runner"]
 
