@@ -27,6 +27,7 @@ from stepstone.core.model import (
     StepStatus,
     Wait,
 )
+from stepstone.core.records import SignalOutcome, SignalWait
 from stepstone.errors import InvalidArgument, RunStateError
 
 __all__ = [
@@ -152,7 +153,7 @@ def signal_taken(seq: int, name: str, payload_json: str, now: datetime) -> StepR
         name,
         StepKind.SIGNAL,
         StepStatus.COMPLETED,
-        output_json=f'{{"payload":{payload_json}}}',
+        output_json=SignalOutcome(payload_json).encode(),
         started_at=now,
         finished_at=now,
     )
@@ -165,6 +166,6 @@ def signal_awaited(seq: int, name: str, until: datetime | None, now: datetime) -
         name,
         StepKind.SIGNAL,
         StepStatus.WAITING,
-        output_json=json.dumps({"until": until.isoformat() if until else None}),
+        output_json=SignalWait(until).encode(),
         started_at=now,
     )
