@@ -7,6 +7,7 @@ the child's outcome is then recorded in the parent's journal.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,12 @@ def encode_input(args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> s
     return codec.encode({"args": list(args), "kwargs": kwargs}, where)
 
 
+def _check_workflow(wf: object) -> None:
+    """A ``ctx.child``/``start_child`` call is given a workflow."""
+    if not isinstance(wf, Workflow):
+        raise InvalidArgument(f"ctx.child needs a @workflow, got {wf!r}")
+
+
 class Children:
     """The child runs one execution starts and waits for."""
 
@@ -35,6 +42,25 @@ class Children:
 
     def __init__(self, exe: Execution) -> None:
         self._exe = exe
+
+    def call(
+        self,
+        wf: Workflow[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        start_only: bool,
+        existing_run_id: str | None = None,
+    ) -> Coroutine[Any, Any, Any]:
+        """A ``ctx.child``/``start_child`` (or a handle's ``result()``): its journal position is
+        taken now; the coroutine starts the child and returns its id or waits for its result."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        _check_workflow(wf)
+        seq = exe.journal.allocate()
+        return self.child(
+            seq, wf, args, kwargs, start_only=start_only, existing_run_id=existing_run_id
+        )
 
     async def child(
         self,

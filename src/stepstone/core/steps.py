@@ -24,14 +24,21 @@ from stepstone.core.failures import error_info, mark_steps, rebuild_error
 from stepstone.core.ids import idempotency_key
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
 from stepstone.core.records import Until
-from stepstone.core.retry import NO_RETRY
+from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.scope import StepInfo, active_caller, step_scope
-from stepstone.errors import DeadlinePassed, EncodeError, OutcomeUnknown, StepTimeout, Unwind
+from stepstone.errors import (
+    DeadlinePassed,
+    EncodeError,
+    InvalidArgument,
+    OutcomeUnknown,
+    StepTimeout,
+    Unwind,
+)
 
 if TYPE_CHECKING:
     from stepstone.core.engine import Execution
 
-__all__ = ["StepCall", "StepSpec", "Steps"]
+__all__ = ["StepCall", "StepSpec", "Steps", "resolve_step"]
 
 T = TypeVar("T")
 
@@ -54,6 +61,41 @@ class StepSpec:
 
     def record(self, status: StepStatus, **fields: Any) -> StepRecord:
         return StepRecord(self.seq, self.name, StepKind.STEP, status, **fields)
+
+
+def resolve_step(
+    name_or_fn: str | Callable[..., Any] | Awaitable[Any],
+    args: tuple[Any, ...],
+    retry: RetryPolicy | None,
+    timeout_s: float | None,
+    at_most_once: bool | None,
+) -> tuple[str, Callable[..., Any] | Awaitable[Any], tuple[Any, ...], StepOptions, Any]:
+    """Normalise ``ctx.step(name, fn, *args)`` and ``ctx.step(fn, *args)``."""
+    if isinstance(name_or_fn, str):
+        if not args:
+            raise InvalidArgument(f"ctx.step({name_or_fn!r}, ...) needs a callable or awaitable")
+        name, fn, args = name_or_fn, args[0], args[1:]
+        if not name:
+            raise InvalidArgument("ctx.step: the step name must not be empty")
+    else:
+        fn = name_or_fn
+        if isinstance(fn, Step):
+            name = fn.name
+        else:
+            name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    base = fn.options if isinstance(fn, Step) else StepOptions()
+    rtype = fn.return_type if isinstance(fn, Step) else codec._NO_HINT
+    body: Callable[..., Any] | Awaitable[Any] = fn.fn if isinstance(fn, Step) else fn
+    if not callable(body) and not hasattr(body, "__await__"):
+        raise InvalidArgument(f"ctx.step {name!r}: expected a callable or awaitable, got {body!r}")
+    if not callable(body) and args:
+        raise InvalidArgument(f"ctx.step {name!r}: arguments given with an awaitable")
+    options = StepOptions(
+        retry=retry if retry is not None else base.retry,
+        timeout_s=timeout_s if timeout_s is not None else base.timeout_s,
+        at_most_once=at_most_once if at_most_once is not None else base.at_most_once,
+    )
+    return name, body, args, options, rtype
 
 
 class StepCall(Awaitable[T]):

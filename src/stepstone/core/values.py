@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from stepstone.errors import InvalidArgument
 if TYPE_CHECKING:
     from stepstone.core.engine import Execution
 
-__all__ = ["Values"]
+__all__ = ["StateView", "Values"]
 
 
 class Values:
@@ -105,3 +105,32 @@ class Values:
             return  # emitted the first time this code ran
         event = NewEvent(kind, data_json, idx)
         exe.schedule(exe.rt.store.append_events(exe.claim, [event], now=exe.now()))
+
+
+class StateView(MutableMapping[str, Any]):
+    """``ctx.state``: a dict whose changes are saved with the next checkpoint, visible outside."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Values) -> None:
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values.state[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise InvalidArgument(f"ctx.state keys must be strings, got {type(key).__name__}")
+        self._values.set_state(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._values.del_state(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values.state)
+
+    def __len__(self) -> int:
+        return len(self._values.state)
+
+    def __repr__(self) -> str:
+        return f"ctx.state({self._values.state!r})"

@@ -7,6 +7,7 @@ due, or after the signal came, returns at once. A wait that is already satisfied
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from stepstone.core import codec
 from stepstone.core.jsonschema import schema_for
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
 from stepstone.core.records import SignalOutcome, SignalWait, Until
-from stepstone.errors import WaitTimeout
+from stepstone.errors import InvalidArgument, WaitTimeout
 
 if TYPE_CHECKING:
     from stepstone.core.engine import Execution
@@ -30,6 +31,27 @@ class Waits:
 
     def __init__(self, exe: Execution) -> None:
         self._exe = exe
+
+    def call_sleep(self, until: datetime) -> Coroutine[Any, Any, None]:
+        """A ``ctx.sleep``: its journal position is taken now; the coroutine waits."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        return self.sleep_until(exe.journal.allocate(), until)
+
+    def call_signal(
+        self, name: str, timeout_s: float | None, schema: Any
+    ) -> Coroutine[Any, Any, Any]:
+        """A ``ctx.wait_for_signal``: arguments checked and journal position taken now; the
+        coroutine waits and returns the payload, decoded by ``schema`` (or the workflow's
+        ``signals=`` type)."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument("wait_for_signal needs a non-empty signal name")
+        if timeout_s is not None and timeout_s < 0:
+            raise InvalidArgument(f"timeout_s must be >= 0, got {timeout_s}")
+        tp = schema if schema is not None else exe.wf.signals.get(name, codec._NO_HINT)
+        return self.wait_signal(exe.journal.allocate(), name, timeout_s, tp)
 
     async def sleep_until(self, seq: int, until: datetime) -> None:
         exe = self._exe
