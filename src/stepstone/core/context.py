@@ -204,7 +204,7 @@ class WorkflowContext(_ContextBase):
         name, fn, args, options, rtype = resolve_step(
             name_or_fn, args, retry, timeout_s, at_most_once
         )
-        call: Awaitable[Any] = self._exe.steps.call(name, fn, args, kwargs, options, rtype)
+        call: Awaitable[Any] = self._exe.steps.lazy(name, fn, args, kwargs, options, rtype)
         return call
 
     async def parallel(self, *calls: Awaitable[Any]) -> list[Any]:
@@ -290,7 +290,8 @@ class SyncWorkflowContext(_ContextBase):
         name, fn, args, options, rtype = resolve_step(
             name_or_fn, args, retry, timeout_s, at_most_once
         )
-        return self._exe.steps.call(name, fn, args, kwargs, options, rtype)
+        steps = self._exe.steps
+        return steps.deliver(steps.lazy(name, fn, args, kwargs, options, rtype))
 
     def parallel(self, *calls: Any) -> list[Any]:
         """Run ``(fn, *args)`` tuples or partials as concurrent steps; results in order."""

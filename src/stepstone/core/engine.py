@@ -157,15 +157,11 @@ class Execution:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def take_state(self) -> str | None:
-        """``ctx.state`` as stored, if it changed since the last write (else None)."""
-        return self.values.take_state()
-
     async def persist(self, record: StepRecord) -> None:
         """Record one journal entry (fenced by the lease) and honour any control request."""
         await self.flush_background()
         control = await self.rt.store.record_step(
-            self.claim, record, now=self.now(), state_json=self.take_state()
+            self.claim, record, now=self.now(), state_json=self.values.take_state()
         )
         self.journal.remember(record)
         if control is not None:
@@ -179,7 +175,7 @@ class Execution:
 
     async def _record_quietly(self, record: StepRecord) -> None:
         control = await self.rt.store.record_step(
-            self.claim, record, now=self.now(), state_json=self.take_state()
+            self.claim, record, now=self.now(), state_json=self.values.take_state()
         )
         if control is not None:
             self.on_control(control)

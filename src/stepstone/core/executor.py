@@ -129,7 +129,7 @@ async def execute(
 async def _close(
     rt: Runtime, claim: Claim, outcome: ClaimOutcome, exe: Execution | None
 ) -> RunState | None:
-    state_json = exe.take_state() if exe is not None else None
+    state_json = exe.values.take_state() if exe is not None else None
     try:
         return await rt.store.close_claim(claim, outcome, now=rt.clock.now(), state_json=state_json)
     except LeaseLost:

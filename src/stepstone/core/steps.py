@@ -1,6 +1,6 @@
 """Step calls: replay a recorded outcome, or run the body with attempts, retries and timeouts.
 
-A step's journal position is taken when it is called (:meth:`Steps.call`); awaiting the
+A step's journal position is taken when it is called (:meth:`Steps.lazy`); awaiting the
 :class:`StepCall` replays its recorded result or failure, or runs it: an ``at_most_once`` step
 writes a "started" mark first, each attempt runs under the step's timeout and the run's deadline,
 a failure is retried by its :class:`~stepstone.core.retry.RetryPolicy` (in place when the delay
@@ -128,24 +128,8 @@ class Steps:
 
     def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A ``@step`` function was called inside this workflow (the StepCaller protocol)."""
-        return self.call(step.name, step.fn, args, kwargs, step.options, step.return_type)
-
-    def call(
-        self,
-        name: str,
-        fn: Callable[..., Any] | Awaitable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: StepOptions,
-        rtype: Any,
-    ) -> Any:
-        """Take the next journal position: an awaitable call (async workflow) or the result."""
-        exe = self._exe
-        exe.raise_if_unwinding()
-        call: StepCall[Any] = self.lazy(name, fn, args, kwargs, options, rtype)
-        if exe.wf.is_async:
-            return call
-        return exe.block(call.run())
+        call = self.lazy(step.name, step.fn, args, kwargs, step.options, step.return_type)
+        return self.deliver(call)
 
     def lazy(
         self,
@@ -156,9 +140,19 @@ class Steps:
         options: StepOptions,
         rtype: Any,
     ) -> StepCall[Any]:
-        """Take the next journal position for a call that runs when awaited."""
-        seq = self._exe.journal.allocate()
-        return StepCall(self, StepSpec(seq, name, fn, args, kwargs, options, rtype))
+        """Take the next journal position for a step call that runs when awaited."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        return StepCall(
+            self, StepSpec(exe.journal.allocate(), name, fn, args, kwargs, options, rtype)
+        )
+
+    def deliver(self, call: StepCall[Any]) -> Any:
+        """What a step call returns: the call to await (async workflow), or its result (sync)."""
+        exe = self._exe
+        if exe.wf.is_async:
+            return call
+        return exe.block(call.run())
 
     async def run(self, spec: StepSpec) -> Any:
         exe = self._exe
