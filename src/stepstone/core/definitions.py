@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from stepstone.core.failures import AppErrors
+from stepstone.core.errortypes import AppErrors
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.routing import KeyFunction, labels_of
 from stepstone.core.scope import active_caller

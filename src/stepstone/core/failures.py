@@ -8,7 +8,7 @@ must never make a worker import (and so run) that module:
 - Python's builtin exceptions (``ValueError``, ``KeyError``, ``TimeoutError``, ...);
 - stepstone's own errors (:mod:`stepstone.errors`);
 - the app's types, as its :class:`~stepstone.core.definitions.Registry` knows them (see
-  :meth:`Registry.error_type <stepstone.core.definitions.Registry.error_type>`).
+  :class:`~stepstone.core.errortypes.AppErrors`).
 
 Anything else, or a class that cannot be rebuilt from its recorded arguments, comes back as
 :class:`~stepstone.errors.StepFailed` carrying the original type name and message.
@@ -19,16 +19,15 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import sys
 import traceback
-from types import ModuleType
 from typing import Protocol
 
 from stepstone import errors
+from stepstone.core.errortypes import find_exception
 from stepstone.core.model import ErrorInfo
-from stepstone.errors import InvalidArgument, StepFailed
+from stepstone.errors import StepFailed
 
-__all__ = ["AppErrors", "ErrorTypes", "error_info", "mark_steps", "rebuild_error"]
+__all__ = ["ErrorTypes", "error_info", "mark_steps", "rebuild_error"]
 
 
 class ErrorTypes(Protocol):
@@ -61,75 +60,14 @@ def mark_steps(exc: BaseException, seqs: tuple[int, ...]) -> None:
         exc.__stepstone_seqs__ = seqs  # type: ignore[attr-defined]
 
 
-def _find_exception(namespace: object, module: str, qualname: str) -> type[Exception] | None:
-    """The exception class ``module.qualname`` if ``namespace`` (an imported module) names it
-    under that qualified name; never imports anything."""
-    target: object = namespace
-    for part in qualname.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            return None
-    if (
-        isinstance(target, type)
-        and issubclass(target, Exception)
-        and target.__module__ == module
-        and target.__qualname__ == qualname
-    ):
-        return target
-    return None
-
-
-class AppErrors:
-    """The app's exception types a replay rebuilds as themselves (a Registry holds one).
-
-    Known are the classes registered one by one, and every exception class that a registered
-    module names at its top level (defined there or imported into it). The modules of registered
-    workflows count as registered, so an exception a workflow can name in ``except`` comes back
-    as itself with no registration. Modules are only looked into once imported; none is imported
-    on behalf of a stored error.
-    """
-
-    __slots__ = ("_modules", "_types")
-
-    def __init__(self) -> None:
-        self._types: dict[tuple[str, str], type[Exception]] = {}
-        self._modules: dict[str, None] = {}  # names, in registration order
-
-    def add(self, *items: type[Exception] | ModuleType) -> None:
-        """Register exception classes, or modules whose exception classes are all known."""
-        for item in items:
-            if isinstance(item, ModuleType):
-                self.add_module(item.__name__)
-            elif isinstance(item, type) and issubclass(item, Exception):
-                self._types[item.__module__, item.__qualname__] = item
-            else:
-                raise InvalidArgument(f"errors= takes exception classes or modules, got {item!r}")
-
-    def add_module(self, name: str) -> None:
-        self._modules[name] = None
-
-    def find(self, module: str, qualname: str) -> type[Exception] | None:
-        """The registered class ``module.qualname``, or None."""
-        cls = self._types.get((module, qualname))
-        if cls is not None:
-            return cls
-        for name in self._modules:
-            namespace = sys.modules.get(name)  # looked into, never imported
-            if namespace is not None:
-                cls = _find_exception(namespace, module, qualname)
-                if cls is not None:
-                    return cls
-        return None
-
-
 def _trusted_type(error: ErrorInfo, known: ErrorTypes) -> type[Exception] | None:
     module = error.module
     if not module:
         return None
     if module == "builtins":
-        return _find_exception(builtins, module, error.type)
+        return find_exception(builtins, module, error.type)
     if module == errors.__name__:
-        return _find_exception(errors, module, error.type)
+        return find_exception(errors, module, error.type)
     return known.error_type(module, error.type)
 
 
