@@ -28,14 +28,13 @@ from stepstone.core.port import (
     ClaimFilter,
     Completed,
     Failed,
-    LeaseLost,
     NewEvent,
     Paused,
     Released,
     Store,
     Suspended,
 )
-from stepstone.errors import InvalidArgument, RunNotFound, RunStateError
+from stepstone.errors import InvalidArgument, LeaseLost, RunNotFound, RunStateError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 W1 = WorkerInfo("w1", "host-a", 101, ("default",), 8)

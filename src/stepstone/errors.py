@@ -11,14 +11,20 @@ from __future__ import annotations
 __all__ = [
     "AppNotFound",
     "ChecksFailed",
+    "CancelRequested",
+    "CheckFrontier",
+    "DeadlinePassed",
     "DeadlineExceeded",
     "DecodeError",
     "DuplicateRun",
     "EncodeError",
+    "HandBack",
     "InvalidArgument",
+    "LeaseLost",
     "MaxRecoveriesExceeded",
     "NonDeterminismError",
     "OutcomeUnknown",
+    "PauseRequested",
     "RunFailed",
     "RunNotFound",
     "RunStateError",
@@ -26,6 +32,7 @@ __all__ = [
     "SchemaError",
     "SignalPayloadError",
     "StepError",
+    "StepFailed",
     "StepTimeout",
     "StillWaiting",
     "StepstoneError",
@@ -34,6 +41,7 @@ __all__ = [
     "StoreReadOnly",
     "StoreUnavailable",
     "UsageError",
+    "Suspend",
     "Unwind",
     "WaitTimeout",
     "WorkflowNotFound",
@@ -181,12 +189,20 @@ class MaxRecoveriesExceeded(StepstoneError):
         self.run_id, self.recoveries, self.limit = run_id, recoveries, limit
 
 
-class StepError(StepstoneError):
-    """A recorded step failure whose original exception class cannot be rebuilt on replay."""
+class StepFailed(StepstoneError):
+    """A recorded step failure whose exception class is not one stepstone may rebuild on replay.
+
+    Replay rebuilds only the app's registered exception types, stepstone's own and Python's
+    builtins (never importing a module named in the database); any other failure comes back as
+    this, carrying the original ``type_name`` (qualified name) and ``message``.
+    """
 
     def __init__(self, type_name: str, message: str) -> None:
         super().__init__(f"{type_name}: {message}")
         self.type_name, self.message = type_name, message
+
+
+StepError = StepFailed  # the earlier name of StepFailed, kept importable
 
 
 class RunFailed(StepstoneError):
@@ -299,3 +315,46 @@ class Transient(Exception):
 
 class Unwind(BaseException):
     """Base of the signals that unwind a workflow: suspend, lease lost, cancel or pause."""
+
+
+# --- internal signals: unwind user code; never raised to users ---
+
+
+class Suspend(Unwind):
+    """The run must wait (timer, signal, child, retry back-off); unwinds to the executor."""
+
+
+class CancelRequested(Unwind):
+    """A cancel was requested; the run stops at this step boundary."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason or "cancelled")
+        self.reason = reason
+
+
+class PauseRequested(Unwind):
+    """A pause was requested; the run stops at this step boundary until unpaused."""
+
+
+class DeadlinePassed(Unwind):
+    """The run's ``deadline_s`` passed; the run fails."""
+
+
+class HandBack(Unwind):
+    """The worker is shutting down: stop at this step boundary and hand the run back."""
+
+
+class CheckFrontier(Unwind):
+    """``stepstone check`` reached a call with no recorded outcome: the replay fits so far."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"reached seq {seq}")
+        self.seq = seq
+
+
+class LeaseLost(Unwind):
+    """This worker's lease on the run is gone (another worker took it, or it was finished)."""
+
+    def __init__(self, run_id: str, lease_token: int) -> None:
+        super().__init__(f"lease on run {run_id} (token {lease_token}) is no longer held")
+        self.run_id, self.lease_token = run_id, lease_token

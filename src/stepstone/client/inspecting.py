@@ -23,9 +23,9 @@ from stepstone.core.model import (
     RunState,
     StepKind,
     StepRecord,
-    Wait,
     WorkerInfo,
 )
+from stepstone.core.records import waits_from_event
 
 __all__ = ["Inspecting"]
 
@@ -200,14 +200,6 @@ def _event_detail(kind: str, data: Any) -> str:
     if kind in ("claimed", "recovered") and "worker" in data:
         return f"by {data['worker']}"
     if "waits" in data:
-        waits = [
-            Wait(
-                w["kind"],
-                0,
-                w.get("name"),
-                datetime.fromisoformat(w["until"]) if w.get("until") else None,
-            )
-            for w in data["waits"]
-        ]
+        waits = waits_from_event(data)
         return "waiting for " + ", ".join(describe_wait(w) for w in waits) if waits else ""
     return ", ".join(f"{k}={v}" for k, v in data.items())

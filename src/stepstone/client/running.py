@@ -10,8 +10,8 @@ from stepstone.client.base import ClientBase, check_run_id, raise_for
 from stepstone.client.options import check_run_options, split_options
 from stepstone.core import codec
 from stepstone.core.bounds import check_duration, check_int
+from stepstone.core.children import encode_input
 from stepstone.core.definitions import Workflow
-from stepstone.core.engine import encode_input
 from stepstone.core.executor import decode_input
 from stepstone.core.model import (
     NO_ROUTING,

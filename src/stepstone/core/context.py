@@ -3,7 +3,7 @@
 ``WorkflowContext`` is handed to ``async def`` workflows; every call takes its journal position
 when it is made (before any ``await``), so concurrent calls number deterministically.
 ``SyncWorkflowContext`` is handed to plain ``def`` workflows: the same calls, blocking. Both are
-thin facades over one :class:`~stepstone.core.engine.Execution`.
+thin facades over one :class:`~stepstone.core.engine.Execution` and its collaborators.
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, overload
 
-from stepstone.core.definitions import Step, StepOptions, Workflow
-from stepstone.core.engine import _ANY, Execution, StepCall, StepSpec, Suspend
+from stepstone.core.definitions import Workflow
+from stepstone.core.engine import Execution
 from stepstone.core.retry import RetryPolicy
-from stepstone.errors import InvalidArgument, Unwind
+from stepstone.core.steps import StepCall, resolve_step
+from stepstone.core.values import StateView
+from stepstone.errors import InvalidArgument, Suspend, Unwind
 
 __all__ = ["ChildHandle", "SyncWorkflowContext", "WorkflowContext"]
 
@@ -41,70 +43,6 @@ class JournalCall(Awaitable[T]):
         self._coro.close()
 
 
-class _StateView(MutableMapping[str, Any]):
-    """``ctx.state``: a dict whose changes are saved with the next checkpoint, visible outside."""
-
-    __slots__ = ("_exe",)
-
-    def __init__(self, exe: Execution) -> None:
-        self._exe = exe
-
-    def __getitem__(self, key: str) -> Any:
-        return self._exe.state[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if not isinstance(key, str):
-            raise InvalidArgument(f"ctx.state keys must be strings, got {type(key).__name__}")
-        self._exe.set_state(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self._exe.del_state(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._exe.state)
-
-    def __len__(self) -> int:
-        return len(self._exe.state)
-
-    def __repr__(self) -> str:
-        return f"ctx.state({self._exe.state!r})"
-
-
-def _resolve_step(
-    name_or_fn: str | Callable[..., Any] | Awaitable[Any],
-    args: tuple[Any, ...],
-    retry: RetryPolicy | None,
-    timeout_s: float | None,
-    at_most_once: bool | None,
-) -> tuple[str, Callable[..., Any] | Awaitable[Any], tuple[Any, ...], StepOptions, Any]:
-    """Normalise ``ctx.step(name, fn, *args)`` and ``ctx.step(fn, *args)``."""
-    if isinstance(name_or_fn, str):
-        if not args:
-            raise InvalidArgument(f"ctx.step({name_or_fn!r}, ...) needs a callable or awaitable")
-        name, fn, args = name_or_fn, args[0], args[1:]
-        if not name:
-            raise InvalidArgument("ctx.step: the step name must not be empty")
-    else:
-        fn = name_or_fn
-        if isinstance(fn, Step):
-            name = fn.name
-        else:
-            name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    base = fn.options if isinstance(fn, Step) else StepOptions()
-    rtype = fn.return_type if isinstance(fn, Step) else _ANY
-    body: Callable[..., Any] | Awaitable[Any] = fn.fn if isinstance(fn, Step) else fn
-    if not callable(body) and not hasattr(body, "__await__"):
-        raise InvalidArgument(f"ctx.step {name!r}: expected a callable or awaitable, got {body!r}")
-    if not callable(body) and args:
-        raise InvalidArgument(f"ctx.step {name!r}: arguments given with an awaitable")
-    options = StepOptions(
-        retry=retry if retry is not None else base.retry,
-        timeout_s=timeout_s if timeout_s is not None else base.timeout_s,
-        at_most_once=at_most_once if at_most_once is not None else base.at_most_once,
-    )
-    return name, body, args, options, rtype
-
-
 class _ContextBase:
     """What both contexts share: identity, state, events and the journaled helpers."""
 
@@ -112,7 +50,7 @@ class _ContextBase:
 
     def __init__(self, exe: Execution) -> None:
         self._exe = exe
-        self._state = _StateView(exe)
+        self._state = StateView(exe.values)
 
     @property
     def run_id(self) -> str:
@@ -139,19 +77,19 @@ class _ContextBase:
     def emit(self, kind: str, data: Any = None) -> None:
         """Publish a progress event to watchers (``client.events(run_id, follow=True)``).
         Events are emitted once: a replay does not emit them again."""
-        self._exe.emit(kind, data)
+        self._exe.values.emit(kind, data)
 
     def now(self) -> datetime:
         """The current time, recorded: a replay sees the same value."""
-        return self._exe.current_time()
+        return self._exe.values.current_time()
 
     def random(self) -> float:
         """A random float in [0, 1), recorded: a replay sees the same value."""
-        return self._exe.new_random()
+        return self._exe.values.new_random()
 
     def uuid(self) -> Any:
         """A random UUID, recorded: a replay sees the same value."""
-        return self._exe.new_uuid()
+        return self._exe.values.new_uuid()
 
     def _until(self, seconds: float) -> datetime:
         if seconds < 0:
@@ -177,9 +115,7 @@ class ChildHandle(Generic[R]):
         """Wait for the child's result (a recorded wait; a failed child raises RunFailed).
         In an async workflow this returns an awaitable; in a sync workflow, the result."""
         exe = self._ctx._exe
-        exe.raise_if_unwinding()
-        seq = exe.journal.allocate()
-        coro = exe.child(seq, self._wf, (), {}, start_only=False, existing_run_id=self.run_id)
+        coro = exe.children.call(self._wf, (), {}, start_only=False, existing_run_id=self.run_id)
         if isinstance(self._ctx, SyncWorkflowContext):
             return exe.block(coro)
         return JournalCall(coro)
@@ -265,10 +201,10 @@ class WorkflowContext(_ContextBase):
         function's name. ``retry``, ``timeout_s`` and ``at_most_once`` override a ``@step``'s own
         options (pass a function's own arguments of those names through ``functools.partial``).
         """
-        name, fn, args, options, rtype = _resolve_step(
+        name, fn, args, options, rtype = resolve_step(
             name_or_fn, args, retry, timeout_s, at_most_once
         )
-        call: Awaitable[Any] = self._exe.make_step_call(name, fn, args, kwargs, options, rtype)
+        call: Awaitable[Any] = self._exe.steps.lazy(name, fn, args, kwargs, options, rtype)
         return call
 
     async def parallel(self, *calls: Awaitable[Any]) -> list[Any]:
@@ -287,16 +223,11 @@ class WorkflowContext(_ContextBase):
 
     def sleep(self, seconds: float) -> Awaitable[None]:
         """A durable timer: the run is suspended (no worker held) and resumes after ``seconds``."""
-        exe = self._exe
-        exe.raise_if_unwinding()
-        until = self._until(seconds)
-        return JournalCall(exe.sleep_until(exe.journal.allocate(), until))
+        return JournalCall(self._exe.waits.call_sleep(self._until(seconds)))
 
     def sleep_until(self, when: datetime) -> Awaitable[None]:
         """A durable timer until an aware datetime."""
-        exe = self._exe
-        exe.raise_if_unwinding()
-        return JournalCall(exe.sleep_until(exe.journal.allocate(), self._check_when(when)))
+        return JournalCall(self._exe.waits.call_sleep(self._check_when(when)))
 
     @overload
     def wait_for_signal(
@@ -318,31 +249,20 @@ class WorkflowContext(_ContextBase):
         ``schema`` (a dataclass, Pydantic model or other annotation) decodes the payload and is
         stored with the wait so ``signal()`` rejects a malformed payload before it reaches the run.
         """
-        exe = self._exe
-        exe.raise_if_unwinding()
-        tp = _signal_type(exe, name, schema)
-        _check_timeout(timeout_s)
-        return JournalCall(exe.wait_signal(exe.journal.allocate(), name, timeout_s, tp))
+        return JournalCall(self._exe.waits.call_signal(name, timeout_s, schema))
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> Awaitable[R]:
         """Run ``wf`` as a child run and wait for its result (a failed child raises RunFailed)."""
-        exe = self._exe
-        exe.raise_if_unwinding()
-        _check_workflow(wf)
-        return JournalCall(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=False))
+        return JournalCall(self._exe.children.call(wf, args, kwargs, start_only=False))
 
     def start_child(
         self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any
     ) -> Awaitable[ChildHandle[R]]:
         """Start ``wf`` as a child run without waiting; ``await handle.result()`` later."""
-        exe = self._exe
-        exe.raise_if_unwinding()
-        _check_workflow(wf)
-        seq = exe.journal.allocate()
+        started = self._exe.children.call(wf, args, kwargs, start_only=True)
 
         async def start() -> ChildHandle[R]:
-            run_id = await exe.child(seq, wf, args, kwargs, start_only=True)
-            return ChildHandle(self, wf, str(run_id))
+            return ChildHandle(self, wf, str(await started))
 
         return JournalCall(start())
 
@@ -367,10 +287,11 @@ class SyncWorkflowContext(_ContextBase):
         **kwargs: Any,
     ) -> Any:
         """Run a callable as a checkpointed step and return its result (blocks)."""
-        name, fn, args, options, rtype = _resolve_step(
+        name, fn, args, options, rtype = resolve_step(
             name_or_fn, args, retry, timeout_s, at_most_once
         )
-        return self._exe.make_step_call(name, fn, args, kwargs, options, rtype)
+        steps = self._exe.steps
+        return steps.deliver(steps.lazy(name, fn, args, kwargs, options, rtype))
 
     def parallel(self, *calls: Any) -> list[Any]:
         """Run ``(fn, *args)`` tuples or partials as concurrent steps; results in order."""
@@ -395,63 +316,27 @@ class SyncWorkflowContext(_ContextBase):
                 "SyncWorkflowContext.parallel takes (fn, *args) tuples, partials or callables, "
                 f"got {call!r}"
             )
-        name, body, args, options, rtype = _resolve_step(fn, args, None, None, None)
-        exe = self._exe
-        return StepCall(
-            exe, StepSpec(exe.journal.allocate(), name, body, args, kwargs, options, rtype)
-        )
+        name, body, args, options, rtype = resolve_step(fn, args, None, None, None)
+        return self._exe.steps.lazy(name, body, args, kwargs, options, rtype)
 
     def sleep(self, seconds: float) -> None:
-        exe = self._exe
-        exe.raise_if_unwinding()
-        until = self._until(seconds)
-        exe.block(exe.sleep_until(exe.journal.allocate(), until))
+        self._exe.block(self._exe.waits.call_sleep(self._until(seconds)))
 
     def sleep_until(self, when: datetime) -> None:
-        exe = self._exe
-        exe.raise_if_unwinding()
-        exe.block(exe.sleep_until(exe.journal.allocate(), self._check_when(when)))
+        self._exe.block(self._exe.waits.call_sleep(self._check_when(when)))
 
     def wait_for_signal(
         self, name: str, *, timeout_s: float | None = None, schema: Any = None
     ) -> Any:
-        exe = self._exe
-        exe.raise_if_unwinding()
-        tp = _signal_type(exe, name, schema)
-        _check_timeout(timeout_s)
-        return exe.block(exe.wait_signal(exe.journal.allocate(), name, timeout_s, tp))
+        return self._exe.block(self._exe.waits.call_signal(name, timeout_s, schema))
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> R:
-        exe = self._exe
-        exe.raise_if_unwinding()
-        _check_workflow(wf)
-        result: R = exe.block(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=False))
+        result: R = self._exe.block(self._exe.children.call(wf, args, kwargs, start_only=False))
         return result
 
     def start_child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> ChildHandle[R]:
-        exe = self._exe
-        exe.raise_if_unwinding()
-        _check_workflow(wf)
-        run_id = exe.block(exe.child(exe.journal.allocate(), wf, args, kwargs, start_only=True))
+        run_id = self._exe.block(self._exe.children.call(wf, args, kwargs, start_only=True))
         return ChildHandle(self, wf, str(run_id))
-
-
-def _signal_type(exe: Execution, name: str, schema: Any) -> Any:
-    if not isinstance(name, str) or not name:
-        raise InvalidArgument("wait_for_signal needs a non-empty signal name")
-    if schema is not None:
-        return schema
-    return exe.wf.signals.get(name, _ANY)
-
-
-def _check_timeout(timeout_s: float | None) -> None:
-    if timeout_s is not None and timeout_s < 0:
-        raise InvalidArgument(f"timeout_s must be >= 0, got {timeout_s}")
-
-
-def _check_workflow(wf: object) -> None:
-    if not isinstance(wf, Workflow):
-        raise InvalidArgument(f"ctx.child needs a @workflow, got {wf!r}")
 
 
 _OURS = (StepCall, JournalCall)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+from stepstone.core.errortypes import AppErrors
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.routing import KeyFunction, labels_of
 from stepstone.core.scope import active_caller
@@ -371,20 +372,35 @@ class _WorkflowDecorator(typing.Protocol):
 
 
 class Registry:
-    """The workflows a client or worker knows, by name. Pass one explicitly; there is no global.
+    """The workflows a client or worker knows, by name, and the app's exception types that a
+    replay raises again as themselves. Pass one explicitly; there is no global.
 
-    >>> Registry([checkout, refund])  # or Registry.from_module(my_app)
+    A recorded step failure is rebuilt as its own class when that class is registered with
+    ``errors=`` (classes, or modules for all their exception classes), is named at the top
+    level of a registered workflow's module (defined or imported there), is one of stepstone's
+    errors or is a Python builtin; otherwise it comes back as :class:`~stepstone.StepFailed`.
+
+    >>> Registry([checkout, refund], errors=[PaymentDeclined])  # or Registry.from_module(my_app)
     """
 
-    def __init__(self, workflows: Iterable[Workflow[Any, Any]] = ()) -> None:
+    def __init__(
+        self,
+        workflows: Iterable[Workflow[Any, Any]] = (),
+        *,
+        errors: Iterable[type[Exception] | ModuleType] = (),
+    ) -> None:
         self.workflows: dict[str, Workflow[Any, Any]] = {}
+        self.errors = AppErrors()
         for wf in workflows:
             self.add(wf)
+        self.errors.add(*errors)
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Registry:
         """Every workflow defined at the top level of ``module``."""
-        return cls(v for v in vars(module).values() if isinstance(v, Workflow))
+        registry = cls(v for v in vars(module).values() if isinstance(v, Workflow))
+        registry.errors.add(module)
+        return registry
 
     def add(self, wf: Workflow[Any, Any]) -> Workflow[Any, Any]:
         if not isinstance(wf, Workflow):
@@ -397,6 +413,7 @@ class Registry:
                 f"{wf.fn.__module__}.{wf.fn.__qualname__})"
             )
         self.workflows[wf.name] = wf
+        self.errors.add_module(wf.fn.__module__)
         return wf
 
     def get(self, name: str) -> Workflow[Any, Any]:
@@ -412,6 +429,10 @@ class Registry:
         if isinstance(wf, str):
             return self.get(wf)
         raise InvalidArgument(f"expected a @workflow or a workflow name, got {wf!r}")
+
+    def error_type(self, module: str, qualname: str) -> type[Exception] | None:
+        """The app's exception class ``module.qualname`` if it is known (see above), else None."""
+        return self.errors.find(module, qualname)
 
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self.workflows))

@@ -11,17 +11,8 @@ from typing import Any
 from stepstone.core import codec
 from stepstone.core.context import SyncWorkflowContext, WorkflowContext
 from stepstone.core.definitions import Workflow
-from stepstone.core.engine import (
-    CancelRequested,
-    CheckFrontier,
-    DeadlinePassed,
-    Execution,
-    HandBack,
-    PauseRequested,
-    Runtime,
-    Suspend,
-    error_info,
-)
+from stepstone.core.engine import Execution, Runtime
+from stepstone.core.failures import error_info
 from stepstone.core.model import Claim, RunState, Wait
 from stepstone.core.port import (
     Blocked,
@@ -29,17 +20,23 @@ from stepstone.core.port import (
     ClaimOutcome,
     Completed,
     Failed,
-    LeaseLost,
     Paused,
     Released,
     Suspended,
 )
 from stepstone.core.scope import active_caller
 from stepstone.errors import (
+    CancelRequested,
+    CheckFrontier,
     DeadlineExceeded,
+    DeadlinePassed,
+    HandBack,
+    LeaseLost,
     MaxRecoveriesExceeded,
     NonDeterminismError,
+    PauseRequested,
     StepstoneError,
+    Suspend,
     Unwind,
 )
 
@@ -132,7 +129,7 @@ async def execute(
 async def _close(
     rt: Runtime, claim: Claim, outcome: ClaimOutcome, exe: Execution | None
 ) -> RunState | None:
-    state_json = exe.take_state() if exe is not None else None
+    state_json = exe.values.take_state() if exe is not None else None
     try:
         return await rt.store.close_claim(claim, outcome, now=rt.clock.now(), state_json=state_json)
     except LeaseLost:
@@ -144,7 +141,7 @@ async def _run(exe: Execution) -> ClaimOutcome | None:
     deadline_timer: asyncio.TimerHandle | None = None
     try:
         args, kwargs = decode_input(exe.wf, exe.run.input_json)
-        token = active_caller.set(exe)
+        token = active_caller.set(exe.steps)
         try:
             exe.task = asyncio.ensure_future(_invoke(exe, args, kwargs))
         finally:
@@ -170,7 +167,7 @@ async def _run(exe: Execution) -> ClaimOutcome | None:
     finally:
         if deadline_timer is not None:
             deadline_timer.cancel()
-    if exe.unwind is not None or exe.waits:  # the code swallowed an unwind: it still applies
+    if exe.unwind is not None or exe.parked:  # the code swallowed an unwind: it still applies
         return _unwound(exe, exe.unwind or Suspend("swallowed"))
     try:
         exe.journal.check_fully_consumed()
@@ -204,7 +201,7 @@ def _unwound(exe: Execution, unwind: BaseException) -> ClaimOutcome | None:
         return Released()
     if isinstance(unwind, CheckFrontier):
         return None
-    waits = list(exe.waits)
+    waits = list(exe.parked)
     if exe.run.deadline_at is not None:
         waits.append(Wait("timer", -1, until=exe.run.deadline_at))
     return Suspended(tuple(waits))
@@ -236,7 +233,7 @@ async def check_run(rt: Runtime, claim: Claim, wf: Workflow[Any, Any]) -> CheckR
     problem: str | None = None
     try:
         args, kwargs = decode_input(wf, claim.run.input_json)
-        token = active_caller.set(exe)
+        token = active_caller.set(exe.steps)
         try:
             exe.task = asyncio.ensure_future(_invoke(exe, args, kwargs))
         finally:

@@ -33,7 +33,6 @@ from stepstone.core.model import (
     Wait,
     WorkerInfo,
 )
-from stepstone.errors import Unwind
 
 __all__ = [
     "Blocked",
@@ -42,21 +41,12 @@ __all__ = [
     "ClaimOutcome",
     "Completed",
     "Failed",
-    "LeaseLost",
     "NewEvent",
     "Paused",
     "Released",
     "Store",
     "Suspended",
 ]
-
-
-class LeaseLost(Unwind):
-    """This worker's lease on the run is gone (another worker took it, or it was finished)."""
-
-    def __init__(self, run_id: str, lease_token: int) -> None:
-        super().__init__(f"lease on run {run_id} (token {lease_token}) is no longer held")
-        self.run_id, self.lease_token = run_id, lease_token
 
 
 # --- how a claim ends ------------------------------------------------------------------------

@@ -3,20 +3,18 @@
 This module is the only place that decides what a journal entry means for the call now being made:
 ``seq`` is handed out in call order (before any ``await``), a recorded entry whose kind or name
 differs from the call raises :class:`NonDeterminismError`, and entries left over when the workflow
-returns are a mismatch too. It also rebuilds recorded step failures as exceptions.
+returns are a mismatch too. (How a recorded failure is raised again:
+:mod:`stepstone.core.failures`.)
 """
 
 from __future__ import annotations
 
-import builtins
-import importlib
-import json
 from collections.abc import Iterable
 
-from stepstone.core.model import ErrorInfo, StepKind, StepRecord
-from stepstone.errors import NonDeterminismError, StepError
+from stepstone.core.model import StepKind, StepRecord
+from stepstone.errors import NonDeterminismError
 
-__all__ = ["Journal", "describe_call", "rebuild_error"]
+__all__ = ["Journal", "describe_call"]
 
 
 def describe_call(kind: StepKind, name: str) -> str:
@@ -77,32 +75,3 @@ class Journal:
 
     def __len__(self) -> int:
         return len(self._records)
-
-
-def rebuild_error(error: ErrorInfo) -> BaseException:
-    """The exception a recorded step failure raises again on replay.
-
-    The original class is imported by module and name and built from its recorded JSON args, so an
-    ``except ValueError`` in the workflow takes the same path on replay. When that is not possible,
-    a :class:`StepError` carrying the type name and message is raised instead.
-    """
-    cls: object = None
-    if error.module:
-        try:
-            target: object = (
-                builtins if error.module == "builtins" else importlib.import_module(error.module)
-            )
-            for part in error.type.split("."):
-                target = getattr(target, part)
-            cls = target
-        except (ImportError, AttributeError):
-            cls = None
-    if isinstance(cls, type) and issubclass(cls, Exception):
-        try:
-            args = json.loads(error.args_json) if error.args_json else [error.message]
-            exc = cls(*args)
-        except Exception:
-            exc = None
-        if exc is not None:
-            return exc
-    return StepError(error.type, error.message)

@@ -19,12 +19,13 @@ from typing import Any
 
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
-from stepstone.core.engine import Execution, HandBack, Runtime
+from stepstone.core.engine import Execution, Runtime
 from stepstone.core.executor import ExecutionHooks, execute
 from stepstone.core.model import Claim, Labels, RunState, WorkerInfo, describe_wait
 from stepstone.core.port import Store
 from stepstone.core.scope import Credentials, credentials_scope
 from stepstone.core.settings import Settings
+from stepstone.errors import HandBack
 from stepstone.runtime.identity import HOST, process_alive, process_start, worker_id_for
 from stepstone.runtime.logs import QuietLog, install_run_context
 from stepstone.runtime.threads import DaemonThreadPool

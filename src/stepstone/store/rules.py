@@ -27,6 +27,7 @@ from stepstone.core.model import (
     StepStatus,
     Wait,
 )
+from stepstone.core.records import SignalOutcome, SignalWait
 from stepstone.errors import InvalidArgument, RunStateError
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "parked_state",
     "signal_awaited",
     "signal_taken",
-    "wait_details",
 ]
 
 
@@ -115,17 +115,6 @@ def parked_state(
     return (RunState.WAITING if waiting else RunState.SLEEPING), wake
 
 
-def wait_details(waits: tuple[Wait, ...]) -> dict[str, Any]:
-    """The ``waiting``/``sleeping`` event's data: what the run waits for (not its deadline)."""
-    return {
-        "waits": [
-            {"kind": w.kind, "name": w.name, "until": w.until.isoformat() if w.until else None}
-            for w in waits
-            if w.seq >= 0
-        ]
-    }
-
-
 def fork_of(source: Run, *, from_seq: int, patch: dict[int, str], new_run_id: str) -> NewRun:
     """The run a fork of ``source`` creates (same workflow, version, input); checks that every
     patched step comes before ``from_seq`` (that it was recorded is for the store to check)."""
@@ -152,7 +141,7 @@ def signal_taken(seq: int, name: str, payload_json: str, now: datetime) -> StepR
         name,
         StepKind.SIGNAL,
         StepStatus.COMPLETED,
-        output_json=f'{{"payload":{payload_json}}}',
+        output_json=SignalOutcome(payload_json).encode(),
         started_at=now,
         finished_at=now,
     )
@@ -165,6 +154,6 @@ def signal_awaited(seq: int, name: str, until: datetime | None, now: datetime) -
         name,
         StepKind.SIGNAL,
         StepStatus.WAITING,
-        output_json=json.dumps({"until": until.isoformat() if until else None}),
+        output_json=SignalWait(until).encode(),
         started_at=now,
     )

@@ -9,7 +9,8 @@ from typing import Any
 
 from stepstone.core import port
 from stepstone.core.model import Claim, RunState
-from stepstone.store.rules import parked_state, wait_details
+from stepstone.core.records import waits_event
+from stepstone.store.rules import parked_state
 from stepstone.store.scripts.control import cascade_cancel
 from stepstone.store.scripts.runs import event, fence, get_run
 from stepstone.store.scripts.tx import Tx
@@ -67,7 +68,7 @@ async def close_claim(
     params = {**base, "state": state.value, "error": error, "waits": waits, "wake_at": wake_at}
     if await tx.run("park_run", params) != 1:
         return await _closed_before(tx, claim, now)
-    detail = wait_details(outcome.waits) if isinstance(outcome, port.Suspended) else None
+    detail = waits_event(outcome.waits) if isinstance(outcome, port.Suspended) else None
     kind = {RunState.PENDING: "released"}.get(state, state.value)
     await event(tx, claim.run_id, kind, detail, now)
     return state

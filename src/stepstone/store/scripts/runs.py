@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from stepstone.core.model import Claim, Control, NewRun, Run, RunQuery, RunState, WorkerInfo
-from stepstone.core.port import LeaseLost
-from stepstone.errors import InvalidArgument, RunNotFound, RunStateError, Transient
+from stepstone.errors import InvalidArgument, LeaseLost, RunNotFound, RunStateError, Transient
 from stepstone.store.admission import PoolWorker, choose_pool_worker
 from stepstone.store.rules import fork_of
 from stepstone.store.scripts.tx import Tx

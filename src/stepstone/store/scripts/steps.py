@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from stepstone.core.model import Claim, Control, EventRecord, NewRun, Run, StepRecord
-from stepstone.core.port import LeaseLost, NewEvent
+from stepstone.core.port import NewEvent
+from stepstone.errors import LeaseLost
 from stepstone.store.scripts.runs import fence, insert_run
 from stepstone.store.scripts.tx import Tx
 

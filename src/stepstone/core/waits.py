@@ -1,0 +1,136 @@
+"""Waits: durable timers and signal waits, which suspend the run instead of holding a worker.
+
+A wait records what it waits for and raises :class:`~stepstone.errors.Suspend` (through
+:meth:`Execution.suspend <stepstone.core.engine.Execution.suspend>`); a replay after the timer is
+due, or after the signal came, returns at once. A wait that is already satisfied never suspends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from stepstone.core import codec
+from stepstone.core.jsonschema import schema_for
+from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
+from stepstone.core.records import SignalOutcome, SignalWait, Until
+from stepstone.errors import InvalidArgument, WaitTimeout
+
+if TYPE_CHECKING:
+    from stepstone.core.engine import Execution
+
+__all__ = ["Waits"]
+
+
+class Waits:
+    """The timers and signal waits of one execution."""
+
+    __slots__ = ("_exe",)
+
+    def __init__(self, exe: Execution) -> None:
+        self._exe = exe
+
+    def call_sleep(self, until: datetime) -> Coroutine[Any, Any, None]:
+        """A ``ctx.sleep``: its journal position is taken now; the coroutine waits."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        return self.sleep_until(exe.journal.allocate(), until)
+
+    def call_signal(
+        self, name: str, timeout_s: float | None, schema: Any
+    ) -> Coroutine[Any, Any, Any]:
+        """A ``ctx.wait_for_signal``: arguments checked and journal position taken now; the
+        coroutine waits and returns the payload, decoded by ``schema`` (or the workflow's
+        ``signals=`` type)."""
+        exe = self._exe
+        exe.raise_if_unwinding()
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument("wait_for_signal needs a non-empty signal name")
+        if timeout_s is not None and timeout_s < 0:
+            raise InvalidArgument(f"timeout_s must be >= 0, got {timeout_s}")
+        tp = schema if schema is not None else exe.wf.signals.get(name, codec._NO_HINT)
+        return self.wait_signal(exe.journal.allocate(), name, timeout_s, tp)
+
+    async def sleep_until(self, seq: int, until: datetime) -> None:
+        exe = self._exe
+        exe.raise_if_unwinding()
+        record = exe.journal.lookup(seq, StepKind.SLEEP, "sleep")
+        if record is None:
+            exe.frontier(seq)
+            done = until <= exe.now()
+            await exe.persist(
+                StepRecord(
+                    seq,
+                    "sleep",
+                    StepKind.SLEEP,
+                    StepStatus.COMPLETED if done else StepStatus.WAITING,
+                    output_json=Until(until).encode(),
+                    started_at=exe.now(),
+                )
+            )
+            if done:
+                return
+        else:
+            recorded = Until.decode(record.output_json).at
+            until = recorded if recorded is not None else until
+            if record.status is StepStatus.COMPLETED:
+                return
+            if until <= exe.now():
+                if not exe.check_only:  # mark it over, so describe() shows it done
+                    await exe.persist(
+                        replace(record, status=StepStatus.COMPLETED, finished_at=exe.now())
+                    )
+                return
+            exe.frontier(seq)
+        raise exe.suspend(Wait("timer", seq, until=until))
+
+    async def wait_signal(self, seq: int, name: str, timeout_s: float | None, tp: Any) -> Any:
+        exe = self._exe
+        exe.raise_if_unwinding()
+        record = exe.journal.lookup(seq, StepKind.SIGNAL, name)
+        if record is not None and record.status is StepStatus.COMPLETED:
+            return self._result(SignalOutcome.decode(record.output_json), seq, name, timeout_s, tp)
+        exe.frontier(seq)
+        if record is None:
+            until = exe.now() + timedelta(seconds=timeout_s) if timeout_s is not None else None
+        else:
+            until = SignalWait.decode(record.output_json).until
+        await exe.flush_background()
+        payload = await exe.rt.store.take_signal(exe.claim, seq, name, until=until, now=exe.now())
+        if payload is not None:
+            taken = SignalOutcome(payload)
+            exe.journal.remember(
+                StepRecord(
+                    seq, name, StepKind.SIGNAL, StepStatus.COMPLETED, output_json=taken.encode()
+                )
+            )
+            return self._result(taken, seq, name, timeout_s, tp)
+        exe.journal.remember(
+            StepRecord(
+                seq,
+                name,
+                StepKind.SIGNAL,
+                StepStatus.WAITING,
+                output_json=SignalWait(until).encode(),
+            )
+        )
+        if until is not None and exe.now() >= until:
+            timed_out = SignalOutcome(timed_out=True)
+            await exe.persist(
+                StepRecord(
+                    seq, name, StepKind.SIGNAL, StepStatus.COMPLETED, output_json=timed_out.encode()
+                )
+            )
+            return self._result(timed_out, seq, name, timeout_s, tp)
+        schema = None if tp is codec._NO_HINT else codec.encode(schema_for(tp), "signal schema")
+        raise exe.suspend(Wait("signal", seq, name=name, until=until, schema_json=schema))
+
+    def _result(
+        self, outcome: SignalOutcome, seq: int, name: str, timeout_s: float | None, tp: Any
+    ) -> Any:
+        if outcome.timed_out:
+            raise WaitTimeout(f"signal {name!r}", timeout_s)
+        where = f"run {self._exe.run.run_id} signal {name!r} #{seq}"
+        return codec.decode(outcome.payload_json, tp, where)
