@@ -10,6 +10,7 @@ from typing import Any
 from stepstone.core import port
 from stepstone.core.model import Claim, RunState
 from stepstone.core.records import waits_event
+from stepstone.errors import LeaseLost
 from stepstone.store.rules import parked_state
 from stepstone.store.scripts.control import cascade_cancel
 from stepstone.store.scripts.runs import event, fence, get_run
@@ -62,7 +63,7 @@ async def close_claim(
         assert isinstance(outcome, port.Suspended)
         try:
             await fence(tx, claim)  # PostgreSQL: a signal or a child's end now waits for us
-        except port.LeaseLost:
+        except LeaseLost:
             return await _closed_before(tx, claim, now)
         state, wake_at, waits = await _suspended_state(tx, claim.run_id, outcome, now)
     params = {**base, "state": state.value, "error": error, "waits": waits, "wake_at": wake_at}
@@ -86,7 +87,7 @@ async def _closed_before(tx: Tx, claim: Claim, now: datetime) -> RunState:
             and run.updated_at == now
         ):
             return run.state
-    raise port.LeaseLost(claim.run_id, claim.lease_token)
+    raise LeaseLost(claim.run_id, claim.lease_token)
 
 
 async def _suspended_state(
