@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stepstone.core.codec import surrogate_path
 from stepstone.core.definitions import Workflow
 from stepstone.errors import InvalidArgument
 
 __all__ = [
-    "lone_surrogate_at",
     "parse_credentials",
     "parse_labels",
     "parse_json_flag",
@@ -45,40 +45,13 @@ def parse_json_flag(flag: str, text: str) -> Any:
         ) from None
     except RecursionError:
         raise InvalidArgument(f"{flag}: JSON in {source} is nested too deeply") from None
-    bad = lone_surrogate_at(value)
+    bad = surrogate_path(value)
     if bad is not None:
         raise InvalidArgument(
             f"{flag}: the string at {bad} in {source} holds a lone surrogate (\\ud800-\\udfff "
             "alone is not valid Unicode and cannot be stored)"
         )
     return value
-
-
-def lone_surrogate_at(value: Any, path: str = "$") -> str | None:
-    """The JSON path of the first string (or key) holding a lone UTF-16 surrogate, if any."""
-    if isinstance(value, str):
-        return path if _has_surrogate(value) else None
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            found = lone_surrogate_at(item, f"{path}[{i}]")
-            if found is not None:
-                return found
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if _has_surrogate(key):
-                return f"{path} (a key)"
-            found = lone_surrogate_at(item, f"{path}.{key}")
-            if found is not None:
-                return found
-    return None
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def parse_workflow_input(
@@ -129,7 +102,7 @@ def parse_workflow_input(
             kwargs[key] = raw
         except RecursionError:
             raise InvalidArgument(f"--arg {key}: JSON nested too deeply") from None
-        bad = lone_surrogate_at(kwargs[key])
+        bad = surrogate_path(kwargs[key])
         if bad is not None:
             raise InvalidArgument(f"--arg {key}: the string at {bad} holds a lone surrogate")
     return args, kwargs

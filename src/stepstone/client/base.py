@@ -70,11 +70,7 @@ class ClientBase:
         concurrency: int = 32,
         auto_migrate: bool | None = None,
     ) -> None:
-        if isinstance(store, Store):
-            self.store: Store = store
-        else:
-            self.store = open_store_for_use(store, auto_migrate=auto_migrate)
-        self._owns_store = not isinstance(store, Store)
+        self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()

@@ -30,7 +30,7 @@ from typing import Any
 
 from stepstone.errors import DecodeError, EncodeError
 
-__all__ = ["decode", "decode_value", "encode", "is_pydantic_model", "to_jsonable"]
+__all__ = ["decode", "decode_value", "encode", "is_pydantic_model", "surrogate_path", "to_jsonable"]
 
 _NO_HINT = object()
 
@@ -94,7 +94,7 @@ def encode(value: object, where: str) -> str:
         except UnicodeEncodeError:
             raise EncodeError(
                 where,
-                _surrogate_path(value, "$") or "$",
+                surrogate_path(value, "$") or "$",
                 "str",
                 "it holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text",
             ) from None
@@ -124,7 +124,7 @@ def _deep_path(value: object, limit: int = 6) -> str:
     return path + "..."
 
 
-def _surrogate_path(value: object, path: str) -> str | None:
+def surrogate_path(value: object, path: str = "$") -> str | None:
     """The JSON path of the first string (or key) holding a lone surrogate."""
     if isinstance(value, str):
         return None if value.isascii() or _utf8_ok(value) else path
@@ -132,13 +132,13 @@ def _surrogate_path(value: object, path: str) -> str | None:
         for key, item in value.items():
             if isinstance(key, str) and not _utf8_ok(key):
                 return f"{path} (a key)"
-            found = _surrogate_path(item, f"{path}.{key}")
+            found = surrogate_path(item, f"{path}.{key}")
             if found is not None:
                 return found
         return None
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            found = _surrogate_path(item, f"{path}[{i}]")
+            found = surrogate_path(item, f"{path}[{i}]")
             if found is not None:
                 return found
         return None
@@ -146,7 +146,7 @@ def _surrogate_path(value: object, path: str) -> str | None:
         converted = _default(value)
     except Exception:
         return None
-    return None if converted is value else _surrogate_path(converted, path)
+    return None if converted is value else surrogate_path(converted, path)
 
 
 def _utf8_ok(text: str) -> bool:

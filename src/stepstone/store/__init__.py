@@ -68,15 +68,21 @@ def open_store(
     )
 
 
-def open_store_for_use(url: str | Path | None = None, *, auto_migrate: bool | None = None) -> Store:
-    """The store a client or worker opens from a URL. ``auto_migrate=None``: an SQLite file
-    (named or the default) is created and migrated on first use; PostgreSQL is migrated
-    explicitly (``stepstone migrate``), since its schema is shared by a whole fleet."""
+def open_store_for_use(
+    url: Store | str | Path | None = None, *, auto_migrate: bool | None = None
+) -> tuple[Store, bool]:
+    """The store a client or worker uses, and whether it opened it (and so must close it).
+
+    A ``Store`` is used as it is. From a URL, ``auto_migrate=None``: an SQLite file (named or
+    the default) is created and migrated on first use; PostgreSQL is migrated explicitly
+    (``stepstone migrate``), since its schema is shared by a whole fleet."""
+    if isinstance(url, Store):
+        return url, False
     if auto_migrate is None:
         text = "" if url is None else str(url)
         sqlite = url is None or isinstance(url, Path) or "://" not in text
         auto_migrate = sqlite or text.startswith("sqlite://")
-    return open_store(url, auto_migrate=auto_migrate)
+    return open_store(url, auto_migrate=auto_migrate), True
 
 
 def redact_url(url: str) -> str:

@@ -69,11 +69,7 @@ class Worker:
         worker_id: str | None = None,
         auto_migrate: bool | None = None,
     ) -> None:
-        if isinstance(store, Store):
-            self.store: Store = store
-        else:
-            self.store = open_store_for_use(store, auto_migrate=auto_migrate)
-        self._owns_store = not isinstance(store, Store)
+        self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
         if not len(self.registry):
             raise InvalidArgument(
