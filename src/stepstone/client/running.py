@@ -265,12 +265,14 @@ class Running(ClientBase):
         too, as soon as they are started (so ``start_child`` overlaps the parent's next steps,
         as it does under workers); children still running when it finishes are handed back."""
         children: dict[str, asyncio.Task[None]] = {}
-        adopter = asyncio.create_task(self._adopt_children(runner, run_id, children))
+        done = asyncio.Event()
+        adopter = asyncio.create_task(self._adopt_children(runner, run_id, children, done))
         try:
             await self._drive_one(runner, run_id, claim, children)
         finally:
+            done.set()  # the adopter also stops by itself, should a cancellation be lost
             adopter.cancel()
-            await asyncio.gather(adopter, return_exceptions=True)
+            await asyncio.wait([adopter])
             await self._release_children(runner, children)
 
     async def _drive_one(
@@ -318,11 +320,15 @@ class Running(ClientBase):
                 await self.store.wait_for_change(timeout, since=token)
 
     async def _adopt_children(
-        self, runner: Runner, run_id: str, children: dict[str, asyncio.Task[None]]
+        self,
+        runner: Runner,
+        run_id: str,
+        children: dict[str, asyncio.Task[None]],
+        done: asyncio.Event,
     ) -> None:
         """Drive each unfinished child of ``run_id`` from the moment it is started."""
         active = tuple(s for s in RunState if s not in TERMINAL_STATES)
-        while True:
+        while not done.is_set():
             token = await self.store.change_token()
             query = RunQuery(states=active, parent_run_id=run_id, limit=1000)
             for child in await self.store.list_runs(query):

@@ -261,8 +261,11 @@ class Worker:
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds`` unless the worker is asked to stop meanwhile."""
         assert self._stopping is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait([stopped], timeout=seconds)
+        finally:
+            stopped.cancel()
 
     async def _shutdown(self) -> None:
         """Stop claiming; let steps finish within the grace period; hand back what remains."""

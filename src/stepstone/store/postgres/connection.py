@@ -220,8 +220,13 @@ class Changes:
                 self._listen(), name="stepstone-listen"
             )
         if not self._tried.is_set() and timeout_s > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tried.wait(), timeout_s)
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for loses a cancellation that
+            # lands as the awaited event fires, and the caller's loop would never stop
+            tried = asyncio.ensure_future(self._tried.wait())
+            try:
+                await asyncio.wait([tried], timeout=timeout_s)
+            finally:
+                tried.cancel()
 
     async def wait(self, timeout_s: float, since: object = None) -> None:
         loop = asyncio.get_running_loop()
