@@ -256,15 +256,20 @@ class Running(ClientBase):
             children = [w.name for w in run.waits if w.kind == "child" and w.name]
             if run.state is RunState.WAITING and children:
                 await asyncio.gather(*(self._drive(runner, c, None) for c in children))
-            token = await self.store.change_token()  # before the reads below: nothing is missed
             claim = await self.store.claim_run(
                 run_id, runner.worker, lease_s=self.settings.lease_s, now=self.clock.now()
             )
             if claim is not None:
                 continue
+            # The token is taken after the failed claim, whose own (empty) commit would
+            # otherwise end the wait below at once, round and round without yielding the loop;
+            # a wake-up between the claim and the token shows in the read that follows it.
+            token = await self.store.change_token()
             run = await self.store.get_run(run_id)
             if run is None or run.is_finished:
                 return
+            if run.state is RunState.PENDING:
+                continue
             timeout = self.settings.poll_s
             if run.wake_at is not None:
                 timeout = min(timeout, max((run.wake_at - self.clock.now()).total_seconds(), 0.0))
