@@ -15,6 +15,7 @@ __all__ = [
     "DecodeError",
     "DuplicateRun",
     "EncodeError",
+    "FlowError",
     "InvalidArgument",
     "MaxRecoveriesExceeded",
     "NonDeterminismError",
@@ -174,6 +175,15 @@ class MaxRecoveriesExceeded(StepstoneError):
             f"(max_recoveries={limit}); giving up"
         )
         self.run_id, self.recoveries, self.limit = run_id, recoveries, limit
+
+
+class FlowError(StepstoneError):
+    """A Flow's own rule failed at run time: a route key with no branch, a loop past its
+    ``max_iterations``, a loop body that returned no ``LoopResult``."""
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(f"{node}: {message}")
+        self.node = node
 
 
 class StepError(StepstoneError):
