@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import Counter
@@ -516,3 +517,36 @@ def test_mermaid_and_the_graph_command(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli_main(["graph", "--app", str(app), "coded"]) == 0
     assert "known only as it runs" in capsys.readouterr().out
     assert cli_main(["graph", "--app", str(app), "nope"]) == 3
+
+
+def test_a_built_flow_works_with_the_cli_and_fork(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = tmp_path / "flow_cli_app.py"
+    app.write_text(
+        "from stepstone.flow import Flow\n"
+        "def double(x): return x * 2\n"
+        "def inc(x): return x + 1\n"
+        "pipeline = Flow('pipeline').then(double).then(inc).build()\n"
+    )
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert cli_main(["migrate", "--db", db]) == 0
+    capsys.readouterr()
+    argv = ["run", "pipeline", "--app", str(app), "--db", db, "--input", "[5]", "--run-id", "c1"]
+    assert cli_main([*argv, "--json"]) == 0
+    envelope = json.loads(capsys.readouterr().out)
+    assert envelope["ok"] and envelope["data"]["result"] == 11
+    from stepstone import Client
+    from stepstone.cli.app import load_app
+
+    with Client(db, workflows=load_app(str(app))) as client:
+        forked = client.fork("c1", 1, patch={0: 100})
+        assert client.run("pipeline", run_id=forked.run_id) == 101
+
+
+def test_run_workflow_leaves_no_store_behind(tmp_path: Path) -> None:
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("stepstone-flow-*"))
+    assert run_workflow(Flow("gone").then(double).build(), 2) == 4
+    assert set(Path(tempfile.gettempdir()).glob("stepstone-flow-*")) <= before

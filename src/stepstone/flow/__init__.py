@@ -17,6 +17,7 @@ from stepstone.flow.builder import BranchBuilder, Flow, ForkBuilder
 from stepstone.flow.compile import FlowWorkflow
 from stepstone.flow.graph import LoopResult, OnMax
 from stepstone.flow.runners import (
+    Backend,
     InMemoryBackend,
     PostgresBackend,
     WorkflowClient,
@@ -43,6 +44,7 @@ Workflow = FlowWorkflow  # sayiir's name for what Flow.build() returns
 
 __all__ = [
     "ApprovalGate",
+    "Backend",
     "BranchBuilder",
     "DurableWorkflow",
     "Flow",

@@ -24,6 +24,7 @@ from stepstone.flow.status import WorkflowStatus, by_reason, status_of
 from stepstone.store import open_store
 
 __all__ = [
+    "Backend",
     "InMemoryBackend",
     "PostgresBackend",
     "StoreLike",
@@ -40,7 +41,8 @@ __all__ = [
 
 T = TypeVar("T")
 ConflictPolicy = Literal["fail", "use_existing"]
-_WATCH_S = 0.005  # how often a durable run is looked at to see whether it has parked
+_WATCH_S = 0.002  # how soon a durable run is first looked at to see whether it has parked
+_WATCH_MAX_S = 0.05
 
 
 class _Session:
@@ -70,8 +72,10 @@ class _Session:
                 shutil.rmtree(self._tempdir, ignore_errors=True)
 
 
-class _Backend:
-    """A store kept open across calls (``backend=`` in sayiir's functions)."""
+class Backend:
+    """A store kept open across calls, by URL (``backend=`` in sayiir's functions): pass it
+    to several runner calls and they share one connection instead of opening the store each
+    time. Close it when done (or use it as a context manager)."""
 
     def __init__(self, url: str, tempdir: str | None = None) -> None:
         self.url = url
@@ -94,14 +98,14 @@ class _Backend:
         if self._tempdir is not None:
             self._finalizer()
 
-    def __enter__(self) -> _Backend:
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class InMemoryBackend(_Backend):
+class InMemoryBackend(Backend):
     """A store that lives as long as this object: a SQLite file in a private temporary folder,
     deleted on ``close()`` or when the object goes. Nothing outlives the process."""
 
@@ -110,7 +114,7 @@ class InMemoryBackend(_Backend):
         super().__init__(str(Path(folder) / "flow.db"), tempdir=folder)
 
 
-class PostgresBackend(_Backend):
+class PostgresBackend(Backend):
     """A PostgreSQL store by URL; its schema is created or migrated on first use."""
 
     def __init__(self, url: str) -> None:
@@ -119,7 +123,7 @@ class PostgresBackend(_Backend):
         super().__init__(url)
 
 
-StoreLike = _Backend | Store | str | Path | None
+StoreLike = Backend | Store | str | Path | None
 
 
 @contextlib.contextmanager
@@ -128,7 +132,7 @@ def _using(store: StoreLike, backend: StoreLike = None) -> Iterator[_Session]:
     if store is not None and backend is not None:
         raise InvalidArgument("pass store= or backend=, not both")
     target = store if store is not None else backend
-    if isinstance(target, _Backend):
+    if isinstance(target, Backend):
         yield target.session()
         return
     if target is None:
@@ -173,11 +177,13 @@ async def drive(
     """Execute the run ``instance_id`` here (creating it with ``args`` if it is new) until it
     finishes or, with ``until_parked``, parks on a delay, a signal or a pause."""
     runner = asyncio.ensure_future(client.run(wf, *args, run_id=instance_id))
+    watch_s = _WATCH_S
     try:
         while until_parked:
-            done, _ = await asyncio.wait({runner}, timeout=_WATCH_S)
+            done, _ = await asyncio.wait({runner}, timeout=watch_s)
             if done:
                 break
+            watch_s = min(watch_s * 2, _WATCH_MAX_S)  # a long run is looked at less often
             run = await client.store.get_run(instance_id)
             if run is not None and _parked(run, client.clock.now()):
                 break
@@ -347,7 +353,7 @@ class WorkflowClient:
     """
 
     def __init__(self, store: StoreLike, *, conflict_policy: ConflictPolicy | None = None) -> None:
-        self._backend = store if isinstance(store, _Backend) else None
+        self._backend = store if isinstance(store, Backend) else None
         self._session = self._backend.session() if self._backend else _Session(_store_of(store))
         self._policy = conflict_policy or "fail"
 
@@ -405,6 +411,6 @@ class WorkflowClient:
 
 
 def _store_of(store: StoreLike) -> Store | str | Path:
-    if store is None or isinstance(store, _Backend):
+    if store is None or isinstance(store, Backend):
         raise InvalidArgument("WorkflowClient needs a store: a URL, a Store or a backend")
     return store
