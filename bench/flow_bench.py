@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flow_workloads import durable, fork_timings, per_task_us, seq100, timed
 
 from stepstone.flow import (
     Backend,
@@ -45,77 +42,26 @@ from stepstone.flow import (
 BENCH = Path(__file__).resolve().parent
 PEERS_PYTHON = BENCH / ".peers" / "venv" / "bin" / "python"
 PEER_SCRIPT = BENCH / "peers" / "sayiir_flow_bench.py"
-TASKS = 100
-
-
-def noop(x: object) -> object:
-    return x
-
-
-def sleep_1s(x: object) -> object:
-    time.sleep(1.0)
-    return x
-
-
-def seq100() -> Any:
-    flow = Flow("seq100")
-    for i in range(TASKS):
-        flow = flow.then(noop, name=f"s{i}")
-    return flow.build()
-
-
-def fork2(chain: int) -> Any:
-    fork = Flow(f"fork2x1s_{chain}").fork()
-    for b in ("a", "b"):
-        fork = fork.branch(sleep_1s, *[noop] * (chain - 1), name=b)
-    return fork.join(lambda outs: len(outs), name="join").build()
-
-
-def timed(fn: Callable[[int], object], reps: int) -> list[float]:
-    """Seconds per call, one warm-up call first."""
-    samples = []
-    for i in range(reps + 1):
-        started = time.perf_counter()
-        fn(i)
-        if i:
-            samples.append(time.perf_counter() - started)
-    return samples
-
-
-def per_task_us(samples: list[float]) -> float:
-    return statistics.median(samples) * 1e6 / TASKS
-
-
-def durable(wf: Any, backend: Backend, label: str) -> Callable[[int], object]:
-    def run(i: int) -> object:
-        status = run_durable_workflow(wf, f"{label}-{i}-{time.time_ns()}", 1, backend=backend)
-        assert status.is_completed(), status
-        return status
-
-    return run
 
 
 def measure_stepstone(reps: int, postgres: bool) -> dict[str, float]:
-    wf = seq100()
+    wf = seq100(Flow)
     out: dict[str, float] = {}
     out["seq100 memory (us/task)"] = per_task_us(timed(lambda i: run_workflow(wf, 1), reps))
     with InMemoryBackend() as backend:
-        samples = timed(durable(wf, backend, "mem"), reps)
+        samples = timed(durable(run_durable_workflow, wf, backend, "mem"), reps)
     out["seq100 memory, store kept (us/task)"] = per_task_us(samples)
     folder = tempfile.mkdtemp(prefix="flow-bench-")
     with Backend(f"sqlite:///{folder}/bench.db") as backend:
-        samples = timed(durable(wf, backend, "sqlite"), reps)
+        samples = timed(durable(run_durable_workflow, wf, backend, "sqlite"), reps)
     out["seq100 sqlite (us/task)"] = per_task_us(samples)
     if postgres:
         import pgdb
 
         with pgdb.fresh_database("flow_seq") as (_, url), PostgresBackend(url) as backend:
-            samples = timed(durable(wf, backend, "pg"), reps)
+            samples = timed(durable(run_durable_workflow, wf, backend, "pg"), reps)
         out["seq100 postgres (us/task)"] = per_task_us(samples)
-    for chain in (1, 2):
-        forked = fork2(chain)
-        samples = timed(lambda i, wf=forked: run_workflow(wf, 1), max(1, reps // 2))
-        out[f"fork2x1s, {chain}-task branches (s)"] = statistics.median(samples)
+    out.update(fork_timings(run_workflow, Flow, reps))
     return out
 
 

@@ -550,3 +550,11 @@ def test_run_workflow_leaves_no_store_behind(tmp_path: Path) -> None:
     before = set(Path(tempfile.gettempdir()).glob("stepstone-flow-*"))
     assert run_workflow(Flow("gone").then(double).build(), 2) == 4
     assert set(Path(tempfile.gettempdir()).glob("stepstone-flow-*")) <= before
+
+
+def test_a_kept_backend_takes_a_flow_built_again() -> None:
+    with InMemoryBackend() as backend:
+        first = Flow("rebuilt").then(double).build()
+        assert run_durable_workflow(first, "k1", 1, backend=backend).output == 2
+        again = Flow("rebuilt").then(double).then(add_ten).build()
+        assert run_durable_workflow(again, "k2", 1, backend=backend).output == 12

@@ -154,6 +154,15 @@ def _built(flow: FlowWorkflow | Flow) -> FlowWorkflow:
     return flow
 
 
+def _serve(client: AsyncClient, wf: FlowWorkflow) -> FlowWorkflow:
+    """Make ``wf`` the flow of its name in this private client: a flow built again (the same
+    graph or an edited one) replaces the one an earlier call on a kept backend registered,
+    instead of being refused as another workflow of the same name. Runs of another shape are
+    then caught by replay, as for any new code."""
+    client.registry.workflows[wf.name] = wf
+    return wf
+
+
 def _parked(run: Run, now: datetime) -> bool:
     """Waiting for something from outside that is not due yet: a signal, a timer, an unpause
     (never a child: the driver runs children here)."""
@@ -176,7 +185,7 @@ async def drive(
 ) -> WorkflowStatus:
     """Execute the run ``instance_id`` here (creating it with ``args`` if it is new) until it
     finishes or, with ``until_parked``, parks on a delay, a signal or a pause."""
-    runner = asyncio.ensure_future(client.run(wf, *args, run_id=instance_id))
+    runner = asyncio.ensure_future(client.run(_serve(client, wf), *args, run_id=instance_id))
     watch_s = _WATCH_S
     try:
         while until_parked:
@@ -218,10 +227,10 @@ def run_durable_workflow(
     workflow: FlowWorkflow | Flow,
     instance_id: str,
     input: Any = None,
-    *,
     store: StoreLike = None,
-    backend: StoreLike = None,
     conflict_policy: ConflictPolicy | None = None,
+    *,
+    backend: StoreLike = None,
 ) -> WorkflowStatus:
     """Run a flow durably as run ``instance_id`` until it completes, fails, or parks on a delay
     or a signal (``status`` says which; ``resume_workflow`` goes on).
@@ -268,7 +277,7 @@ def run_workflow(
             raise StillWaiting(instance_id, status.status, status.signal_name or "a delay", None)
         return status.output
     with _using(store, backend) as session:
-        return session.call(session.client.run, wf, input)
+        return session.call(session.client.run, _serve(session.client, wf), input)
 
 
 async def _resume(client: AsyncClient, wf: FlowWorkflow, instance_id: str) -> WorkflowStatus:
@@ -368,6 +377,7 @@ class WorkflowClient:
         wf = _built(workflow)
         on_conflict = "raise" if self._policy == "fail" else "return"
         client = self._session.client
+        wf = _serve(client, wf)
         self._session.call(client.start, wf, input, run_id=instance_id, on_conflict=on_conflict)
         return self.status(instance_id)
 
