@@ -17,9 +17,6 @@ from stepstone.flow.builder import BranchBuilder, Flow, ForkBuilder
 from stepstone.flow.compile import FlowWorkflow
 from stepstone.flow.graph import LoopResult, OnMax
 from stepstone.flow.runners import (
-    Backend,
-    InMemoryBackend,
-    PostgresBackend,
     WorkflowClient,
     cancel_workflow,
     pause_workflow,
@@ -30,6 +27,7 @@ from stepstone.flow.runners import (
     unpause_workflow,
 )
 from stepstone.flow.sagewai import ApprovalGate, DurableWorkflow, PostgresStore
+from stepstone.flow.session import Backend, InMemoryBackend, PostgresBackend
 from stepstone.flow.status import WorkflowStatus
 from stepstone.flow.tasks import (
     RetryPolicy,

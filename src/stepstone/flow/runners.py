@@ -1,33 +1,24 @@
 """Running flows the sayiir way: ``run_workflow``, ``run_durable_workflow``, resume, cancel,
-pause, signal, the backends and ``WorkflowClient`` — all through the stepstone client."""
+pause, signal and ``WorkflowClient`` — all through the stepstone client."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
-import weakref
-from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from stepstone.client.aio import AsyncClient
-from stepstone.client.portal import Portal
 from stepstone.core.model import Run, RunState
 from stepstone.core.port import Store
 from stepstone.errors import DuplicateRun, InvalidArgument, RunFailed, RunNotFound, StillWaiting
 from stepstone.flow.builder import Flow
 from stepstone.flow.compile import FlowWorkflow
+from stepstone.flow.session import Backend, Session, StoreLike, using
 from stepstone.flow.status import WorkflowStatus, by_reason, status_of
-from stepstone.store import open_store
 
 __all__ = [
-    "Backend",
-    "InMemoryBackend",
-    "PostgresBackend",
-    "StoreLike",
     "WorkflowClient",
     "cancel_workflow",
     "drive",
@@ -39,111 +30,9 @@ __all__ = [
     "unpause_workflow",
 ]
 
-T = TypeVar("T")
 ConflictPolicy = Literal["fail", "use_existing"]
 _WATCH_S = 0.002  # how soon a durable run is first looked at to see whether it has parked
 _WATCH_MAX_S = 0.05
-
-
-class _Session:
-    """An :class:`AsyncClient` on a private loop thread, for the blocking functions."""
-
-    def __init__(self, store: Store | str | Path, *, tempdir: str | None = None) -> None:
-        self._owns = not isinstance(store, Store)
-        self.store = store if isinstance(store, Store) else open_store(store, auto_migrate=True)
-        self.client = AsyncClient(self.store)
-        self._portal = Portal("stepstone-flow")
-        self._tempdir = tempdir
-
-    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, **kw: Any) -> T:
-        return self._portal.call(fn, *args, **kw)
-
-    async def _close(self) -> None:
-        await self.client.close()
-        if self._owns:
-            await self.store.close()
-
-    def close(self) -> None:
-        try:
-            self._portal.call(self._close)
-        finally:
-            self._portal.close()
-            if self._tempdir is not None:
-                shutil.rmtree(self._tempdir, ignore_errors=True)
-
-
-class Backend:
-    """A store kept open across calls, by URL (``backend=`` in sayiir's functions): pass it
-    to several runner calls and they share one connection instead of opening the store each
-    time. Close it when done (or use it as a context manager)."""
-
-    def __init__(self, url: str, tempdir: str | None = None) -> None:
-        self.url = url
-        self._tempdir = tempdir
-        self._session: _Session | None = None
-        if tempdir is not None:  # the files go when the backend does, even if never closed
-            self._finalizer = weakref.finalize(self, shutil.rmtree, tempdir, True)
-
-    def session(self) -> _Session:
-        """The open client on this backend's store."""
-        if self._session is None:
-            self._session = _Session(self.url)
-        return self._session
-
-    def close(self) -> None:
-        """Close the store (and delete an in-memory backend's files)."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-        if self._tempdir is not None:
-            self._finalizer()
-
-    def __enter__(self) -> Backend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class InMemoryBackend(Backend):
-    """A store that lives as long as this object: a SQLite file in a private temporary folder,
-    deleted on ``close()`` or when the object goes. Nothing outlives the process."""
-
-    def __init__(self) -> None:
-        folder = tempfile.mkdtemp(prefix="stepstone-flow-")
-        super().__init__(str(Path(folder) / "flow.db"), tempdir=folder)
-
-
-class PostgresBackend(Backend):
-    """A PostgreSQL store by URL; its schema is created or migrated on first use."""
-
-    def __init__(self, url: str) -> None:
-        if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
-            raise InvalidArgument(f"PostgresBackend needs a postgresql:// URL, got {url!r}")
-        super().__init__(url)
-
-
-StoreLike = Backend | Store | str | Path | None
-
-
-@contextlib.contextmanager
-def _using(store: StoreLike, backend: StoreLike = None) -> Iterator[_Session]:
-    """A session on ``store`` (or sayiir's ``backend=``); None is a temporary store."""
-    if store is not None and backend is not None:
-        raise InvalidArgument("pass store= or backend=, not both")
-    target = store if store is not None else backend
-    if isinstance(target, Backend):
-        yield target.session()
-        return
-    if target is None:
-        folder = tempfile.mkdtemp(prefix="stepstone-flow-")
-        session = _Session(str(Path(folder) / "flow.db"), tempdir=folder)
-    else:
-        session = _Session(target)
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 def _built(flow: FlowWorkflow | Flow) -> FlowWorkflow:
@@ -241,7 +130,7 @@ def run_durable_workflow(
     ``conflict_policy="use_existing"`` goes on with that run.
     """
     wf = _built(workflow)
-    with _using(store, backend) as session:
+    with using(store, backend) as session:
         return session.call(_start_durable, session.client, wf, instance_id, input, conflict_policy)
 
 
@@ -276,7 +165,7 @@ def run_workflow(
         if not status.is_completed():
             raise StillWaiting(instance_id, status.status, status.signal_name or "a delay", None)
         return status.output
-    with _using(store, backend) as session:
+    with using(store, backend) as session:
         return session.call(session.client.run, _serve(session.client, wf), input)
 
 
@@ -295,7 +184,7 @@ def resume_workflow(
 ) -> WorkflowStatus:
     """Go on with run ``instance_id`` from its last checkpoint, until it ends or parks again."""
     wf = _built(workflow)
-    with _using(store, backend) as session:
+    with using(store, backend) as session:
         return session.call(_resume, session.client, wf, instance_id)
 
 
@@ -312,7 +201,7 @@ def cancel_workflow(
     backend: StoreLike = None,
 ) -> None:
     """Cancel run ``instance_id``: at once if parked, else at its next step boundary."""
-    with _using(store, backend) as session:
+    with using(store, backend) as session:
         session.call(session.client.cancel, instance_id, by_reason(reason, cancelled_by))
 
 
@@ -328,7 +217,7 @@ def pause_workflow(
     stepstone records no reason for a pause: ``reason`` and ``paused_by`` are accepted for
     sayiir's signature only."""
     del reason, paused_by
-    with _using(store, backend) as session:
+    with using(store, backend) as session:
         session.call(session.client.pause, instance_id)
 
 
@@ -336,7 +225,7 @@ def unpause_workflow(
     instance_id: str, store: StoreLike = None, *, backend: StoreLike = None
 ) -> None:
     """Let a paused run be picked up again (``resume_workflow`` or a worker goes on with it)."""
-    with _using(store, backend) as session:
+    with using(store, backend) as session:
         session.call(session.client.unpause, instance_id)
 
 
@@ -349,7 +238,7 @@ def send_signal(
     backend: StoreLike = None,
 ) -> None:
     """Send a signal to run ``instance_id``; it is buffered until the run waits for it."""
-    with _using(store, backend) as session:
+    with using(store, backend) as session:
         session.call(session.client.signal, instance_id, signal_name, payload)
 
 
@@ -363,7 +252,7 @@ class WorkflowClient:
 
     def __init__(self, store: StoreLike, *, conflict_policy: ConflictPolicy | None = None) -> None:
         self._backend = store if isinstance(store, Backend) else None
-        self._session = self._backend.session() if self._backend else _Session(_store_of(store))
+        self._session = self._backend.session() if self._backend else Session(_store_of(store))
         self._policy = conflict_policy or "fail"
 
     def submit(
