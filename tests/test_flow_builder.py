@@ -558,3 +558,55 @@ def test_a_kept_backend_takes_a_flow_built_again() -> None:
         assert run_durable_workflow(first, "k1", 1, backend=backend).output == 2
         again = Flow("rebuilt").then(double).then(add_ten).build()
         assert run_durable_workflow(again, "k2", 1, backend=backend).output == 12
+
+
+async def test_approval_gate_timeout_raises_inside_the_step() -> None:
+    from stepstone import WaitTimeout
+    from stepstone.flow import ApprovalGate, DurableWorkflow
+
+    wf = DurableWorkflow(name="gated")  # no store: a temporary one
+    outcomes: list[str] = []
+
+    @wf.step("ask")
+    async def ask(topic: str) -> str:
+        try:
+            return str(await ApprovalGate(timeout_seconds=0.1).wait(wf, "ok"))
+        except WaitTimeout:
+            outcomes.append("timed out")
+            return f"no answer on {topic}"
+
+    try:
+        assert await wf.run(topic="x") == "no answer on x"
+        assert outcomes == ["timed out"]
+        with pytest.raises(InvalidArgument, match="inside a step"):
+            await ApprovalGate().wait(wf, "ok")
+    finally:
+        await wf.close()
+
+
+@pytest.mark.crash
+@pytest.mark.slow
+def test_a_flow_survives_a_killed_worker_each_task_once(store_url: str, tmp_path: Path) -> None:
+    from collections import defaultdict
+
+    from stepstone import Client
+    from tests.apps import flow_app
+    from tests.workers import WorkerProcess, wait_for_file_line
+
+    side = tmp_path / "side.txt"
+    with Client(store_url, workflows=[flow_app.crashy]) as client:
+        client._portal.call(client.store.migrate)
+        handle = client.start(flow_app.crashy, str(side), run_id="flow-crash")
+        with WorkerProcess(store_url, env={"CRASH_HOLD": "t4"}, module=flow_app.__name__) as first:
+            wait_for_file_line(side, r"^start t4 ")
+            first.kill()
+        with WorkerProcess(store_url, module=flow_app.__name__) as second:
+            assert handle.result(timeout_s=60) == str(side)
+            second.stop()
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for line in side.read_text().splitlines():
+        kind, task_id, _ = line.split()
+        counts[kind, task_id] += 1
+    for task_id in flow_app.TASKS:
+        assert counts["end", task_id] == 1, f"task {task_id} completed {counts['end', task_id]}x"
+        assert counts["start", task_id] == (2 if task_id == "t4" else 1), task_id
