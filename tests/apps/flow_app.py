@@ -4,13 +4,11 @@ side file it is given; ``CRASH_HOLD=<task id>`` makes that task hold in this pro
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 import time
 
-from stepstone import Settings, Worker
 from stepstone.flow import Flow, get_task_context
+from tests.apps import worker_main
 
 
 def mark(path: str) -> str:
@@ -44,12 +42,7 @@ TASKS = ["t0", "t1", "t2", "f1", "mark", "g", "t3", "t4", "t5"]
 
 
 def main() -> None:
-    url = sys.argv[1]
-    lease_s = float(sys.argv[2]) if len(sys.argv) > 2 else 30.0
-    grace_s = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s %(message)s")
-    settings = Settings(lease_s=lease_s, poll_s=0.05, grace_s=grace_s)
-    Worker(url, workflows=[crashy], settings=settings, concurrency=8).run()
+    worker_main.main([crashy])
 
 
 if __name__ == "__main__":
