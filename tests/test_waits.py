@@ -121,6 +121,17 @@ async def test_signal_after_the_wait(client: AsyncClient, second_client: AsyncCl
     assert calls == Counter(asked=1)
 
 
+async def test_run_waiting_for_a_signal_leaves_the_loop_free(client: AsyncClient) -> None:
+    # client.run polls a parked run; its own failed claim must not end each poll at once
+    task = asyncio.create_task(client.run(approver, run_id="a0"))
+    await wait_for_state(client, "a0", RunState.WAITING)
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.sleep(0.05), timeout=5)
+    assert time.monotonic() - started < 2
+    await client.signal("a0", "approval", {"approved": True, "by": "cy"})
+    assert await task == {"approved": True, "by": "cy"}
+
+
 async def test_signal_before_the_wait_is_buffered(client: AsyncClient) -> None:
     handle = await client.start(approver, run_id="a2")
     await client.signal("a2", "approval", {"approved": False, "by": "bo"})

@@ -19,6 +19,7 @@ __all__ = [
     "DuplicateRun",
     "EncodeError",
     "HandBack",
+    "FlowError",
     "InvalidArgument",
     "LeaseLost",
     "MaxRecoveriesExceeded",
@@ -187,6 +188,15 @@ class MaxRecoveriesExceeded(StepstoneError):
             f"(max_recoveries={limit}); giving up"
         )
         self.run_id, self.recoveries, self.limit = run_id, recoveries, limit
+
+
+class FlowError(StepstoneError):
+    """A Flow's own rule failed at run time: a route key with no branch, a loop past its
+    ``max_iterations``, a loop body that returned no ``LoopResult``."""
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(f"{node}: {message}")
+        self.node = node
 
 
 class StepFailed(StepstoneError):

@@ -133,6 +133,7 @@ _COMMANDS: dict[str, str] = {
     "queues": "fleet:cmd_queues",
     "dlq": "fleet:cmd_dlq",
     "db": "fleet:cmd_db",
+    "graph": "graph:cmd_graph",
 }
 
 

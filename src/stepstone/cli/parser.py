@@ -280,6 +280,10 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         help="the run's id; an existing run is resumed (or its result returned)",
     )
 
+    p = command("graph", "print a workflow's graph as a Mermaid flowchart (a Flow: every task)")
+    p.add_argument("workflow", metavar="WORKFLOW")
+    _app_option(p, required=True)
+
     p = command("runs", "list runs, newest first")
     p.add_argument(
         "--state",
@@ -425,4 +429,4 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     return parser
 
 
-APP_REQUIRED = frozenset({"worker", "start", "run", "check"})
+APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph"})

@@ -52,6 +52,10 @@ class AsyncRunHandle(Generic[R]):
         return f"<run {self.run_id}>"
 
 
+_RECHECK_S = 0.01
+"""The shortest wait of the in-process driver between two claim attempts of one run."""
+
+
 class AsyncStarter:
     """Starts or runs workflows with fixed :class:`StartOptions`; arguments stay typed."""
 
@@ -300,24 +304,27 @@ class Running(ClientBase):
                             self._drive(runner, child_id, None)
                         )
                 await asyncio.gather(*(children[c] for c in waited))
-            token = await self.store.change_token()  # before the reads below: nothing is missed
             claim = await self.store.claim_run(
                 run_id, runner.worker, lease_s=self.settings.lease_s, now=self.clock.now()
             )
             if claim is not None:
                 continue
+            # The token is taken after the failed claim, whose own (empty) commit would
+            # otherwise end the wait below at once, round and round without yielding the loop;
+            # a wake-up between the claim and the token shows in the read that follows it.
+            token = await self.store.change_token()
             run = await self.store.get_run(run_id)
             if run is None or run.is_finished:
                 return
+            now = self.clock.now()
             timeout = self.settings.poll_s
             if run.wake_at is not None:
-                timeout = min(timeout, max((run.wake_at - self.clock.now()).total_seconds(), 0.0))
+                timeout = min(timeout, (run.wake_at - now).total_seconds())
             if run.state is RunState.RUNNING and run.lease_expires_at is not None:
-                timeout = min(
-                    timeout, max((run.lease_expires_at - self.clock.now()).total_seconds(), 0.0)
-                )
-            if timeout > 0:
-                await self.store.wait_for_change(timeout, since=token)
+                timeout = min(timeout, (run.lease_expires_at - now).total_seconds())
+            # due but not claimed (taken meanwhile, or held back by a queue limit): look again
+            # soon, but never in a tight loop
+            await self.store.wait_for_change(max(timeout, _RECHECK_S), since=token)
 
     async def _adopt_children(
         self,
