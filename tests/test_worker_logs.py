@@ -14,9 +14,18 @@ from tests.test_cli import Cli
 APP = """
 import logging
 
-from stepstone import WorkflowContext, step, workflow
+from stepstone import RetryPolicy, WorkflowContext, step, workflow
 
 log = logging.getLogger("shop")
+tries = {"n": 0}
+
+
+@step(retry=RetryPolicy(max_attempts=2, initial_delay_s=0.01))
+async def flaky_quote() -> int:
+    tries["n"] += 1
+    if tries["n"] == 1:
+        raise ConnectionError("quote service reset the connection")
+    return 7
 
 
 @step
@@ -29,6 +38,8 @@ async def charge(amount: int) -> int:
 
 @workflow
 async def pay(ctx: WorkflowContext, amount: int) -> int:
+    if amount > 0:
+        await flaky_quote()
     paid = await charge(amount)
     await ctx.wait_for_signal("receipt")
     return paid
@@ -63,7 +74,11 @@ def test_worker_logs_claims_outcomes_and_the_run_on_user_records(tmp_path: Path)
     assert "run good (pay) claimed" in text
     assert "run good (pay) waiting after" in text and "signal 'receipt'" in text
     assert "run bad (pay) failed after" in text and "ValueError: negative amount" in text
-    assert "charging 5 [run=good seq=0 step=charge]" in text
+    assert "charging 5 [run=good seq=1 step=charge]" in text
+    assert (
+        "run good step #0 'flaky_quote' attempt 1 failed (ConnectionError: quote service reset "
+        "the connection); retrying in" in text
+    )
     assert "charging -1 [run=bad seq=0 step=charge]" in text
 
 

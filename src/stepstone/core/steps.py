@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from stepstone.core.engine import Execution
 
 __all__ = ["StepCall", "StepSpec", "Steps", "resolve_step"]
+
+log = logging.getLogger("stepstone.steps")
 
 T = TypeVar("T")
 
@@ -230,6 +233,18 @@ class Steps:
                         finished_at=exe.now(),
                     )
                 )
+                if log.isEnabledFor(logging.WARNING):
+                    log.warning(
+                        "run %s step #%d %r attempt %d failed (%s: %s); retrying in %.2fs",
+                        exe.run.run_id,
+                        spec.seq,
+                        spec.name,
+                        attempt,
+                        type(exc).__qualname__,
+                        exc,
+                        (retry_at - exe.now()).total_seconds(),
+                        extra={"run_id": exe.run.run_id, "seq": spec.seq, "step": spec.name},
+                    )
                 await self._back_off(spec.seq, retry_at)
                 attempt += 1
                 continue
