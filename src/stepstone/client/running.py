@@ -19,7 +19,6 @@ from stepstone.core.model import (
     Claim,
     NewRun,
     Routing,
-    RunQuery,
     RunState,
 )
 from stepstone.core.routing import Queue, StartOptions, routing_for
@@ -269,14 +268,16 @@ class Running(ClientBase):
         too, as soon as they are started (so ``start_child`` overlaps the parent's next steps,
         as it does under workers); children still running when it finishes are handed back."""
         children: dict[str, asyncio.Task[None]] = {}
-        done = asyncio.Event()
-        adopter = asyncio.create_task(self._adopt_children(runner, run_id, children, done))
+
+        def adopt(child_id: str) -> None:
+            if child_id not in children:
+                children[child_id] = asyncio.create_task(self._drive(runner, child_id, None))
+
+        unwatch = runner.watch_children(run_id, adopt)
         try:
             await self._drive_one(runner, run_id, claim, children)
         finally:
-            done.set()  # the adopter also stops by itself, should a cancellation be lost
-            adopter.cancel()
-            await asyncio.wait([adopter])
+            unwatch()
             await self._release_children(runner, children)
 
     async def _drive_one(
@@ -325,25 +326,6 @@ class Running(ClientBase):
             # due but not claimed (taken meanwhile, or held back by a queue limit): look again
             # soon, but never in a tight loop
             await self.store.wait_for_change(max(timeout, _RECHECK_S), since=token)
-
-    async def _adopt_children(
-        self,
-        runner: Runner,
-        run_id: str,
-        children: dict[str, asyncio.Task[None]],
-        done: asyncio.Event,
-    ) -> None:
-        """Drive each unfinished child of ``run_id`` from the moment it is started."""
-        active = tuple(s for s in RunState if s not in TERMINAL_STATES)
-        while not done.is_set():
-            token = await self.store.change_token()
-            query = RunQuery(states=active, parent_run_id=run_id, limit=1000)
-            for child in await self.store.list_runs(query):
-                if child.run_id not in children:
-                    children[child.run_id] = asyncio.create_task(
-                        self._drive(runner, child.run_id, None)
-                    )
-            await self.store.wait_for_change(self.settings.poll_s, since=token)
 
     async def _release_children(
         self, runner: Runner, children: dict[str, asyncio.Task[None]]

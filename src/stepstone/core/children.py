@@ -114,6 +114,8 @@ class Children:
                 )
                 await exe.rt.store.start_child(exe.claim, entry, child, now=exe.now())
                 exe.journal.remember(entry)
+                if exe.rt.child_started is not None:
+                    exe.rt.child_started(exe.run.run_id, child_id)
             else:
                 await exe.persist(entry)
             if start_only:

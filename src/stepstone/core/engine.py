@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +74,9 @@ class Runtime:
     settings: Settings
     step_pool: Executor
     workflow_pool: Executor
+    child_started: Callable[[str, str], None] | None = None
+    """Told ``(parent_run_id, child_run_id)`` once a child run is created, so an in-process
+    driver can execute it at once (a worker finds it by claiming)."""
 
 
 class Execution:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -97,7 +97,9 @@ class Runner(ExecutionHooks):
             settings=self.settings,
             step_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-step"),
             workflow_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-workflow"),
+            child_started=self._child_started,
         )
+        self._child_watchers: dict[str, Callable[[str], None]] = {}
         self.active: dict[str, _Active] = {}
         self.heartbeats = 0
         self.heartbeat_done = asyncio.Event()
@@ -202,6 +204,21 @@ class Runner(ExecutionHooks):
             entry.exe = exe
         if self._handing_back:
             exe.set_unwind(HandBack("worker shutting down"))
+
+    def watch_children(self, run_id: str, on_child: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``on_child(child_run_id)`` whenever an execution here starts a child of
+        ``run_id``; returns the function that stops watching."""
+        self._child_watchers[run_id] = on_child
+
+        def unwatch() -> None:
+            self._child_watchers.pop(run_id, None)
+
+        return unwatch
+
+    def _child_started(self, parent_run_id: str, child_run_id: str) -> None:
+        on_child = self._child_watchers.get(parent_run_id)
+        if on_child is not None:
+            on_child(child_run_id)
 
     def hand_back(self, run_id: str) -> None:
         """Ask the execution of ``run_id`` (if one runs here) to stop at its next step boundary
