@@ -231,11 +231,15 @@ ON CONFLICT (name) DO UPDATE SET
 UPDATE stepstone.pools SET last_worker = %(worker_id)s WHERE name = %(name)s;
 
 -- name: pool_workers
--- Live workers of a pool with their load: executing runs plus runs assigned and not yet claimed.
+-- Live workers of a pool with their load: the runs they hold a lease on (counted here, since the
+-- load a worker reports lags its claims by up to a heartbeat) or their reported load if higher,
+-- plus the runs assigned to them and not yet claimed.
 SELECT w.worker_id, w.concurrency,
-       w.load + (SELECT count(*) FROM stepstone.runs r
-                 WHERE r.assigned_worker = w.worker_id
-                   AND r.state IN ('pending', 'sleeping', 'waiting')) AS load
+       GREATEST(w.load, (SELECT count(*) FROM stepstone.runs h
+                         WHERE h.lease_owner = w.worker_id AND h.state = 'running'))
+       + (SELECT count(*) FROM stepstone.runs r
+          WHERE r.assigned_worker = w.worker_id
+            AND r.state IN ('pending', 'sleeping', 'waiting')) AS load
 FROM stepstone.workers w
 WHERE w.pool = %(pool)s AND w.heartbeat_at + make_interval(secs => w.lease_s) >= %(now)s
 ORDER BY w.worker_id;
