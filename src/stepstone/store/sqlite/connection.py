@@ -1,5 +1,6 @@
 """How the SQLite store connects to its file: opening it (creating it only when migrating),
-WAL mode and the session's pragmas, and saying clearly why an open failed."""
+WAL mode and the session's pragmas, and saying clearly why an open failed. ``:memory:`` is
+one private database per connection, without WAL (the store keeps a single connection)."""
 
 from __future__ import annotations
 
@@ -66,12 +67,13 @@ def open_connection(db: DatabaseFile, *, create: bool) -> sqlite3.Connection:
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(db.busy_timeout_s * 1000)}")
-        _ensure_wal(db, conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
-        # Checkpoints run on a background thread (see Checkpointer); this large automatic
-        # one is only the fallback that bounds the WAL if that thread falls behind.
-        conn.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES}")
+        if db.path != ":memory:":
+            _ensure_wal(db, conn)
+            # Checkpoints run on a background thread (see Checkpointer); this large automatic
+            # one is only the fallback that bounds the WAL if that thread falls behind.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES}")
     except sqlite3.Error as exc:
         conn.close()
         raise _diagnose(db, exc, path) from exc
