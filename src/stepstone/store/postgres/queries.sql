@@ -436,8 +436,9 @@ SELECT * FROM stepstone.steps WHERE run_id = %(run_id)s ORDER BY seq;
 
 -- name: record_step
 -- Fenced: written only while the run is running under this lease token, with the run row held
--- FOR SHARE until the write commits. Returns the control requested for the run (no row: the
--- lease is gone and nothing was written).
+-- FOR SHARE until the write commits. A failed attempt (%(failed_attempt)s, a retrying step
+-- record replaces the earlier one) is also logged as an event, so its error is kept. Returns the
+-- control requested for the run (no row: the lease is gone and nothing was written).
 WITH fence AS (
     SELECT control FROM stepstone.runs
     WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
@@ -455,6 +456,11 @@ WITH fence AS (
         attempts = excluded.attempts,
         started_at = COALESCE(steps.started_at, excluded.started_at),
         finished_at = excluded.finished_at
+), logged AS (
+    INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
+    SELECT %(run_id)s, NULL, 'attempt_failed', %(failed_attempt)s::text, 'system',
+           %(finished_at)s::timestamptz
+    FROM fence WHERE %(failed_attempt)s::text IS NOT NULL
 )
 SELECT control FROM fence;
 
