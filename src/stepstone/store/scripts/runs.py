@@ -166,7 +166,8 @@ async def assign_in_pool(tx: Tx, pool: str, now: datetime) -> str | None:
 
 
 async def retry_run(tx: Tx, run_id: str, now: datetime) -> Run:
-    """Make a failed or blocked run pending again, dropping its failed steps."""
+    """Make a failed or blocked run pending again, dropping its failed steps (their errors, and
+    the run's, stay in its events)."""
     run = await get_run(tx, run_id)
     if run is None:
         raise RunNotFound(run_id)
