@@ -208,6 +208,28 @@ async def test_round_robin_pool_spreads_runs(store: Store, aclient: AsyncClient)
     assert [executed_by[h.run_id] for h in handles] == assigned
 
 
+async def test_least_loaded_pool_counts_runs_claimed_since_the_last_heartbeat(
+    store: Store, aclient: AsyncClient
+) -> None:
+    # default heartbeats (every 10 s): the load a worker reported says nothing of its new claims
+    pool = Pool("render", strategy="least_loaded")
+    settings = Settings(poll_s=0.02)
+    w0, w1 = (worker(store, f"w{i}", pool=pool, concurrency=2, settings=settings) for i in (0, 1))
+    async with Serving(w0), Serving(w1):
+        handles = []
+        for _ in range(4):  # each run is claimed before the next one is assigned
+            handle = await aclient.start(task, 2.0, pool="render")
+            handles.append(handle)
+            deadline = time.monotonic() + 10
+            while await handle.status() is not RunState.RUNNING:
+                assert time.monotonic() < deadline, "the run was never claimed"
+                await asyncio.sleep(0.01)
+        assigned = [(await aclient.get(h.run_id)).assigned_worker for h in handles]
+        for h in handles:
+            await h.result(timeout_s=20)
+    assert sorted(assigned) == ["w0", "w0", "w1", "w1"], assigned
+
+
 async def test_run_pinned_to_a_worker_that_dies_is_released(
     store: Store, aclient: AsyncClient
 ) -> None:

@@ -5,6 +5,7 @@ Like the first part, it runs on every adapter unchanged, with time injected.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,6 +141,28 @@ async def test_pool_assignment_strategies(store: Store, strategy: str, expected:
         assigned.append(stored.assigned_worker)
     # least_loaded counts assigned, unclaimed runs as load: w3 0/4 -> 1/4 -> 2/4 ties w2 (by id)
     assert assigned == expected
+
+
+async def test_least_loaded_counts_claimed_runs_under_concurrent_creates(
+    store: Store, store_url: str
+) -> None:
+    await store.declare_pools([PoolSpec("p", "least_loaded")], now=at(0))
+    for wid in ("w1", "w2"):
+        await store.register_worker(worker(wid, pool="p", concurrency=2), now=at(0))
+    first, _, _ = await store.create_run(run("r0", pool="p"), now=at(1))
+    assert first.assigned_worker == "w1"
+    assert await claim_ids(store, worker("w1", pool="p"), 2) == ["r0"]
+    # w1 claimed r0 (its reported load is still 0); three creates race from three connections
+    others = [open_store(store_url) for _ in range(3)]
+    try:
+        created = await asyncio.gather(
+            *(s.create_run(run(f"r{i + 1}", pool="p"), now=at(3)) for i, s in enumerate(others))
+        )
+    finally:
+        for s in others:
+            await s.close()
+    assigned = [first.assigned_worker] + [stored.assigned_worker for stored, _, _ in created]
+    assert sorted(assigned) == ["w1", "w1", "w2", "w2"], assigned
 
 
 async def test_threshold_pool_and_release_of_a_dead_workers_runs(store: Store) -> None:

@@ -100,13 +100,11 @@ def cmd_migrate(ns: argparse.Namespace, session: Session) -> Output:
     data = asyncio.run(_migrate(session.db))
 
     def human(screen: Screen) -> None:
-        if data["applied"]:
-            for name in data["applied"]:
-                screen.line(f"applied {name}")
-        elif data["previous"] is not None and data["previous"] < data["version"]:
-            # the store reported no names although the version moved (e.g. it migrated on open)
-            screen.line(f"migrated the schema from version {data['previous']} to {data['version']}")
-        else:
+        # Only the process whose transaction applied the migrations says so: another one
+        # migrating at once waited for it, found nothing to do, and says "up to date".
+        for name in data["applied"]:
+            screen.line(f"applied {name}")
+        if not data["applied"]:
             screen.line(f"schema up to date (version {data['version']})")
 
     return Output(data, human)

@@ -130,6 +130,22 @@ def _show(screen: Screen, desc: RunDescription, db: str | None = None) -> None:
             [(c.run_id, c.workflow, c.state.value) for c in desc.children],
             no_wrap=("child run",),
         )
+    if desc.failures:
+        screen.line()
+        screen.table(
+            ("failed at", "seq", "step", "attempt", "error"),
+            [
+                (
+                    fmt_time(f.at),
+                    "" if f.seq is None else str(f.seq),
+                    f.step or "(the run)",
+                    "" if f.attempt is None else str(f.attempt),
+                    _error_line(f.error),
+                )
+                for f in desc.failures
+            ],
+            no_wrap=("failed at", "seq"),
+        )
     screen.line()
     if not desc.steps:
         screen.line("no steps recorded")

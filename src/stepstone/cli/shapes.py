@@ -173,6 +173,16 @@ def description_json(desc: RunDescription, db: str | None = None) -> dict[str, A
         "steps": [step_json(s) for s in desc.steps],
         "signals": [signal_json(s) for s in desc.signals],
         "pending_signals": [s.signal_id for s in desc.pending_signals],
+        "failures": [
+            {
+                "at": _iso(f.at),
+                "seq": f.seq,
+                "step": f.step,
+                "attempt": f.attempt,
+                "error": error_json(f.error),
+            }
+            for f in desc.failures
+        ],
         "children": [
             {"run_id": c.run_id, "workflow": c.workflow, "state": c.state.value}
             for c in desc.children

@@ -25,7 +25,7 @@ from stepstone.core.model import (
     StepRecord,
     WorkerInfo,
 )
-from stepstone.core.records import waits_from_event
+from stepstone.core.records import failures_from_events, waits_from_event
 
 __all__ = ["Inspecting"]
 
@@ -68,30 +68,50 @@ class Inspecting(ClientBase):
         return await self.list(state=RunState.FAILED, workflow=workflow, queue=queue, limit=limit)
 
     async def describe(self, run_id: str) -> RunDescription:
-        """The run with its steps (timings, attempts, errors), signals, children and waits."""
+        """The run with its steps (timings, attempts, errors), signals, children and waits, and
+        every earlier error (failed attempts, failures before a retry)."""
+        return (await self._describe(run_id))[0]
+
+    async def _describe(self, run_id: str) -> tuple[RunDescription, builtins.list[EventRecord]]:
         run = await self.get(run_id)
         steps = await self.store.load_steps(run_id)
         signals = await self.store.list_signals(run_id)
         children = await self.store.list_runs(RunQuery(parent_run_id=run_id, limit=1000))
+        events = await self.store.read_events(run_id, limit=100_000)
         state = json.loads(run.state_json) if run.state_json else {}
-        return RunDescription(run, tuple(steps), tuple(signals), tuple(reversed(children)), state)
+        desc = RunDescription(
+            run,
+            tuple(steps),
+            tuple(signals),
+            tuple(reversed(children)),
+            state,
+            failures_from_events(events),
+        )
+        return desc, events
 
     async def timeline(self, run_id: str) -> builtins.list[TimelineEntry]:
         """Everything that happened to the run, in time order."""
-        desc = await self.describe(run_id)
+        desc, events = await self._describe(run_id)
         run = desc.run
         entries = [TimelineEntry(run.created_at, "created", f"workflow {run.workflow}")]
         if run.finished_at is not None:
             error = f"{run.error.type}: {run.error.message}" if run.error else ""
             entries.append(TimelineEntry(run.finished_at, run.state.value, error))
-        events = await self.store.read_events(run_id, limit=100_000)
         for event in events:
             data = json.loads(event.data_json) if event.data_json else None
-            detail = (
-                _event_detail(event.kind, data) if event.source == "system" else json.dumps(data)
+            if event.source == "user":
+                entries.append(
+                    TimelineEntry(event.created_at, f"event:{event.kind}", json.dumps(data))
+                )
+                continue
+            seq = (
+                data.get("seq")
+                if isinstance(data, dict) and event.kind == "attempt_failed"
+                else None
             )
-            kind = event.kind if event.source == "system" else f"event:{event.kind}"
-            entries.append(TimelineEntry(event.created_at, kind, detail))
+            entries.append(
+                TimelineEntry(event.created_at, event.kind, _event_detail(event.kind, data), seq)
+            )
         for step in desc.steps:
             entries.extend(_step_entries(step, run.created_at))
         for sig in desc.signals:
@@ -197,6 +217,11 @@ def _step_entries(step: StepRecord, fallback: datetime) -> builtins.list[Timelin
 def _event_detail(kind: str, data: Any) -> str:
     if not isinstance(data, dict):
         return ""
+    if kind in ("attempt_failed", "failed") and isinstance(data.get("error"), dict):
+        error = f"{data['error'].get('type', 'Error')}: {data['error'].get('message', '')}"
+        if kind == "failed":
+            return error
+        return f"{data.get('step')} attempt {data.get('attempt')} failed: {error}"
     if kind in ("claimed", "recovered") and "worker" in data:
         return f"by {data['worker']}"
     if "waits" in data:

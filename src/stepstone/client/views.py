@@ -14,19 +14,23 @@ from stepstone.core.model import (
     StepStatus,
     describe_wait,
 )
+from stepstone.core.records import FailureRecord
 
 __all__ = ["RunDescription", "TimelineEntry", "describe_wait"]
 
 
 @dataclass(frozen=True, slots=True)
 class RunDescription:
-    """Everything about one run: its row, journal, signals, children and what it waits for."""
+    """Everything about one run: its row, journal, signals, children and what it waits for;
+    ``failures``: the errors its rows no longer show (failed attempts of steps, and its own
+    failures before a ``retry``), oldest first."""
 
     run: Run
     steps: tuple[StepRecord, ...]
     signals: tuple[SignalRecord, ...]
     children: tuple[Run, ...]
     state: dict[str, Any]
+    failures: tuple[FailureRecord, ...] = ()
 
     @property
     def waiting_for(self) -> tuple[str, ...]:

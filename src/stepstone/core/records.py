@@ -16,24 +16,31 @@ record                  stored as                                      written f
 ======================  =============================================  ===========================
 
 :func:`waits_event` / :func:`waits_from_event` are the data of a run's ``waiting``/``sleeping``
-event: what it waits for.
+event: what it waits for. :func:`failure_event` / :func:`failures_from_events` are the data of
+the events that keep the errors a later write would erase: a step's failed attempt
+(``attempt_failed``: the next attempt's record replaces it; a retried run's failed step, which
+``retry`` deletes) and a retried run's failure (``failed``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stepstone.core.model import ErrorInfo, Wait
+from stepstone.core.model import ErrorInfo, EventRecord, StepRecord, Wait
 
 __all__ = [
     "ChildOutcome",
     "ChildRef",
+    "FailureRecord",
     "SignalOutcome",
     "SignalWait",
     "Until",
+    "failure_event",
+    "failures_from_events",
     "waits_event",
     "waits_from_event",
 ]
@@ -164,3 +171,46 @@ def waits_event(waits: tuple[Wait, ...]) -> dict[str, Any]:
 def waits_from_event(data: dict[str, Any]) -> tuple[Wait, ...]:
     """The waits a ``waiting``/``sleeping`` event names (their seq is not part of it: 0)."""
     return tuple(Wait(w["kind"], 0, w.get("name"), _at(w.get("until"))) for w in data["waits"])
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """An error the run's current rows no longer show: a step's failed attempt (``seq``,
+    ``step``, ``attempt`` set) or, before a ``retry``, the run's own failure (they are None)."""
+
+    at: datetime
+    error: ErrorInfo
+    seq: int | None = None
+    step: str | None = None
+    attempt: int | None = None
+
+
+def failure_event(error: ErrorInfo, step: StepRecord | None = None) -> dict[str, Any]:
+    """The data of an ``attempt_failed`` event (``step``: the attempt's record) or of a retried
+    run's ``failed`` event (no step)."""
+    data: dict[str, Any] = {}
+    if step is not None:
+        data = {"seq": step.seq, "step": step.name, "attempt": step.attempts}
+    data["error"] = {"type": error.type, "message": error.message}
+    if error.traceback:
+        data["error"]["traceback"] = error.traceback
+    return data
+
+
+def failures_from_events(events: Iterable[EventRecord]) -> tuple[FailureRecord, ...]:
+    """The failures the run's system events keep, in the order they happened."""
+    found = []
+    for event in events:
+        if event.source != "system" or event.kind not in ("attempt_failed", "failed"):
+            continue
+        data = _fields(event.data_json)
+        error = data.get("error") or {}
+        info = ErrorInfo(
+            error.get("type", "Error"), error.get("message", ""), error.get("traceback")
+        )
+        found.append(
+            FailureRecord(
+                event.created_at, info, data.get("seq"), data.get("step"), data.get("attempt")
+            )
+        )
+    return tuple(sorted(found, key=lambda f: f.at))

@@ -27,7 +27,9 @@ def open_store(
     ``postgresql://`` opens PostgreSQL (``pip install 'stepstone[postgres]'``). With no URL the
     embedded default ``~/.stepstone/stepstone.db`` is used, and it migrates itself on first use;
     other stores must be migrated explicitly (``stepstone migrate`` or ``await store.migrate()``)
-    unless ``auto_migrate=True``. ``durability="full"`` commits every checkpoint with fsync.
+    unless ``auto_migrate=True``. ``":memory:"`` (or ``sqlite:///:memory:``) is a private
+    database of this store object, migrated on open and gone when it closes (tests,
+    notebooks). ``durability="full"`` commits every checkpoint with fsync.
     """
     if url is None:
         from stepstone.store.sqlite.store import SQLiteStore

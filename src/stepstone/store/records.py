@@ -330,6 +330,7 @@ class Columns:
             "attempts": record.attempts,
             "started_at": self.time_out(record.started_at),
             "finished_at": self.time_out(record.finished_at),
+            "failed_attempt": None,  # record_step's event of a failed attempt (scripts.steps)
         }
 
     def worker_params(self, worker: WorkerInfo, now: datetime) -> dict[str, Any]:

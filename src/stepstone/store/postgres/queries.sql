@@ -231,11 +231,15 @@ ON CONFLICT (name) DO UPDATE SET
 UPDATE stepstone.pools SET last_worker = %(worker_id)s WHERE name = %(name)s;
 
 -- name: pool_workers
--- Live workers of a pool with their load: executing runs plus runs assigned and not yet claimed.
+-- Live workers of a pool with their load: the runs they hold a lease on (counted here, since the
+-- load a worker reports lags its claims by up to a heartbeat) or their reported load if higher,
+-- plus the runs assigned to them and not yet claimed.
 SELECT w.worker_id, w.concurrency,
-       w.load + (SELECT count(*) FROM stepstone.runs r
-                 WHERE r.assigned_worker = w.worker_id
-                   AND r.state IN ('pending', 'sleeping', 'waiting')) AS load
+       GREATEST(w.load, (SELECT count(*) FROM stepstone.runs h
+                         WHERE h.lease_owner = w.worker_id AND h.state = 'running'))
+       + (SELECT count(*) FROM stepstone.runs r
+          WHERE r.assigned_worker = w.worker_id
+            AND r.state IN ('pending', 'sleeping', 'waiting')) AS load
 FROM stepstone.workers w
 WHERE w.pool = %(pool)s AND w.heartbeat_at + make_interval(secs => w.lease_s) >= %(now)s
 ORDER BY w.worker_id;
@@ -432,8 +436,9 @@ SELECT * FROM stepstone.steps WHERE run_id = %(run_id)s ORDER BY seq;
 
 -- name: record_step
 -- Fenced: written only while the run is running under this lease token, with the run row held
--- FOR SHARE until the write commits. Returns the control requested for the run (no row: the
--- lease is gone and nothing was written).
+-- FOR SHARE until the write commits. A failed attempt (%(failed_attempt)s, a retrying step
+-- record replaces the earlier one) is also logged as an event, so its error is kept. Returns the
+-- control requested for the run (no row: the lease is gone and nothing was written).
 WITH fence AS (
     SELECT control FROM stepstone.runs
     WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
@@ -451,6 +456,11 @@ WITH fence AS (
         attempts = excluded.attempts,
         started_at = COALESCE(steps.started_at, excluded.started_at),
         finished_at = excluded.finished_at
+), logged AS (
+    INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
+    SELECT %(run_id)s, NULL, 'attempt_failed', %(failed_attempt)s::text, 'system',
+           %(finished_at)s::timestamptz
+    FROM fence WHERE %(failed_attempt)s::text IS NOT NULL
 )
 SELECT control FROM fence;
 

@@ -27,6 +27,7 @@ class PostgresTx:
 
     columns = COLUMNS
     claims_in_one_statement = True  # find_claimable and claim_run take and log in one CTE
+    record_step_logs_failures = True  # record_step's CTE appends a failed attempt's event
 
     def __init__(self, conn: Conn, attempt: int) -> None:
         self.conn = conn
@@ -57,6 +58,7 @@ class PostgresReads:
     attempt = 0
     columns = COLUMNS
     claims_in_one_statement = True
+    record_step_logs_failures = True
 
     def __init__(self, rows: Callable[[str, Params], Awaitable[list[dict[str, Any]]]]) -> None:
         self._rows = rows

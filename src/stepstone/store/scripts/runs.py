@@ -7,7 +7,17 @@ import json
 from datetime import datetime
 from typing import Any
 
-from stepstone.core.model import Claim, Control, NewRun, Run, RunQuery, RunState, WorkerInfo
+from stepstone.core.model import (
+    Claim,
+    Control,
+    NewRun,
+    Run,
+    RunQuery,
+    RunState,
+    StepStatus,
+    WorkerInfo,
+)
+from stepstone.core.records import failure_event
 from stepstone.errors import InvalidArgument, LeaseLost, RunNotFound, RunStateError, Transient
 from stepstone.store.admission import PoolWorker, choose_pool_worker
 from stepstone.store.rules import fork_of
@@ -156,7 +166,8 @@ async def assign_in_pool(tx: Tx, pool: str, now: datetime) -> str | None:
 
 
 async def retry_run(tx: Tx, run_id: str, now: datetime) -> Run:
-    """Make a failed or blocked run pending again, dropping its failed steps."""
+    """Make a failed or blocked run pending again, dropping its failed steps (their errors, and
+    the run's, stay in its events)."""
     run = await get_run(tx, run_id)
     if run is None:
         raise RunNotFound(run_id)
@@ -168,9 +179,23 @@ async def retry_run(tx: Tx, run_id: str, now: datetime) -> Run:
     if await tx.run("reset_for_retry", params) != 1:
         raise Transient(f"run {run_id} changed while being retried")
     seqs = list(run.error.step_seqs) if run.error else []
+    await _keep_failures(tx, run, seqs, now)
     await tx.run("delete_failed_steps", {"run_id": run_id, "seqs": seqs})
     await event(tx, run_id, "retried", {"from": run.state.value}, now)
     return await reread(tx, run_id)
+
+
+async def _keep_failures(tx: Tx, run: Run, seqs: list[int], now: datetime) -> None:
+    """Log what a retry erases: the failed steps' last attempts (their rows are deleted) and
+    the run's failure (its row is reset), each at the time it happened."""
+    for step in await tx.all("load_steps", {"run_id": run.run_id}):
+        record = tx.columns.step(step)
+        dropped = record.status in (StepStatus.FAILED, StepStatus.STARTED)
+        if record.seq in seqs and dropped and record.error is not None:
+            data = failure_event(record.error, record)
+            await event(tx, run.run_id, "attempt_failed", data, record.finished_at or now)
+    if run.state is RunState.FAILED and run.error is not None:
+        await event(tx, run.run_id, "failed", failure_event(run.error), run.finished_at or now)
 
 
 async def fork_run(

@@ -3,13 +3,24 @@ run's events."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from stepstone.core.model import Claim, Control, EventRecord, NewRun, Run, StepRecord
+from stepstone.core.model import (
+    Claim,
+    Control,
+    EventRecord,
+    NewRun,
+    Run,
+    StepRecord,
+    StepStatus,
+)
 from stepstone.core.port import NewEvent
+from stepstone.core.records import failure_event
 from stepstone.errors import LeaseLost
-from stepstone.store.scripts.runs import fence, insert_run
+from stepstone.store.scripts.runs import event, fence, insert_run
 from stepstone.store.scripts.tx import Tx
 
 __all__ = ["append_events", "load_steps", "read_events", "record_step", "start_child"]
@@ -23,11 +34,20 @@ async def record_step(
     tx: Tx, claim: Claim, record: StepRecord, state_json: str | None
 ) -> Control | None:
     """Record ``record`` while ``claim`` holds the run (else LeaseLost), with the workflow's
-    state if it changed; the control an operator requested for the run, if any."""
+    state if it changed; the control an operator requested for the run, if any. A failed
+    attempt with more to come (RETRYING) is also logged as an ``attempt_failed`` event: the
+    next attempt's record replaces this one, and its error must stay in the history."""
+    failure: dict[str, Any] | None = None
+    failed_at = record.finished_at
+    if record.status is StepStatus.RETRYING and record.error is not None and failed_at:
+        failure = failure_event(record.error, record)
     params = tx.columns.step_params(claim.run_id, claim.lease_token, record)
+    params["failed_attempt"] = json.dumps(failure) if failure is not None else None
     row = await tx.one("record_step", params)
     if row is None:
         raise LeaseLost(claim.run_id, claim.lease_token)
+    if failure is not None and failed_at is not None and not tx.record_step_logs_failures:
+        await event(tx, claim.run_id, "attempt_failed", failure, failed_at)
     if state_json is not None:
         params = {"run_id": claim.run_id, "token": claim.lease_token, "state_data": state_json}
         await tx.run("save_state", params)

@@ -33,11 +33,17 @@ class Tx(Protocol):
     ``claims_in_one_statement``: ``find_claimable`` with ``take`` also claims (and logs) the
     candidates when none of their queues is limited (PostgreSQL: one CTE with ``FOR UPDATE SKIP
     LOCKED``). Without it (SQLite), the claim script takes each candidate with ``claim_run``.
+
+    ``record_step_logs_failures``: ``record_step`` also appends the ``attempt_failed`` event of
+    a failed attempt (its ``failed_attempt`` parameter) in the same statement (PostgreSQL: a
+    CTE, so the retry path costs no round trip more); without it (SQLite), the script appends
+    it with ``insert_event`` in the same transaction.
     """
 
     attempt: int
     columns: Columns
     claims_in_one_statement: bool
+    record_step_logs_failures: bool
 
     async def one(self, name: str, params: Params) -> Row | None:
         """Execute block ``name``; its first row, or None."""

@@ -1,8 +1,11 @@
-"""How the SQLite store connects to its file: opening it (creating it only when migrating),
-WAL mode and the session's pragmas, and saying clearly why an open failed."""
+"""How the SQLite store connects to its file: opening it (creating it, private to its owner,
+only when migrating), WAL mode and the session's pragmas, and saying clearly why an open
+failed. ``:memory:`` is one private database per connection, without WAL (the store keeps a
+single connection)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -38,13 +41,7 @@ def open_connection(db: DatabaseFile, *, create: bool) -> sqlite3.Connection:
     if db.path == ":memory:":
         target, uri = ":memory:", False
     elif create:
-        if not path.parent.exists():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreUnavailable(
-                    db.url, f"cannot create folder {path.parent}: {exc}"
-                ) from exc
+        _create_private(db, path)
         target, uri = str(path), False
     elif not path.exists():
         raise SchemaError(
@@ -66,16 +63,31 @@ def open_connection(db: DatabaseFile, *, create: bool) -> sqlite3.Connection:
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(db.busy_timeout_s * 1000)}")
-        _ensure_wal(db, conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
-        # Checkpoints run on a background thread (see Checkpointer); this large automatic
-        # one is only the fallback that bounds the WAL if that thread falls behind.
-        conn.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES}")
+        if db.path != ":memory:":
+            _ensure_wal(db, conn)
+            # Checkpoints run on a background thread (see Checkpointer); this large automatic
+            # one is only the fallback that bounds the WAL if that thread falls behind.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES}")
     except sqlite3.Error as exc:
         conn.close()
         raise _diagnose(db, exc, path) from exc
     return conn
+
+
+def _create_private(db: DatabaseFile, path: Path) -> None:
+    """Create the database's folder (0700) and the empty file (0600) unless they exist: runs'
+    inputs and outputs are private, and SQLite gives the -wal and -shm files the database
+    file's mode."""
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(db.url, f"cannot create folder {path.parent}: {exc}") from exc
+    # an existing file is kept as it is; any other failure is SQLite's to report (_diagnose)
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _ensure_wal(db: DatabaseFile, conn: sqlite3.Connection) -> None:

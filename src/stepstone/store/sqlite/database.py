@@ -63,7 +63,9 @@ class Database:
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
         self.durability = durability
-        self.auto_migrate = auto_migrate
+        # an in-memory database starts empty and dies with the store: it is always migrated
+        self.memory = self.path == ":memory:"
+        self.auto_migrate = auto_migrate or self.memory
         self.busy_timeout_s = busy_timeout_s
         self.poll_s = poll_s
         self.file = DatabaseFile(self.path, self.url, busy_timeout_s)
@@ -95,7 +97,7 @@ class Database:
             conn.close()
             raise
         self._conn = conn
-        if self.path != ":memory:":
+        if not self.memory:
             self._checkpointer = Checkpointer(
                 str(Path(self.path).expanduser()), self.busy_timeout_s
             )
@@ -107,6 +109,9 @@ class Database:
             return schema.apply_migrations(self.file, self._connection(check_schema=False))
 
     async def schema_status(self) -> tuple[int, int]:
+        if self.memory:  # only the store's own connection sees its database
+            with self._lock:
+                return schema.schema_version(self.file, self._connection()), schema.LATEST
         return schema.schema_version(self.file), schema.LATEST
 
     async def close(self) -> None:

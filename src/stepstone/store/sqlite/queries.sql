@@ -155,11 +155,16 @@ ON CONFLICT (name) DO UPDATE SET
 UPDATE pools SET last_worker = :worker_id WHERE name = :name;
 
 -- name: pool_workers
--- Live workers of a pool with their load: executing runs plus runs assigned and not yet claimed.
+-- Live workers of a pool with their load: the runs they hold a lease on (counted here, since the
+-- load a worker reports lags its claims by up to a heartbeat) or their reported load if higher,
+-- plus the runs assigned to them and not yet claimed.
 SELECT w.worker_id, w.concurrency,
-       w.load + (SELECT COUNT(*) FROM runs r
-                 WHERE r.assigned_worker = w.worker_id
-                   AND r.state IN ('pending', 'sleeping', 'waiting')) AS load
+       MAX(w.load, (SELECT COUNT(*) FROM runs h
+                    WHERE h.state = 'running' AND h.lease_expires_at IS NOT NULL
+                      AND h.lease_owner = w.worker_id))
+       + (SELECT COUNT(*) FROM runs r
+          WHERE r.assigned_worker = w.worker_id
+            AND r.state IN ('pending', 'sleeping', 'waiting')) AS load
 FROM workers w
 WHERE w.pool = :pool AND w.heartbeat_at + w.lease_s >= :now
 ORDER BY w.worker_id;

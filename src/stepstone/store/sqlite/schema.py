@@ -78,17 +78,21 @@ def apply_migrations(db: DatabaseFile, conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
-def schema_version(db: DatabaseFile) -> int:
-    """The applied version (0: no file or no stepstone schema), on a connection of its own."""
-    if db.path != ":memory:" and not Path(db.path).expanduser().exists():
+def schema_version(db: DatabaseFile, conn: sqlite3.Connection | None = None) -> int:
+    """The applied version (0: no file or no stepstone schema), on ``conn`` or on a connection
+    of its own."""
+    if conn is None and not Path(db.path).expanduser().exists():
         return 0
     try:
-        conn = sqlite3.connect(str(Path(db.path).expanduser()), timeout=db.busy_timeout_s)
+        own = conn is None
+        if conn is None:
+            conn = sqlite3.connect(str(Path(db.path).expanduser()), timeout=db.busy_timeout_s)
         try:
             has_table = conn.execute(Q.has_schema_table).fetchone()[0]
             version = conn.execute(Q.schema_version).fetchone()[0] if has_table else 0
         finally:
-            conn.close()
+            if own:
+                conn.close()
     except sqlite3.Error as exc:
         raise db.error(exc) from exc
     return int(version)

@@ -80,6 +80,7 @@ class SQLiteTx:
     attempt = 0  # SQLite never runs a write again: its commit is known
     columns = COLUMNS
     claims_in_one_statement = False
+    record_step_logs_failures = False
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -107,6 +108,7 @@ class SQLiteReads:
     attempt = 0
     columns = COLUMNS
     claims_in_one_statement = False
+    record_step_logs_failures = False
 
     def __init__(self, read: Callable[[str, Params], list[sqlite3.Row]]) -> None:
         self._read = read
