@@ -125,7 +125,7 @@ def run_durable_workflow(
     or a signal (``status`` says which; ``resume_workflow`` goes on).
 
     ``store`` is a URL (``sqlite:///app.db``, ``postgresql://...``; migrated on first use), a
-    :class:`stepstone.Store`, or a backend; with none, a temporary store that is gone after the
+    :class:`stepstone.Store`, or a backend; with none, an in-memory store that is gone after the
     call. An existing ``instance_id`` raises :class:`DuplicateRun`, or with
     ``conflict_policy="use_existing"`` goes on with that run.
     """
@@ -146,8 +146,8 @@ def run_workflow(
     """Run a flow to its end and return its output (a failed run raises :class:`RunFailed`).
 
     Without ``instance_id`` nothing of yours is touched: the run goes through the same engine on
-    a temporary store deleted afterwards, and delays and signal waits are waited through. With
-    ``instance_id`` it is :func:`run_durable_workflow` that must complete, else
+    an in-memory store (no file) gone afterwards, and delays and signal waits are waited
+    through. With ``instance_id`` it is :func:`run_durable_workflow` that must complete, else
     :class:`StillWaiting` says what it waits for.
     """
     wf = _built(workflow)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -85,12 +84,11 @@ class Backend:
 
 
 class InMemoryBackend(Backend):
-    """A store that lives as long as this object: a SQLite file in a private temporary folder,
-    deleted on ``close()`` or when the object goes. Nothing outlives the process."""
+    """A store that lives as long as this object: an in-memory SQLite database (no file).
+    Nothing outlives the process."""
 
     def __init__(self) -> None:
-        folder = tempfile.mkdtemp(prefix="stepstone-flow-")
-        super().__init__(str(Path(folder) / "flow.db"), tempdir=folder)
+        super().__init__(":memory:")
 
 
 class PostgresBackend(Backend):
@@ -107,18 +105,14 @@ StoreLike = Backend | Store | str | Path | None
 
 @contextlib.contextmanager
 def using(store: StoreLike, backend: StoreLike = None) -> Iterator[Session]:
-    """A session on ``store`` (or sayiir's ``backend=``); None is a temporary store."""
+    """A session on ``store`` (or sayiir's ``backend=``); None is an in-memory store."""
     if store is not None and backend is not None:
         raise InvalidArgument("pass store= or backend=, not both")
     target = store if store is not None else backend
     if isinstance(target, Backend):
         yield target.session()
         return
-    if target is None:
-        folder = tempfile.mkdtemp(prefix="stepstone-flow-")
-        session = Session(str(Path(folder) / "flow.db"), tempdir=folder)
-    else:
-        session = Session(target)
+    session = Session(":memory:" if target is None else target)
     try:
         yield session
     finally:
