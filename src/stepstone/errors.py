@@ -32,6 +32,7 @@ __all__ = [
     "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
+    "UnknownSignal",
     "StepError",
     "StepFailed",
     "StepTimeout",
@@ -97,11 +98,44 @@ class DuplicateRun(StepstoneError):
 
 
 class SignalPayloadError(StepstoneError, ValueError):
-    """A signal payload does not match the schema its wait declared; the run was not touched."""
+    """A signal payload does not match the schema its wait declared (or the workflow's declared
+    signal type); the run was not touched, and the signal is on record as rejected."""
 
     def __init__(self, run_id: str, name: str, problem: str) -> None:
         super().__init__(f"signal {name!r} for run {run_id}: {problem}")
         self.run_id, self.name, self.problem = run_id, name, problem
+
+
+class UnknownSignal(StepstoneError, ValueError):
+    """A signal name the run neither waits for now nor declares (``signals=``), sent without
+    ``buffer=True``; nothing was stored. ``known`` are the names it would take now."""
+
+    def __init__(
+        self,
+        run_id: str,
+        name: str,
+        workflow: str,
+        known: tuple[str, ...],
+        *,
+        suggestion: str | None = None,
+        workflow_known: bool = True,
+    ) -> None:
+        did = f"; did you mean {suggestion!r}?" if suggestion else ""
+        listed = ", ".join(repr(n) for n in known) or "none"
+        if workflow_known:
+            takes = f"the signals it declares or waits for now: {listed}"
+        else:
+            takes = (
+                f"the signals it waits for now: {listed}; this client does not know workflow "
+                f"{workflow!r}, so its declared signals cannot be checked (CLI: pass --app)"
+            )
+        super().__init__(
+            f"run {run_id} (workflow {workflow!r}) does not take signal {name!r}{did} ({takes}). "
+            "To send it ahead of a wait the workflow reaches later, pass buffer=True "
+            "(CLI: --buffer)"
+        )
+        self.run_id, self.name, self.workflow, self.known = run_id, name, workflow, known
+        self.suggestion, self.workflow_known = suggestion, workflow_known
 
 
 # --- values ----------------------------------------------------------------------------------

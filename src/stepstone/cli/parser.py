@@ -316,13 +316,26 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         help="include lifecycle events (claimed, waiting, completed, ...)",
     )
 
-    p = command("signal", "send a signal to a run (checked against the schema its wait declared)")
+    p = command(
+        "signal",
+        "send a signal to a run: NAME must be one the run waits for now or (with --app) one its "
+        "workflow declares, else exit 4 with a 'did you mean' (--buffer sends it anyway, kept "
+        "until the run waits for it); a payload that fails the wait's schema is rejected "
+        "(exit 4, shown in `timeline`) and the wait goes on",
+    )
     p.add_argument("run_id", metavar="RUN")
     p.add_argument("name", metavar="NAME")
     p.add_argument(
         "--data",
         metavar="JSON|@FILE",
         help="the payload as JSON (default: null); @FILE reads it from a file",
+    )
+    p.add_argument(
+        "--buffer",
+        action="store_true",
+        help="send NAME although the run neither waits for it now nor declares it: the early "
+        "send is intended, and the signal is kept until the run waits for it (its payload is "
+        "checked then; a bad one is rejected and the wait goes on)",
     )
     _app_option(p, required=False)
 
