@@ -212,3 +212,21 @@ async def test_cli_signal_refuses_unknown_names_with_exit_4_and_buffer_sends_the
     capsys.readouterr()
     assert main(["signal", "--help"]) == 0
     assert "--buffer" in capsys.readouterr().out
+
+
+def test_sayiir_send_signal_keeps_an_early_signal_for_the_wait(tmp_path: Path) -> None:
+    # sayiir's contract: a signal sent before the run reaches its wait is buffered for it
+    from stepstone import Client
+    from stepstone.flow import Flow, resume_workflow, send_signal, task
+
+    @task("add")
+    def add(x: int) -> int:
+        return x + 1
+
+    url = f"sqlite:///{tmp_path / 'flow.db'}"
+    wf = Flow("early").then(add).wait_for_signal("go").build()
+    with Client(url, workflows=[wf]) as client:
+        client.start(wf, 1, run_id="e1")  # pending: not waiting for 'go' yet
+    send_signal("e1", "go", 5, url)
+    status = resume_workflow(wf, "e1", url)
+    assert status.is_completed() and status.output == 5
