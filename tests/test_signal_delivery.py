@@ -9,7 +9,6 @@ mean") unless the early send says it is intended (``buffer=True`` / ``--buffer``
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -25,15 +24,9 @@ from stepstone import (
     workflow,
 )
 from stepstone.cli.main import main
-from stepstone.core.model import RunState, StepKind
-from stepstone.core.port import Store
-from tests.test_waits import wait_for_state
-
-
-@dataclasses.dataclass(frozen=True)
-class Approval:
-    approved: bool
-    by: str
+from stepstone.core.model import RunState, StepKind, Wait
+from stepstone.core.port import Store, Suspended
+from tests.test_waits import Approval, wait_for_state
 
 
 @workflow
@@ -230,3 +223,38 @@ def test_sayiir_send_signal_keeps_an_early_signal_for_the_wait(tmp_path: Path) -
     send_signal("e1", "go", 5, url)
     status = resume_workflow(wf, "e1", url)
     assert status.is_completed() and status.output == 5
+
+
+async def test_store_take_signal_rejects_what_the_check_refuses_and_wakes_on_none_of_it(
+    store: Store,
+) -> None:
+    from tests.test_store_contract import ALL, W1, at, claim_one
+
+    def check(text: str) -> str | None:
+        return None if json.loads(text) == "good" else f"$: {text} is not 'good'"
+
+    claim = await claim_one(store, "r1")
+    assert await store.take_signal(claim, 0, "go", until=None, now=at(2), check=check) is None
+    waiting = (Wait("signal", 0, "go"),)
+    assert await store.close_claim(claim, Suspended(waiting), now=at(3)) is RunState.WAITING
+    refused = await store.send_signal(
+        "r1", "go", '"at the door"', now=at(4), problem="$: refused", rejected_by=0
+    )
+    assert (refused.rejected, refused.consumed_seq, refused.consumed_at) == (True, 0, at(4))
+    run = await store.get_run("r1")
+    assert run is not None and run.state is RunState.WAITING, "a rejected signal wakes nothing"
+    await store.send_signal("r1", "go", '"bad"', now=at(5))
+    await store.send_signal("r1", "go", '"good"', now=at(6))
+    claim = (await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(7)))[0]
+    assert await store.take_signal(claim, 0, "go", until=None, now=at(7), check=check) == '"good"'
+    # taken again (a retried attempt): the same one, the rejected ones stay rejected
+    assert await store.take_signal(claim, 0, "go", until=None, now=at(7), check=check) == '"good"'
+    signals = await store.list_signals("r1")
+    assert [(s.problem, s.consumed_seq) for s in signals] == [
+        ("$: refused", 0),
+        ("$: \"bad\" is not 'good'", 0),
+        (None, 0),
+    ]
+    # a rejected signal does not count as one waiting for the next suspend
+    await store.send_signal("r1", "go", '"worse"', now=at(8), problem="$: no")
+    assert await store.close_claim(claim, Suspended(waiting), now=at(9)) is RunState.WAITING
