@@ -108,7 +108,7 @@ class SignalPayloadError(StepstoneError, ValueError):
 
 class UnknownSignal(StepstoneError, ValueError):
     """A signal name the run neither waits for now nor declares (``signals=``), sent without
-    ``buffer=True``; nothing was stored. ``known`` are the names it would take now."""
+    ``buffer=True``; nothing was stored. ``known``: the names it would take now."""
 
     def __init__(
         self,
@@ -116,23 +116,16 @@ class UnknownSignal(StepstoneError, ValueError):
         name: str,
         workflow: str,
         known: tuple[str, ...],
-        *,
         suggestion: str | None = None,
         workflow_known: bool = True,
     ) -> None:
         did = f"; did you mean {suggestion!r}?" if suggestion else ""
-        listed = ", ".join(repr(n) for n in known) or "none"
-        if workflow_known:
-            takes = f"the signals it declares or waits for now: {listed}"
-        else:
-            takes = (
-                f"the signals it waits for now: {listed}; this client does not know workflow "
-                f"{workflow!r}, so its declared signals cannot be checked (CLI: pass --app)"
-            )
+        takes = "waits for now or declares" if workflow_known else "waits for now"
+        blind = "" if workflow_known else "; this client cannot see what it declares: use --app"
         super().__init__(
-            f"run {run_id} (workflow {workflow!r}) does not take signal {name!r}{did} ({takes}). "
-            "To send it ahead of a wait the workflow reaches later, pass buffer=True "
-            "(CLI: --buffer)"
+            f"run {run_id} (workflow {workflow!r}) does not take signal {name!r}{did} (the names "
+            f"it {takes}: {', '.join(map(repr, known)) or 'none'}{blind}). To send it ahead of a "
+            "wait the workflow reaches later, pass buffer=True (CLI: --buffer)"
         )
         self.run_id, self.name, self.workflow, self.known = run_id, name, workflow, known
         self.suggestion, self.workflow_known = suggestion, workflow_known

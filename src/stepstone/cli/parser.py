@@ -126,7 +126,11 @@ def _global_options(parent: bool) -> _Parser:
 
 
 def _app_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    need = "required" if required else "optional: decodes results and checks declared signal types"
+    need = (
+        "required"
+        if required
+        else "optional: decodes results and checks declared signal names and types"
+    )
     parser.add_argument(
         "--app",
         metavar="MODULE",
@@ -318,9 +322,8 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
 
     p = command(
         "signal",
-        "send a signal to a run: NAME must be one the run waits for now or (with --app) one its "
-        "workflow declares, else exit 4 with a 'did you mean' (--buffer sends it anyway, kept "
-        "until the run waits for it); a payload that fails the wait's schema is rejected "
+        "send a signal to a run: a NAME it waits for now or (with --app) declares, else exit 4 "
+        "with a 'did you mean' unless --buffer; a payload failing the wait's schema is rejected "
         "(exit 4, shown in `timeline`) and the wait goes on",
     )
     p.add_argument("run_id", metavar="RUN")
@@ -333,9 +336,8 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--buffer",
         action="store_true",
-        help="send NAME although the run neither waits for it now nor declares it: the early "
-        "send is intended, and the signal is kept until the run waits for it (its payload is "
-        "checked then; a bad one is rejected and the wait goes on)",
+        help="send NAME although the run neither waits for it now nor declares it (an early "
+        "send meant for a later wait): kept until the run waits for it, checked then",
     )
     _app_option(p, required=False)
 
