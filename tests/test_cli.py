@@ -493,7 +493,11 @@ def test_worker_signal_result_and_check(migrated: Cli) -> None:
         assert wait["resume_command"] == f"stepstone signal a1 approval --data JSON --db {cli.db}"
         human = cli("show", "a1").stdout
         assert "schema: {" in human and f"answer: {wait['resume_command']}" in human
-        assert shown["signals"] == []
+        [refused] = shown["signals"]  # on record as rejected by the wait, never taken
+        assert (refused["rejected"], refused["consumed_seq"]) == (True, wait["seq"])
+        assert "missing required property 'by'" in refused["problem"]
+        assert shown["pending_signals"] == []
+        assert shown["rejected_signals"] == [refused["signal_id"]]
         assert shown["state_data"] == {"prepared": "prepared bob"}
         assert "signal 'approval'" in cli("runs").stdout
 

@@ -102,7 +102,8 @@ def test_dead_letters_list_retry_and_purge(migrated: Cli) -> None:
 
 def test_db_copy_sqlite_to_sqlite(migrated: Cli, tmp_path: Path) -> None:
     run_id = migrated("start", "approve", "--app", "app", "--arg", "name=x").stdout.strip()
-    migrated("signal", run_id, "approval", "--data", '{"approved": true, "by": "me"}')
+    payload = '{"approved": true, "by": "me"}'
+    migrated("signal", run_id, "approval", "--data", payload, "--buffer")  # no worker: early
     target = f"sqlite:///{tmp_path / 'copy.db'}"
     migrated("migrate", "--db", target, db=False)
     report = migrated.data("db", "copy", migrated.db, target, db=False)

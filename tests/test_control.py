@@ -94,7 +94,7 @@ async def test_pause_during_a_step_and_during_a_wait(client: AsyncClient, store:
     await client.pause("r")
     release.set()
     await wait_for_state(client, "r", RunState.PAUSED)
-    await client.signal("r", "go")  # buffered: a paused run is not claimed
+    await client.signal("r", "go", buffer=True)  # buffered: a paused run is not claimed
     assert (await client.get("r")).state is RunState.PAUSED
     assert calls == Counter(a=1, b=1)
     await client.unpause("r")

@@ -44,7 +44,12 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
 
     migrated = tmp_path / "migrated.db"
     store = SQLiteStore(migrated)
-    assert await store.migrate() == ["0001_initial", "0002_routing", "0003_target_index"]
+    assert await store.migrate() == [
+        "0001_initial",
+        "0002_routing",
+        "0003_target_index",
+        "0004_signal_problem",
+    ]
     await store.close()
 
     snapshot = tmp_path / "snapshot.db"

@@ -134,7 +134,8 @@ async def test_run_waiting_for_a_signal_leaves_the_loop_free(client: AsyncClient
 
 async def test_signal_before_the_wait_is_buffered(client: AsyncClient) -> None:
     handle = await client.start(approver, run_id="a2")
-    await client.signal("a2", "approval", {"approved": False, "by": "bo"})
+    # the workflow neither declares 'approval' nor waits for it yet: an early send says so
+    await client.signal("a2", "approval", {"approved": False, "by": "bo"}, buffer=True)
     assert await client.run(approver, run_id=handle.run_id) == {"approved": False, "by": "bo"}
     signals = await client.store.list_signals("a2")
     assert [s.consumed_seq for s in signals] == [1]
@@ -155,7 +156,11 @@ async def test_malformed_signal_is_rejected_and_the_run_untouched(
         await second_client.signal("a3", "approval", {"approved": True, "by": "x", "extra": 1})
     after = await client.get("a3")
     assert after.state is RunState.WAITING and after.updated_at == before.updated_at
-    assert await client.store.list_signals("a3") == []
+    # each refusal is on record as rejected by the wait (#1), none pending for it to take
+    refused = await client.store.list_signals("a3")
+    assert [(s.consumed_seq, s.rejected) for s in refused] == [(1, True)] * 3
+    assert "$.approved" in (refused[0].problem or "")
+    assert (await client.describe("a3")).pending_signals == ()
     await second_client.signal("a3", "approval", {"approved": True, "by": "ok"})
     assert (await task)["by"] == "ok"
 
@@ -168,7 +173,7 @@ async def collector(ctx: WorkflowContext, n: int) -> list[Any]:
 async def test_signals_are_delivered_in_order_exactly_once(client: AsyncClient) -> None:
     await client.start(collector, 4, run_id="c1")
     for i in range(3):
-        await client.signal("c1", "item", i)
+        await client.signal("c1", "item", i, buffer=True)
     task = asyncio.create_task(client.run(collector, 4, run_id="c1"))
     await wait_for_state(client, "c1", RunState.WAITING)
     await client.signal("c1", "item", 3)

@@ -49,6 +49,7 @@ from stepstone.errors import (
     StoreError,
     StoreReadOnly,
     StoreUnavailable,
+    UnknownSignal,
     WaitTimeout,
     WorkflowNotFound,
 )
@@ -146,6 +147,7 @@ __all__ = [
     "StoreUnavailable",
     "SyncWorkflowContext",
     "TimelineEntry",
+    "UnknownSignal",
     "WaitTimeout",
     "Workflow",
     "WorkflowContext",

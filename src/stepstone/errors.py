@@ -32,6 +32,7 @@ __all__ = [
     "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
+    "UnknownSignal",
     "StepError",
     "StepFailed",
     "StepTimeout",
@@ -97,11 +98,37 @@ class DuplicateRun(StepstoneError):
 
 
 class SignalPayloadError(StepstoneError, ValueError):
-    """A signal payload does not match the schema its wait declared; the run was not touched."""
+    """A signal payload does not match the schema its wait declared (or the workflow's declared
+    signal type); the run was not touched, and the signal is on record as rejected."""
 
     def __init__(self, run_id: str, name: str, problem: str) -> None:
         super().__init__(f"signal {name!r} for run {run_id}: {problem}")
         self.run_id, self.name, self.problem = run_id, name, problem
+
+
+class UnknownSignal(StepstoneError, ValueError):
+    """A signal name the run neither waits for now nor declares (``signals=``), sent without
+    ``buffer=True``; nothing was stored. ``known``: the names it would take now."""
+
+    def __init__(
+        self,
+        run_id: str,
+        name: str,
+        workflow: str,
+        known: tuple[str, ...],
+        suggestion: str | None = None,
+        workflow_known: bool = True,
+    ) -> None:
+        did = f"; did you mean {suggestion!r}?" if suggestion else ""
+        takes = "waits for now or declares" if workflow_known else "waits for now"
+        blind = "" if workflow_known else "; this client cannot see what it declares: use --app"
+        super().__init__(
+            f"run {run_id} (workflow {workflow!r}) does not take signal {name!r}{did} (the names "
+            f"it {takes}: {', '.join(map(repr, known)) or 'none'}{blind}). To send it ahead of a "
+            "wait the workflow reaches later, pass buffer=True (CLI: --buffer)"
+        )
+        self.run_id, self.name, self.workflow, self.known = run_id, name, workflow, known
+        self.suggestion, self.workflow_known = suggestion, workflow_known
 
 
 # --- values ----------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
     3    not found: no such run, no such workflow in the app, the app module cannot be imported
     4    invalid input: bad JSON in --input/--data/--patch (the message names the flag, line and
          column, or the JSON path), a flag value out of range or malformed (named), an unknown
-         --arg name, a signal payload that does not match its schema, a value that cannot be
-         encoded or decoded, an operation the run's state does not allow
+         --arg name, a signal payload that does not match its schema, a signal name the run
+         neither waits for nor declares (without --buffer; the message says "did you mean"), a
+         value that cannot be encoded or decoded, an operation the run's state does not allow
     5    store unavailable, locked, corrupt, read-only, or otherwise failing
     6    schema missing or outdated: run `stepstone migrate`
     7    the run failed, was cancelled or is blocked (result, start --wait, run)
@@ -61,6 +62,7 @@ from stepstone.errors import (
     StoreError,
     StoreReadOnly,
     StoreUnavailable,
+    UnknownSignal,
     UsageError,
     WaitTimeout,
     WorkflowNotFound,
@@ -92,6 +94,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     WaitTimeout: 40,
     InvalidArgument: 4,
     SignalPayloadError: 4,
+    UnknownSignal: 4,
     EncodeError: 4,
     DecodeError: 4,
     RunStateError: 4,
@@ -103,7 +106,8 @@ MEANINGS: dict[int, str] = {
     1: "unexpected internal error (run with -v for the traceback)",
     2: "usage error",
     3: "not found: run, workflow, or app module",
-    4: "invalid input: bad JSON or value in a flag, bad payload, or a state that forbids it",
+    4: "invalid input: bad JSON or value in a flag, bad payload, unknown signal name, or a "
+    "state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
     6: "schema missing or outdated: run `stepstone migrate`",
     7: "the run failed, was cancelled or is blocked",

@@ -95,6 +95,10 @@ def _show(screen: Screen, desc: RunDescription, db: str | None = None) -> None:
         f"{s.name!r} (#{s.signal_id}, received {fmt_time(s.created_at)})"
         for s in desc.pending_signals
     )
+    rejected = "; ".join(
+        f"{s.name!r} (#{s.signal_id}, received {fmt_time(s.created_at)}): {s.problem}"
+        for s in desc.rejected_signals
+    )
     error = f"{run.error.type}: {run.error.message}" if run.error else ""
     screen.fields(
         [
@@ -116,6 +120,7 @@ def _show(screen: Screen, desc: RunDescription, db: str | None = None) -> None:
             ("parent", parent),
             ("waiting for", _wait_lines(run, db)),
             ("pending signals", pending),
+            ("rejected signals", rejected),
             ("input", run.input_json),
             ("output", run.output_json or ""),
             ("ctx.state", json.dumps(desc.state, ensure_ascii=False) if desc.state else ""),

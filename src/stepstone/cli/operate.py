@@ -123,8 +123,8 @@ def cmd_signal(ns: argparse.Namespace, session: Session) -> Output:
     payload = parse_json_flag("--data", ns.data) if ns.data is not None else None
     registry = load_app(ns.app) if ns.app else None
     with session.client(registry) as client:
-        client.signal(ns.run_id, ns.name, payload)
-    data = {"run_id": ns.run_id, "name": ns.name, "payload": payload}
+        client.signal(ns.run_id, ns.name, payload, buffer=ns.buffer)
+    data = {"run_id": ns.run_id, "name": ns.name, "payload": payload, "buffered": ns.buffer}
     return Output(data, lambda s: s.line(f"sent signal {ns.name!r} to run {ns.run_id}"))
 
 

@@ -126,7 +126,11 @@ def _global_options(parent: bool) -> _Parser:
 
 
 def _app_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    need = "required" if required else "optional: decodes results and checks declared signal types"
+    need = (
+        "required"
+        if required
+        else "optional: decodes results and checks declared signal names and types"
+    )
     parser.add_argument(
         "--app",
         metavar="MODULE",
@@ -316,13 +320,24 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         help="include lifecycle events (claimed, waiting, completed, ...)",
     )
 
-    p = command("signal", "send a signal to a run (checked against the schema its wait declared)")
+    p = command(
+        "signal",
+        "send a signal to a run: a NAME it waits for now or (with --app) declares, else exit 4 "
+        "with a 'did you mean' unless --buffer; a payload failing the wait's schema is rejected "
+        "(exit 4, shown in `timeline`) and the wait goes on",
+    )
     p.add_argument("run_id", metavar="RUN")
     p.add_argument("name", metavar="NAME")
     p.add_argument(
         "--data",
         metavar="JSON|@FILE",
         help="the payload as JSON (default: null); @FILE reads it from a file",
+    )
+    p.add_argument(
+        "--buffer",
+        action="store_true",
+        help="send NAME although the run neither waits for it now nor declares it (an early "
+        "send meant for a later wait): kept until the run waits for it, checked then",
     )
     _app_option(p, required=False)
 

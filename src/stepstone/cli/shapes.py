@@ -163,6 +163,8 @@ def signal_json(signal: SignalRecord) -> dict[str, Any]:
         "created_at": _iso(signal.created_at),
         "consumed_seq": signal.consumed_seq,
         "consumed_at": _iso(signal.consumed_at),
+        "rejected": signal.rejected,
+        "problem": signal.problem,
     }
 
 
@@ -183,6 +185,7 @@ def description_json(desc: RunDescription, db: str | None = None) -> dict[str, A
             }
             for f in desc.failures
         ],
+        "rejected_signals": [s.signal_id for s in desc.rejected_signals],
         "children": [
             {"run_id": c.run_id, "workflow": c.workflow, "state": c.state.value}
             for c in desc.children

@@ -116,6 +116,11 @@ class Inspecting(ClientBase):
             entries.extend(_step_entries(step, run.created_at))
         for sig in desc.signals:
             entries.append(TimelineEntry(sig.created_at, "signal", f"{sig.name!r} received"))
+            if sig.rejected:
+                by = f" by wait #{sig.consumed_seq}" if sig.consumed_seq is not None else ""
+                detail = f"{sig.name!r} (#{sig.signal_id}) rejected{by}: {sig.problem}"
+                at = sig.consumed_at or sig.created_at
+                entries.append(TimelineEntry(at, "signal_rejected", detail, sig.consumed_seq))
         entries.sort(key=lambda e: (e.at, e.seq if e.seq is not None else -1))
         return entries
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable
 from datetime import timedelta
@@ -10,11 +11,13 @@ from typing import Any
 from stepstone.client.base import ClientBase, check_run_id, states_of
 from stepstone.core import codec
 from stepstone.core.bounds import check_int
+from stepstone.core.definitions import Workflow
 from stepstone.core.ids import new_run_id
-from stepstone.core.jsonschema import first_problem, schema_for
-from stepstone.core.model import TERMINAL_STATES, NewRun, Run, RunState
+from stepstone.core.jsonschema import first_problem
+from stepstone.core.model import TERMINAL_STATES, NewRun, Run, RunState, Wait
 from stepstone.core.routing import Pool, Queue
-from stepstone.errors import DecodeError, InvalidArgument, RunStateError, SignalPayloadError
+from stepstone.core.waits import payload_problem
+from stepstone.errors import InvalidArgument, RunStateError, SignalPayloadError, UnknownSignal
 
 __all__ = ["Operating"]
 
@@ -22,34 +25,45 @@ __all__ = ["Operating"]
 class Operating(ClientBase):
     """Changing runs that exist, and the limits they run under."""
 
-    async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
-        """Send signal ``name`` to a run. It is buffered until the run waits for it.
+    async def signal(
+        self, run_id: str, name: str, payload: Any = None, *, buffer: bool = False
+    ) -> None:
+        """Send signal ``name`` to a run; the run takes it when it waits for ``name``.
 
-        The payload is checked against the schema the run's wait declared (or the workflow's
-        ``signals=`` type, when this client knows the workflow); a mismatch raises
-        :class:`SignalPayloadError` and the run is not touched.
+        The name must be one the run waits for now or one its workflow declares (``signals=``;
+        checked when this client knows the workflow), else :class:`UnknownSignal` (with a "did
+        you mean") and nothing is stored. ``buffer=True`` says an early send of another name is
+        intended: it is kept until the run waits for it.
+
+        The payload is checked against the schema the run's wait declared and the workflow's
+        ``signals=`` type: a mismatch raises :class:`SignalPayloadError`, the signal is recorded
+        as rejected (``timeline`` shows why) and the run is not touched. A buffered payload this
+        client could not check is checked by the wait that meets it, which rejects a bad one the
+        same way and goes on waiting.
+
+        >>> await client.signal(run_id, "approval", {"approved": True})
+        >>> await client.signal(run_id, "approval", {"approved": True}, buffer=True)  # early
         """
         if not isinstance(name, str) or not name:
             raise InvalidArgument("signal name must be a non-empty string")
         payload_json = codec.encode(payload, f"signal {name!r} payload")
         run = await self.get(run_id)
-        raw = json.loads(payload_json)
-        for wait in run.waits:
-            if wait.kind == "signal" and wait.name == name and wait.schema_json:
-                problem = first_problem(raw, json.loads(wait.schema_json))
-                if problem:
-                    raise SignalPayloadError(run_id, name, problem)
+        now = self.clock.now()
+        if run.is_finished:  # the store refuses it, naming the state
+            await self.store.send_signal(run_id, name, payload_json, now=now)
+            return
+        waits = [w for w in run.waits if w.kind == "signal" and w.name == name and w.seq >= 0]
         wf = self.registry.workflows.get(run.workflow)
-        tp = wf.signals.get(name) if wf is not None else None
-        if tp is not None:
-            problem = first_problem(raw, schema_for(tp))
-            if problem:
-                raise SignalPayloadError(run_id, name, problem)
-            try:
-                codec.decode_value(raw, tp, f"signal {name!r}")
-            except DecodeError as exc:
-                raise SignalPayloadError(run_id, name, f"{exc.path}: {exc.problem}") from None
-        await self.store.send_signal(run_id, name, payload_json, now=self.clock.now())
+        if not waits and not buffer and (wf is None or name not in wf.signals):
+            raise _unknown(run, name, wf)
+        problem = _payload_problem(json.loads(payload_json), name, waits, wf)
+        if problem is not None:
+            rejected_by = waits[0].seq if waits else None
+            await self.store.send_signal(
+                run_id, name, payload_json, now=now, problem=problem, rejected_by=rejected_by
+            )
+            raise SignalPayloadError(run_id, name, problem)
+        await self.store.send_signal(run_id, name, payload_json, now=now)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> Run:
         """Cancel a run: at once if it is not running, else at its next step boundary. Its
@@ -149,3 +163,30 @@ class Operating(ClientBase):
             await self.store.declare_queues(queues, now=self.clock.now())
         if pools:
             await self.store.declare_pools(pools, now=self.clock.now())
+
+
+def _payload_problem(
+    raw: Any, name: str, waits: list[Wait], wf: Workflow[Any, Any] | None
+) -> str | None:
+    """The first problem the run's waits for ``name`` (their stored schema) or the workflow's
+    declared ``signals=`` type find with the payload ``raw``."""
+    for wait in waits:
+        problem = first_problem(raw, json.loads(wait.schema_json)) if wait.schema_json else None
+        if problem:
+            return problem
+    tp = wf.signals.get(name) if wf is not None else None
+    return payload_problem(raw, tp, name) if tp is not None else None
+
+
+def _unknown(run: Run, name: str, wf: Workflow[Any, Any] | None) -> UnknownSignal:
+    waiting = {w.name for w in run.waits if w.kind == "signal" and w.name and w.seq >= 0}
+    known = tuple(sorted(waiting | set(wf.signals if wf is not None else ())))
+    guess = difflib.get_close_matches(name, known, n=1)
+    return UnknownSignal(
+        run.run_id,
+        name,
+        run.workflow,
+        known,
+        suggestion=guess[0] if guess else None,
+        workflow_known=wf is not None,
+    )

@@ -38,7 +38,12 @@ class RunDescription:
 
     @property
     def pending_signals(self) -> tuple[SignalRecord, ...]:
-        return tuple(s for s in self.signals if s.consumed_seq is None)
+        return tuple(s for s in self.signals if s.consumed_seq is None and not s.rejected)
+
+    @property
+    def rejected_signals(self) -> tuple[SignalRecord, ...]:
+        """Signals whose payload failed their wait's schema: never delivered (``problem``)."""
+        return tuple(s for s in self.signals if s.rejected)
 
     @property
     def failed_steps(self) -> tuple[StepRecord, ...]:

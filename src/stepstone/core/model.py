@@ -298,7 +298,12 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class SignalRecord:
-    """A signal sent to a run; ``consumed_seq`` is the wait that took it."""
+    """A signal sent to a run; ``consumed_seq`` is the wait that took it.
+
+    A ``problem`` means the signal was rejected (its payload failed the wait's schema or the
+    workflow's declared type): it is never a wait's outcome, and ``consumed_seq`` is then the
+    wait that rejected it (None when the sender was refused before any wait saw it).
+    """
 
     signal_id: int
     run_id: str
@@ -307,6 +312,11 @@ class SignalRecord:
     created_at: datetime
     consumed_seq: int | None = None
     consumed_at: datetime | None = None
+    problem: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.problem is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ its :class:`Claim`; a write whose ``lease_token`` is stale changes nothing and r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -42,11 +42,15 @@ __all__ = [
     "Completed",
     "Failed",
     "NewEvent",
+    "PayloadCheck",
     "Paused",
     "Released",
     "Store",
     "Suspended",
 ]
+
+PayloadCheck = Callable[[str], str | None]
+"""A signal payload (JSON text) -> the first problem with it, or None when the wait accepts it."""
 
 
 # --- how a claim ends ------------------------------------------------------------------------
@@ -237,17 +241,35 @@ class Store(Protocol):
 
     # --- signals -------------------------------------------------------------------------
     async def send_signal(
-        self, run_id: str, name: str, payload_json: str, *, now: datetime
+        self,
+        run_id: str,
+        name: str,
+        payload_json: str,
+        *,
+        now: datetime,
+        problem: str | None = None,
+        rejected_by: int | None = None,
     ) -> SignalRecord:
-        """Buffer a signal for the run and wake it if it waits for this name."""
+        """Buffer a signal for the run and wake it if it waits for this name.
+
+        With a ``problem`` the signal is stored already rejected (by wait ``rejected_by``, if
+        one refused it) and wakes nothing: a record of what the sender was refused."""
         ...
 
     async def take_signal(
-        self, claim: Claim, seq: int, name: str, *, until: datetime | None, now: datetime
+        self,
+        claim: Claim,
+        seq: int,
+        name: str,
+        *,
+        until: datetime | None,
+        now: datetime,
+        check: PayloadCheck | None = None,
     ) -> str | None:
         """Consume the oldest unconsumed ``name`` signal into journal entry ``seq`` and return
         its payload; or, if there is none, record ``seq`` as waiting (until ``until``) and return
-        None."""
+        None. A signal whose payload ``check`` finds a problem with is marked rejected by
+        ``seq`` (with that problem) and the next one is tried."""
         ...
 
     async def list_signals(self, run_id: str) -> list[SignalRecord]: ...

@@ -3,25 +3,43 @@
 A wait records what it waits for and raises :class:`~stepstone.errors.Suspend` (through
 :meth:`Execution.suspend <stepstone.core.engine.Execution.suspend>`); a replay after the timer is
 due, or after the signal came, returns at once. A wait that is already satisfied never suspends.
+A signal whose payload fails the wait's type (its ``schema``, or the workflow's ``signals=``
+type) is rejected when the wait meets it (see :func:`payload_problem`) and the wait goes on.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stepstone.core import codec
-from stepstone.core.jsonschema import schema_for
+from stepstone.core.jsonschema import first_problem, schema_for
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
 from stepstone.core.records import SignalOutcome, SignalWait, Until
-from stepstone.errors import InvalidArgument, WaitTimeout
+from stepstone.errors import DecodeError, InvalidArgument, WaitTimeout
 
 if TYPE_CHECKING:
     from stepstone.core.engine import Execution
 
-__all__ = ["Waits"]
+__all__ = ["Waits", "payload_problem"]
+
+
+def payload_problem(raw: Any, tp: Any, name: str) -> str | None:
+    """The first way the signal payload ``raw`` (plain JSON) fails type ``tp`` (its JSON Schema,
+    then decoding it), or None when a wait for signal ``name`` declaring ``tp`` accepts it."""
+    if tp is codec._NO_HINT:
+        return None
+    problem = first_problem(raw, schema_for(tp))
+    if problem:
+        return problem
+    try:
+        codec.decode_value(raw, tp, f"signal {name!r}")
+    except DecodeError as exc:
+        return f"{exc.path}: {exc.problem}"
+    return None
 
 
 class Waits:
@@ -98,7 +116,16 @@ class Waits:
         else:
             until = SignalWait.decode(record.output_json).until
         await exe.flush_background()
-        payload = await exe.rt.store.take_signal(exe.claim, seq, name, until=until, now=exe.now())
+        payload = await exe.rt.store.take_signal(
+            exe.claim,
+            seq,
+            name,
+            until=until,
+            now=exe.now(),
+            check=None
+            if tp is codec._NO_HINT
+            else lambda text: payload_problem(json.loads(text), tp, name),
+        )
         if payload is not None:
             taken = SignalOutcome(payload)
             exe.journal.remember(

@@ -237,9 +237,11 @@ def send_signal(
     *,
     backend: StoreLike = None,
 ) -> None:
-    """Send a signal to run ``instance_id``; it is buffered until the run waits for it."""
+    """Send a signal to run ``instance_id``; it is buffered until the run waits for it (sayiir's
+    contract: an early send is intended, so any name is taken; a payload the wait refuses is
+    rejected there and the wait goes on)."""
     with using(store, backend) as session:
-        session.call(session.client.signal, instance_id, signal_name, payload)
+        session.call(session.client.signal, instance_id, signal_name, payload, buffer=True)
 
 
 class WorkflowClient:
@@ -294,8 +296,9 @@ class WorkflowClient:
         self._session.call(self._session.client.unpause, instance_id)
 
     def send_signal(self, instance_id: str, signal_name: str, payload: Any) -> None:
-        """Send a signal to the run."""
-        self._session.call(self._session.client.signal, instance_id, signal_name, payload)
+        """Send a signal to the run; buffered until it waits for it (see :func:`send_signal`)."""
+        client = self._session.client
+        self._session.call(client.signal, instance_id, signal_name, payload, buffer=True)
 
     def close(self) -> None:
         """Close the store this client opened."""

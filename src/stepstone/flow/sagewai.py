@@ -164,8 +164,9 @@ class DurableWorkflow:
         return await client.run(self.workflow, run_id=run_id)
 
     async def signal(self, run_id: str, name: str, value: Any = None) -> None:
-        """Send a signal to a run (``ApprovalGate.wait`` receives it)."""
-        await self._open().signal(run_id, name, value)
+        """Send a signal to a run (``ApprovalGate.wait`` receives it); as in sagewai, one sent
+        before the run reaches its gate is kept until it does (``buffer=True``)."""
+        await self._open().signal(run_id, name, value, buffer=True)
 
     async def status(self, run_id: str) -> WorkflowStatus:
         """Where a run is."""

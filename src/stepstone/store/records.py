@@ -161,6 +161,7 @@ class Columns:
             self._time(row["created_at"]),
             row["consumed_seq"],
             self.time_in(row["consumed_at"]),
+            row["problem"],
         )
 
     def event(self, row: Row) -> EventRecord:

@@ -359,7 +359,8 @@ SELECT run_id, pg_notify('stepstone', '') AS woke FROM woken;
 -- name: signal_waiting
 SELECT EXISTS (
     SELECT 1 FROM stepstone.signals
-    WHERE run_id = %(run_id)s AND consumed_seq IS NULL AND name = ANY(%(names)s::text[])
+    WHERE run_id = %(run_id)s AND consumed_seq IS NULL AND problem IS NULL
+      AND name = ANY(%(names)s::text[])
 ) AS found;
 
 -- name: child_finished
@@ -479,8 +480,12 @@ WHERE run_id = %(run_id)s AND lease_token = %(token)s;
 
 -- name: insert_signal
 -- Only for an unfinished run, which stays locked until the signal (and its wake-up) commits.
-INSERT INTO stepstone.signals (run_id, name, payload, created_at)
-SELECT run_id, %(name)s, %(payload)s, %(now)s FROM stepstone.runs
+-- A payload refused at the door comes with its problem (and the wait that refused it, if any).
+INSERT INTO stepstone.signals
+    (run_id, name, payload, created_at, consumed_seq, consumed_at, problem)
+SELECT run_id, %(name)s, %(payload)s, %(now)s, %(seq)s::integer, %(consumed_at)s::timestamptz,
+    %(problem)s::text
+FROM stepstone.runs
 WHERE run_id = %(run_id)s AND state NOT IN ('completed', 'failed', 'cancelled')
 FOR UPDATE
 RETURNING signal_id;
@@ -500,15 +505,22 @@ SELECT run_id, pg_notify('stepstone', '') AS woke FROM woken;
 -- name: next_signal
 -- The oldest unconsumed signal of this name, or the one this wait already consumed (a retry
 -- after an unacknowledged commit must return the same payload, not take the next signal).
+-- Rejected signals are never taken.
 SELECT signal_id, payload, consumed_seq FROM stepstone.signals
 WHERE run_id = %(run_id)s AND name = %(name)s
-  AND (consumed_seq IS NULL OR consumed_seq = %(seq)s)
+  AND (consumed_seq IS NULL OR consumed_seq = %(seq)s) AND problem IS NULL
 ORDER BY consumed_seq IS NULL, signal_id
 LIMIT 1
 FOR UPDATE;
 
 -- name: consume_signal
 UPDATE stepstone.signals SET consumed_seq = %(seq)s, consumed_at = %(now)s
+WHERE signal_id = %(signal_id)s;
+
+-- name: reject_signal
+-- Wait seq saw the signal and refused its payload: it stays on record, never taken.
+UPDATE stepstone.signals
+SET consumed_seq = %(seq)s, consumed_at = %(now)s, problem = %(problem)s
 WHERE signal_id = %(signal_id)s;
 
 -- name: list_signals
@@ -641,8 +653,12 @@ INSERT INTO stepstone.runs (
 ON CONFLICT DO NOTHING;
 
 -- name: import_signal
-INSERT INTO stepstone.signals (run_id, name, payload, created_at, consumed_seq, consumed_at)
-VALUES (%(run_id)s, %(name)s, %(payload)s, %(created_at)s, %(consumed_seq)s, %(consumed_at)s);
+INSERT INTO stepstone.signals
+    (run_id, name, payload, created_at, consumed_seq, consumed_at, problem)
+VALUES (
+    %(run_id)s, %(name)s, %(payload)s, %(created_at)s, %(consumed_seq)s, %(consumed_at)s,
+    %(problem)s
+);
 
 -- name: import_event
 INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)

@@ -96,7 +96,8 @@ CREATE TABLE stepstone.signals (
     payload       text NOT NULL,
     created_at    timestamptz NOT NULL,
     consumed_seq  integer,
-    consumed_at   timestamptz
+    consumed_at   timestamptz,
+    problem       text
 );
 CREATE INDEX signals_by_run ON stepstone.signals (run_id, name, signal_id);
 

@@ -63,7 +63,7 @@ from stepstone.core.model import (
     StepRecord,
     WorkerInfo,
 )
-from stepstone.core.port import Cancelled, ClaimFilter, ClaimOutcome, NewEvent
+from stepstone.core.port import Cancelled, ClaimFilter, ClaimOutcome, NewEvent, PayloadCheck
 from stepstone.store import scripts
 from stepstone.store.postgres.database import StoreBase
 
@@ -172,15 +172,29 @@ class PostgresStore(StoreBase):
     # --- signals -------------------------------------------------------------------------------
 
     async def send_signal(
-        self, run_id: str, name: str, payload_json: str, *, now: datetime
+        self,
+        run_id: str,
+        name: str,
+        payload_json: str,
+        *,
+        now: datetime,
+        problem: str | None = None,
+        rejected_by: int | None = None,
     ) -> SignalRecord:
-        args = (run_id, name, payload_json, now)
+        args = (run_id, name, payload_json, now, problem, rejected_by)
         return await self._write(scripts.signals.send_signal, *args, safe=False, notify=True)
 
     async def take_signal(
-        self, claim: Claim, seq: int, name: str, *, until: datetime | None, now: datetime
+        self,
+        claim: Claim,
+        seq: int,
+        name: str,
+        *,
+        until: datetime | None,
+        now: datetime,
+        check: PayloadCheck | None = None,
     ) -> str | None:
-        args = (claim, seq, name, until, now)
+        args = (claim, seq, name, until, now, check)
         return await self._write(scripts.signals.take_signal, *args, safe=False)
 
     async def list_signals(self, run_id: str) -> list[SignalRecord]:

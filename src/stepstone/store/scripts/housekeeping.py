@@ -64,6 +64,7 @@ async def import_runs(tx: Tx, runs: Sequence[RunExport]) -> int:
                 "created_at": s.created_at,
                 "consumed_seq": s.consumed_seq,
                 "consumed_at": s.consumed_at,
+                "problem": s.problem,
             }
             await tx.run("import_signal", params)
         for e in export.events:

@@ -240,7 +240,7 @@ WHERE run_id = :run_id AND state = 'waiting';
 -- name: signal_waiting
 SELECT EXISTS (
     SELECT 1 FROM signals
-    WHERE run_id = :run_id AND consumed_seq IS NULL
+    WHERE run_id = :run_id AND consumed_seq IS NULL AND problem IS NULL
       AND name IN (SELECT value FROM json_each(:names))
 ) AS found;
 
@@ -322,9 +322,10 @@ ON CONFLICT (run_id, seq) DO NOTHING;
 UPDATE runs SET state_data = :state_data WHERE run_id = :run_id AND lease_token = :token;
 
 -- name: insert_signal
--- Only for an unfinished run.
-INSERT INTO signals (run_id, name, payload, created_at)
-SELECT run_id, :name, :payload, :now FROM runs
+-- Only for an unfinished run. A payload refused at the door comes with its :problem (and the
+-- wait that refused it, if any: :seq).
+INSERT INTO signals (run_id, name, payload, created_at, consumed_seq, consumed_at, problem)
+SELECT run_id, :name, :payload, :now, :seq, :consumed_at, :problem FROM runs
 WHERE run_id = :run_id AND state NOT IN ('completed', 'failed', 'cancelled')
 RETURNING signal_id;
 
@@ -338,14 +339,20 @@ WHERE run_id = :run_id AND state = 'waiting'
 
 -- name: next_signal
 -- The oldest unconsumed signal of this name (same shape as PostgreSQL's, whose retried wait
--- finds again the one it consumed: :seq).
+-- finds again the one it consumed: :seq). Rejected signals are never taken.
 SELECT signal_id, payload, consumed_seq FROM signals
 WHERE run_id = :run_id AND name = :name AND (consumed_seq IS NULL OR consumed_seq = :seq)
+  AND problem IS NULL
 ORDER BY consumed_seq IS NULL, signal_id
 LIMIT 1;
 
 -- name: consume_signal
 UPDATE signals SET consumed_seq = :seq, consumed_at = :now WHERE signal_id = :signal_id;
+
+-- name: reject_signal
+-- Wait :seq saw the signal and refused its payload: it stays on record, never taken.
+UPDATE signals SET consumed_seq = :seq, consumed_at = :now, problem = :problem
+WHERE signal_id = :signal_id;
 
 -- name: list_signals
 SELECT * FROM signals WHERE run_id = :run_id ORDER BY signal_id;
@@ -449,8 +456,8 @@ INSERT INTO runs (
 ON CONFLICT DO NOTHING;
 
 -- name: import_signal
-INSERT INTO signals (run_id, name, payload, created_at, consumed_seq, consumed_at)
-VALUES (:run_id, :name, :payload, :created_at, :consumed_seq, :consumed_at);
+INSERT INTO signals (run_id, name, payload, created_at, consumed_seq, consumed_at, problem)
+VALUES (:run_id, :name, :payload, :created_at, :consumed_seq, :consumed_at, :problem);
 
 -- name: import_event
 INSERT INTO events (run_id, idx, kind, data, source, created_at)

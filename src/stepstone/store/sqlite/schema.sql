@@ -78,7 +78,8 @@ CREATE TABLE signals (
     payload       TEXT NOT NULL,
     created_at    REAL NOT NULL,
     consumed_seq  INTEGER,
-    consumed_at   REAL
+    consumed_at   REAL,
+    problem       TEXT
 );
 CREATE INDEX signals_by_run ON signals (run_id, name, signal_id);
 

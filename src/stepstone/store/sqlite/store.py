@@ -32,7 +32,7 @@ from stepstone.core.model import (
     StepRecord,
     WorkerInfo,
 )
-from stepstone.core.port import ClaimFilter, ClaimOutcome, NewEvent
+from stepstone.core.port import ClaimFilter, ClaimOutcome, NewEvent, PayloadCheck
 from stepstone.store import scripts
 from stepstone.store.scripts.tx import Tx
 from stepstone.store.sqlite.database import Database
@@ -188,15 +188,30 @@ class SQLiteStore:
     # --- signals -----------------------------------------------------------------------------
 
     async def send_signal(
-        self, run_id: str, name: str, payload_json: str, *, now: datetime
+        self,
+        run_id: str,
+        name: str,
+        payload_json: str,
+        *,
+        now: datetime,
+        problem: str | None = None,
+        rejected_by: int | None = None,
     ) -> SignalRecord:
-        args = (run_id, name, payload_json, now)
+        args = (run_id, name, payload_json, now, problem, rejected_by)
         return await self._write(scripts.signals.send_signal, *args, full=True)
 
     async def take_signal(
-        self, claim: Claim, seq: int, name: str, *, until: datetime | None, now: datetime
+        self,
+        claim: Claim,
+        seq: int,
+        name: str,
+        *,
+        until: datetime | None,
+        now: datetime,
+        check: PayloadCheck | None = None,
     ) -> str | None:
-        return await self._write(scripts.signals.take_signal, claim, seq, name, until, now)
+        args = (claim, seq, name, until, now, check)
+        return await self._write(scripts.signals.take_signal, *args)
 
     async def list_signals(self, run_id: str) -> list[SignalRecord]:
         return self._read(scripts.signals.list_signals, run_id)
