@@ -214,10 +214,18 @@ class Store(Protocol):
 
     # --- leases --------------------------------------------------------------------------
     async def renew_leases(
-        self, worker_id: str, *, lease_s: float, now: datetime, load: int = 0
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        *,
+        lease_s: float,
+        now: datetime,
+        load: int = 0,
     ) -> list[LeaseStatus]:
-        """Extend every lease this worker holds and record its heartbeat and load; returns the
-        leases still held (with any control requested)."""
+        """Extend the leases this worker holds on ``run_ids`` (the runs it is still executing)
+        and record its heartbeat and load; returns those leases still held (with any control
+        requested). A lease of this worker on a run not named is left to expire, so a run whose
+        execution ended without closing its claim is taken over instead of held forever."""
         ...
 
     # --- steps ---------------------------------------------------------------------------

@@ -242,10 +242,16 @@ class Runner(ExecutionHooks):
                 )
 
     async def heartbeat(self) -> None:
-        """Renew leases; tell executions whose lease is gone, deliver cancel/pause requests."""
+        """Renew the leases of the runs executing here (only those: a run whose execution ended
+        without closing its claim is left to expire and be taken over); tell executions whose
+        lease is gone, deliver cancel/pause requests."""
         now = self.clock.now()
         held = await self.store.renew_leases(
-            self.worker.worker_id, lease_s=self.settings.lease_s, now=now, load=len(self.active)
+            self.worker.worker_id,
+            list(self.active),
+            lease_s=self.settings.lease_s,
+            now=now,
+            load=len(self.active),
         )
         by_run = {status.run_id: status for status in held}
         for run_id, entry in list(self.active.items()):
