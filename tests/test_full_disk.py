@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from stepstone import Client
+from stepstone.core.model import RunState
 from tests.fulldisk import Disk, small_disk
 
 APP = """
@@ -87,5 +88,107 @@ def test_worker_backs_off_on_a_full_disk_and_recovers(tmp_path: Path, disk: Disk
                 assert client.result(run_id, timeout_s=30) in (0, 1, 2)
         assert "claiming works again" in log.read_text()
     finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+CHECKPOINT_APP = """
+import time
+from pathlib import Path
+
+from stepstone import WorkflowContext, step, workflow
+
+LOG = Path(__file__).parent / "steps.log"  # outside the small disk
+GATE = Path(__file__).parent / "gate"  # the test creates it once the disk is full
+
+
+def note(line: str) -> None:
+    with LOG.open("a") as f:
+        f.write(line + "\\n")
+
+
+@step
+def work(n: int) -> str:
+    note(f"step {n}")
+    if n == 2:
+        while not GATE.exists():
+            time.sleep(0.01)
+    return str(n) * (96 * 1024 * n)  # sizeable: the disk cannot take its record while full
+
+
+@workflow
+async def chain(ctx: WorkflowContext) -> int:
+    total = 0
+    for n in range(1, 6):
+        try:
+            total += len(await work(n))
+        except Exception as exc:  # must never see a checkpoint error
+            note(f"caught {type(exc).__name__}: {exc}")
+            raise
+    return total
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_mid_run_hands_the_run_back_and_it_resumes(tmp_path: Path, disk: Disk) -> None:
+    """Issue 8, #2: the store fills up while step 2 runs. The run is not failed, workflow code
+    never sees the checkpoint error, the worker neither spins nor renews the lease for ever, and
+    once the disk has room the run goes on from its last checkpoint: every recorded step ran
+    once (step 2, whose record failed, may run again), and nothing counts as a crash."""
+    (tmp_path / "ckpt_app.py").write_text(CHECKPOINT_APP)
+    steps_log, gate = tmp_path / "steps.log", tmp_path / "gate"
+    steps_log.touch()
+    url = f"sqlite:///{disk.path / 't.db'}"
+    env = {**os.environ, "HOME": str(tmp_path)}
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import ckpt_app  # type: ignore[import-not-found]
+
+        with Client(url, workflows=ckpt_app) as client:
+            run_id = client.start(ckpt_app.chain).run_id
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("ckpt_app", None)
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stepstone", "worker", "--app", "ckpt_app", "--db", url, "-v"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_line(steps_log, "step 2")
+        disk.fill(leave=0)
+        gate.touch()
+        _wait_for_line(log, "disk is full")
+        cpu_before = _cpu_s(proc.pid)
+        time.sleep(3.0)  # a measurement window: a spinning worker would burn ~3 s of CPU here
+        assert proc.poll() is None, log.read_text()
+        assert _cpu_s(proc.pid) - cpu_before < 0.5, "the worker spins on the full disk"
+        with Client(url, auto_migrate=False) as client:
+            assert client.status(run_id) is RunState.RUNNING, log.read_text()
+        assert "step 3" not in steps_log.read_text()
+        disk.free_up()
+        with Client(url, auto_migrate=False) as client:
+            assert client.result(run_id, timeout_s=60) == sum(96 * 1024 * n for n in range(1, 6))
+            run = client.get(run_id)
+            timeline = client.timeline(run_id)
+        released = [e.detail for e in timeline if e.kind == "released"]
+        lines = steps_log.read_text().splitlines()
+        assert not [line for line in lines if line.startswith("caught")], lines
+        counts = {n: lines.count(f"step {n}") for n in range(1, 6)}
+        assert counts[2] >= 1 and {n: c for n, c in counts.items() if n != 2} == {
+            1: 1,
+            3: 1,
+            4: 1,
+            5: 1,
+        }, lines
+        assert run.recoveries == 0, "a store outage is not a crash"
+        assert released and "disk is full" in released[0], released
+        assert "failed" not in {e.kind for e in timeline}
+    finally:
+        disk.free_up()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

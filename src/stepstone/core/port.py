@@ -88,7 +88,12 @@ class Suspended:
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """The worker hands the run back unfinished (graceful shutdown); not counted as a recovery."""
+    """The worker hands the run back unfinished; not counted as a recovery. ``reason``: why, when
+    it is not a graceful shutdown (the store refused a checkpoint). The run is claimable again
+    after ``delay_s`` (a back-off while the store is in trouble)."""
+
+    reason: str | None = None
+    delay_s: float = 0.0
 
 
 ClaimOutcome = Completed | Failed | Cancelled | Paused | Blocked | Suspended | Released

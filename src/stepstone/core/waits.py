@@ -98,7 +98,9 @@ class Waits:
         else:
             until = SignalWait.decode(record.output_json).until
         await exe.flush_background()
-        payload = await exe.rt.store.take_signal(exe.claim, seq, name, until=until, now=exe.now())
+        payload = await exe.store_call(
+            exe.rt.store.take_signal(exe.claim, seq, name, until=until, now=exe.now())
+        )
         if payload is not None:
             taken = SignalOutcome(payload)
             exe.journal.remember(
