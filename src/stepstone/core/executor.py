@@ -150,8 +150,8 @@ async def run_claim(
         return Ending(early)
     try:
         records = [] if claim.fresh else await rt.store.load_steps(claim.run_id)
-    except StoreError as exc:
-        return Ending(_back_off(_checkpoint_failed(CheckpointFailed(exc)), claim, hooks))
+    except StoreError as exc:  # nothing ran: whatever the store's trouble, try again later
+        return Ending(_back_off(Released(reason=f"the store failed: {exc}"), claim, hooks))
     exe = Execution(rt, claim, wf, records)
     hooks.started(exe)
     try:
@@ -307,6 +307,8 @@ async def check_run(rt: Runtime, claim: Claim, wf: Workflow[Any, Any]) -> CheckR
         replayed = frontier.seq
     except NonDeterminismError as exc:
         problem = str(exc)
+    except CheckpointFailed as exc:  # a read the replay needs failed: the check cannot say
+        raise exc.error from exc
     except Unwind:
         pass
     except Exception as exc:  # an error the recorded history raises again: the run fails the same
