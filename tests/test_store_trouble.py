@@ -151,3 +151,79 @@ async def test_a_full_disk_hands_a_sync_workflow_back_and_it_resumes(
     assert run.recoveries == 0
     assert events == ['{"done":0}', '{"done":1}', '{"done":2}']
     assert released and "disk is full" in released[0].detail
+
+
+# --- PostgreSQL refusing connections under an in-process worker ------------------------------
+
+outage_gate = threading.Event()
+outage_calls: Counter[int] = Counter()
+
+
+@step
+async def outage_step(n: int) -> int:
+    outage_calls[n] += 1
+    if n == 1:
+        await asyncio.to_thread(outage_gate.wait, 30)
+    return n
+
+
+@workflow
+async def outage_chain(ctx: WorkflowContext) -> int:
+    total = 0
+    for n in range(3):
+        try:
+            total += await outage_step(n)
+        except Exception as exc:  # must never see a checkpoint error
+            caught.append(exc)
+            raise
+    return total
+
+
+def _allow_connections(url: str, allow: bool) -> None:
+    """Let sessions into the database, or refuse new ones and end those open (an outage)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+        if not allow:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+
+
+@pytest.mark.postgres
+async def test_an_unreachable_postgres_hands_the_run_back_and_it_resumes(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from stepstone.store.postgres.store import PostgresStore
+
+    outage_gate.clear(), outage_calls.clear(), caught.clear()
+    store = PostgresStore(pg_url, retry_s=0.3)  # the worker's: gives up on the outage at once
+    client = AsyncClient(PostgresStore(pg_url), workflows=[outage_chain])  # waits it out
+    try:
+        # a lease longer than the outage: a shorter one expires meanwhile (its heartbeats fail
+        # too), and the run may then be taken over as a recovery before its hand-back lands
+        settings = Settings(poll_s=0.05)
+        async with Serving(Worker(store, workflows=[outage_chain], settings=settings)):
+            handle = await client.start(outage_chain)
+            await _until(lambda: outage_calls[1] == 1, "step 1 did not start")
+            _allow_connections(pg_url, False)
+            outage_gate.set()
+            await _until(lambda: caught or "refused to close" in caplog.text, "no outage seen")
+            assert caught == [], "workflow code caught the checkpoint error"
+            _allow_connections(pg_url, True)
+            assert await handle.result(timeout_s=60) == 3
+        run = await client.get(handle.run_id)
+        released = [e for e in await client.timeline(handle.run_id) if e.kind == "released"]
+    finally:
+        _allow_connections(pg_url, True)
+        outage_gate.set()
+        await client.close()
+        await client.store.close()
+        await store.close()
+    assert caught == []
+    assert outage_calls[0] == 1 and outage_calls[2] == 1 and outage_calls[1] >= 1
+    assert run.recoveries == 0
+    assert released and "unavailable" in released[0].detail
