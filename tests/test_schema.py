@@ -113,7 +113,6 @@ BOUNDED_SCANS = {
     "list_runs": {"runs_by_created"},
     "export_runs": {"sqlite_autoindex_runs_1"},
     "running_counts": {"runs_leased"},
-    "renew_leases": {"runs_leased"},
     "queue_stats": {"runs_due", "runs_leased", "runs_attention"},
 }
 

@@ -187,15 +187,33 @@ async def test_renew_leases_reports_control_and_lost_leases(store: Store) -> Non
     await store.create_run(new_run("r2"), now=at(0))
     c2 = (await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(1)))[0]
     await store.request_control("r2", "cancel", reason="stop", now=at(2))
-    held = {s.run_id: s for s in await store.renew_leases("w1", lease_s=30, now=at(20))}
+    live = ["r1", "r2"]
+    held = {s.run_id: s for s in await store.renew_leases("w1", live, lease_s=30, now=at(20))}
     assert held["r1"].lease_token == c1.lease_token and held["r1"].control is None
     assert held["r2"].control == "cancel"
     # renewed: still held at 45 (20 + 30), not claimable by another worker
     assert await store.claim_runs(W2, ALL, limit=5, lease_s=30, now=at(45)) == []
     taken = await store.claim_runs(W2, ALL, limit=5, lease_s=30, now=at(51))
     assert {c.run_id for c in taken} == {"r1", "r2"}
-    assert await store.renew_leases("w1", lease_s=30, now=at(52)) == []
+    assert await store.renew_leases("w1", live, lease_s=30, now=at(52)) == []
     assert c2.run_id == "r2"
+
+
+async def test_renew_leases_extends_only_the_runs_still_executing(store: Store) -> None:
+    """A lease the worker holds on a run it no longer executes (its execution ended without
+    closing the claim) is not extended: it expires and another worker takes the run over."""
+    await claim_one(store, "alive")
+    await store.create_run(new_run("orphan"), now=at(0))
+    assert len(await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(1))) == 1
+    held = await store.renew_leases("w1", ["alive", "gone"], lease_s=30, now=at(20))
+    assert [s.run_id for s in held] == ["alive"]
+    assert await store.renew_leases("w1", [], lease_s=30, now=at(21)) == []
+    taken = await store.claim_runs(W2, ALL, limit=5, lease_s=30, now=at(32))
+    assert [c.run_id for c in taken] == ["orphan"] and taken[0].recovered
+    orphan = await store.get_run("orphan")
+    assert orphan is not None and orphan.lease_owner == "w2"
+    alive = await store.get_run("alive")
+    assert alive is not None and alive.lease_owner == "w1"
 
 
 # --- steps ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ __all__ = [
     "ChecksFailed",
     "CancelRequested",
     "CheckFrontier",
+    "CheckpointFailed",
     "DeadlinePassed",
     "DeadlineExceeded",
     "DecodeError",
@@ -395,3 +396,19 @@ class LeaseLost(Unwind):
     def __init__(self, run_id: str, lease_token: int) -> None:
         super().__init__(f"lease on run {run_id} (token {lease_token}) is no longer held")
         self.run_id, self.lease_token = run_id, lease_token
+
+
+class CheckpointFailed(Unwind):
+    """The store refused a write the run needs (a step's record, a wait, a child's start, an
+    event): not the workflow's failure, so never an ordinary exception its code could catch.
+    When the store is unavailable (down, full, read-only) the run is handed back and tried again
+    with a back-off; any other store error fails the run with it. ``error`` is the store's."""
+
+    def __init__(self, error: StoreError) -> None:
+        super().__init__(f"checkpoint not written: {error}")
+        self.error = error
+
+    @property
+    def store_unavailable(self) -> bool:
+        """Whether the same write may succeed later (the store is down, full or read-only)."""
+        return isinstance(self.error, StoreUnavailable | StoreReadOnly)

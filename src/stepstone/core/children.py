@@ -112,7 +112,9 @@ class Children:
                     parent_run_id=exe.run.run_id,
                     parent_seq=seq,
                 )
-                await exe.rt.store.start_child(exe.claim, entry, child, now=exe.now())
+                await exe.store_call(
+                    exe.rt.store.start_child(exe.claim, entry, child, now=exe.now())
+                )
                 exe.journal.remember(entry)
                 if exe.rt.child_started is not None:
                     exe.rt.child_started(exe.run.run_id, child_id)
@@ -124,7 +126,7 @@ class Children:
 
     async def _wait(self, seq: int, wf: Workflow[Any, Any], child_id: str) -> Any:
         exe = self._exe
-        child = await exe.rt.store.get_run(child_id)
+        child = await exe.store_call(exe.rt.store.get_run(child_id))
         if child is None:
             raise InvalidArgument(f"run {exe.run.run_id} step #{seq}: child run {child_id} is gone")
         if not child.is_finished:

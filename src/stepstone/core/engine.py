@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,10 +33,12 @@ from stepstone.core.waits import Waits
 from stepstone.errors import (
     CancelRequested,
     CheckFrontier,
+    CheckpointFailed,
     DeadlinePassed,
     HandBack,
     LeaseLost,
     PauseRequested,
+    StoreError,
     Suspend,
     Unwind,
 )
@@ -50,10 +52,11 @@ T = TypeVar("T")
 
 # When several unwinds happen at once (e.g. siblings in ctx.parallel), the strongest one wins.
 _SEVERITY: dict[type[BaseException], int] = {
-    LeaseLost: 6,
-    CancelRequested: 5,
-    DeadlinePassed: 4,
-    PauseRequested: 3,
+    LeaseLost: 7,
+    CancelRequested: 6,
+    DeadlinePassed: 5,
+    PauseRequested: 4,
+    CheckpointFailed: 3,
     HandBack: 2,
     CheckFrontier: 1,
     Suspend: 0,
@@ -148,6 +151,11 @@ class Execution:
         if deadline is not None and self.now() >= deadline:
             raise self.set_unwind(DeadlinePassed(self.run.run_id))
 
+    def store_failed(self, error: StoreError) -> BaseException:
+        """A write the run needs failed in the store: unwind (sticky), never an ordinary
+        exception in workflow code; the executor hands the run back or fails it."""
+        return self.set_unwind(CheckpointFailed(error))
+
     def suspend(self, wait: Wait) -> Suspend:
         """Register what the run waits for; the caller raises the result to unwind."""
         self.parked.append(wait)
@@ -163,9 +171,13 @@ class Execution:
     async def persist(self, record: StepRecord) -> None:
         """Record one journal entry (fenced by the lease) and honour any control request."""
         await self.flush_background()
-        control = await self.rt.store.record_step(
-            self.claim, record, now=self.now(), state_json=self.values.take_state()
-        )
+        state_json = self.values.take_state()
+        try:
+            control = await self.rt.store.record_step(
+                self.claim, record, now=self.now(), state_json=state_json
+            )
+        except StoreError as exc:
+            raise self.store_failed(exc) from exc
         self.journal.remember(record)
         if control is not None:
             self.on_control(control)
@@ -177,11 +189,20 @@ class Execution:
         self.schedule(self._record_quietly(record))
 
     async def _record_quietly(self, record: StepRecord) -> None:
-        control = await self.rt.store.record_step(
-            self.claim, record, now=self.now(), state_json=self.values.take_state()
+        state_json = self.values.take_state()
+        control = await self.store_call(
+            self.rt.store.record_step(self.claim, record, now=self.now(), state_json=state_json)
         )
         if control is not None:
             self.on_control(control)
+
+    async def store_call(self, call: Awaitable[T]) -> T:
+        """Await a store call the run needs; a store failure unwinds the run (see
+        :meth:`store_failed`) instead of reaching workflow code as an ordinary exception."""
+        try:
+            return await call
+        except StoreError as exc:
+            raise self.store_failed(exc) from exc
 
     # --- background writes and the thread bridge -------------------------------------------
 

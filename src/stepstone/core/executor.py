@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stepstone.core import codec
@@ -28,6 +28,7 @@ from stepstone.core.scope import active_caller
 from stepstone.errors import (
     CancelRequested,
     CheckFrontier,
+    CheckpointFailed,
     DeadlineExceeded,
     DeadlinePassed,
     HandBack,
@@ -36,11 +37,21 @@ from stepstone.errors import (
     NonDeterminismError,
     PauseRequested,
     StepstoneError,
+    StoreError,
     Suspend,
     Unwind,
 )
 
-__all__ = ["CheckResult", "ExecutionHooks", "check_run", "decode_input", "execute"]
+__all__ = [
+    "CheckResult",
+    "Ending",
+    "ExecutionHooks",
+    "check_run",
+    "decode_input",
+    "end_claim",
+    "execute",
+    "run_claim",
+]
 
 
 class ExecutionHooks:
@@ -53,8 +64,23 @@ class ExecutionHooks:
     def finished(self, exe: Execution) -> None:  # pragma: no cover - default does nothing
         pass
 
+    def store_back_off_s(self, run_id: str) -> float:
+        """The store refused a write ``run_id`` needs (unavailable, full): how long the run
+        waits before it may be claimed again. A runner grows it per consecutive failure."""
+        return 0.0
+
 
 _NO_HOOKS = ExecutionHooks()
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How an execution ends: the outcome to close its claim with, and the run's ``ctx.state``
+    when it changed after the last checkpoint. Kept apart from closing, so that a close the
+    store refused can be tried again as it is."""
+
+    outcome: ClaimOutcome
+    state_json: str | None = None
 
 
 def decode_input(wf: Workflow[Any, Any], input_json: str) -> tuple[list[Any], dict[str, Any]]:
@@ -109,29 +135,46 @@ async def execute(
 
     Returns the run's state afterwards, or ``None`` when the lease was lost (nothing was written).
     """
+    ending = await run_claim(rt, claim, wf, hooks)
+    return None if ending is None else await end_claim(rt, claim, ending)
+
+
+async def run_claim(
+    rt: Runtime, claim: Claim, wf: Workflow[Any, Any], hooks: ExecutionHooks = _NO_HOOKS
+) -> Ending | None:
+    """Run ``claim`` until it completes, fails, waits or is stopped; how its claim must end
+    (``None``: the lease was lost, nothing may be written). A write the store refused because
+    it is unavailable ends it :class:`Released` after the hooks' back-off."""
     early = _early_outcome(rt, claim, wf)
     if early is not None:
-        return await _close(rt, claim, early, None)
-    records = [] if claim.fresh else await rt.store.load_steps(claim.run_id)
+        return Ending(early)
+    try:
+        records = [] if claim.fresh else await rt.store.load_steps(claim.run_id)
+    except StoreError as exc:  # nothing ran: whatever the store's trouble, try again later
+        return Ending(_back_off(Released(reason=f"the store failed: {exc}"), claim, hooks))
     exe = Execution(rt, claim, wf, records)
     hooks.started(exe)
     try:
         outcome = await _run(exe)
     finally:
         hooks.finished(exe)
-    if outcome is None:
         await exe.cancel_in_flight()
+    if outcome is None:
         return None
-    await exe.cancel_in_flight()
-    return await _close(rt, claim, outcome, exe)
-
-
-async def _close(
-    rt: Runtime, claim: Claim, outcome: ClaimOutcome, exe: Execution | None
-) -> RunState | None:
-    state_json = exe.values.take_state() if exe is not None else None
     try:
-        return await rt.store.close_claim(claim, outcome, now=rt.clock.now(), state_json=state_json)
+        return Ending(_back_off(outcome, claim, hooks), exe.values.take_state())
+    except StepstoneError as exc:  # ctx.state changed since the last checkpoint to a bad value
+        return Ending(Failed(error_info(exc)))
+
+
+async def end_claim(rt: Runtime, claim: Claim, ending: Ending) -> RunState | None:
+    """Close the claim as ``ending`` says; the run's state afterwards, or ``None`` when the
+    lease was lost meanwhile (nothing written). A store error reaches the caller, who may try
+    the same ending again."""
+    try:
+        return await rt.store.close_claim(
+            claim, ending.outcome, now=rt.clock.now(), state_json=ending.state_json
+        )
     except LeaseLost:
         return None
 
@@ -176,7 +219,10 @@ async def _run(exe: Execution) -> ClaimOutcome | None:
         return _nondeterminism(exe, exc)
     except StepstoneError as exc:
         return Failed(error_info(exc))
-    await exe.flush_background()
+    try:
+        await exe.flush_background()
+    except Unwind as unwind:  # a background write found the lease gone or the store refusing
+        return _unwound(exe, exe.set_unwind(unwind))
     return Completed(output)
 
 
@@ -201,10 +247,27 @@ def _unwound(exe: Execution, unwind: BaseException) -> ClaimOutcome | None:
         return Released()
     if isinstance(unwind, CheckFrontier):
         return None
+    if isinstance(unwind, CheckpointFailed):
+        return _checkpoint_failed(unwind)
     waits = list(exe.parked)
     if exe.run.deadline_at is not None:
         waits.append(Wait("timer", -1, until=exe.run.deadline_at))
     return Suspended(tuple(waits))
+
+
+def _back_off(outcome: ClaimOutcome, claim: Claim, hooks: ExecutionHooks) -> ClaimOutcome:
+    """A run handed back because of the store waits the hooks' back-off before its next claim."""
+    if isinstance(outcome, Released) and outcome.reason is not None:
+        return replace(outcome, delay_s=hooks.store_back_off_s(claim.run_id))
+    return outcome
+
+
+def _checkpoint_failed(unwind: CheckpointFailed) -> ClaimOutcome:
+    """An unavailable store is not the run's failure: hand it back (the caller adds the
+    back-off); any other store error (a value the store refuses) fails the run with it."""
+    if unwind.store_unavailable:
+        return Released(reason=f"the store is unavailable: {unwind.error}")
+    return Failed(error_info(unwind.error, with_traceback=False))
 
 
 # --- stepstone check --------------------------------------------------------------------------
@@ -244,6 +307,8 @@ async def check_run(rt: Runtime, claim: Claim, wf: Workflow[Any, Any]) -> CheckR
         replayed = frontier.seq
     except NonDeterminismError as exc:
         problem = str(exc)
+    except CheckpointFailed as exc:  # a read the replay needs failed: the check cannot say
+        raise exc.error from exc
     except Unwind:
         pass
     except Exception as exc:  # an error the recorded history raises again: the run fails the same

@@ -92,7 +92,12 @@ class Suspended:
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """The worker hands the run back unfinished (graceful shutdown); not counted as a recovery."""
+    """The worker hands the run back unfinished; not counted as a recovery. ``reason``: why, when
+    it is not a graceful shutdown (the store refused a checkpoint). The run is claimable again
+    after ``delay_s`` (a back-off while the store is in trouble)."""
+
+    reason: str | None = None
+    delay_s: float = 0.0
 
 
 ClaimOutcome = Completed | Failed | Cancelled | Paused | Blocked | Suspended | Released
@@ -218,10 +223,18 @@ class Store(Protocol):
 
     # --- leases --------------------------------------------------------------------------
     async def renew_leases(
-        self, worker_id: str, *, lease_s: float, now: datetime, load: int = 0
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        *,
+        lease_s: float,
+        now: datetime,
+        load: int = 0,
     ) -> list[LeaseStatus]:
-        """Extend every lease this worker holds and record its heartbeat and load; returns the
-        leases still held (with any control requested)."""
+        """Extend the leases this worker holds on ``run_ids`` (the runs it is still executing)
+        and record its heartbeat and load; returns those leases still held (with any control
+        requested). A lease of this worker on a run not named is left to expire, so a run whose
+        execution ended without closing its claim is taken over instead of held forever."""
         ...
 
     # --- steps ---------------------------------------------------------------------------

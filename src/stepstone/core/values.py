@@ -104,7 +104,7 @@ class Values:
         if exe.journal.replaying or exe.check_only:
             return  # emitted the first time this code ran
         event = NewEvent(kind, data_json, idx)
-        exe.schedule(exe.rt.store.append_events(exe.claim, [event], now=exe.now()))
+        exe.schedule(exe.store_call(exe.rt.store.append_events(exe.claim, [event], now=exe.now())))
 
 
 class StateView(MutableMapping[str, Any]):

@@ -116,15 +116,13 @@ class Waits:
         else:
             until = SignalWait.decode(record.output_json).until
         await exe.flush_background()
-        payload = await exe.rt.store.take_signal(
-            exe.claim,
-            seq,
-            name,
-            until=until,
-            now=exe.now(),
-            check=None
+        check = (
+            None
             if tp is codec._NO_HINT
-            else lambda text: payload_problem(json.loads(text), tp, name),
+            else lambda text: payload_problem(json.loads(text), tp, name)
+        )
+        payload = await exe.store_call(
+            exe.rt.store.take_signal(exe.claim, seq, name, until=until, now=exe.now(), check=check)
         )
         if payload is not None:
             taken = SignalOutcome(payload)

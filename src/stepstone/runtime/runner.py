@@ -2,8 +2,12 @@
 
 Both the :class:`~stepstone.Worker` and the in-process ``Client.run`` execute runs through one
 ``Runner``. It registers its identity (host, pid, process start) so that another process on the
-same host can release its runs at once when it dies, renews the leases of every run it executes,
-and tells each execution when its lease was lost or a cancel/pause arrived.
+same host can release its runs at once when it dies, renews the leases of the runs it is executing
+(only those), and tells each execution when its lease was lost or a cancel/pause arrived.
+
+Whatever goes wrong inside stepstone ends the claim: a defect fails the run naming it, and a store
+that refuses writes (down, full) gets the run handed back with a back-off that grows per
+consecutive failure. A worker's runner tries a refused close again until the store takes it.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from typing import Any
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.engine import Execution, Runtime
-from stepstone.core.executor import ExecutionHooks, execute
+from stepstone.core.executor import ExecutionHooks
 from stepstone.core.model import Claim, Labels, RunState, WorkerInfo, describe_wait
-from stepstone.core.port import Store
+from stepstone.core.port import Released, Store
 from stepstone.core.scope import Credentials, credentials_scope
 from stepstone.core.settings import Settings
-from stepstone.errors import HandBack
+from stepstone.errors import CheckpointFailed, HandBack
+from stepstone.runtime.endings import StoreBackOff, close_retrying, run_safely
 from stepstone.runtime.identity import HOST, process_alive, process_start, worker_id_for
 from stepstone.runtime.logs import QuietLog, install_run_context
 from stepstone.runtime.threads import DaemonThreadPool
@@ -101,6 +106,8 @@ class Runner(ExecutionHooks):
         )
         self._child_watchers: dict[str, Callable[[str], None]] = {}
         self.active: dict[str, _Active] = {}
+        self._back_off = StoreBackOff()
+        self._closing_stopped = asyncio.Event()
         self.heartbeats = 0
         self.heartbeat_done = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -137,8 +144,16 @@ class Runner(ExecutionHooks):
 
     # --- execution ---------------------------------------------------------------------------
 
-    async def execute(self, claim: Claim, wf: Workflow[Any, Any] | None = None) -> RunState | None:
-        """Execute one claim to its next stop; returns the run's state after (None: lease lost)."""
+    async def execute(
+        self, claim: Claim, wf: Workflow[Any, Any] | None = None, *, retry_close: bool = False
+    ) -> RunState | None:
+        """Execute one claim to its next stop; returns the run's state after (None: lease lost).
+
+        An exception inside stepstone fails the run naming it; a store error hands the run back.
+        With ``retry_close`` (a worker) a close that the store refuses because it is unavailable
+        is tried again with a back-off until it is written, the lease is gone, or the runner
+        stops; otherwise the store's error is raised (the run's lease, no longer renewed,
+        expires and another attempt takes it over)."""
         wf = wf or self.registry.get(claim.run.workflow)
         extra = {"run_id": claim.run_id, "workflow": wf.name}
         claimed_level = logging.DEBUG if self.kind == "client" else logging.INFO
@@ -151,20 +166,46 @@ class Runner(ExecutionHooks):
         self.active[claim.run_id] = _Active()
         token = credentials_scope.set(self.credentials)  # inherited by the run's steps
         try:
-            state = await execute(self.runtime, claim, wf, self)
+            ending = await run_safely(self.runtime, claim, wf, self, self._back_off, extra)
         finally:
             credentials_scope.reset(token)
-            self.active.pop(claim.run_id, None)
-        if state is None:
+            self.active.pop(claim.run_id, None)  # from here on its lease is not renewed
+        state = None
+        if ending is not None:
+            state = await close_retrying(
+                self.runtime,
+                claim,
+                ending,
+                retry=retry_close,
+                stopped=self._closing_stopped,
+                quiet=self._quiet,
+            )
+        if ending is None or state is None:
             log.warning(
                 "lease on run %s (token %d) lost: abandoned it without writing",
                 claim.run_id,
                 claim.lease_token,
                 extra=extra,
             )
+        elif isinstance(ending.outcome, Released) and ending.outcome.reason is not None:
+            self._quiet.warning(
+                "released",  # one line per period while the store is in trouble
+                "run %s (%s) handed back (%s); claimable again in %.1fs",
+                claim.run_id,
+                wf.name,
+                ending.outcome.reason,
+                ending.outcome.delay_s,
+            )
         else:
             await self._log_outcome(claim.run_id, wf.name, state, began, extra)
         return state
+
+    def store_back_off_s(self, run_id: str) -> float:
+        return self._back_off.next_s(run_id)
+
+    def finished(self, exe: Execution) -> None:
+        if not isinstance(exe.unwind, CheckpointFailed):  # the store took its writes
+            self._back_off.reset(exe.run.run_id)
 
     async def _log_outcome(
         self, run_id: str, workflow: str, state: RunState, began: datetime, extra: dict[str, Any]
@@ -231,6 +272,8 @@ class Runner(ExecutionHooks):
         """Ask every execution to stop at its next step boundary and hand its run back; with
         ``now_cancel`` also cancel what is still running (the grace period is over)."""
         self._handing_back = True
+        if now_cancel:
+            self._closing_stopped.set()  # closes the store still refuses are given up
         for entry in list(self.active.values()):
             exe = entry.exe
             if exe is None:
@@ -259,15 +302,23 @@ class Runner(ExecutionHooks):
                 )
 
     async def heartbeat(self) -> None:
-        """Renew leases; tell executions whose lease is gone, deliver cancel/pause requests."""
+        """Renew the leases of the runs executing here (only those: a run whose execution ended
+        without closing its claim is left to expire and be taken over); tell executions whose
+        lease is gone, deliver cancel/pause requests."""
         now = self.clock.now()
+        live = dict(self.active)
         held = await self.store.renew_leases(
-            self.worker.worker_id, lease_s=self.settings.lease_s, now=now, load=len(self.active)
+            self.worker.worker_id,
+            list(live),
+            lease_s=self.settings.lease_s,
+            now=now,
+            load=len(live),
         )
         by_run = {status.run_id: status for status in held}
-        for run_id, entry in list(self.active.items()):
+        # only the executions renewed above: one that started meanwhile was not asked about
+        for run_id, entry in live.items():
             exe = entry.exe
-            if exe is None:
+            if exe is None or self.active.get(run_id) is not entry:
                 continue
             status = by_run.get(run_id)
             if status is None or status.lease_token != exe.claim.lease_token:

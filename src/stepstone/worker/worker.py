@@ -216,9 +216,12 @@ class Worker:
 
     async def _execute(self, claim: Claim) -> None:
         try:
-            await self.runner.execute(claim)
-        except Exception:
-            log.exception("executing run %s failed inside stepstone", claim.run_id)
+            await self.runner.execute(claim, retry_close=True)
+        except Exception:  # the claim could not be closed: its lease, no longer renewed, expires
+            log.exception(
+                "run %s could not be closed; another attempt takes it over once its lease expires",
+                claim.run_id,
+            )
         finally:
             self.executed += 1
 

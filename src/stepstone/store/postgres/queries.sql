@@ -428,8 +428,11 @@ UPDATE stepstone.steps SET output = %(output)s, status = 'completed', error = NU
 WHERE run_id = %(run_id)s AND seq = %(seq)s;
 
 -- name: renew_leases
+-- Only the runs the worker still executes: a lease it holds on a run whose execution ended
+-- without closing its claim must expire, or the run would stay running for ever.
 UPDATE stepstone.runs SET lease_expires_at = %(expires_at)s
-WHERE lease_owner = %(owner)s AND state = 'running'
+WHERE run_id = ANY(%(run_ids)s::text[])
+  AND lease_owner = %(owner)s AND state = 'running'
 RETURNING run_id, lease_token, control;
 
 -- name: load_steps

@@ -145,9 +145,15 @@ class PostgresStore(StoreBase):
     # --- leases --------------------------------------------------------------------------------
 
     async def renew_leases(
-        self, worker_id: str, *, lease_s: float, now: datetime, load: int = 0
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        *,
+        lease_s: float,
+        now: datetime,
+        load: int = 0,
     ) -> list[LeaseStatus]:
-        args = (worker_id, lease_s, now, load)
+        args = (worker_id, run_ids, lease_s, now, load)
         return await self._write(scripts.workers.renew_leases, *args, tx=False, safe=False)
 
     # --- steps ---------------------------------------------------------------------------------

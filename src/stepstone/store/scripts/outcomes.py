@@ -4,7 +4,7 @@ blocked, suspended on its waits, handed back), with the wake-ups and cascade tha
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from stepstone.core import port
@@ -58,7 +58,7 @@ async def close_claim(
         state = RunState.BLOCKED
         error = json.dumps({"type": "NonDeterminismError", "message": outcome.reason})
     elif isinstance(outcome, port.Released):
-        state, wake_at = RunState.PENDING, now
+        state, wake_at = RunState.PENDING, now + timedelta(seconds=outcome.delay_s)
     else:
         assert isinstance(outcome, port.Suspended)
         try:
@@ -70,6 +70,8 @@ async def close_claim(
     if await tx.run("park_run", params) != 1:
         return await _closed_before(tx, claim, now)
     detail = waits_event(outcome.waits) if isinstance(outcome, port.Suspended) else None
+    if isinstance(outcome, port.Released) and outcome.reason is not None:
+        detail = {"reason": outcome.reason, "retry_after_s": outcome.delay_s}
     kind = {RunState.PENDING: "released"}.get(state, state.value)
     await event(tx, claim.run_id, kind, detail, now)
     return state

@@ -36,13 +36,20 @@ async def list_workers(tx: Tx) -> list[WorkerInfo]:
 
 
 async def renew_leases(
-    tx: Tx, worker_id: str, lease_s: float, now: datetime, load: int
+    tx: Tx, worker_id: str, run_ids: Sequence[str], lease_s: float, now: datetime, load: int
 ) -> list[LeaseStatus]:
-    """Extend every lease ``worker_id`` holds and record its heartbeat and load."""
-    params = {"owner": worker_id, "expires_at": now + timedelta(seconds=lease_s)}
-    rows = await tx.all("renew_leases", params)
+    """Extend the leases ``worker_id`` holds on ``run_ids`` and record its heartbeat and load."""
+    held: list[LeaseStatus] = []
+    if run_ids:
+        params = {
+            "owner": worker_id,
+            "run_ids": list(run_ids),
+            "expires_at": now + timedelta(seconds=lease_s),
+        }
+        rows = await tx.all("renew_leases", params)
+        held = [LeaseStatus(r["run_id"], r["lease_token"], r["control"]) for r in rows]
     await tx.run("touch_worker", {"worker_id": worker_id, "now": now, "load": load})
-    return [LeaseStatus(r["run_id"], r["lease_token"], r["control"]) for r in rows]
+    return held
 
 
 async def release_worker_runs(tx: Tx, worker_ids: Sequence[str], now: datetime) -> int:

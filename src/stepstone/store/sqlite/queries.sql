@@ -295,8 +295,11 @@ UPDATE steps SET output = :output, status = 'completed', error = NULL
 WHERE run_id = :run_id AND seq = :seq;
 
 -- name: renew_leases
+-- Only the runs the worker still executes: a lease it holds on a run whose execution ended
+-- without closing its claim must expire, or the run would stay running for ever.
 UPDATE runs SET lease_expires_at = :expires_at
-WHERE lease_owner = :owner AND state = 'running'
+WHERE run_id IN (SELECT value FROM json_each(:run_ids))
+  AND lease_owner = :owner AND state = 'running'
 RETURNING run_id, lease_token, control;
 
 -- name: load_steps

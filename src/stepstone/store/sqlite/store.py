@@ -166,9 +166,16 @@ class SQLiteStore:
     # --- leases ------------------------------------------------------------------------------
 
     async def renew_leases(
-        self, worker_id: str, *, lease_s: float, now: datetime, load: int = 0
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        *,
+        lease_s: float,
+        now: datetime,
+        load: int = 0,
     ) -> list[LeaseStatus]:
-        return await self._write(scripts.workers.renew_leases, worker_id, lease_s, now, load)
+        args = (worker_id, run_ids, lease_s, now, load)
+        return await self._write(scripts.workers.renew_leases, *args)
 
     # --- steps -------------------------------------------------------------------------------
 
