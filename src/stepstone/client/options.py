@@ -14,16 +14,20 @@ from stepstone.core.definitions import Workflow
 from stepstone.core.routing import StartOptions
 from stepstone.errors import InvalidArgument
 
-__all__ = ["OPTION_NAMES", "check_run_options", "split_options"]
+__all__ = ["NO_OPTIONS", "OPTION_NAMES", "check_run_options", "split_options"]
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(StartOptions))
 _RUN_OPTIONS = frozenset({"run_id", "queue", "deadline_s"})
+NO_OPTIONS = StartOptions()
+"""No option given (shared: a call without options allocates nothing)."""
 
 
 def split_options(
     wf: Workflow[Any, Any], kwargs: dict[str, Any]
 ) -> tuple[StartOptions, dict[str, Any]]:
     """(the start options, the workflow's own keyword arguments) from one ``**kwargs``."""
+    if not kwargs:
+        return NO_OPTIONS, kwargs
     params = {p.name for p in wf.signature.params}
     base = kwargs.get("options") if "options" not in params else None
     if base is not None and not isinstance(base, StartOptions):
@@ -38,13 +42,15 @@ def split_options(
                 given[key] = value
         else:
             rest[key] = value
-    opts = base or StartOptions()
+    opts = base or NO_OPTIONS
     return (dataclasses.replace(opts, **given) if given else opts), rest
 
 
 def check_run_options(opts: StartOptions) -> None:
     """``run`` executes here and now: routing and timing options do not apply to it."""
-    defaults = StartOptions()
+    if opts is NO_OPTIONS:
+        return
+    defaults = NO_OPTIONS
     extra = sorted(
         name
         for name in OPTION_NAMES - _RUN_OPTIONS
