@@ -55,7 +55,7 @@ def main() -> None:
     jobs = [j for j in JOBS if not ns.only or j[1] in ns.only]
     for r in range(ns.rounds):
         for script, workload, reps in jobs:
-            for side, src in (sides.items() if r % 2 == 0 else reversed(sides.items())):
+            for side, src in sides.items() if r % 2 == 0 else reversed(sides.items()):
                 work = BENCH / ".work" / f"ab-{side}"
                 got = run(script, workload, reps, src, work)
                 for metric, values in got.items():
@@ -72,8 +72,10 @@ def main() -> None:
             continue
         o, n = statistics.median(values), statistics.median(new)
         ratio = n / o if o else float("nan")
-        print(f"| {workload} | {metric} | {o:.4g} (n={len(values)}) | {n:.4g} (n={len(new)}) "
-              f"| {ratio:.2f} |")
+        print(
+            f"| {workload} | {metric} | {o:.4g} (n={len(values)}) | {n:.4g} (n={len(new)}) "
+            f"| {ratio:.2f} |"
+        )
 
 
 if __name__ == "__main__":
