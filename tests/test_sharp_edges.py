@@ -322,3 +322,33 @@ async def test_values_no_store_can_hold_fail_the_run_with_their_path(
         assert expected in failed.value.message
         run = await client.get(f"bad-{kind}")
         assert run.state is RunState.FAILED and run.lease_owner is None
+
+
+@workflow
+async def waits_for_go(ctx: WorkflowContext) -> str:
+    return str(await ctx.wait_for_signal("go"))
+
+
+@workflow
+async def leaves_a_waiting_child(ctx: WorkflowContext) -> str:
+    handle = await ctx.start_child(waits_for_go)
+    return handle.run_id
+
+
+async def test_client_run_does_not_wait_for_a_parked_child_it_leaves_behind(
+    store_url: str,
+) -> None:
+    import time
+
+    from stepstone import AsyncClient
+
+    async with AsyncClient(store_url, workflows=[leaves_a_waiting_child, waits_for_go]) as client:
+        began = time.monotonic()
+        child_id = await client.run(leaves_a_waiting_child, run_id="lw")
+        assert time.monotonic() - began < 3.0  # not the 10 s grace period
+        child = await client.get(child_id)
+        # handed back before or parked at its wait: never left leased to this client
+        assert child.state in (RunState.PENDING, RunState.WAITING), child.state
+        assert child.lease_owner is None and child.recoveries == 0
+        await client.signal(child_id, "go", "now", buffer=True)
+        assert await client.run(waits_for_go, run_id=child_id) == "now"

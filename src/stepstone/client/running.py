@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -267,25 +268,37 @@ class Running(ClientBase):
         otherwise wait for a change or its next timer. Child runs it starts are executed here
         too, as soon as they are started (so ``start_child`` overlaps the parent's next steps,
         as it does under workers); children still running when it finishes are handed back."""
+        return await self._drive_until(runner, run_id, claim, asyncio.Event())
+
+    async def _drive_until(
+        self, runner: Runner, run_id: str, claim: Claim | None, stop: asyncio.Event
+    ) -> None:
+        """:meth:`_drive`, ending at the next idle moment once ``stop`` is set (the parent that
+        adopted this run is done)."""
         children: dict[str, asyncio.Task[None]] = {}
+        children_stop = asyncio.Event()
 
         def adopt(child_id: str) -> None:
             if child_id not in children:
-                children[child_id] = asyncio.create_task(self._drive(runner, child_id, None))
+                children[child_id] = asyncio.create_task(
+                    self._drive_until(runner, child_id, None, children_stop)
+                )
 
         unwatch = runner.watch_children(run_id, adopt)
         try:
-            await self._drive_one(runner, run_id, claim, children)
+            await self._drive_one(runner, run_id, claim, adopt, children, stop)
         finally:
             unwatch()
-            await self._release_children(runner, children)
+            await self._release_children(runner, children, children_stop)
 
     async def _drive_one(
         self,
         runner: Runner,
         run_id: str,
         claim: Claim | None,
+        adopt: Callable[[str], None],
         children: dict[str, asyncio.Task[None]],
+        stop: asyncio.Event,
     ) -> None:
         while True:
             if claim is not None:
@@ -300,11 +313,10 @@ class Running(ClientBase):
             waited = [w.name for w in run.waits if w.kind == "child" and w.name]
             if run.state is RunState.WAITING and waited:
                 for child_id in waited:
-                    if child_id not in children:
-                        children[child_id] = asyncio.create_task(
-                            self._drive(runner, child_id, None)
-                        )
+                    adopt(child_id)
                 await asyncio.gather(*(children[c] for c in waited))
+            if stop.is_set():
+                return
             claim = await self.store.claim_run(
                 run_id, runner.worker, lease_s=self.settings.lease_s, now=self.clock.now()
             )
@@ -325,22 +337,41 @@ class Running(ClientBase):
                 timeout = min(timeout, (run.lease_expires_at - now).total_seconds())
             # due but not claimed (taken meanwhile, or held back by a queue limit): look again
             # soon, but never in a tight loop
-            await self.store.wait_for_change(max(timeout, _RECHECK_S), since=token)
+            changed = asyncio.ensure_future(
+                self.store.wait_for_change(max(timeout, _RECHECK_S), since=token)
+            )
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait([changed, stopped], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (changed, stopped):
+                    waiter.cancel()
+                await asyncio.gather(changed, stopped, return_exceptions=True)
+            if stop.is_set():
+                return
 
     async def _release_children(
-        self, runner: Runner, children: dict[str, asyncio.Task[None]]
+        self,
+        runner: Runner,
+        children: dict[str, asyncio.Task[None]],
+        stop: asyncio.Event,
     ) -> None:
-        """The parent is done: children still executing stop at their next step boundary and
-        are handed back (a worker, or a later ``run``, continues them); idle drives just end."""
+        """The parent is done: its children's drives end at their next idle moment; a child
+        executing here (or about to) stops at its next step boundary and is handed back (a
+        worker, or a later ``run``, continues it). Nothing is cancelled mid-write."""
         pending = [t for t in children.values() if not t.done()]
         if not pending:
             return
-        for child_id in children:
-            runner.hand_back(child_id)
+        stop.set()
+        for child_id, task in children.items():
+            if not task.done():
+                runner.hand_back(child_id)
         _, late = await asyncio.wait(pending, timeout=self.settings.grace_s)
         for task in late:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        for child_id in children:
+            runner.forget_hand_back(child_id)
 
     async def result(self, run_id: str, *, timeout_s: float | None = None) -> Any:
         """Wait for ``run_id`` to finish; return its result decoded by the workflow's return type

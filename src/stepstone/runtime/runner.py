@@ -113,6 +113,7 @@ class Runner(ExecutionHooks):
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._started = False
         self._handing_back = False
+        self._hand_back_runs: set[str] = set()
         self._quiet = QuietLog(log)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -245,6 +246,9 @@ class Runner(ExecutionHooks):
             entry.exe = exe
         if self._handing_back:
             exe.set_unwind(HandBack("worker shutting down"))
+        elif exe.run.run_id in self._hand_back_runs:
+            self._hand_back_runs.discard(exe.run.run_id)
+            exe.set_unwind(HandBack("handed back"))
 
     def watch_children(self, run_id: str, on_child: Callable[[str], None]) -> Callable[[], None]:
         """Call ``on_child(child_run_id)`` whenever an execution here starts a child of
@@ -262,11 +266,18 @@ class Runner(ExecutionHooks):
             on_child(child_run_id)
 
     def hand_back(self, run_id: str) -> None:
-        """Ask the execution of ``run_id`` (if one runs here) to stop at its next step boundary
-        and hand the run back unfinished (not counted as a recovery)."""
+        """Ask the execution of ``run_id`` here to stop at its next step boundary and hand the
+        run back unfinished (not counted as a recovery); an execution about to start here (its
+        claim in flight) hands it back at its first step boundary."""
         entry = self.active.get(run_id)
         if entry is not None and entry.exe is not None:
             entry.exe.set_unwind(HandBack("handed back"))
+        else:
+            self._hand_back_runs.add(run_id)
+
+    def forget_hand_back(self, run_id: str) -> None:
+        """No execution of ``run_id`` will start here after all: drop its pending hand-back."""
+        self._hand_back_runs.discard(run_id)
 
     def hand_back_all(self, *, now_cancel: bool) -> None:
         """Ask every execution to stop at its next step boundary and hand its run back; with
