@@ -125,31 +125,15 @@ def _deep_path(value: object, limit: int = 6) -> str:
 
 
 def surrogate_path(value: object, path: str = "$") -> str | None:
-    """The JSON path of the first string (or key) holding a lone surrogate."""
-    if isinstance(value, str):
-        return None if value.isascii() or _utf8_ok(value) else path
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if isinstance(key, str) and not _utf8_ok(key):
-                return f"{path} (a key)"
-            found = surrogate_path(item, f"{path}.{key}")
-            if found is not None:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = surrogate_path(item, f"{path}[{i}]")
-            if found is not None:
-                return found
-        return None
-    try:
-        converted = _default(value)
-    except Exception:
-        return None
-    return None if converted is value else surrogate_path(converted, path)
+    """The JSON path of the first string (or key) holding a lone surrogate, in a value that
+    otherwise encodes (parsed JSON, or a value :func:`encode` turned into text)."""
+    found, _ = _first_problem(value, path, strings=True)
+    return found or None
 
 
 def _utf8_ok(text: str) -> bool:
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -164,7 +148,16 @@ def to_jsonable(value: object, where: str) -> Any:
 
 def _find_unencodable(value: object, path: str) -> tuple[str, str]:
     """Walk ``value`` the way the encoder does and name the first part that fails."""
-    if value is None or isinstance(value, bool | int | str):
+    return _first_problem(value, path, strings=False)
+
+
+def _first_problem(value: object, path: str, *, strings: bool) -> tuple[str, str]:
+    """(path, type name) of the first part of ``value`` no store can hold: a type JSON cannot
+    encode, and with ``strings`` also a string or key holding a lone surrogate; ``_FINE`` if
+    none."""
+    if isinstance(value, str):
+        return (path, "str") if strings and not _utf8_ok(value) else _FINE
+    if value is None or isinstance(value, bool | int):
         return _FINE
     if isinstance(value, float):
         return _FINE if math.isfinite(value) else (path, f"float ({value!r} is not valid JSON)")
@@ -172,13 +165,15 @@ def _find_unencodable(value: object, path: str) -> tuple[str, str]:
         for key, item in value.items():
             if not isinstance(key, str | int | float | bool) and key is not None:
                 return f"{path} (a key)", type(key).__qualname__
-            found = _find_unencodable(item, f"{path}.{key}")
+            if strings and isinstance(key, str) and not _utf8_ok(key):
+                return f"{path} (a key)", "str"
+            found = _first_problem(item, f"{path}.{key}", strings=strings)
             if found[0]:
                 return found
         return _FINE
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            found = _find_unencodable(item, f"{path}[{i}]")
+            found = _first_problem(item, f"{path}[{i}]", strings=strings)
             if found[0]:
                 return found
         return _FINE
@@ -190,7 +185,7 @@ def _find_unencodable(value: object, path: str) -> tuple[str, str]:
         return path, f"{type(value).__qualname__} ({exc})"
     if converted is value:
         return path, type(value).__qualname__
-    return _find_unencodable(converted, path)
+    return _first_problem(converted, path, strings=strings)
 
 
 _FINE = ("", "")
