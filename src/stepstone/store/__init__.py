@@ -40,18 +40,12 @@ def open_store(
             auto_migrate=True if auto_migrate is None else auto_migrate,
         )
     text = str(url)
-    if isinstance(url, Path) or "://" not in text:
+    if _is_sqlite(url):
         from stepstone.store.sqlite.store import SQLiteStore
 
-        return SQLiteStore(text, durability=durability, auto_migrate=bool(auto_migrate))
-    scheme, _, rest = text.partition("://")
-    if scheme == "sqlite":
-        from stepstone.store.sqlite.store import SQLiteStore
-
-        if not rest or rest == "/":
-            raise InvalidArgument(f"store URL {text!r} names no file (use sqlite:///path/to.db)")
-        path = rest[1:] if rest.startswith("/") else rest
+        path = _sqlite_path(text)
         return SQLiteStore(path, durability=durability, auto_migrate=bool(auto_migrate))
+    scheme = text.partition("://")[0]
     if scheme in ("postgresql", "postgres"):
         try:
             # imported by name: the adapter and its driver are an optional extra
@@ -81,10 +75,26 @@ def open_store_for_use(
     if isinstance(url, Store):
         return url, False
     if auto_migrate is None:
-        text = "" if url is None else str(url)
-        sqlite = url is None or isinstance(url, Path) or "://" not in text
-        auto_migrate = sqlite or text.startswith("sqlite://")
+        auto_migrate = _is_sqlite(url)
     return open_store(url, auto_migrate=auto_migrate), True
+
+
+def _is_sqlite(url: str | Path | None) -> bool:
+    """What :func:`open_store` opens as SQLite: no URL (the default), a path, or sqlite://."""
+    if url is None or isinstance(url, Path):
+        return True
+    text = str(url)
+    return "://" not in text or text.startswith("sqlite://")
+
+
+def _sqlite_path(text: str) -> str:
+    """The file (or ``:memory:``) an SQLite URL or plain path names."""
+    if "://" not in text:
+        return text
+    rest = text.partition("://")[2]
+    if not rest or rest == "/":
+        raise InvalidArgument(f"store URL {text!r} names no file (use sqlite:///path/to.db)")
+    return rest[1:] if rest.startswith("/") else rest
 
 
 def redact_url(url: str) -> str:
