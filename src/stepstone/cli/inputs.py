@@ -77,12 +77,12 @@ def parse_workflow_input(
                 f"arguments), got {type(value).__name__}"
             )
     hints = wf.signature.hints
+    known = _parameter_names(wf)
     for text in arg_texts:
         key, sep, raw = text.partition("=")
         if not sep or not key.strip():
             raise InvalidArgument(f"--arg {text!r}: expected NAME=VALUE")
         key = key.strip()
-        known = _parameter_names(wf)
         if known is not None and key not in known:
             listed = ", ".join(known) if known else "none: the workflow takes no arguments"
             hint = difflib.get_close_matches(key, known, n=1)
