@@ -6,8 +6,8 @@ Workloads (median of ``--reps`` timed runs after one warm-up; each a fresh run i
 
 - ``seq100``: ``Flow`` of 100 ``.then(noop)`` tasks (plain ``def`` tasks, as sayiir users write
   them), µs per task:
-  - ``memory``: ``run_workflow(wf, 1)`` (stepstone: a temporary SQLite store per call, its
-    creation included; sayiir: its in-memory engine);
+  - ``memory``: ``run_workflow(wf, 1)`` (stepstone: the compiled flow over a journal-free
+    context, no store; sayiir: its in-memory engine);
   - ``memory, store kept``: ``run_durable_workflow(..., backend=InMemoryBackend())`` reused;
   - ``sqlite``: stepstone only, ``Backend("sqlite:///...")`` reused;
   - ``postgres``: ``PostgresBackend`` on a fresh database, reused;

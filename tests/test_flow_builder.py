@@ -610,3 +610,40 @@ def test_a_flow_survives_a_killed_worker_each_task_once(store_url: str, tmp_path
     for task_id in flow_app.TASKS:
         assert counts["end", task_id] == 1, f"task {task_id} completed {counts['end', task_id]}x"
         assert counts["start", task_id] == (2 if task_id == "t4" else 1), task_id
+
+
+# --- in memory: no store, the same task semantics ----------------------------------------------
+
+
+def test_fork_branches_overlap_in_memory() -> None:
+    # each branch's first task waits for the other branch's: only concurrent branches pass
+    meet = threading.Barrier(2, timeout=5)
+
+    def arrive(x: int) -> int:
+        meet.wait()
+        return x
+
+    wf = (
+        Flow("overlap")
+        .fork()
+        .branch(arrive, double, name="a")  # a two-task branch
+        .branch(arrive, add_ten, name="b")
+        .join(lambda outs: outs["a"] + outs["b"])
+        .build()
+    )
+    assert run_workflow(wf, 1) == 2 + 11
+    meet.reset()
+    one_task = Flow("overlap1").fork().branch(arrive, name="x").branch(arrive, name="y").join(len)
+    assert run_workflow(one_task.build(), 1) == 2
+
+
+def test_a_signal_wait_in_memory_is_refused_or_times_out() -> None:
+    wf = Flow("asks").then(double).wait_for_signal("ok").build()
+    with pytest.raises(RunFailed, match="cannot receive signals"):
+        run_workflow(wf, 1)
+    timed = Flow("asks2").wait_for_signal("ok", timeout=0.01, on_timeout=add_ten).build()
+    assert run_workflow(timed, 1) == 11
+
+
+async def test_run_workflow_from_async_code() -> None:
+    assert run_workflow(Flow("in_loop").then(double).build(), 4) == 8

@@ -15,6 +15,7 @@ from stepstone.core.port import Store
 from stepstone.errors import DuplicateRun, InvalidArgument, RunFailed, RunNotFound, StillWaiting
 from stepstone.flow.builder import Flow
 from stepstone.flow.compile import FlowWorkflow
+from stepstone.flow.memory import run_in_memory
 from stepstone.flow.session import Backend, Session, StoreLike, using
 from stepstone.flow.status import WorkflowStatus, by_reason, status_of
 
@@ -145,10 +146,11 @@ def run_workflow(
 ) -> Any:
     """Run a flow to its end and return its output (a failed run raises :class:`RunFailed`).
 
-    Without ``instance_id`` nothing of yours is touched: the run goes through the same engine on
-    an in-memory store (no file) gone afterwards, and delays and signal waits are waited
-    through. With ``instance_id`` it is :func:`run_durable_workflow` that must complete, else
-    :class:`StillWaiting` says what it waits for.
+    Without ``instance_id`` and without a store nothing is written anywhere: the compiled flow
+    runs in memory (:mod:`stepstone.flow.memory`: the same tasks, retries, timeouts, forks and
+    delays, no journal; a signal wait can only time out). With ``store``/``backend`` it runs
+    through the engine on that store. With ``instance_id`` it is :func:`run_durable_workflow`
+    that must complete, else :class:`StillWaiting` says what it waits for.
     """
     wf = _built(workflow)
     if instance_id is not None:
@@ -165,6 +167,8 @@ def run_workflow(
         if not status.is_completed():
             raise StillWaiting(instance_id, status.status, status.signal_name or "a delay", None)
         return status.output
+    if store is None and backend is None:
+        return run_in_memory(wf, input)
     with using(store, backend) as session:
         return session.call(session.client.run, _serve(session.client, wf), input)
 
