@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create the peers' virtualenv at bench/.peers/venv (gitignored) and install the pinned peers:
-# DBOS Transact, LangGraph with its SQLite checkpointer, and sayiir (PostgreSQL part; psycopg for
-# the PostgreSQL bench plumbing and DBOS's Postgres driver). They are never project dependencies.
+# DBOS Transact, LangGraph with its SQLite checkpointer, sayiir, checkpointflow (its `cpf` CLI
+# runs the YAML benchmark's peer side) and psycopg (for the PostgreSQL bench plumbing and
+# DBOS's Postgres driver). They are never project dependencies.
 # Usage: bench/peers/setup.sh [--force]     (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
 
@@ -16,6 +17,7 @@ PINS=(
   "langgraph-checkpoint==4.3.2"
   "langgraph-checkpoint-sqlite==3.1.2"
   "sayiir==1.0.0"
+  "checkpointflow==1.10.0"
   "psycopg[binary]==3.3.9"
 )
 
@@ -27,4 +29,4 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
 fi
 "$VENV/bin/python" -m pip install --quiet "${PINS[@]}"
-"$VENV/bin/python" -m pip freeze | grep -iE '^(dbos|langgraph|langgraph-checkpoint|langgraph-checkpoint-sqlite|langchain-core|sqlalchemy|aiosqlite|sayiir|psycopg|psycopg-binary)=='
+"$VENV/bin/python" -m pip freeze | grep -iE '^(checkpointflow|dbos|langgraph|langgraph-checkpoint|langgraph-checkpoint-sqlite|langchain-core|sqlalchemy|aiosqlite|sayiir|psycopg|psycopg-binary)=='
