@@ -138,8 +138,23 @@ def wait_for_file(path: Path, predicate: Callable[[str], bool], *, timeout_s: fl
     raise TimeoutError(f"{path}: condition not met within {timeout_s}s")
 
 
+def compile_bytecode() -> None:
+    """Write stepstone's ``.pyc`` files, as ``pip install`` does for the peers' packages.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE=1`` (set on this machine) otherwise
+    compiles every module from source in every process: +60-80 ms per process start, which is a
+    property of the checkout, not of stepstone (measured 2026-11-30: ``stepstone run`` of a
+    3-step app 250 ms without ``.pyc`` files, 150 ms with them)."""
+    import compileall
+
+    import stepstone
+
+    compileall.compile_dir(str(Path(stepstone.__file__).parent), quiet=1)
+
+
 def python_env() -> dict[str, str]:
     """The environment for child processes: unbuffered, no bytecode-writing surprises."""
+    compile_bytecode()
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONPATH", None)

@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from common import compile_bytecode  # noqa: E402
+
 STEPSTONE = Path(sys.executable).parent / "stepstone"
 CPF = BENCH / ".peers" / "venv" / "bin" / "cpf"
 
@@ -101,6 +104,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
+    compile_bytecode()  # as `pip install` does: an editable checkout otherwise compiles each run
     work = Path(tempfile.mkdtemp(prefix="yaml-bench-"))
     (work / "steps_fn.py").write_text(HELPER)
     for n in (1, 3, 100):
