@@ -20,6 +20,7 @@ EXPECTED = {
     "versioning.py": "order-1 finished on v1: order-1 -> charged 10",
     "fleet.py": "reports running at once, at most: 2 (limit 2, one per user)",
     "flow_pipeline.py": "doc-7 is completed: {'approved': True, 'by': 'ana'}",
+    "start_options.py": "charged ana 42.00 with key ...4242",
 }
 
 
