@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -238,3 +242,36 @@ def test_a_closed_port_fails_clearly() -> None:
 def test_a_header_with_a_newline_is_refused() -> None:
     with pytest.raises(InvalidArgument):
         call_api("GET", "http://127.0.0.1:9/", headers={"X": "a\r\nEvil: 1"}, allow_hosts=LOCAL)
+
+
+def _self_signed(tmp_path: Path, san: str) -> Path:
+    """A certificate + key (one PEM file) for ``san``, made by the openssl command."""
+    pem = tmp_path / f"{san.replace(':', '_')}.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=test", "-addext", f"subjectAltName={san}",
+         "-keyout", str(pem), "-out", str(pem.with_suffix(".crt"))],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    pem.write_text(pem.read_text() + pem.with_suffix(".crt").read_text())
+    return pem
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.parametrize(("san", "works"), [("IP:127.0.0.1", True), ("DNS:other.example", False)])
+def test_https_verifies_the_certificate_against_the_host(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, san: str, works: bool
+) -> None:
+    pem = _self_signed(tmp_path, san)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pem)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    url = server.url.replace("http://", "https://") + "/json"
+    with pytest.raises(ApiCallFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        call_api("GET", url, allow_hosts=LOCAL)  # not trusted: self-signed
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem.with_suffix(".crt")))  # now trusted
+    if works:
+        assert call_api("GET", url, allow_hosts=LOCAL).json == {"ok": True, "n": [1, 2]}
+    else:
+        with pytest.raises(ApiCallFailed, match="match"):
+            call_api("GET", url, allow_hosts=LOCAL)

@@ -203,10 +203,10 @@ def _exchange(
         return _result(response.status, found, raw, charset, url)
     except TimeoutError as e:
         raise ApiTimeout(url, timeout_s) from e
+    except (OSError, http.client.HTTPException) as e:  # before ValueError: TLS errors are both
+        raise ApiCallFailed(url, f"{type(e).__name__}: {e}") from e
     except ValueError as e:  # a header name or value that cannot be sent
         raise InvalidArgument(f"{url}: {e}") from e
-    except (OSError, http.client.HTTPException) as e:
-        raise ApiCallFailed(url, f"{type(e).__name__}: {e}") from e
     finally:
         conn.close()
 
