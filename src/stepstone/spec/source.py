@@ -8,20 +8,28 @@ path, so every later check can say ``flow.yaml:12:7: $.workflow.steps[2].next: .
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stepstone.errors import SpecError
 
-__all__ = ["JsonPath", "Source", "format_path", "parse_source"]
+__all__ = ["JsonPath", "Source", "did_you_mean", "format_path", "parse_source"]
 
 JsonPath = tuple[str | int, ...]
 """A JSON path as a tuple: ``("workflow", "steps", 2, "next")``."""
 
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False}
 _BOOLS["FALSE"] = False
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'apply'?)`` when a known word is close to ``word``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -37,6 +45,8 @@ class Source:
     data: Any
     marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    styles: dict[JsonPath, str] = field(default_factory=dict)
+    """The quoting of string scalars that are not plain (``"``, ``'``, ``|``, ``>``)."""
 
     @property
     def name(self) -> str:
@@ -53,6 +63,17 @@ class Source:
                 return found
             probe = probe[:-1]
         return self.marks.get((), (1, 1))
+
+    def error_at(self, path: JsonPath, offset: int, problem: str) -> SpecError:
+        """A :class:`SpecError` at character ``offset`` of the string scalar at ``path`` (its
+        start when the string is a block scalar, where characters do not map to columns)."""
+        line, column = self.mark(path)
+        style = self.styles.get(path)
+        if style in ('"', "'"):
+            column += 1 + offset
+        elif style is None:
+            column += offset
+        return SpecError(self.name, line, column, format_path(path), problem)
 
     def error(self, path: JsonPath, problem: str, *, key: bool = False) -> SpecError:
         """A :class:`SpecError` naming this file, the place of ``path`` and the problem."""
@@ -130,6 +151,8 @@ class _Walker:
             raise self.source.error(path, "mapping keys must be plain scalars")
         tag = node.tag
         if tag == "tag:yaml.org,2002:str":
+            if node.style:
+                self.source.styles[path] = node.style
             return node.value
         if tag == "tag:yaml.org,2002:bool":
             return _BOOLS.get(node.value, node.value.lower() in ("yes", "on", "y", "true"))
