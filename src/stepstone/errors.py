@@ -9,7 +9,10 @@ code (suspending a run, losing a lease, cancelling or pausing at a step boundary
 from __future__ import annotations
 
 __all__ = [
+    "ApiCallFailed",
+    "ApiTimeout",
     "AppNotFound",
+    "BlockedAddress",
     "ChecksFailed",
     "CancelRequested",
     "CheckFrontier",
@@ -35,7 +38,9 @@ __all__ = [
     "SignalPayloadError",
     "SpecError",
     "SpecStepError",
+    "TemplateError",
     "UnknownSignal",
+    "UnsupportedShell",
     "StepError",
     "StepFailed",
     "StepTimeout",
@@ -296,6 +301,56 @@ class RunFailed(StepstoneError):
         super().__init__(f"run {run_id} {state}: {error_type}: {message}")
         self.run_id, self.state = run_id, state
         self.error_type, self.message, self.traceback = error_type, message, traceback
+
+
+# --- YAML steps: shell commands and HTTP calls ---------------------------------------------
+
+
+class TemplateError(InvalidArgument):
+    """A ``${...}`` template cannot be parsed, or one of its expressions stands where stepstone
+    cannot pass a value safely (``$'...'``, ``$((...))``, a quoted here-document, right after a
+    backslash). ``column`` counts from 1 in ``text``."""
+
+    def __init__(self, text: str, column: int, problem: str) -> None:
+        super().__init__(f"column {column}: {problem} (in {text!r})")
+        self.text, self.column, self.problem = text, column, problem
+
+
+class UnsupportedShell(InvalidArgument):
+    """A ``cli`` step names a shell stepstone does not run commands with, or one not installed."""
+
+    def __init__(self, shell: str, problem: str) -> None:
+        super().__init__(f"shell {shell!r}: {problem}")
+        self.shell, self.problem = shell, problem
+
+
+class BlockedAddress(InvalidArgument):
+    """An ``api`` step's URL (or a redirect) leads to an address it may not reach: loopback,
+    private, link-local (cloud metadata), multicast, reserved... unless the host is allowed."""
+
+    def __init__(self, url: str, host: str, address: str, why: str) -> None:
+        super().__init__(
+            f"{url}: host {host!r} resolves to {address}, a {why} address; refused (add the "
+            "host to allow_hosts to call it on purpose)"
+        )
+        self.url, self.host, self.address, self.why = url, host, address, why
+
+
+class ApiCallFailed(StepstoneError):
+    """An ``api`` step's request got no HTTP response: the connection, TLS or protocol failed,
+    or it was redirected too many times."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        super().__init__(f"{url}: {problem}")
+        self.url, self.problem = url, problem
+
+
+class ApiTimeout(ApiCallFailed, TimeoutError):
+    """An ``api`` step's connect or read took longer than its ``timeout_s``."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        super().__init__(url, f"no response within {timeout_s:g}s")
+        self.timeout_s = timeout_s
 
 
 # --- the command line ------------------------------------------------------------------------
