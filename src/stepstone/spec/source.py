@@ -28,7 +28,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     """`` (did you mean 'apply'?)`` when a known word is close to ``word``, else ``""``."""
     import difflib
 
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
