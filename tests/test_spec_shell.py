@@ -21,6 +21,7 @@ from stepstone.spec.shell import (
 )
 
 INJECTION = 'x"; echo INJECTED-$(id -u); echo "'
+SINGLE_INJECTION = "x'; echo INJECTED-$(id -u); echo '"
 MARK = f"INJECTED-{os.getuid()}"
 
 
@@ -75,10 +76,11 @@ def test_value_text_is_plain_text_for_strings_and_compact_json_otherwise() -> No
     ids=["bare", "double-quoted", "single-quoted", "printf-bare", "in-command-substitution"],
 )
 @pytest.mark.parametrize("shell", ["sh", "bash"])
-def test_an_injection_string_is_printed_never_run(command: str, shell: str) -> None:
-    result = run_cli(command, values(v=INJECTION), shell=shell)
+@pytest.mark.parametrize("injection", [INJECTION, SINGLE_INJECTION], ids=["dq", "sq"])
+def test_an_injection_string_is_printed_never_run(command: str, shell: str, injection: str) -> None:
+    result = run_cli(command, values(v=injection), shell=shell)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == INJECTION + "\n"
+    assert result.stdout == injection + "\n"
     assert MARK not in result.stdout
 
 

@@ -328,12 +328,16 @@ class BlockedAddress(InvalidArgument):
     """An ``api`` step's URL (or a redirect) leads to an address it may not reach: loopback,
     private, link-local (cloud metadata), multicast, reserved... unless the host is allowed."""
 
-    def __init__(self, url: str, host: str, address: str, why: str) -> None:
+    def __init__(
+        self, url: str, host: str, address: str, why: str, redirected_from: str | None = None
+    ) -> None:
+        via = f" (a redirect from {redirected_from})" if redirected_from else ""
         super().__init__(
-            f"{url}: host {host!r} resolves to {address}, a {why} address; refused (add the "
-            "host to allow_hosts to call it on purpose)"
+            f"{url}{via}: host {host!r} resolves to {address}, a {why} address; refused (add "
+            "the host to allow_hosts to call it on purpose)"
         )
         self.url, self.host, self.address, self.why = url, host, address, why
+        self.redirected_from = redirected_from
 
 
 class ApiCallFailed(StepstoneError):
