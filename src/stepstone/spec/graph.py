@@ -70,7 +70,7 @@ def _successors(seq: Sequence_, i: int) -> Iterator[int]:
     for branch in spec.branches:
         if branch.start_at:
             yield seq.index[branch.start_at]
-    if spec.kind == "end" or spec.next:
+    if (spec.kind == "end" and spec.when is None) or spec.next:
         return
     falls = spec.when is not None or not (
         (spec.kind == "await_event" and spec.cases) or (spec.kind == "switch" and spec.default)

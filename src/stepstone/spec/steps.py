@@ -158,16 +158,16 @@ def api_body(
         headers={k: str(v) for k, v in (render(spec, "headers", scope) or {}).items()},
         body=render(spec, "body", scope),
         timeout_s=spec.timeout_s or 30.0,
-        allow_hosts=allow_hosts,
+        allow_hosts=allow_hosts or (),
     )
     codes = fields.get("success", {}).get("status_codes", [200, 201, 204])
     if response.status not in codes:
         raise SpecStepError(
             spec.id,
-            f"HTTP {response.status} (success is {codes}): {_tail(response.text)}",
+            f"HTTP {response.status} (success is {codes}): {_tail(response.body_text)}",
             "ERR_STEP_FAILED",
         )
-    outputs = response.json if response.json is not None else {"body": response.text}
+    outputs = response.json if response.json is not None else {"body": response.body_text}
     check_outputs(spec, outputs)
     return {"outputs": outputs, "status": response.status}
 
