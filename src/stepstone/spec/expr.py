@@ -146,7 +146,8 @@ def _problem(message: str, text: str, source: str) -> ExprProblem:
     column = int(found.group(2)) - 1
     # the translation changes lengths: point at the same token count from the start
     offset = min(column, len(text)) if source == text else _map_offset(text, source, column)
-    return ExprProblem(f"bad expression {text!r}: {found.group(3).strip()}", offset)
+    reason = found.group(3).strip().split(" expecting {", 1)[0]
+    return ExprProblem(f"bad expression {text!r}: {reason}", offset)
 
 
 def _map_offset(text: str, source: str, column: int) -> int:
@@ -220,9 +221,12 @@ class Template:
 
 
 def to_text(value: Any) -> str:
-    """How a value reads inside interpolated text: strings as they are, the rest as JSON."""
+    """How a value reads inside interpolated text (as in a command): strings as they are,
+    ``null`` as nothing, the rest as compact JSON."""
     if isinstance(value, str):
         return value
+    if value is None:
+        return ""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -7,10 +7,13 @@ once per load (the same object wherever it is referenced) and a cycle is refused
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from stepstone.core.definitions import Registry
@@ -101,6 +104,33 @@ class _Loader:
         return load_sub
 
 
+def _import(module_name: str, folder: Path) -> ModuleType:
+    """Import ``module_name``; a module file in the document's folder wins over a module of the
+    same name imported earlier from elsewhere (loaded then under a name of its own)."""
+    local = folder / (module_name.replace(".", "/") + ".py")
+    existing = sys.modules.get(module_name)
+    if existing is None or not local.is_file():
+        return importlib.import_module(module_name)
+    if Path(getattr(existing, "__file__", "") or "").resolve() == local.resolve():
+        return existing
+    digest = hashlib.sha256(str(local.resolve()).encode()).hexdigest()[:12]
+    unique = f"_stepstone_yaml_{digest}_{module_name.replace('.', '_')}"
+    found = sys.modules.get(unique)
+    if found is not None:
+        return found
+    spec = importlib.util.spec_from_file_location(unique, local)
+    if spec is None or spec.loader is None:
+        return importlib.import_module(module_name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    return module
+
+
 def _importer(source: Source, file: Path) -> Callable[[str, JsonPath], Callable[..., Any]]:
     """Import ``module:function`` with the document's folder first on ``sys.path``."""
 
@@ -113,7 +143,7 @@ def _importer(source: Source, file: Path) -> Callable[[str, JsonPath], Callable[
         if added:
             sys.path.insert(0, folder)
         try:
-            module = importlib.import_module(module_name)
+            module = _import(module_name, file.parent)
         except Exception as exc:
             raise source.error(
                 at, f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"

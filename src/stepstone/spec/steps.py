@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepstone.errors import SpecStepError
 from stepstone.spec.document import StepSpec, render_value
-from stepstone.spec.expr import ExprProblem, compile_expr
+from stepstone.spec.expr import ExprProblem, compile_expr, to_text
 
 if TYPE_CHECKING:
     from stepstone.core.model import StepRecord
@@ -104,7 +104,7 @@ def cli_body(
     evaluate = evaluator(spec, scope, words)
     fields = spec.fields
     cwd = render(spec, "cwd", scope, fields.get("cwd"))
-    env = {k: str(v) for k, v in (render(spec, "env", scope) or {}).items()}
+    env = {k: to_text(v) for k, v in (render(spec, "env", scope) or {}).items()}
     timeout = spec.timeout_s
     if "argv" in fields:
         result = run_argv(fields["argv"], evaluate, cwd=cwd, timeout_s=timeout, env=env)
@@ -155,7 +155,7 @@ def api_body(
     response = call_api(
         fields["method"],
         render(spec, "url", scope, fields["url"]),
-        headers={k: str(v) for k, v in (render(spec, "headers", scope) or {}).items()},
+        headers={k: to_text(v) for k, v in (render(spec, "headers", scope) or {}).items()},
         body=render(spec, "body", scope),
         timeout_s=spec.timeout_s or 30.0,
         allow_hosts=allow_hosts or (),
