@@ -312,3 +312,41 @@ async def test_the_stepstone_example_runs(db: str) -> None:
         "report": "3 words, 16 letters",
     }
     await asyncio.sleep(0)
+
+
+async def test_checkpointflow_parallel_branches_run_each_step_once(tmp_path: Path, db: str) -> None:
+    wf = load_workflow(
+        write(
+            tmp_path,
+            "par.yaml",
+            """
+            schema_version: checkpointflow/v1
+            workflow:
+              id: checks
+              steps:
+                - id: par
+                  kind: parallel
+                  branches:
+                    - start_at: lint
+                    - start_at: test
+                    - start_at: note
+                - id: lint
+                  kind: cli
+                  command: echo lint >> "${inputs.log}"; echo '"clean"'
+                - id: test
+                  kind: cli
+                  command: echo test >> "${inputs.log}"; echo 3
+                - id: note
+                  kind: end
+                  result: { by: "${inputs.who}" }
+                - id: after
+                  kind: end
+                  result: ${steps.par.outputs}
+            """,
+        )
+    )
+    log = tmp_path / "log"
+    async with AsyncClient(db, workflows=wf.registry()) as client:
+        result = await client.run(wf, {"log": str(log), "who": "ana"}, run_id="par")
+    assert result == {"lint": "clean", "test": 3, "note": {"by": "ana"}}
+    assert sorted(log.read_text().split()) == ["lint", "test"]
