@@ -36,6 +36,8 @@ __all__ = [
     "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
+    "SpecError",
+    "SpecStepError",
     "TemplateError",
     "UnknownSignal",
     "UnsupportedShell",
@@ -65,6 +67,43 @@ class StepstoneError(Exception):
 
 class InvalidArgument(StepstoneError, ValueError):
     """An argument given to the API or the CLI is malformed; the message names which and why."""
+
+
+class SpecError(InvalidArgument):
+    """A YAML workflow document (or a value checked against it) is wrong; ``str`` names where:
+    ``flow.yaml:12:7: $.workflow.steps[2].next: no step 'aply' (did you mean 'apply'?)``.
+
+    ``line`` and ``column`` are 1-based (0 when the place is not in a file, e.g. a run input)."""
+
+    def __init__(self, file: str, line: int, column: int, path: str, problem: str) -> None:
+        super().__init__(file, line, column, path, problem)
+        self.file, self.line, self.column, self.path, self.problem = (
+            file,
+            line,
+            column,
+            path,
+            problem,
+        )
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}: " if self.line else ""
+        if not self.line and self.file:
+            where = f"{self.file}: "
+        return f"{where}{self.path}: {self.problem}" if self.path else f"{where}{self.problem}"
+
+
+class SpecStepError(StepstoneError):
+    """A step of a YAML workflow failed by the document's rules: a command's exit code, output
+    that does not match its ``outputs`` schema, an expression that cannot be evaluated, an event
+    no transition takes. ``code`` is checkpointflow's error code (``ERR_STEP_FAILED``,
+    ``ERR_STEP_OUTPUT_INVALID``, ...)."""
+
+    def __init__(self, step_id: str, problem: str, code: str = "ERR_STEP_FAILED") -> None:
+        super().__init__(step_id, problem, code)
+        self.step_id, self.problem, self.code = step_id, problem, code
+
+    def __str__(self) -> str:
+        return f"step {self.step_id!r}: {self.problem}"
 
 
 class WorkflowNotFound(StepstoneError, LookupError):
