@@ -260,3 +260,63 @@ async def test_cancel_cascades_to_children(client: AsyncClient) -> None:
     child = await client.get("w1.0")
     assert child.state is RunState.CANCELLED and child.error is not None
     assert "w1" in child.error.message
+
+
+# --- what a wait tells whoever answers it ------------------------------------------------------
+
+DECISION = {
+    "type": "object",
+    "required": ["decision"],
+    "properties": {"decision": {"type": "string", "enum": ["approve", "reject"]}},
+}
+
+
+@workflow
+async def asks_a_person(ctx: WorkflowContext) -> Any:
+    return await ctx.wait_for_signal(
+        "change_approval",
+        schema=DECISION,
+        timeout_s=3600,
+        prompt="Approve or reject the change.",
+        summary="publish page 123",
+        audience="user",
+        risk_level="high",
+        step="approval",
+    )
+
+
+async def test_a_wait_keeps_its_prompt_audience_and_json_schema(
+    client: AsyncClient, second_client: AsyncClient
+) -> None:
+    task = asyncio.create_task(client.run(asks_a_person, run_id="ask1"))
+    await wait_for_state(client, "ask1", RunState.WAITING)
+    (wait,) = (await second_client.get("ask1")).waits  # read back from the store
+    assert wait.name == "change_approval" and wait.until is not None
+    assert wait.info is not None
+    assert (wait.info.step, wait.info.prompt, wait.info.summary) == (
+        "approval",
+        "Approve or reject the change.",
+        "publish page 123",
+    )
+    assert (wait.info.audience, wait.info.risk_level) == ("user", "high")
+    assert wait.schema_json is not None and '"enum"' in wait.schema_json
+    assert (
+        (await client.describe("ask1"))
+        .waiting_for[0]
+        .startswith("signal 'change_approval' at step 'approval'")
+    )
+    # the JSON Schema mapping checks payloads at the door, and the payload comes back as JSON
+    with pytest.raises(SignalPayloadError, match=r"\$\.decision"):
+        await second_client.signal("ask1", "change_approval", {"decision": "maybe"})
+    await second_client.signal("ask1", "change_approval", {"decision": "approve"})
+    assert await task == {"decision": "approve"}
+
+
+@workflow
+async def bad_audience(ctx: WorkflowContext) -> Any:
+    return await ctx.wait_for_signal("x", audience="everyone")  # type: ignore[call-overload]
+
+
+async def test_a_wait_refuses_an_unknown_audience(client: AsyncClient) -> None:
+    with pytest.raises(RunFailed, match="audience= must be one of user, agent, system"):
+        await client.run(bad_audience, run_id="aud")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, overload
 
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import Execution
+from stepstone.core.model import Audience, RiskLevel, WaitInfo
 from stepstone.core.retry import RetryPolicy
 from stepstone.core.steps import StepCall, resolve_step
 from stepstone.core.values import StateView
@@ -231,25 +232,59 @@ class WorkflowContext(_ContextBase):
 
     @overload
     def wait_for_signal(
-        self, name: str, *, timeout_s: float | None = None, schema: type[R]
+        self,
+        name: str,
+        *,
+        timeout_s: float | None = None,
+        schema: type[R],
+        prompt: str | None = None,
+        summary: str | None = None,
+        audience: Audience | None = None,
+        risk_level: RiskLevel | None = None,
+        step: str | None = None,
     ) -> Awaitable[R]: ...
 
     @overload
     def wait_for_signal(
-        self, name: str, *, timeout_s: float | None = None, schema: None = None
+        self,
+        name: str,
+        *,
+        timeout_s: float | None = None,
+        schema: Mapping[str, Any] | None = None,
+        prompt: str | None = None,
+        summary: str | None = None,
+        audience: Audience | None = None,
+        risk_level: RiskLevel | None = None,
+        step: str | None = None,
     ) -> Awaitable[Any]: ...
 
     def wait_for_signal(
-        self, name: str, *, timeout_s: float | None = None, schema: Any = None
+        self,
+        name: str,
+        *,
+        timeout_s: float | None = None,
+        schema: Any = None,
+        prompt: str | None = None,
+        summary: str | None = None,
+        audience: Audience | None = None,
+        risk_level: RiskLevel | None = None,
+        step: str | None = None,
     ) -> Awaitable[Any]:
         """Wait for the signal ``name`` (sent with ``client.signal``) and return its payload.
 
         Signals sent before the wait is reached are buffered and delivered in order. After
         ``timeout_s`` the wait raises :class:`~stepstone.WaitTimeout` (catch it for a fallback).
         ``schema`` (a dataclass, Pydantic model or other annotation) decodes the payload and is
-        stored with the wait so ``signal()`` rejects a malformed payload before it reaches the run.
+        stored with the wait so ``signal()`` rejects a malformed payload before it reaches the run;
+        a mapping is a JSON Schema document (the payload is checked and returned as plain JSON).
+
+        ``prompt``, ``summary``, ``audience`` (``"user"``, ``"agent"`` or ``"system"``),
+        ``risk_level`` (``"low"``, ``"medium"``, ``"high"``) and ``step`` (the name of the step
+        that waits; default: the signal's name) are stored with the wait for whoever answers it:
+        ``stepstone run`` prints them in its waiting envelope with the command that resumes it.
         """
-        return JournalCall(self._exe.waits.call_signal(name, timeout_s, schema))
+        info = wait_info(step, prompt, summary, audience, risk_level)
+        return JournalCall(self._exe.waits.call_signal(name, timeout_s, schema, info))
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> Awaitable[R]:
         """Run ``wf`` as a child run and wait for its result (a failed child raises RunFailed)."""
@@ -326,9 +361,19 @@ class SyncWorkflowContext(_ContextBase):
         self._exe.block(self._exe.waits.call_sleep(self._check_when(when)))
 
     def wait_for_signal(
-        self, name: str, *, timeout_s: float | None = None, schema: Any = None
+        self,
+        name: str,
+        *,
+        timeout_s: float | None = None,
+        schema: Any = None,
+        prompt: str | None = None,
+        summary: str | None = None,
+        audience: Audience | None = None,
+        risk_level: RiskLevel | None = None,
+        step: str | None = None,
     ) -> Any:
-        return self._exe.block(self._exe.waits.call_signal(name, timeout_s, schema))
+        info = wait_info(step, prompt, summary, audience, risk_level)
+        return self._exe.block(self._exe.waits.call_signal(name, timeout_s, schema, info))
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> R:
         result: R = self._exe.block(self._exe.children.call(wf, args, kwargs, start_only=False))
@@ -369,3 +414,32 @@ async def _gather(
         if isinstance(outcome, BaseException):
             raise outcome
     return list(outcomes)
+
+
+_AUDIENCES = ("user", "agent", "system")
+_RISK_LEVELS = ("low", "medium", "high")
+
+
+def wait_info(
+    step: str | None,
+    prompt: str | None,
+    summary: str | None,
+    audience: str | None,
+    risk_level: str | None,
+) -> WaitInfo | None:
+    """The :class:`WaitInfo` a ``wait_for_signal`` was given (checked), or None."""
+    for label, text in (("step", step), ("prompt", prompt), ("summary", summary)):
+        if text is not None and not isinstance(text, str):
+            raise InvalidArgument(f"wait_for_signal {label}= must be a string, got {text!r}")
+    if audience is not None and audience not in _AUDIENCES:
+        raise InvalidArgument(
+            f"wait_for_signal audience= must be one of {', '.join(_AUDIENCES)}, got {audience!r}"
+        )
+    if risk_level is not None and risk_level not in _RISK_LEVELS:
+        raise InvalidArgument(
+            f"wait_for_signal risk_level= must be one of {', '.join(_RISK_LEVELS)}, "
+            f"got {risk_level!r}"
+        )
+    if step is prompt is summary is audience is risk_level is None:
+        return None
+    return WaitInfo(step, prompt, summary, audience, risk_level)  # type: ignore[arg-type]

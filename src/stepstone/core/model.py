@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "describe_wait",
@@ -35,7 +35,10 @@ __all__ = [
     "StepKind",
     "StepRecord",
     "StepStatus",
+    "Audience",
+    "RiskLevel",
     "Wait",
+    "WaitInfo",
     "WorkerInfo",
 ]
 
@@ -96,15 +99,61 @@ class ErrorInfo:
     step_seqs: tuple[int, ...] = ()
 
 
+Audience = Literal["user", "agent", "system"]
+RiskLevel = Literal["low", "medium", "high"]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitInfo:
+    """What a signal wait tells whoever must answer it: the step waiting, a prompt, a short
+    summary, who should answer (``audience``) and how risky the continuation is. Stored with
+    the wait and shown by ``stepstone run``'s waiting envelope, ``show`` and the client."""
+
+    step: str | None = None
+    prompt: str | None = None
+    summary: str | None = None
+    audience: Audience | None = None
+    risk_level: RiskLevel | None = None
+
+    def to_json(self) -> dict[str, str]:
+        """The fields that are set, as JSON."""
+        return {
+            k: v
+            for k, v in (
+                ("step", self.step),
+                ("prompt", self.prompt),
+                ("summary", self.summary),
+                ("audience", self.audience),
+                ("risk_level", self.risk_level),
+            )
+            if v is not None
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> WaitInfo | None:
+        if not data:
+            return None
+        return cls(
+            data.get("step"),
+            data.get("prompt"),
+            data.get("summary"),
+            data.get("audience"),
+            data.get("risk_level"),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """One thing a suspended run waits for. ``until`` is the timer or the wait's timeout."""
+    """One thing a suspended run waits for. ``until`` is the timer or the wait's timeout;
+    ``schema_json`` the JSON Schema a signal's payload must match; ``info`` what a signal wait
+    tells the one who answers it."""
 
     kind: Literal["timer", "signal", "child", "retry"]
     seq: int
     name: str | None = None
     until: datetime | None = None
     schema_json: str | None = None
+    info: WaitInfo | None = None
 
 
 Labels = tuple[tuple[str, str], ...]
@@ -208,7 +257,9 @@ def describe_wait(wait: Wait) -> str:
     """One line saying what a run waits for."""
     until = f" until {wait.until.isoformat(timespec='seconds')}" if wait.until else ""
     if wait.kind == "signal":
-        return f"signal {wait.name!r}{until}"
+        step = wait.info.step if wait.info is not None else None
+        at = f" at step {step!r}" if step and step != wait.name else ""
+        return f"signal {wait.name!r}{at}{until}"
     if wait.kind == "child":
         return f"child run {wait.name}"
     if wait.kind == "retry":

@@ -10,21 +10,32 @@ type) is rejected when the wait meets it (see :func:`payload_problem`) and the w
 from __future__ import annotations
 
 import json
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stepstone.core import codec
-from stepstone.core.jsonschema import first_problem, schema_for
-from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
+from stepstone.core.jsonschema import check_schema, first_problem, schema_for
+from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait, WaitInfo
 from stepstone.core.records import SignalOutcome, SignalWait, Until
 from stepstone.errors import DecodeError, InvalidArgument, WaitTimeout
 
 if TYPE_CHECKING:
     from stepstone.core.engine import Execution
 
-__all__ = ["Waits", "payload_problem"]
+__all__ = ["JSONSchemaType", "Waits", "payload_problem"]
+
+
+class JSONSchemaType:
+    """A wait's ``schema`` given as a JSON Schema document (a mapping) rather than a type: the
+    payload is checked against it and returned as plain JSON."""
+
+    __slots__ = ("schema",)
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        check_schema(dict(schema))
+        self.schema = dict(schema)
 
 
 def payload_problem(raw: Any, tp: Any, name: str) -> str | None:
@@ -32,6 +43,8 @@ def payload_problem(raw: Any, tp: Any, name: str) -> str | None:
     then decoding it), or None when a wait for signal ``name`` declaring ``tp`` accepts it."""
     if tp is codec._NO_HINT:
         return None
+    if isinstance(tp, JSONSchemaType):
+        return first_problem(raw, tp.schema)
     problem = first_problem(raw, schema_for(tp))
     if problem:
         return problem
@@ -57,19 +70,21 @@ class Waits:
         return self.sleep_until(exe.journal.allocate(), until)
 
     def call_signal(
-        self, name: str, timeout_s: float | None, schema: Any
+        self, name: str, timeout_s: float | None, schema: Any, info: WaitInfo | None = None
     ) -> Coroutine[Any, Any, Any]:
         """A ``ctx.wait_for_signal``: arguments checked and journal position taken now; the
         coroutine waits and returns the payload, decoded by ``schema`` (or the workflow's
-        ``signals=`` type)."""
+        ``signals=`` type; a mapping is a JSON Schema document: plain JSON is returned)."""
         exe = self._exe
         exe.raise_if_unwinding()
         if not isinstance(name, str) or not name:
             raise InvalidArgument("wait_for_signal needs a non-empty signal name")
         if timeout_s is not None and timeout_s < 0:
             raise InvalidArgument(f"timeout_s must be >= 0, got {timeout_s}")
+        if isinstance(schema, Mapping):
+            schema = JSONSchemaType(schema)
         tp = schema if schema is not None else exe.wf.signals.get(name, codec._NO_HINT)
-        return self.wait_signal(exe.journal.allocate(), name, timeout_s, tp)
+        return self.wait_signal(exe.journal.allocate(), name, timeout_s, tp, info)
 
     async def sleep_until(self, seq: int, until: datetime) -> None:
         exe = self._exe
@@ -104,7 +119,9 @@ class Waits:
             exe.frontier(seq)
         raise exe.suspend(Wait("timer", seq, until=until))
 
-    async def wait_signal(self, seq: int, name: str, timeout_s: float | None, tp: Any) -> Any:
+    async def wait_signal(
+        self, seq: int, name: str, timeout_s: float | None, tp: Any, info: WaitInfo | None = None
+    ) -> Any:
         exe = self._exe
         exe.raise_if_unwinding()
         record = exe.journal.lookup(seq, StepKind.SIGNAL, name)
@@ -149,8 +166,9 @@ class Waits:
                 )
             )
             return self._result(timed_out, seq, name, timeout_s, tp)
-        schema = None if tp is codec._NO_HINT else codec.encode(schema_for(tp), "signal schema")
-        raise exe.suspend(Wait("signal", seq, name=name, until=until, schema_json=schema))
+        schema = None if tp is codec._NO_HINT else codec.encode(_schema_of(tp), "signal schema")
+        wait = Wait("signal", seq, name=name, until=until, schema_json=schema, info=info)
+        raise exe.suspend(wait)
 
     def _result(
         self, outcome: SignalOutcome, seq: int, name: str, timeout_s: float | None, tp: Any
@@ -158,4 +176,10 @@ class Waits:
         if outcome.timed_out:
             raise WaitTimeout(f"signal {name!r}", timeout_s)
         where = f"run {self._exe.run.run_id} signal {name!r} #{seq}"
+        if isinstance(tp, JSONSchemaType):
+            tp = codec._NO_HINT
         return codec.decode(outcome.payload_json, tp, where)
+
+
+def _schema_of(tp: Any) -> Any:
+    return tp.schema if isinstance(tp, JSONSchemaType) else schema_for(tp)

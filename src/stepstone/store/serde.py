@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from stepstone.core.model import ErrorInfo, Wait
+from stepstone.core.model import ErrorInfo, Wait, WaitInfo
 
 __all__ = ["dump_error", "dump_waits", "load_error", "load_waits"]
 
@@ -52,6 +52,8 @@ def dump_waits(waits: tuple[Wait, ...]) -> str | None:
             item["until"] = w.until.isoformat()
         if w.schema_json is not None:
             item["schema"] = w.schema_json
+        if w.info is not None:
+            item["info"] = w.info.to_json()
         items.append(item)
     return json.dumps(items, separators=(",", ":"))
 
@@ -67,6 +69,7 @@ def load_waits(text: str | list[Any] | None) -> tuple[Wait, ...]:
             name=i.get("name"),
             until=datetime.fromisoformat(i["until"]) if i.get("until") else None,
             schema_json=i.get("schema"),
+            info=WaitInfo.from_json(i.get("info")),
         )
         for i in items
     )

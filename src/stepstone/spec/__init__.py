@@ -1,0 +1,3 @@
+"""YAML workflows (checkpointflow/v1, stepstone/v1): load, validate, compile onto the engine."""
+
+__all__: list[str] = []
