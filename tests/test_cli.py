@@ -386,7 +386,7 @@ def test_run_fork_with_patch_events_and_timeline(migrated: Cli) -> None:
     assert data["state"] == "completed"
     assert data["result"] == 11
 
-    forked = cli("fork", "p1", "--from-seq", "1", "--patch", "0=20", "--run-id", "p2").stdout
+    forked = cli("fork", "p1", "--from-seq", "1", "--patch", "0=20", "--new-run-id", "p2").stdout
     assert forked.strip() == "p2"
     bad = cli("fork", "p1", "--from-seq", "1", "--patch", "0={oops", code=4)
     assert "--patch 0" in _stderr_line(bad)

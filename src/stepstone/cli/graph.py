@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stepstone.cli.app import load_app
+from stepstone.cli.app import load_target
 from stepstone.cli.output import Output
 from stepstone.cli.session import Session
 from stepstone.flow import FlowWorkflow
@@ -25,7 +25,7 @@ def _code_graph(name: str) -> str:
 
 
 def cmd_graph(ns: argparse.Namespace, session: Session) -> Output:
-    wf = load_app(ns.app).get(ns.workflow)
+    wf = load_target(ns.app, ns.file, ns.workflow, "graph").workflow
     is_flow = isinstance(wf, FlowWorkflow)
     text = wf.to_mermaid() if isinstance(wf, FlowWorkflow) else _code_graph(wf.name)
     data = {"workflow": wf.name, "kind": "flow" if is_flow else "code", "mermaid": text}

@@ -98,7 +98,7 @@ async def _not_resumable(tx: Tx, run_id: str, name: str) -> Exception:
     if run is None:
         return RunNotFound(run_id)
     if run.is_finished:
-        return RunStateError(run_id, run.state.value, action, "a waiting run")
+        return RunStateError(run_id, run.state.value, "resume", f"a run waiting for {name!r}")
     if run.state is RunState.WAITING:
         events = sorted({w.name for w in run.waits if w.kind == "signal" and w.name})
         what = " or ".join(f"event {e!r}" for e in events) or "no event (a timer or child run)"
@@ -107,7 +107,7 @@ async def _not_resumable(tx: Tx, run_id: str, name: str) -> Exception:
         return error
     if run.state in (RunState.PENDING, RunState.RUNNING):
         return AlreadyResumed(run_id, run.state.value, name)
-    return RunStateError(run_id, run.state.value, action, "a run waiting for it")
+    return RunStateError(run_id, run.state.value, "resume", f"a run waiting for {name!r}")
 
 
 async def take_signal(
