@@ -10,7 +10,10 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyResumed",
+    "ApiCallFailed",
+    "ApiTimeout",
     "AppNotFound",
+    "BlockedAddress",
     "ChecksFailed",
     "CancelRequested",
     "CheckFrontier",
@@ -34,7 +37,11 @@ __all__ = [
     "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
+    "SpecError",
+    "SpecStepError",
+    "TemplateError",
     "UnknownSignal",
+    "UnsupportedShell",
     "StepError",
     "StepFailed",
     "StepTimeout",
@@ -61,6 +68,43 @@ class StepstoneError(Exception):
 
 class InvalidArgument(StepstoneError, ValueError):
     """An argument given to the API or the CLI is malformed; the message names which and why."""
+
+
+class SpecError(InvalidArgument):
+    """A YAML workflow document (or a value checked against it) is wrong; ``str`` names where:
+    ``flow.yaml:12:7: $.workflow.steps[2].next: no step 'aply' (did you mean 'apply'?)``.
+
+    ``line`` and ``column`` are 1-based (0 when the place is not in a file, e.g. a run input)."""
+
+    def __init__(self, file: str, line: int, column: int, path: str, problem: str) -> None:
+        super().__init__(file, line, column, path, problem)
+        self.file, self.line, self.column, self.path, self.problem = (
+            file,
+            line,
+            column,
+            path,
+            problem,
+        )
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}: " if self.line else ""
+        if not self.line and self.file:
+            where = f"{self.file}: "
+        return f"{where}{self.path}: {self.problem}" if self.path else f"{where}{self.problem}"
+
+
+class SpecStepError(StepstoneError):
+    """A step of a YAML workflow failed by the document's rules: a command's exit code, output
+    that does not match its ``outputs`` schema, an expression that cannot be evaluated, an event
+    no transition takes. ``code`` is checkpointflow's error code (``ERR_STEP_FAILED``,
+    ``ERR_STEP_OUTPUT_INVALID``, ...)."""
+
+    def __init__(self, step_id: str, problem: str, code: str = "ERR_STEP_FAILED") -> None:
+        super().__init__(step_id, problem, code)
+        self.step_id, self.problem, self.code = step_id, problem, code
+
+    def __str__(self) -> str:
+        return f"step {self.step_id!r}: {self.problem}"
 
 
 class WorkflowNotFound(StepstoneError, LookupError):
@@ -271,6 +315,60 @@ class RunFailed(StepstoneError):
         super().__init__(f"run {run_id} {state}: {error_type}: {message}")
         self.run_id, self.state = run_id, state
         self.error_type, self.message, self.traceback = error_type, message, traceback
+
+
+# --- YAML steps: shell commands and HTTP calls ---------------------------------------------
+
+
+class TemplateError(InvalidArgument):
+    """A ``${...}`` template cannot be parsed, or one of its expressions stands where stepstone
+    cannot pass a value safely (``$'...'``, ``$((...))``, a quoted here-document, right after a
+    backslash). ``column`` counts from 1 in ``text``."""
+
+    def __init__(self, text: str, column: int, problem: str) -> None:
+        super().__init__(f"column {column}: {problem} (in {text!r})")
+        self.text, self.column, self.problem = text, column, problem
+
+
+class UnsupportedShell(InvalidArgument):
+    """A ``cli`` step names a shell stepstone does not run commands with, or one not installed."""
+
+    def __init__(self, shell: str, problem: str) -> None:
+        super().__init__(f"shell {shell!r}: {problem}")
+        self.shell, self.problem = shell, problem
+
+
+class BlockedAddress(InvalidArgument):
+    """An ``api`` step's URL (or a redirect) leads to an address it may not reach: loopback,
+    private, link-local (cloud metadata), multicast, reserved... unless the host is allowed."""
+
+    def __init__(
+        self, url: str, host: str, address: str, why: str, redirected_from: str | None = None
+    ) -> None:
+        via = f" (a redirect from {redirected_from})" if redirected_from else ""
+        super().__init__(
+            f"{url}{via}: host {host!r} resolves to {address}, a {why} address; refused (add "
+            "the host to allow_hosts to call it on purpose)"
+        )
+        self.url, self.host, self.address, self.why = url, host, address, why
+        self.redirected_from = redirected_from
+
+
+class ApiCallFailed(StepstoneError):
+    """An ``api`` step's request got no HTTP response: the connection, TLS or protocol failed,
+    or it was redirected too many times."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        super().__init__(f"{url}: {problem}")
+        self.url, self.problem = url, problem
+
+
+class ApiTimeout(ApiCallFailed, TimeoutError):
+    """An ``api`` step's connect or read took longer than its ``timeout_s``."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        super().__init__(url, f"no response within {timeout_s:g}s")
+        self.timeout_s = timeout_s
 
 
 # --- the command line ------------------------------------------------------------------------

@@ -140,8 +140,6 @@ def add_agent_commands(command: Command, app_option: Callable[..., None]) -> Non
         "a run's steps with their outcomes; for YAML cli steps also their stdout and stderr",
     )
     run_arg(p)
-    app_option(p, required=False)
-    file_option(p)
 
     p = command(
         "delete",

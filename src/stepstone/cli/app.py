@@ -41,7 +41,7 @@ def load_target(app: str | None, file: str | None, workflow: str | None, command
                 f"give WORKFLOW with --app or -f FILE, not both (see `stepstone {command} --help`)"
             )
         wf = specs.load_workflow(file)
-        return Target(Registry([wf]), wf, ("-f", file))
+        return Target(wf.registry(), wf, ("-f", file))
     if app is None:
         raise UsageError(f"--app MODULE or -f FILE is required (see `stepstone {command} --help`)")
     if workflow is None:
@@ -53,7 +53,7 @@ def load_target(app: str | None, file: str | None, workflow: str | None, command
 def load_registry(app: str | None, file: str | None) -> Registry | None:
     """The workflows of ``-f FILE`` or ``--app`` (None without either)."""
     if file is not None:
-        return Registry([specs.load_workflow(file)])
+        return specs.load_workflow(file).registry()
     return load_app(app) if app else None
 
 

@@ -22,6 +22,7 @@ from stepstone.errors import (
     RunNotFound,
     RunStateError,
     SignalPayloadError,
+    SpecError,
     StoreError,
     UnknownSignal,
     UsageError,
@@ -162,7 +163,9 @@ def _error_code(exc: BaseException) -> tuple[str, int]:
         return "ERR_STEP_FAILED", STEP_FAILED
     if isinstance(exc, WaitTimeout):
         return "ERR_TIMEOUT", WAITING
-    if type(exc).__name__ == "SpecError":
+    if isinstance(exc, SpecError):
+        if exc.path.startswith("inputs"):
+            return "ERR_VALIDATION_INPUT", VALIDATION
         return "ERR_VALIDATION_WORKFLOW", VALIDATION
     if isinstance(exc, UsageError | InvalidArgument | WorkflowNotFound | AppNotFound):
         return "ERR_VALIDATION_INPUT", VALIDATION

@@ -8,6 +8,7 @@ from stepstone.cli.app import load_target
 from stepstone.cli.output import Output
 from stepstone.cli.session import Session
 from stepstone.flow import FlowWorkflow
+from stepstone.spec import SpecWorkflow
 
 __all__ = ["cmd_graph"]
 
@@ -26,7 +27,11 @@ def _code_graph(name: str) -> str:
 
 def cmd_graph(ns: argparse.Namespace, session: Session) -> Output:
     wf = load_target(ns.app, ns.file, ns.workflow, "graph").workflow
-    is_flow = isinstance(wf, FlowWorkflow)
-    text = wf.to_mermaid() if isinstance(wf, FlowWorkflow) else _code_graph(wf.name)
-    data = {"workflow": wf.name, "kind": "flow" if is_flow else "code", "mermaid": text}
+    if isinstance(wf, FlowWorkflow):
+        kind, text = "flow", wf.to_mermaid()
+    elif isinstance(wf, SpecWorkflow):
+        kind, text = "yaml", wf.to_mermaid()
+    else:
+        kind, text = "code", _code_graph(wf.name)
+    data = {"workflow": wf.name, "kind": kind, "mermaid": text}
     return Output(data, lambda screen: screen.line(text.rstrip("\n")))

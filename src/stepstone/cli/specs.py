@@ -1,25 +1,23 @@
 """The command line's door to YAML workflows (``stepstone.spec``): loading a file or a folder,
-listing the flows folders, and a cli step's output, imported on use so other commands stay fast.
-
-Until ``stepstone.spec`` provides ``load_workflow``/``load_folder``/``step_logs`` every YAML
-command fails with one clear line (exit 4) instead of a traceback.
-"""
+listing the flows folders, and the output of cli steps. ``stepstone.spec`` is imported on use,
+so other commands stay fast."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.model import StepRecord
 from stepstone.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from stepstone.spec import SpecWorkflow, StepLog
+
 __all__ = [
     "FlowFile",
-    "StepOutput",
     "find_flows",
     "is_spec_workflow",
     "load_folder",
@@ -28,60 +26,34 @@ __all__ = [
 ]
 
 
-def _spec(name: str) -> Callable[..., Any]:
-    try:
-        module = importlib.import_module("stepstone.spec")
-    except ImportError as exc:
-        raise InvalidArgument(f"YAML workflows are not available: {exc}") from exc
-    function = getattr(module, name, None)
-    if function is None:
-        raise InvalidArgument(
-            f"YAML workflows are not available in this build (stepstone.spec has no {name})"
-        )
-    loaded: Callable[..., Any] = function
-    return loaded
+def load_workflow(path: str | Path) -> SpecWorkflow:
+    """The workflow of one YAML file; a bad file raises SpecError (file:line:column)."""
+    from stepstone.spec import load_workflow as load
 
-
-def load_workflow(path: str | Path) -> Workflow[Any, Any]:
-    """The workflow of one YAML file; a bad file raises the spec's error (file:line:column)."""
     if not Path(path).is_file():
         raise InvalidArgument(f"-f {path}: no such file")
-    wf: Workflow[Any, Any] = _spec("load_workflow")(Path(path))
-    return wf
+    return load(path)
 
 
 def load_folder(path: str | Path) -> Registry:
-    """Every YAML workflow in a folder."""
-    registry: Registry = _spec("load_folder")(Path(path))
-    return registry
+    """Every YAML workflow in a folder (with their sub-workflows)."""
+    from stepstone.spec import load_folder as load
+
+    return load(path)
 
 
 def is_spec_workflow(wf: Workflow[Any, Any]) -> bool:
     """Is ``wf`` compiled from YAML (its one argument is the ``inputs`` object)?"""
-    try:
-        module = importlib.import_module("stepstone.spec")
-    except ImportError:
-        return False
-    cls = getattr(module, "SpecWorkflow", None)
-    return cls is not None and isinstance(wf, cls)
+    from stepstone.spec import SpecWorkflow
+
+    return isinstance(wf, SpecWorkflow)
 
 
-@dataclass(frozen=True, slots=True)
-class StepOutput:
-    """What a YAML cli step printed, and how it exited."""
+def step_logs(steps: Sequence[StepRecord]) -> list[StepLog]:
+    """The stdout, stderr and exit code of each YAML cli step among a run's recorded steps."""
+    from stepstone.spec import step_logs as logs
 
-    step_id: str
-    stdout: str
-    stderr: str
-    exit_code: int | None
-
-
-def step_logs(steps: Sequence[StepRecord]) -> list[StepOutput]:
-    """The output of each YAML cli step among a run's recorded steps."""
-    return [
-        StepOutput(log.step_id, log.stdout, log.stderr, log.exit_code)
-        for log in _spec("step_logs")(list(steps))
-    ]
+    return logs(steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +83,17 @@ def find_flows(cwd: Path, env: Mapping[str, str]) -> list[FlowFile]:
             except Exception:  # a broken file is `validate`'s business, not the listing's
                 continue
             if wf.name not in found:
+                meta = wf.document.get("workflow", {})
                 found[wf.name] = FlowFile(
                     wf.name,
-                    _text(wf, "title"),
-                    wf.version,
-                    _text(wf, "description"),
+                    _text(meta, "name"),
+                    _text(meta, "version"),
+                    _text(meta, "description"),
                     path.resolve(),
                 )
     return [found[k] for k in sorted(found)]
 
 
-def _text(wf: Workflow[Any, Any], attribute: str) -> str | None:
-    value = getattr(wf, attribute, None)
-    return value if isinstance(value, str) else None
+def _text(meta: Mapping[str, Any], key: str) -> str | None:
+    value = meta.get(key)
+    return str(value) if value is not None else None

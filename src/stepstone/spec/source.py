@@ -1,0 +1,166 @@
+"""A YAML document's text as plain JSON values plus the ``line:column`` of every node.
+
+The file is composed into PyYAML's node tree (the C loader when available) and turned into plain
+values in one walk that records where each value and each mapping key stands, keyed by its JSON
+path, so every later check can say ``flow.yaml:12:7: $.workflow.steps[2].next: ...``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stepstone.errors import SpecError
+
+__all__ = ["JsonPath", "Source", "did_you_mean", "format_path", "parse_source"]
+
+JsonPath = tuple[str | int, ...]
+"""A JSON path as a tuple: ``("workflow", "steps", 2, "next")``."""
+
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False}
+_BOOLS["FALSE"] = False
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'apply'?)`` when a known word is close to ``word``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """``("workflow", "steps", 2)`` -> ``$.workflow.steps[2]``."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+@dataclass(slots=True)
+class Source:
+    """One parsed YAML file: its data and where each part of it stands."""
+
+    file: Path
+    data: Any
+    marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    styles: dict[JsonPath, str] = field(default_factory=dict)
+    """The quoting of string scalars that are not plain (``"``, ``'``, ``|``, ``>``)."""
+
+    @property
+    def name(self) -> str:
+        return str(self.file)
+
+    def mark(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
+        """The 1-based ``(line, column)`` of the value at ``path`` (of its key with ``key``),
+        or of its nearest parent that has one."""
+        table = self.key_marks if key else self.marks
+        probe = path
+        while probe:
+            found = table.get(probe) or self.marks.get(probe)
+            if found:
+                return found
+            probe = probe[:-1]
+        return self.marks.get((), (1, 1))
+
+    def error_at(self, path: JsonPath, offset: int, problem: str) -> SpecError:
+        """A :class:`SpecError` at character ``offset`` of the string scalar at ``path`` (its
+        start when the string is a block scalar, where characters do not map to columns)."""
+        line, column = self.mark(path)
+        style = self.styles.get(path)
+        if style in ('"', "'"):
+            column += 1 + offset
+        elif style is None:
+            column += offset
+        return SpecError(self.name, line, column, format_path(path), problem)
+
+    def error(self, path: JsonPath, problem: str, *, key: bool = False) -> SpecError:
+        """A :class:`SpecError` naming this file, the place of ``path`` and the problem."""
+        line, column = self.mark(path, key=key)
+        return SpecError(self.name, line, column, format_path(path), problem)
+
+
+def parse_source(file: Path, text: str) -> Source:
+    """Parse ``text`` (the contents of ``file``) into a :class:`Source`; malformed YAML, a
+    duplicate key or a value JSON cannot hold raise :class:`SpecError` at its place."""
+    import yaml
+
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        loader.dispose()
+        raise SpecError(str(file), line, column, "", f"malformed YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        loader.dispose()
+        raise SpecError(str(file), 1, 1, "", f"malformed YAML: {exc}") from None
+    source = Source(file, None)
+    try:
+        if node is None:
+            raise SpecError(str(file), 1, 1, "", "the file is empty (expected a document)")
+        source.data = _Walker(source, loader).value(node, ())
+    finally:
+        loader.dispose()
+    return source
+
+
+class _Walker:
+    """Turns nodes into plain values, recording marks; refuses what JSON cannot hold."""
+
+    __slots__ = ("constructor", "source")
+
+    def __init__(self, source: Source, constructor: Any) -> None:
+        self.source, self.constructor = source, constructor
+
+    def value(self, node: Any, path: JsonPath) -> Any:
+        import yaml
+
+        self.source.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise self.source.error(path, "YAML merge keys (<<) are not supported")
+                key = self.scalar(key_node, path)
+                if not isinstance(key, str):
+                    key = str(key) if isinstance(key, int | float | bool) else None
+                if key is None:
+                    raise self.source.error(path, "mapping keys must be strings")
+                at = (*path, key)
+                self.source.key_marks[at] = (
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
+                if key in out:
+                    raise self.source.error(at, f"duplicate key {key!r}", key=True)
+                out[key] = self.value(value_node, at)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.scalar(node, path)
+
+    def scalar(self, node: Any, path: JsonPath) -> Any:
+        import yaml
+
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.source.error(path, "mapping keys must be plain scalars")
+        tag = node.tag
+        if tag == "tag:yaml.org,2002:str":
+            if node.style:
+                self.source.styles[path] = node.style
+            return node.value
+        if tag == "tag:yaml.org,2002:bool":
+            return _BOOLS.get(node.value, node.value.lower() in ("yes", "on", "y", "true"))
+        if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:null"):
+            value = self.constructor.construct_object(node, deep=True)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.source.error(path, f"{node.value!r} is not a JSON number")
+            return value
+        raise self.source.error(
+            path, f"YAML tag {tag!r} is not allowed (workflow documents hold plain JSON values)"
+        )

@@ -1,0 +1,298 @@
+"""YAML workflows are checked whole at load: each problem is one line naming file:line:column."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from stepstone.errors import InvalidArgument, SpecError
+from stepstone.spec import SpecWorkflow, load_folder, load_workflow
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "yaml"
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def load_error(tmp_path: Path, text: str, name: str = "flow.yaml") -> SpecError:
+    path = write(tmp_path, name, text)
+    with pytest.raises(SpecError) as info:
+        load_workflow(path)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{path}:"), message
+    return info.value
+
+
+THREE = """
+schema_version: checkpointflow/v1
+workflow:
+  id: three
+  steps:
+    - id: one
+      kind: cli
+      command: echo one
+    - id: two
+      kind: cli
+      command: echo two
+    - id: three
+      kind: end
+      result: { done: true }
+"""
+
+
+def test_a_good_document_loads_as_a_workflow(tmp_path: Path) -> None:
+    wf = load_workflow(write(tmp_path, "flow.yaml", THREE))
+    assert isinstance(wf, SpecWorkflow)
+    assert wf.name == "three" and wf.input_schema is None
+    assert wf.document["workflow"]["id"] == "three"
+    assert wf.path == tmp_path / "flow.yaml"
+    assert issubclass(SpecError, InvalidArgument)
+
+
+def test_the_version_is_a_digest_of_the_document(tmp_path: Path) -> None:
+    first = load_workflow(write(tmp_path, "flow.yaml", THREE)).version
+    assert load_workflow(write(tmp_path, "again.yaml", "# a comment\n" + THREE)).version == first
+    edited = load_workflow(write(tmp_path, "edited.yaml", THREE.replace("echo two", "echo 2")))
+    assert edited.version != first
+
+
+def test_malformed_yaml(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path,
+        """
+        schema_version: checkpointflow/v1
+        workflow:
+          id: x
+          steps: [ {id: a, kind: cli
+        """,
+    )
+    assert "malformed YAML" in str(error) and error.line >= 4
+
+
+def test_a_duplicate_key_is_refused(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path,
+        THREE.replace("      command: echo one", "      command: echo one\n      command: echo 1"),
+    )
+    assert (error.line, error.column) == (8, 7)
+    assert "duplicate key 'command'" in str(error)
+
+
+def test_unsupported_schema_version(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("checkpointflow/v1", "checkpointflow/v9"))
+    assert str(error).endswith(
+        "flow.yaml:1:17: $.schema_version: schema_version 'checkpointflow/v9' is not supported"
+        " (use checkpointflow/v1 or stepstone/v1)"
+    )
+
+
+def test_unknown_step_kind(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("kind: end", "kind: ned"))
+    assert str(error).endswith(
+        "flow.yaml:12:13: $.workflow.steps[2].kind: unknown step kind 'ned' (did you mean 'end'?)"
+    )
+
+
+def test_unknown_step_field_gets_a_did_you_mean(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("command: echo two", "comand: echo two"))
+    assert "$.workflow.steps[1].comand: unknown key 'comand' (did you mean 'command'?)" in str(
+        error
+    )
+    assert (error.line, error.column) == (10, 7)
+
+
+def test_bad_cel_points_at_the_expression(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("command: echo two", "command: echo ${inputs.x ==}"))
+    assert error.line == 10 and error.column > 22
+    assert error.path == "$.workflow.steps[1].command"
+    assert "bad expression 'inputs.x =='" in str(error)
+
+
+def test_an_undeclared_name_in_an_expression(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("command: echo one", "command: echo ${input.x}"))
+    assert "undeclared reference to 'input.x'" in str(error) and error.line == 7
+
+
+def test_next_to_nowhere(tmp_path: Path) -> None:
+    text = THREE.replace("      command: echo one", "      command: echo one\n      next: thre")
+    error = load_error(tmp_path, text)
+    assert str(error).endswith(
+        "flow.yaml:8:13: $.workflow.steps[0].next: no step 'thre' (did you mean 'three'?)"
+    )
+
+
+def test_duplicate_step_ids(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("id: two", "id: one"))
+    assert str(error).endswith(
+        "flow.yaml:8:11: $.workflow.steps[1].id: duplicate step id 'one' (also step 0)"
+    )
+
+
+def test_an_unreachable_step(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path,
+        """
+        schema_version: checkpointflow/v1
+        workflow:
+          id: gap
+          steps:
+            - id: a
+              kind: end
+            - id: b
+              kind: cli
+              command: echo never
+        """,
+    )
+    assert error.path == "$.workflow.steps[1]" and error.line == 7
+    assert "step 'b' is unreachable" in str(error)
+
+
+def test_transition_rules_are_checked(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path,
+        """
+        schema_version: checkpointflow/v1
+        workflow:
+          id: t
+          steps:
+            - id: ask
+              kind: await_event
+              audience: user
+              event_name: go
+              input_schema: { type: object }
+              transitions:
+                - when: ${event.ok}
+                  next: dun
+            - id: done
+              kind: end
+        """,
+    )
+    assert error.path == "$.workflow.steps[0].transitions[0].next"
+    assert "no step 'dun' (did you mean 'done'?)" in str(error)
+
+
+def test_a_bad_json_schema(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("  steps:", "  inputs: { type: objekt }\n  steps:"))
+    assert error.path == "$.workflow.inputs" and "not a valid JSON Schema" in str(error)
+
+
+def test_stepstone_extras_need_stepstone_v1(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("command: echo one", "argv: [echo, one]"))
+    assert "'argv' needs schema_version: stepstone/v1" in str(error)
+    error = load_error(
+        tmp_path,
+        THREE.replace("kind: cli\n      command: echo one", "kind: python\n      function: m:f"),
+    )
+    assert "kind 'python' needs schema_version: stepstone/v1" in str(error)
+
+
+def test_and_is_not_cel_in_stepstone_v1(tmp_path: Path) -> None:
+    text = THREE.replace("checkpointflow/v1", "stepstone/v1").replace(
+        "command: echo two", "command: echo two\n      if: inputs.a and inputs.b"
+    )
+    error = load_error(tmp_path, text)
+    assert error.path == "$.workflow.steps[1].if"
+
+
+def test_an_unsafe_placement_in_shell_text(tmp_path: Path) -> None:
+    error = load_error(tmp_path, THREE.replace("command: echo two", "command: echo $'${inputs.x}'"))
+    assert error.path == "$.workflow.steps[1].command" and error.line == 10
+
+
+def test_workflow_ref_must_exist_and_not_loop(tmp_path: Path) -> None:
+    ref = """
+    schema_version: checkpointflow/v1
+    workflow:
+      id: {id}
+      steps:
+        - id: call
+          kind: workflow
+          workflow_ref: {ref}
+    """
+    error = load_error(tmp_path, ref.format(id="a", ref="missing.yaml"), name="a.yaml")
+    assert error.path == "$.workflow.steps[0].workflow_ref" and "cannot read" in str(error)
+    write(tmp_path, "b.yaml", ref.format(id="b", ref="a.yaml"))
+    write(tmp_path, "a.yaml", ref.format(id="a", ref="b.yaml"))
+    with pytest.raises(SpecError) as info:
+        load_workflow(tmp_path / "a.yaml")
+    assert str(info.value).startswith(f"{tmp_path / 'b.yaml'}:7:21: ")
+    assert "workflow_ref cycle: a.yaml -> b.yaml -> a.yaml" in str(info.value)
+
+
+def test_a_python_function_that_does_not_import(tmp_path: Path) -> None:
+    write(tmp_path, "helpers.py", "def ok(**kw):\n    return kw\n")
+    text = """
+    schema_version: stepstone/v1
+    workflow:
+      id: py
+      steps:
+        - id: call
+          kind: python
+          function: {fn}
+    """
+    error = load_error(tmp_path, text.format(fn="helpers:missing"))
+    assert "module 'helpers' has no 'missing'" in str(error) and error.line == 7
+    error = load_error(tmp_path, text.format(fn="nosuchmodule_xyz:f"))
+    assert "cannot import 'nosuchmodule_xyz'" in str(error)
+    assert load_workflow(write(tmp_path, "ok.yaml", text.format(fn="helpers:ok"))).name == "py"
+
+
+def test_load_folder_registers_every_file_and_sub_workflows(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    (flows / "sub").mkdir(parents=True)
+    write(
+        flows,
+        "main.yaml",
+        """
+    schema_version: checkpointflow/v1
+    workflow:
+      id: main
+      steps:
+        - id: call
+          kind: workflow
+          workflow_ref: sub/child.yaml
+    """,
+    )
+    write(flows / "sub", "child.yaml", THREE.replace("id: three\n", "id: child\n", 1))
+    write(flows, "other.yml", THREE)
+    registry = load_folder(flows)
+    assert registry.names() == ("child", "main", "three")
+    with pytest.raises(SpecError, match="not a folder"):
+        load_folder(tmp_path / "nope")
+
+
+def test_the_mermaid_graph(tmp_path: Path) -> None:
+    chart = load_workflow(EXAMPLES / "quickstart.yaml").to_mermaid()
+    assert chart.startswith("flowchart TD")
+    assert "s_approval -->|\"event.decision == 'approve'\"| s_apply" in chart
+
+
+def test_importing_the_package_loads_neither_yaml_nor_cel() -> None:
+    code = (
+        "import sys, stepstone.spec; "
+        "print(sorted(m for m in ('yaml', 'cel_expr_python', 'jsonschema') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_loading_a_three_step_file_is_cheap(tmp_path: Path) -> None:
+    path = write(tmp_path, "flow.yaml", THREE)
+    code = (
+        "import time; t = time.perf_counter(); from stepstone.spec import load_workflow; "
+        f"load_workflow({str(path)!r}); print((time.perf_counter() - t) * 1000)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 150, f"loading took {out.stdout.strip()} ms"
+    started = time.perf_counter()
+    load_workflow(path)
+    assert time.perf_counter() - started < 0.05
