@@ -270,7 +270,7 @@ class PostgresStore(StoreBase):
                 return purged
 
     async def delete_run(self, run_id: str) -> None:
-        await self._write(scripts.housekeeping.delete_run, run_id, safe=False)
+        await self._write(scripts.housekeeping.remove_run, run_id, safe=False)
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:
         return await self._read(scripts.housekeeping.export_runs, after_run_id, limit)

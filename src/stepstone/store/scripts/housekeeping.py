@@ -13,7 +13,7 @@ from stepstone.store.scripts.tx import Tx
 
 __all__ = [
     "PURGE_BATCH",
-    "delete_run",
+    "remove_run",
     "export_runs",
     "import_runs",
     "purge_batch",
@@ -41,7 +41,7 @@ async def purge_batch(tx: Tx, finished_before: datetime, kinds: list[str]) -> in
     return len(ids)
 
 
-async def delete_run(tx: Tx, run_id: str) -> None:
+async def remove_run(tx: Tx, run_id: str) -> None:
     """Delete one finished run with its steps, signals and events; an unfinished run is left
     as it is (RunStateError naming its state), a missing one is RunNotFound."""
     if await tx.run("delete_finished_run", {"run_id": run_id}) != 1:

@@ -284,7 +284,7 @@ class SQLiteStore:
                 return purged
 
     async def delete_run(self, run_id: str) -> None:
-        await self._write(scripts.housekeeping.delete_run, run_id, full=True)
+        await self._write(scripts.housekeeping.remove_run, run_id, full=True)
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:
         return self._read(scripts.housekeeping.export_runs, after_run_id, limit)
