@@ -46,7 +46,7 @@ def cmd_resume(ns: argparse.Namespace, session: Session) -> Output:
     with session.client(registry) as client:
         run = client.resume(ns.run_id, ns.event, payload)
         if ns.until == "finished" and not run.is_finished:
-            client.result(ns.run_id)
+            client.run(run.workflow, run_id=run.run_id)  # on through later waits, to the end
             run = client.get(ns.run_id)
         return stop_output(client, run, session, _flags(ns))
 

@@ -138,7 +138,7 @@ def _global_options(parent: bool) -> _Parser:
 
 def _app_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
     need = (
-        "required"
+        "required unless -f FILE is given, where offered"
         if required
         else "optional: decodes results and checks declared signal names and types"
     )
@@ -146,8 +146,8 @@ def _app_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
         "--app",
         metavar="MODULE",
         help=f"the module defining your workflows: a module name importable from the current "
-        f"directory or PYTHONPATH, a path to a .py file, or module:attribute ({need}; "
-        f"env: {ENV_APP})",
+        f"directory or PYTHONPATH, a path to a .py file, module:attribute, or a folder of YAML "
+        f"workflows ({need}; env: {ENV_APP})",
     )
 
 
