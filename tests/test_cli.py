@@ -126,12 +126,13 @@ class Cli:
         )
         return proc
 
-    def json(self, *args: str, code: int = 0, **kw: Any) -> dict[str, Any]:
-        """The one JSON envelope the command prints with --json."""
+    def json(self, *args: str, code: int = 0, ok: bool | None = None, **kw: Any) -> dict[str, Any]:
+        """The one JSON envelope the command prints with --json (``ok``: expected, when it is
+        not simply ``code == 0``: a run handed back waiting is ok with exit 40)."""
         proc = self(*args, "--json", code=code, **kw)
         envelope: dict[str, Any] = json.loads(proc.stdout)
-        assert envelope["ok"] is (code == 0)
-        if code:
+        assert envelope["ok"] is (code == 0 if ok is None else ok)
+        if code and not envelope["ok"]:
             assert envelope["error"]["exit_code"] == code
         return envelope
 
@@ -386,7 +387,7 @@ def test_run_fork_with_patch_events_and_timeline(migrated: Cli) -> None:
     assert data["state"] == "completed"
     assert data["result"] == 11
 
-    forked = cli("fork", "p1", "--from-seq", "1", "--patch", "0=20", "--run-id", "p2").stdout
+    forked = cli("fork", "p1", "--from-seq", "1", "--patch", "0=20", "--new-run-id", "p2").stdout
     assert forked.strip() == "p2"
     bad = cli("fork", "p1", "--from-seq", "1", "--patch", "0={oops", code=4)
     assert "--patch 0" in _stderr_line(bad)
@@ -540,3 +541,16 @@ def test_worker_signal_result_and_check(migrated: Cli) -> None:
     human = cli("check", "--app", "app", code=8)
     assert "a2" in human.stdout
     assert "cannot continue" in _stderr_line(human)
+
+
+def test_start_wait_returns_at_the_signal_wait_with_the_resume_command(migrated: Cli) -> None:
+    with migrated.worker():
+        args = ("start", "approve", "--app", "app", "--arg", "name=zed", "--run-id", "sw1")
+        envelope = migrated.json(*args, "--wait", code=40, ok=True)
+        data = envelope["data"]
+        assert data["status"] == "waiting"
+        assert (data["run_id"], data["event"]) == ("sw1", "approval")
+        assert data["resume_command"].startswith("stepstone resume sw1 --event approval")
+        migrated("signal", "sw1", "approval", "--data", '{"approved": true, "by": "zed"}')
+        done = migrated.data(*args, "--wait")  # the same run id: that run, now to its end
+        assert done["result"] == {"prepared": "prepared zed", "approved": True, "by": "zed"}

@@ -103,7 +103,18 @@ def test_start_wait_prints_the_id_at_once_a_status_line_and_the_id_on_interrupt(
     # a run waiting for a signal: the status line names it and gives the exact command
     with cli.worker():
         term = Terminal(
-            cli, "start", "approve", "--app", "app", "--arg", "name=ann", "--run-id", "w2", "--wait"
+            cli,
+            "start",
+            "approve",
+            "--app",
+            "app",
+            "--arg",
+            "name=ann",
+            "--run-id",
+            "w2",
+            "--wait",
+            "--until",
+            "finished",
         )
         text = term.read(until="stepstone signal w2 approval --data JSON")
         assert "waiting for signal 'approval'" in text

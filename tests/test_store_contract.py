@@ -34,7 +34,13 @@ from stepstone.core.port import (
     Store,
     Suspended,
 )
-from stepstone.errors import InvalidArgument, LeaseLost, RunNotFound, RunStateError
+from stepstone.errors import (
+    AlreadyResumed,
+    InvalidArgument,
+    LeaseLost,
+    RunNotFound,
+    RunStateError,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 W1 = WorkerInfo("w1", "host-a", 101, ("default",), 8)
@@ -359,6 +365,52 @@ async def test_signal_to_missing_or_finished_run(store: Store) -> None:
     with pytest.raises(RunStateError):
         await store.send_signal("r1", "go", "1", now=at(3))
     assert await store.list_signals("r1") == []
+
+
+async def test_resume_with_signal_delivers_once_or_says_why_not(store: Store) -> None:
+    with pytest.raises(RunNotFound):
+        await store.resume_with_signal("nope", "go", "1", now=at(0))
+    claim = await claim_one(store, "r1")
+    assert await store.take_signal(claim, 0, "go", until=None, now=at(2)) is None
+    await store.close_claim(claim, Suspended((Wait("signal", 0, "go"),)), now=at(3))
+    with pytest.raises(RunStateError, match="it waits for event 'go'") as other:
+        await store.resume_with_signal("r1", "stop", "1", now=at(4))
+    assert not isinstance(other.value, AlreadyResumed)
+    assert await store.list_signals("r1") == []
+    signal = await store.resume_with_signal("r1", "go", '{"n":1}', now=at(5))
+    assert (signal.run_id, signal.name, signal.payload_json) == ("r1", "go", '{"n":1}')
+    run = await store.get_run("r1")
+    assert run is not None and run.state is RunState.PENDING
+    with pytest.raises(AlreadyResumed, match="already resumed"):
+        await store.resume_with_signal("r1", "go", '{"n":2}', now=at(6))
+    claim = (await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(7)))[0]
+    with pytest.raises(AlreadyResumed):  # running counts as resumed too
+        await store.resume_with_signal("r1", "go", '{"n":3}', now=at(7))
+    assert await store.take_signal(claim, 0, "go", until=None, now=at(8)) == '{"n":1}'
+    assert [s.payload_json for s in await store.list_signals("r1")] == ['{"n":1}']
+    await store.close_claim(claim, Completed("1"), now=at(9))
+    with pytest.raises(RunStateError, match="completed") as finished:
+        await store.resume_with_signal("r1", "go", "1", now=at(10))
+    assert not isinstance(finished.value, AlreadyResumed)
+
+
+async def test_delete_run_only_when_finished(store: Store) -> None:
+    with pytest.raises(RunNotFound):
+        await store.delete_run("nope")
+    claim = await claim_one(store, "r1")
+    await store.record_step(claim, step(0), now=at(2))
+    await store.send_signal("r1", "go", "1", now=at(2))
+    with pytest.raises(RunStateError, match="running"):
+        await store.delete_run("r1")
+    assert await store.get_run("r1") is not None and len(await store.load_steps("r1")) == 1
+    await store.close_claim(claim, Completed("1"), now=at(3))
+    await store.create_run(new_run("r2"), now=at(0))
+    await store.delete_run("r1")
+    assert await store.get_run("r1") is None
+    assert await store.load_steps("r1") == [] and await store.list_signals("r1") == []
+    assert await store.get_run("r2") is not None, "only the run named is deleted"
+    with pytest.raises(RunNotFound):
+        await store.delete_run("r1")
 
 
 async def test_pause_park_and_release(store: Store) -> None:

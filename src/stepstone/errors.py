@@ -9,6 +9,7 @@ code (suspending a run, losing a lease, cancelling or pausing at a step boundary
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyResumed",
     "ApiCallFailed",
     "ApiTimeout",
     "AppNotFound",
@@ -131,6 +132,19 @@ class RunStateError(StepstoneError):
         want = f" (needs {expected})" if expected else ""
         super().__init__(f"cannot {action} run {run_id}: it is {state}{want}")
         self.run_id, self.state, self.action, self.expected = run_id, state, action, expected
+
+
+class AlreadyResumed(RunStateError):
+    """A resume found the run no longer waiting for the event: another resume (or signal) was
+    delivered first and the run is continuing. Nothing was stored by this resume."""
+
+    def __init__(self, run_id: str, state: str, name: str) -> None:
+        super().__init__(run_id, state, f"resume with event {name!r}", "a run waiting for it")
+        self.args = (
+            f"run {run_id} was already resumed: it no longer waits for event {name!r} (it is "
+            f"{state}; another resume or signal was delivered first)",
+        )
+        self.name = name
 
 
 class DuplicateRun(StepstoneError):

@@ -8,7 +8,7 @@ import asyncio
 import threading
 from typing import Any
 
-from stepstone.cli.app import app_declarations, load_app
+from stepstone.cli.app import app_declarations, load_app, load_registry
 from stepstone.cli.inputs import parse_credentials, parse_labels
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
@@ -64,7 +64,8 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
 
 
 def cmd_check(ns: argparse.Namespace, session: Session) -> Output:
-    registry = load_app(ns.app)
+    registry = load_registry(None if ns.file else ns.app, ns.file)
+    assert registry is not None  # main requires --app or -f
     with session.client(registry) as client:
         results = client.check(unblock=ns.unblock)
     failed = [r for r in results if not r.ok]

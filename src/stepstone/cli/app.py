@@ -1,4 +1,5 @@
-"""Load the user's app: ``--app module``, ``--app path/to/file.py`` or ``--app module:attribute``.
+"""Load the user's app: ``--app module``, ``--app path/to/file.py``, ``--app module:attribute``,
+``--app DIR`` (every YAML workflow in the folder) or ``-f FILE`` (one YAML workflow).
 
 The current directory is put first on ``sys.path`` (as ``python -m`` does), so an ``app.py`` next
 to where the command runs is found; ``PYTHONPATH`` works as usual. ``:attribute`` names a
@@ -11,19 +12,59 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stepstone.core.definitions import Registry, as_registry
+from stepstone.cli import specs
+from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.routing import Pool, Queue
-from stepstone.errors import AppNotFound
+from stepstone.errors import AppNotFound, UsageError
 
-__all__ = ["app_declarations", "load_app"]
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The workflows a command loaded, the one it acts on, and the flags that load them again
+    (for the resume command it prints)."""
+
+    registry: Registry
+    workflow: Workflow[Any, Any]
+    flags: tuple[str, ...]
+
+
+def load_target(app: str | None, file: str | None, workflow: str | None, command: str) -> Target:
+    """``WORKFLOW`` of ``--app``, or the workflow of ``-f FILE`` (not both)."""
+    if file is not None:
+        if workflow is not None:
+            raise UsageError(
+                f"give WORKFLOW with --app or -f FILE, not both (see `stepstone {command} --help`)"
+            )
+        wf = specs.load_workflow(file)
+        return Target(wf.registry(), wf, ("-f", file))
+    if app is None:
+        raise UsageError(f"--app MODULE or -f FILE is required (see `stepstone {command} --help`)")
+    if workflow is None:
+        raise UsageError(f"WORKFLOW is required with --app (see `stepstone {command} --help`)")
+    registry = load_app(app)
+    return Target(registry, registry.get(workflow), ("--app", app))
+
+
+def load_registry(app: str | None, file: str | None) -> Registry | None:
+    """The workflows of ``-f FILE`` or ``--app`` (None without either)."""
+    if file is not None:
+        return specs.load_workflow(file).registry()
+    return load_app(app) if app else None
+
+
+__all__ = ["Target", "app_declarations", "load_app", "load_registry", "load_target"]
 
 
 def load_app(spec: str) -> Registry:
-    """Import the app named by ``spec`` and return the workflows it defines."""
+    """Import the app named by ``spec`` and return the workflows it defines (a folder: every
+    YAML workflow in it)."""
+    if os.path.isdir(spec):
+        return specs.load_folder(spec)
     module_name, _, attribute = spec.partition(":")
     if not module_name:
         raise AppNotFound(spec, "no module named (use --app module, file.py or module:attribute)")

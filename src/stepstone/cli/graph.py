@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from stepstone.cli.app import load_app
+from stepstone.cli.app import load_target
 from stepstone.cli.output import Output
 from stepstone.cli.session import Session
 from stepstone.flow import FlowWorkflow
+from stepstone.spec import SpecWorkflow
 
 __all__ = ["cmd_graph"]
 
@@ -25,8 +26,12 @@ def _code_graph(name: str) -> str:
 
 
 def cmd_graph(ns: argparse.Namespace, session: Session) -> Output:
-    wf = load_app(ns.app).get(ns.workflow)
-    is_flow = isinstance(wf, FlowWorkflow)
-    text = wf.to_mermaid() if isinstance(wf, FlowWorkflow) else _code_graph(wf.name)
-    data = {"workflow": wf.name, "kind": "flow" if is_flow else "code", "mermaid": text}
+    wf = load_target(ns.app, ns.file, ns.workflow, "graph").workflow
+    if isinstance(wf, FlowWorkflow):
+        kind, text = "flow", wf.to_mermaid()
+    elif isinstance(wf, SpecWorkflow):
+        kind, text = "yaml", wf.to_mermaid()
+    else:
+        kind, text = "code", _code_graph(wf.name)
+    data = {"workflow": wf.name, "kind": kind, "mermaid": text}
     return Output(data, lambda screen: screen.line(text.rstrip("\n")))

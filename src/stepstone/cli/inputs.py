@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,13 @@ __all__ = [
 
 
 def parse_json_flag(flag: str, text: str) -> Any:
-    """The JSON value of ``flag``: inline JSON, or ``@path`` to read it from a file."""
+    """The JSON value of ``flag``: inline JSON, ``@path`` to read it from a file, or ``-`` to
+    read it from stdin."""
     source = "the value"
-    if text.startswith("@"):
+    if text == "-":
+        source = "stdin"
+        text = sys.stdin.read()
+    elif text.startswith("@"):
         path = Path(text[1:])
         source = str(path)
         try:

@@ -8,25 +8,42 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
     3    not found: no such run, no such workflow in the app, the app module cannot be imported
     4    invalid input: bad JSON in --input/--data/--patch (the message names the flag, line and
          column, or the JSON path), a flag value out of range or malformed (named), an unknown
-         --arg name, a signal payload that does not match its schema, a signal name the run
-         neither waits for nor declares (without --buffer; the message says "did you mean"), a
-         value that cannot be encoded or decoded, an operation the run's state does not allow
+         --arg name, a signal or event payload that does not match its schema, a signal name
+         the run neither waits for nor declares (without --buffer; the message says "did you
+         mean"), a value that cannot be encoded or decoded, a bad YAML workflow file (file,
+         line, column), an operation the run's state does not allow (resume of a run waiting
+         for another event, delete of an unfinished run), init over an existing file
     5    store unavailable, locked, corrupt, read-only, or otherwise failing
     6    schema missing or outdated: run `stepstone migrate`
-    7    the run failed, was cancelled or is blocked (result, start --wait, run)
+    7    the run failed, was cancelled or is blocked (result, start --wait, run, resume; status
+         and inspect of such a run)
     8    check found runs that the code now loaded cannot continue
-    40   still waiting: the run had not finished when --timeout-s ran out (checkpointflow's code)
+    40   waiting / still waiting (checkpointflow's code): run, resume and start --wait handed the
+         run back at a signal wait (its own or a child run's; the output says what it waits for
+         and the resume command), --timeout-s ran out before the run finished, or status and
+         inspect of a run not finished
+    70   already resumed: another resume (or signal) answered the wait first (checkpointflow's
+         concurrency code); nothing was stored by this one
     130  interrupted (Ctrl-C)
+
+``status`` and ``inspect`` exit with the run's state code (0 completed, 7 failed, cancelled or
+blocked, 40 not finished), not the query's, as checkpointflow does.
 
 Errors print one line to stderr, ``stepstone: <message>`` (with ``-v`` also the traceback). With
 ``--json`` stdout carries exactly one envelope, ``{"ok": true, "schema_version": 1, "data": ...}``
 or ``{"ok": false, "schema_version": 1, "error": {"type": ..., "message": ..., "exit_code": N}}``
-(``schema_version`` changes only when a field is removed or changes meaning); the one exception
-is ``events --follow --json``, which prints one JSON object per event as it happens (an error
-ends the stream with an error envelope line).
+(``schema_version`` changes only when a field is removed or changes meaning; a run handed back
+waiting is ``ok: true`` with exit code 40); the one exception is ``events --follow --json``,
+which prints one JSON object per event as it happens (an error ends the stream with an error
+envelope line).
 
-Only this package reads the environment: ``STEPSTONE_DB`` (``--db``) and ``STEPSTONE_APP``
-(``--app``).
+``--format cpf`` (run, resume, status, inspect, cancel, validate) prints checkpointflow's run
+envelope instead (``schema_version: checkpointflow-run/v1``, errors too) and exits with
+checkpointflow's codes: 0 ok, 10 validation, 20 runtime, 30 step failed, 40 waiting, 50
+cancelled, 60 persistence, 70 concurrency, 90 internal (see ``stepstone.cli.cpf``).
+
+Only this package reads the environment: ``STEPSTONE_DB`` (``--db``), ``STEPSTONE_APP``
+(``--app``) and ``HOME`` (``flows`` looks in ``~/.stepstone/flows``).
 """
 
 from __future__ import annotations
@@ -46,6 +63,7 @@ from stepstone.cli.parser import APP_REQUIRED, ENV_APP, ENV_DB, build_parser, ch
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.errors import (
+    AlreadyResumed,
     AppNotFound,
     ChecksFailed,
     DecodeError,
@@ -79,6 +97,7 @@ SCHEMA_VERSION = 1
 # of wins, so subclasses come before their bases (SchemaError is a StoreError).
 EXIT_CODES: dict[type[BaseException], int] = {
     UsageError: 2,
+    AlreadyResumed: 70,
     RunNotFound: 3,
     WorkflowNotFound: 3,
     AppNotFound: 3,
@@ -112,7 +131,9 @@ MEANINGS: dict[int, str] = {
     6: "schema missing or outdated: run `stepstone migrate`",
     7: "the run failed, was cancelled or is blocked",
     8: "check found runs the code now loaded cannot continue",
-    40: "still waiting: --timeout-s ran out before the run finished",
+    40: "waiting / still waiting: handed back at a signal wait (with the resume command), "
+    "--timeout-s ran out, or (status, inspect) the run is not finished",
+    70: "already resumed: another resume or signal answered the wait first",
     130: "interrupted",
 }
 
@@ -138,6 +159,15 @@ _COMMANDS: dict[str, str] = {
     "dlq": "fleet:cmd_dlq",
     "db": "fleet:cmd_db",
     "graph": "graph:cmd_graph",
+    "resume": "agent:cmd_resume",
+    "status": "agent:cmd_status",
+    "inspect": "agent:cmd_inspect",
+    "logs": "agent:cmd_logs",
+    "delete": "agent:cmd_delete",
+    "flows": "scaffold:cmd_flows",
+    "init": "scaffold:cmd_init",
+    "guide": "scaffold:cmd_guide",
+    "validate": "scaffold:cmd_validate",
 }
 
 
@@ -165,7 +195,16 @@ def exit_codes_epilog() -> str:
         "--json prints one envelope on stdout; `events --follow --json` prints one JSON object per "
         "event."
     )
-    lines.append(f"environment: {ENV_DB} (--db), {ENV_APP} (--app)")
+    lines.append(
+        "status and inspect exit with the run's code: 0 completed, 7 failed/cancelled/blocked, "
+        "40 not finished."
+    )
+    lines.append(
+        "--format cpf prints checkpointflow's run envelope and exits with its codes (0 ok, 10 "
+        "validation, 20 runtime, 30 step failed, 40 waiting, 50 cancelled, 60 persistence, 70 "
+        "concurrency, 90 internal)."
+    )
+    lines.append(f"environment: {ENV_DB} (--db), {ENV_APP} (--app), HOME (flows)")
     return "\n".join(lines)
 
 
@@ -176,15 +215,20 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
     screen = Screen()
     session = Session(db=None, json="--json" in argv, screen=screen, env=env)
     try:
+        session.format = "cpf" if _wants_cpf(argv) else "stepstone"
+        session.command = next((a for a in argv if a in _COMMANDS), "")
         ns = build_parser(exit_codes_epilog()).parse_args(argv)
+        session.command = ns.command
+        session.format = getattr(ns, "format", "stepstone")
         check_values(ns)
         session.json, session.verbose = ns.json, ns.verbose
         session.db = ns.db or env.get(ENV_DB) or None
         if hasattr(ns, "app") and not ns.app:
             ns.app = env.get(ENV_APP) or None
-            if ns.app is None and ns.command in APP_REQUIRED:
+            if ns.app is None and ns.command in APP_REQUIRED and not getattr(ns, "file", None):
+                either = " or -f FILE" if hasattr(ns, "file") else ""
                 raise UsageError(
-                    f"--app MODULE is required (or set {ENV_APP}) "
+                    f"--app MODULE{either} is required (or set {ENV_APP}) "
                     f"(see `stepstone {ns.command} --help`)"
                 )
         _configure_logging(session.verbose, ns.command)
@@ -199,7 +243,19 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
         _print(output, session)
     except BrokenPipeError:
         return _reader_went_away()
-    return OK
+    if session.format == "cpf" and output.cpf is not None:
+        code: int = output.cpf["exit_code"]
+        return code
+    return output.exit_code
+
+
+def _wants_cpf(argv: list[str]) -> bool:
+    """``--format cpf`` is on the command line (read before parsing, so that a usage error is
+    reported as a cpf envelope too)."""
+    for i, arg in enumerate(argv):
+        if arg == "--format=cpf" or (arg == "--format" and argv[i + 1 : i + 2] == ["cpf"]):
+            return True
+    return False
 
 
 def _reader_went_away() -> int:
@@ -234,7 +290,9 @@ def _configure_logging(verbose: int, command: str) -> None:
 def _print(output: Output, session: Session) -> None:
     if output.streamed:
         return
-    if session.json:
+    if session.format == "cpf" and output.cpf is not None:
+        session.screen.line(json.dumps(output.cpf, ensure_ascii=False))
+    elif session.json:
         envelope = {"ok": True, "schema_version": SCHEMA_VERSION, "data": output.data}
         session.screen.line(json.dumps(envelope, ensure_ascii=False))
     elif output.human is not None:
@@ -267,6 +325,13 @@ def _report(exc: BaseException, session: Session) -> int:
         if not session.verbose:
             message += " (run with -v for the traceback)"
     output: Output | None = getattr(exc, "output", None)
+    if session.format == "cpf":
+        from stepstone.cli import cpf
+
+        cpf_envelope = cpf.error_envelope(session.command or "stepstone", exc, message)
+        session.screen.line(json.dumps(cpf_envelope, ensure_ascii=False))
+        print(f"stepstone: {message}", file=sys.stderr, flush=True)
+        return int(cpf_envelope["exit_code"])
     if session.json:
         error = {"type": type(exc).__name__, "message": message, "exit_code": code}
         envelope: dict[str, Any] = {

@@ -8,7 +8,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from stepstone.cli.app import load_app
+from stepstone.cli import cpf, specs
+from stepstone.cli.app import Target, load_app, load_target
 from stepstone.cli.inputs import (
     parse_json_flag,
     parse_labels,
@@ -20,10 +21,12 @@ from stepstone.cli.progress import RunWatch
 from stepstone.cli.render import Screen, fmt_time
 from stepstone.cli.session import Session
 from stepstone.cli.shapes import run_json, waiting_for
+from stepstone.cli.stops import stop_output
 from stepstone.client import Client, RunHandle
+from stepstone.core.definitions import Workflow
 from stepstone.core.ids import new_run_id
 from stepstone.core.model import Run, RunState
-from stepstone.errors import StillWaiting, WaitTimeout
+from stepstone.errors import InvalidArgument, StillWaiting, WaitTimeout
 
 __all__ = [
     "cmd_cancel",
@@ -64,11 +67,26 @@ def _doing(run: Run) -> str:
     return ", ".join(waiting_for(run)) or (run.error.message if run.error else run.state.value)
 
 
+def _workflow_input(
+    wf: Workflow[Any, Any], input_text: str | None, arg_texts: list[str]
+) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments of a run: a YAML workflow takes the ``--input`` object as its one
+    ``inputs`` argument; a Python workflow takes ``--input``/``--arg`` as its parameters."""
+    if not specs.is_spec_workflow(wf):
+        return parse_workflow_input(wf, input_text, arg_texts)
+    if arg_texts:
+        raise InvalidArgument("--arg: a YAML workflow takes its inputs as one --input object")
+    value = parse_json_flag("--input", input_text) if input_text is not None else None
+    if value is not None and not isinstance(value, dict):
+        raise InvalidArgument(f"--input: expected a JSON object, got {type(value).__name__}")
+    return [], {"inputs": value}
+
+
 def cmd_start(ns: argparse.Namespace, session: Session) -> Output:
-    registry = load_app(ns.app)
-    wf = registry.get(ns.workflow)
-    args, kwargs = parse_workflow_input(wf, ns.input, ns.arg)
-    with session.client(registry, create=True) as client:
+    target = load_target(ns.app, ns.file, ns.workflow, "start")
+    wf = target.workflow
+    args, kwargs = _workflow_input(wf, ns.input, ns.arg)
+    with session.client(target.registry, create=True) as client:
         handle: RunHandle[Any] = client.start(
             wf.name,
             *args,
@@ -88,7 +106,9 @@ def cmd_start(ns: argparse.Namespace, session: Session) -> Output:
             watch = RunWatch(session, client, handle.run_id, app=ns.app)
             try:
                 with watch:
-                    return _result_output(client, handle.run_id, ns.timeout_s)
+                    if ns.until == "finished":
+                        return _result_output(client, handle.run_id, ns.timeout_s)
+                    return _next_stop(client, handle.run_id, ns.timeout_s, session, target)
             except KeyboardInterrupt:
                 watch.interrupted()
                 raise
@@ -96,17 +116,33 @@ def cmd_start(ns: argparse.Namespace, session: Session) -> Output:
     return Output(run_json(run), lambda screen: screen.line(run.run_id))
 
 
+def _next_stop(
+    client: Client, run_id: str, timeout_s: float | None, session: Session, target: Target
+) -> Output:
+    try:
+        run = client.next_stop(run_id, timeout_s=timeout_s)
+    except WaitTimeout:
+        run = client.get(run_id)
+        raise StillWaiting(run_id, run.state.value, _doing(run), timeout_s) from None
+    return stop_output(client, run, session, target.flags)
+
+
 def cmd_run(ns: argparse.Namespace, session: Session) -> Output:
-    """Execute here; ``--run-id`` of an existing run resumes it (its stored input is used)."""
-    registry = load_app(ns.app)
-    wf = registry.get(ns.workflow)
-    args, kwargs = parse_workflow_input(wf, ns.input, ns.arg)
+    """Execute here; ``--run-id`` of an existing run resumes it (its stored input is used).
+    By default it stops at the run's first signal wait (exit 40, the waiting envelope)."""
+    target = load_target(ns.app, ns.file, ns.workflow, "run")
+    wf = target.workflow
+    args, kwargs = _workflow_input(wf, ns.input, ns.arg)
     run_id = ns.run_id or new_run_id()
-    with session.client(registry, create=True) as client:
+    with session.client(target.registry, create=True) as client:
         watch = RunWatch(session, client, run_id, app=ns.app)
         try:
             with watch:
-                client.run(wf.name, *args, run_id=run_id, **kwargs)
+                if ns.until == "finished":
+                    client.run(wf.name, *args, run_id=run_id, **kwargs)
+                else:
+                    run = client.run_until_wait(wf.name, *args, run_id=run_id, **kwargs)
+                    return stop_output(client, run, session, target.flags)
         except KeyboardInterrupt:
             watch.interrupted()
             raise
@@ -143,7 +179,10 @@ def _changed(run: Run, done: str) -> Output:
 
 def cmd_cancel(ns: argparse.Namespace, session: Session) -> Output:
     with session.client() as client:
-        return _changed(client.cancel(ns.run_id, ns.reason), "cancelled")
+        run = client.cancel(ns.run_id, ns.reason)
+    changed = _changed(run, "cancelled")
+    envelope = cpf.run_envelope("cancel", run, [], session.db, query=True)
+    return Output(changed.data, changed.human, cpf=envelope)
 
 
 def cmd_pause(ns: argparse.Namespace, session: Session) -> Output:

@@ -11,6 +11,15 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from stepstone import __version__
+from stepstone.cli.agent_parser import (
+    add_agent_commands,
+    file_option,
+    format_option,
+    run_arg,
+    settle_run_id,
+    until_option,
+    workflow_args,
+)
 from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
 from stepstone.errors import InvalidArgument, UsageError
 
@@ -79,14 +88,16 @@ def _seconds(text: str) -> float | BadValue:
 
 
 def check_values(ns: argparse.Namespace) -> None:
-    """Raise InvalidArgument for the first flag whose value :class:`BadValue` marked."""
+    """Raise InvalidArgument for the first flag whose value :class:`BadValue` marked; settle
+    ``RUN`` against ``--run-id`` (either names the run, not both)."""
+    settle_run_id(ns)
     for dest, value in vars(ns).items():
         if isinstance(value, BadValue):
             flag = _FLAG_OF.get(dest, "--" + dest.replace("_", "-"))
             raise InvalidArgument(f"{flag} {value.text!r}: {value.problem}")
 
 
-_FLAG_OF = {"new_run_id": "--run-id"}
+_FLAG_OF: dict[str, str] = {}
 
 
 def _global_options(parent: bool) -> _Parser:
@@ -127,7 +138,7 @@ def _global_options(parent: bool) -> _Parser:
 
 def _app_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
     need = (
-        "required"
+        "required unless -f FILE is given, where offered"
         if required
         else "optional: decodes results and checks declared signal names and types"
     )
@@ -135,8 +146,8 @@ def _app_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
         "--app",
         metavar="MODULE",
         help=f"the module defining your workflows: a module name importable from the current "
-        f"directory or PYTHONPATH, a path to a .py file, or module:attribute ({need}; "
-        f"env: {ENV_APP})",
+        f"directory or PYTHONPATH, a path to a .py file, module:attribute, or a folder of YAML "
+        f"workflows ({need}; env: {ENV_APP})",
     )
 
 
@@ -237,7 +248,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     )
 
     p = command("start", "start a run for a worker to execute; prints its id")
-    p.add_argument("workflow", metavar="WORKFLOW")
+    workflow_args(p)
     _app_option(p, required=True)
     _input_options(p)
     p.add_argument(
@@ -269,13 +280,22 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     _label_option(p, "a label the run requires of its worker")
     p.add_argument("--worker-id", metavar="ID", help="only this worker may execute the run")
     p.add_argument("--pool", metavar="NAME", help="send the run to this worker pool")
-    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the run stops (see --until) and print what `run` prints",
+    )
+    until_option(p, "with --wait: ")
     p.add_argument(
         "--timeout-s", type=_seconds, help="with --wait: give up waiting after this long (exit 40)"
     )
 
-    p = command("run", "execute a run in this process and print its result")
-    p.add_argument("workflow", metavar="WORKFLOW")
+    p = command(
+        "run",
+        "execute a run in this process and print its result; a run that waits for a signal "
+        "(or a child run that does) is handed back with exit 40 and the command that resumes it",
+    )
+    workflow_args(p)
     _app_option(p, required=True)
     _input_options(p)
     p.add_argument(
@@ -283,9 +303,11 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         metavar="ID",
         help="the run's id; an existing run is resumed (or its result returned)",
     )
+    until_option(p, "")
+    format_option(p)
 
     p = command("graph", "print a workflow's graph as a Mermaid flowchart (a Flow: every task)")
-    p.add_argument("workflow", metavar="WORKFLOW")
+    workflow_args(p)
     _app_option(p, required=True)
 
     p = command("runs", "list runs, newest first")
@@ -300,13 +322,13 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     p.add_argument("--before", metavar="RUN", help="only runs older than this run id (paging)")
 
     p = command("show", "a run: state, timings, error, waits, signals, children and its steps")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
 
     p = command("timeline", "everything that happened to a run, in time order")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
 
     p = command("events", "a run's progress events (ctx.emit), one line each")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
     p.add_argument(
         "--follow",
         "-f",
@@ -326,7 +348,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         "with a 'did you mean' unless --buffer; a payload failing the wait's schema is rejected "
         "(exit 4, shown in `timeline`) and the wait goes on",
     )
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
     p.add_argument("name", metavar="NAME")
     p.add_argument(
         "--data",
@@ -342,17 +364,18 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     _app_option(p, required=False)
 
     p = command("cancel", "cancel a run (a running run stops at its next step boundary)")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
     p.add_argument("--reason", metavar="TEXT", help="recorded with the cancellation")
+    format_option(p)
 
     p = command("pause", "pause a run: it is not claimed until unpaused")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
 
     p = command("unpause", "let a paused run continue")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
 
     p = command("retry", "resume a failed or blocked run, keeping its completed steps")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
     p.add_argument(
         "--fresh",
         action="store_true",
@@ -361,7 +384,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     _app_option(p, required=False)
 
     p = command("fork", "a new run reusing a run's steps before --from-seq; prints the new id")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
     p.add_argument(
         "--from-seq",
         type=_nonnegative_int,
@@ -376,12 +399,10 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         metavar="SEQ=JSON",
         help="replace the recorded output of step SEQ (repeatable; JSON may be @FILE)",
     )
-    p.add_argument(
-        "--run-id", dest="new_run_id", metavar="ID", help="the new run's id (default: generated)"
-    )
+    p.add_argument("--new-run-id", metavar="ID", help="the new run's id (default: generated)")
 
     p = command("result", "wait for a run's result and print it")
-    p.add_argument("run_id", metavar="RUN")
+    run_arg(p)
     p.add_argument("--timeout-s", type=_seconds, help="give up waiting after this long (exit 40)")
     _app_option(p, required=False)
 
@@ -390,6 +411,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         "replay unfinished runs against the app's code (executing nothing): can it continue them?",
     )
     _app_option(p, required=True)
+    file_option(p)
     p.add_argument(
         "--unblock",
         action="store_true",
@@ -413,7 +435,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     d = dlq.add_parser("list", help="failed runs, newest first", parents=[common])
     _run_filters(d)
     d = dlq.add_parser("retry", help="retry a dead-lettered run", parents=[common])
-    d.add_argument("run_id", metavar="RUN")
+    run_arg(d)
     d.add_argument("--fresh", action="store_true", help="start a new run with the same input")
     _app_option(d, required=False)
     d = dlq.add_parser("purge", help="delete old finished runs and their history", parents=[common])
@@ -441,7 +463,9 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     )
     d.add_argument("source", metavar="SRC_URL")
     d.add_argument("target", metavar="DST_URL")
+    add_agent_commands(command, _app_option)
     return parser
 
 
-APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph"})
+APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph", "resume"})
+"""Commands that need the workflows' code: ``--app`` (or ``-f FILE`` where it is offered)."""

@@ -27,6 +27,9 @@ class Session:
     screen: Screen = field(default_factory=Screen)
     env: Mapping[str, str] = field(default_factory=dict)
     """The process environment (only the CLI reads it; commands take what they need here)."""
+    command: str = ""
+    format: str = "stepstone"
+    """``cpf``: print checkpointflow's run envelope (``--format cpf``)."""
 
     def client(self, registry: Registry | None = None, *, create: bool = False) -> Client:
         """A blocking client on the store; close it (``with session.client() as client:``).

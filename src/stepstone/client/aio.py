@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from stepstone.client.inspecting import Inspecting
 from stepstone.client.operating import Operating
-from stepstone.client.running import Running
+from stepstone.client.resuming import Resuming
 
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(Running, Operating, Inspecting):
+class AsyncClient(Resuming, Operating, Inspecting):
     """Start and manage durable runs (async). See :class:`Client` for the blocking form.
 
     >>> client = AsyncClient("sqlite:///app.db", workflows=[checkout])
     >>> receipt = await client.run(checkout, order)            # executes here, durably
     >>> handle = await client.start(checkout, order)           # a worker executes it
     >>> await client.signal(handle.run_id, "approval", {"ok": True})
+    >>> run = await client.run_until_wait(approve, doc)     # returns at a signal wait
+    >>> run = await client.resume(run.run_id, "approval", {"ok": True})  # exactly once
     """
 
     async def __aenter__(self) -> AsyncClient:

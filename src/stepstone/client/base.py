@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from stepstone.client.views import SignalWait
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.ids import new_run_id
@@ -114,3 +115,27 @@ class ClientBase:
         if run is None:
             raise RunNotFound(run_id)
         return run
+
+    async def signal_waits(self, run: Run | str) -> list[SignalWait]:
+        """The signal waits holding ``run`` up: its own, when it waits for a signal, else those
+        of the child runs it waits for (recursively), in wait order. Empty when it is not
+        waiting on any signal (running, sleeping on a timer, finished...)."""
+        found: list[SignalWait] = []
+        seen: set[str] = set()
+
+        async def visit(current: Run, depth: int) -> None:
+            if current.run_id in seen or current.state is not RunState.WAITING:
+                return
+            seen.add(current.run_id)
+            for w in current.waits:
+                if w.seq < 0:
+                    continue
+                if w.kind == "signal" and w.name:
+                    found.append(SignalWait(current.run_id, w, depth))
+                elif w.kind == "child" and w.name:
+                    child = await self.store.get_run(w.name)
+                    if child is not None:
+                        await visit(child, depth + 1)
+
+        await visit(run if isinstance(run, Run) else await self.get(run), 0)
+        return found

@@ -185,6 +185,12 @@ class Client:
                 return
 
     run = _blocking(AsyncClient.run)
+    run_until_wait = _blocking(AsyncClient.run_until_wait)
+    advance = _blocking(AsyncClient.advance)
+    resume = _blocking(AsyncClient.resume)
+    next_stop = _blocking(AsyncClient.next_stop)
+    signal_waits = _blocking(AsyncClient.signal_waits)
+    delete = _blocking(AsyncClient.delete)
     start = _blocking_start(AsyncClient.start)
     result = _blocking(AsyncClient.result)
     signal = _blocking(AsyncClient.signal)

@@ -19,7 +19,7 @@ from stepstone.core.routing import Pool, Queue
 from stepstone.core.waits import payload_problem
 from stepstone.errors import InvalidArgument, RunStateError, SignalPayloadError, UnknownSignal
 
-__all__ = ["Operating"]
+__all__ = ["Operating", "payload_problem_for"]
 
 
 class Operating(ClientBase):
@@ -56,7 +56,7 @@ class Operating(ClientBase):
         wf = self.registry.workflows.get(run.workflow)
         if not waits and not buffer and (wf is None or name not in wf.signals):
             raise _unknown(run, name, wf)
-        problem = _payload_problem(json.loads(payload_json), name, waits, wf)
+        problem = payload_problem_for(json.loads(payload_json), name, waits, wf)
         if problem is not None:
             rejected_by = waits[0].seq if waits else None
             await self.store.send_signal(
@@ -139,6 +139,11 @@ class Operating(ClientBase):
             now=self.clock.now(),
         )
 
+    async def delete(self, run_id: str) -> None:
+        """Delete one finished run (completed, failed or cancelled) with its steps, signals and
+        events; a run not finished raises RunStateError naming its state, and stays."""
+        await self.store.delete_run(run_id)
+
     async def purge(
         self,
         *,
@@ -165,7 +170,7 @@ class Operating(ClientBase):
             await self.store.declare_pools(pools, now=self.clock.now())
 
 
-def _payload_problem(
+def payload_problem_for(
     raw: Any, name: str, waits: list[Wait], wf: Workflow[Any, Any] | None
 ) -> str | None:
     """The first problem the run's waits for ``name`` (their stored schema) or the workflow's

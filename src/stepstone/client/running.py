@@ -233,10 +233,23 @@ class Running(ClientBase):
         kwargs: dict[str, Any],
         opts: StartOptions,
     ) -> Any:
+        runner = await self._get_runner()
+        target, claim = await self._create_or_find(runner, workflow, args, kwargs, opts)
+        await self._drive(runner, target, claim)
+        return await self.result(target)
+
+    async def _create_or_find(
+        self,
+        runner: Runner,
+        workflow: Workflow[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        opts: StartOptions,
+    ) -> tuple[str, Claim | None]:
+        """The run ``run`` executes: the existing ``opts.run_id`` (of this workflow), else a
+        new run created already claimed by ``runner``."""
         check_run_options(opts)
         run_id = opts.run_id
-        runner = await self._get_runner()
-        claim: Claim | None = None
         existing = await self.store.get_run(run_id) if run_id is not None else None
         if existing is not None:
             if existing.workflow != workflow.name:
@@ -244,34 +257,40 @@ class Running(ClientBase):
                     f"run id {existing.run_id!r} belongs to workflow {existing.workflow!r}, "
                     f"not {workflow.name!r}"
                 )
-            target = existing.run_id
-        else:
-            new = self._new_run(
-                workflow,
-                args,
-                kwargs,
-                run_id=run_id,
-                queue=opts.queue,
-                priority=None,
-                start_at=None,
-                deadline_s=opts.deadline_s,
-            )
-            _, _, claim = await self.store.create_run(
-                new, now=self.clock.now(), claim_for=runner.worker, lease_s=self.settings.lease_s
-            )
-            target = new.run_id
-        await self._drive(runner, target, claim)
-        return await self.result(target)
+            return existing.run_id, None
+        new = self._new_run(
+            workflow,
+            args,
+            kwargs,
+            run_id=run_id,
+            queue=opts.queue,
+            priority=None,
+            start_at=None,
+            deadline_s=opts.deadline_s,
+        )
+        _, _, claim = await self.store.create_run(
+            new, now=self.clock.now(), claim_for=runner.worker, lease_s=self.settings.lease_s
+        )
+        return new.run_id, claim
 
-    async def _drive(self, runner: Runner, run_id: str, claim: Claim | None) -> None:
+    async def _drive(
+        self, runner: Runner, run_id: str, claim: Claim | None, *, until_wait: bool = False
+    ) -> None:
         """Execute ``run_id`` here until it finishes, claiming it whenever it is claimable;
         otherwise wait for a change or its next timer. Child runs it starts are executed here
         too, as soon as they are started (so ``start_child`` overlaps the parent's next steps,
-        as it does under workers); children still running when it finishes are handed back."""
-        return await self._drive_until(runner, run_id, claim, asyncio.Event())
+        as it does under workers); children still running when it finishes are handed back.
+        ``until_wait``: also stop when it waits for a signal, itself or through a child run it
+        waits for (timers are still waited through)."""
+        return await self._drive_until(runner, run_id, claim, asyncio.Event(), until_wait)
 
     async def _drive_until(
-        self, runner: Runner, run_id: str, claim: Claim | None, stop: asyncio.Event
+        self,
+        runner: Runner,
+        run_id: str,
+        claim: Claim | None,
+        stop: asyncio.Event,
+        until_wait: bool = False,
     ) -> None:
         """:meth:`_drive`, ending at the next idle moment once ``stop`` is set (the parent that
         adopted this run is done)."""
@@ -281,12 +300,12 @@ class Running(ClientBase):
         def adopt(child_id: str) -> None:
             if child_id not in children:
                 children[child_id] = asyncio.create_task(
-                    self._drive_until(runner, child_id, None, children_stop)
+                    self._drive_until(runner, child_id, None, children_stop, until_wait)
                 )
 
         unwatch = runner.watch_children(run_id, adopt)
         try:
-            await self._drive_one(runner, run_id, claim, adopt, children, stop)
+            await self._drive_one(runner, run_id, claim, adopt, children, stop, until_wait)
         finally:
             unwatch()
             await self._release_children(runner, children, children_stop)
@@ -299,6 +318,7 @@ class Running(ClientBase):
         adopt: Callable[[str], None],
         children: dict[str, asyncio.Task[None]],
         stop: asyncio.Event,
+        until_wait: bool = False,
     ) -> None:
         while True:
             if claim is not None:
@@ -310,11 +330,15 @@ class Running(ClientBase):
                 raise RunNotFound(run_id)
             if run.is_finished or run.state is RunState.BLOCKED:
                 return
+            if until_wait and await self.signal_waits(run):
+                return
             waited = [w.name for w in run.waits if w.kind == "child" and w.name]
             if run.state is RunState.WAITING and waited:
                 for child_id in waited:
                     adopt(child_id)
                 await asyncio.gather(*(children[c] for c in waited))
+                if until_wait and await self.signal_waits(run_id):
+                    return
             if stop.is_set():
                 return
             claim = await self.store.claim_run(

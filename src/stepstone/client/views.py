@@ -12,11 +12,12 @@ from stepstone.core.model import (
     StepKind,
     StepRecord,
     StepStatus,
+    Wait,
     describe_wait,
 )
 from stepstone.core.records import FailureRecord
 
-__all__ = ["RunDescription", "TimelineEntry", "describe_wait"]
+__all__ = ["RunDescription", "SignalWait", "TimelineEntry", "describe_wait"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +64,18 @@ class TimelineEntry:
     detail: str
     seq: int | None = None
     duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalWait:
+    """A signal wait that holds a run up: ``wait`` (kind ``signal``) of run ``run_id``, which
+    is the run asked about or a child run it waits for (``depth`` levels down)."""
+
+    run_id: str
+    wait: Wait
+    depth: int = 0
+
+    @property
+    def event(self) -> str:
+        """The signal name that resumes it."""
+        return self.wait.name or ""

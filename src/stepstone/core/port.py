@@ -269,6 +269,16 @@ class Store(Protocol):
         one refused it) and wakes nothing: a record of what the sender was refused."""
         ...
 
+    async def resume_with_signal(
+        self, run_id: str, name: str, payload_json: str, *, now: datetime
+    ) -> SignalRecord:
+        """Deliver signal ``name`` exactly once to a run that waits for it now: in one
+        transaction the run is woken (only if it is waiting, for ``name``) and the signal
+        stored. Otherwise nothing is written: RunNotFound, RunStateError (finished, or waiting
+        for another event, which it names) or AlreadyResumed (pending or running: another
+        resume got there first)."""
+        ...
+
     async def take_signal(
         self,
         claim: Claim,
@@ -330,6 +340,11 @@ class Store(Protocol):
     async def purge_runs(self, *, finished_before: datetime, states: Sequence[RunState]) -> int:
         """Delete finished runs (of these terminal states) that finished before the given time,
         with their steps, signals and events; returns how many runs."""
+        ...
+
+    async def delete_run(self, run_id: str) -> None:
+        """Delete one finished run with its steps, signals and events, in one transaction; a
+        run not finished raises RunStateError (naming its state) and is left as it is."""
         ...
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:

@@ -614,6 +614,10 @@ LIMIT %(limit)s;
 -- name: delete_runs
 DELETE FROM stepstone.runs WHERE run_id = ANY(%(run_ids)s::text[]);
 
+-- name: delete_finished_run
+DELETE FROM stepstone.runs
+WHERE run_id = %(run_id)s AND state IN ('completed', 'failed', 'cancelled');
+
 -- name: delete_steps
 DELETE FROM stepstone.steps WHERE run_id = ANY(%(run_ids)s::text[]);
 

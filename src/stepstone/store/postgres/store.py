@@ -190,6 +190,12 @@ class PostgresStore(StoreBase):
         args = (run_id, name, payload_json, now, problem, rejected_by)
         return await self._write(scripts.signals.send_signal, *args, safe=False, notify=True)
 
+    async def resume_with_signal(
+        self, run_id: str, name: str, payload_json: str, *, now: datetime
+    ) -> SignalRecord:
+        args = (run_id, name, payload_json, now)
+        return await self._write(scripts.signals.resume_with_signal, *args, safe=False, notify=True)
+
     async def take_signal(
         self,
         claim: Claim,
@@ -262,6 +268,9 @@ class PostgresStore(StoreBase):
             purged += batch
             if batch < scripts.housekeeping.PURGE_BATCH:
                 return purged
+
+    async def delete_run(self, run_id: str) -> None:
+        await self._write(scripts.housekeeping.remove_run, run_id, safe=False)
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:
         return await self._read(scripts.housekeeping.export_runs, after_run_id, limit)

@@ -6,11 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from stepstone.core.model import TERMINAL_STATES, RunExport, RunState
-from stepstone.errors import InvalidArgument
+from stepstone.errors import InvalidArgument, RunNotFound, RunStateError
 from stepstone.store.records import exports
+from stepstone.store.scripts.runs import get_run
 from stepstone.store.scripts.tx import Tx
 
-__all__ = ["PURGE_BATCH", "export_runs", "import_runs", "purge_batch", "purgeable_states"]
+__all__ = [
+    "PURGE_BATCH",
+    "remove_run",
+    "export_runs",
+    "import_runs",
+    "purge_batch",
+    "purgeable_states",
+]
 
 PURGE_BATCH = 500  # runs per purge transaction, so other writers are never held up for long
 
@@ -31,6 +39,19 @@ async def purge_batch(tx: Tx, finished_before: datetime, kinds: list[str]) -> in
     for statement in ("delete_steps", "delete_signals", "delete_events", "delete_runs"):
         await tx.run(statement, {"run_ids": ids})
     return len(ids)
+
+
+async def remove_run(tx: Tx, run_id: str) -> None:
+    """Delete one finished run with its steps, signals and events; an unfinished run is left
+    as it is (RunStateError naming its state), a missing one is RunNotFound."""
+    if await tx.run("delete_finished_run", {"run_id": run_id}) != 1:
+        run = await get_run(tx, run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        finished = "a completed, failed or cancelled run"
+        raise RunStateError(run_id, run.state.value, "delete", finished)
+    for statement in ("delete_steps", "delete_signals", "delete_events"):
+        await tx.run(statement, {"run_ids": [run_id]})
 
 
 async def export_runs(tx: Tx, after_run_id: str | None, limit: int) -> list[RunExport]:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from stepstone.core.model import Claim, SignalRecord
+from stepstone.core.model import Claim, RunState, SignalRecord
 from stepstone.core.port import PayloadCheck
-from stepstone.errors import RunNotFound, RunStateError
+from stepstone.errors import AlreadyResumed, RunNotFound, RunStateError
 from stepstone.store.rules import signal_awaited, signal_taken
 from stepstone.store.scripts.runs import fence, get_run
 from stepstone.store.scripts.tx import Tx
 
-__all__ = ["list_signals", "send_signal", "take_signal"]
+__all__ = ["list_signals", "resume_with_signal", "send_signal", "take_signal"]
 
 
 async def send_signal(
@@ -58,6 +58,56 @@ async def send_signal(
     return SignalRecord(
         added["signal_id"], run_id, name, payload_json, now, rejected_by, consumed_at, problem
     )
+
+
+async def resume_with_signal(
+    tx: Tx, run_id: str, name: str, payload_json: str, now: datetime
+) -> SignalRecord:
+    """Deliver signal ``name`` to a run that waits for it now, exactly once: the conditional
+    wake-up (the run is waiting, for ``name``) and, only if it woke the run, the signal. When
+    it did not, nothing is written and the error says why: no such run, the run is finished,
+    it waits for something else (named), or it was resumed already (:class:`AlreadyResumed`)."""
+    if tx.attempt > 0:
+        for earlier in await list_signals(tx, run_id):
+            if (earlier.name, earlier.payload_json, earlier.created_at) == (
+                name,
+                payload_json,
+                now,
+            ):
+                return earlier  # the earlier attempt committed
+    if await tx.run("wake_for_signal", {"run_id": run_id, "name": name, "now": now}) != 1:
+        raise await _not_resumable(tx, run_id, name)
+    params = {
+        "run_id": run_id,
+        "name": name,
+        "payload": payload_json,
+        "now": now,
+        "seq": None,
+        "consumed_at": None,
+        "problem": None,
+    }
+    added = await tx.one("insert_signal", params)
+    if added is None:  # cannot happen: the run was just woken, so it is unfinished
+        raise RunStateError(run_id, "finished", f"resume with event {name!r}", "a waiting run")
+    return SignalRecord(added["signal_id"], run_id, name, payload_json, now)
+
+
+async def _not_resumable(tx: Tx, run_id: str, name: str) -> Exception:
+    run = await get_run(tx, run_id)
+    action = f"resume with event {name!r}"
+    if run is None:
+        return RunNotFound(run_id)
+    if run.is_finished:
+        return RunStateError(run_id, run.state.value, "resume", f"a run waiting for {name!r}")
+    if run.state is RunState.WAITING:
+        events = sorted({w.name for w in run.waits if w.kind == "signal" and w.name})
+        what = " or ".join(f"event {e!r}" for e in events) or "no event (a timer or child run)"
+        error = RunStateError(run_id, run.state.value, action, what)
+        error.args = (f"cannot resume run {run_id} with event {name!r}: it waits for {what}",)
+        return error
+    if run.state in (RunState.PENDING, RunState.RUNNING):
+        return AlreadyResumed(run_id, run.state.value, name)
+    return RunStateError(run_id, run.state.value, "resume", f"a run waiting for {name!r}")
 
 
 async def take_signal(

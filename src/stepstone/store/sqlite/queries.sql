@@ -418,6 +418,9 @@ LIMIT :limit;
 -- name: delete_runs
 DELETE FROM runs WHERE run_id IN (SELECT value FROM json_each(:run_ids));
 
+-- name: delete_finished_run
+DELETE FROM runs WHERE run_id = :run_id AND state IN ('completed', 'failed', 'cancelled');
+
 -- name: delete_steps
 DELETE FROM steps WHERE run_id IN (SELECT value FROM json_each(:run_ids));
 

@@ -207,6 +207,12 @@ class SQLiteStore:
         args = (run_id, name, payload_json, now, problem, rejected_by)
         return await self._write(scripts.signals.send_signal, *args, full=True)
 
+    async def resume_with_signal(
+        self, run_id: str, name: str, payload_json: str, *, now: datetime
+    ) -> SignalRecord:
+        args = (run_id, name, payload_json, now)
+        return await self._write(scripts.signals.resume_with_signal, *args, full=True)
+
     async def take_signal(
         self,
         claim: Claim,
@@ -276,6 +282,9 @@ class SQLiteStore:
             purged += batch
             if batch < scripts.housekeeping.PURGE_BATCH:
                 return purged
+
+    async def delete_run(self, run_id: str) -> None:
+        await self._write(scripts.housekeeping.remove_run, run_id, full=True)
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:
         return self._read(scripts.housekeeping.export_runs, after_run_id, limit)
