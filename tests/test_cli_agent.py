@@ -242,6 +242,15 @@ def test_a_child_waiting_on_a_signal_makes_the_parents_run_exit_40(agent: Agent)
 # --- resume: payload checked first, exactly once --------------------------------------------
 
 
+def test_resuming_a_python_workflow_needs_its_app(agent: Agent) -> None:
+    _run_waiting(agent, "py1")
+    _, err = agent("resume", "py1", "--event", "approval", "--input", '{"ok": true}', code=2)
+    assert "runs a Python workflow: give --app MODULE" in err
+    with Client(agent.db) as client:
+        assert client.status("py1").value == "waiting"
+        assert client.describe("py1").signals == (), "nothing delivered"
+
+
 def test_bad_payload_is_exit_4_and_changes_nothing(agent: Agent) -> None:
     _run_waiting(agent, "b1")
     _, err = agent(

@@ -57,20 +57,14 @@ def test_init_validate_run_resume_and_logs_of_a_yaml_file(yaml_cli: Yaml) -> Non
     out, _ = yaml_cli(*args, "--json", code=40)
     data = json.loads(out)["data"]
     assert (data["event"], data["step"], data["audience"]) == ("go_ahead", "approval", "user")
+    # the run records its file: the resume command needs no -f (checkpointflow's shape)
     assert data["resume_command"].startswith(
-        "stepstone resume y1 --event go_ahead --input @response.json -f workflow.yaml"
+        "stepstone resume y1 --event go_ahead --input @response.json"
     )
+    assert "-f" not in data["resume_command"].split()
     (yaml_cli.cwd / "response.json").write_text('{"ok": true}')
     out, _ = yaml_cli(
-        "resume",
-        "--run-id",
-        "y1",
-        "--event",
-        "go_ahead",
-        "--input",
-        "@response.json",
-        "-f",
-        "workflow.yaml",
+        "resume", "--run-id", "y1", "--event", "go_ahead", "--input", "@response.json"
     )
     assert json.loads(out) == {"greeted": "Ada"}
     out, _ = yaml_cli("logs", "y1")
@@ -122,3 +116,49 @@ def test_flows_lists_local_and_home_folders(yaml_cli: Yaml) -> None:
     detail = json.loads(yaml_cli("flows", "--detail", "Hello", "--json")[0])["data"]
     assert detail["id"] == "hello" and detail["description"].startswith("Greets")
     yaml_cli("flows", "--detail", "nope", code=3)
+
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "yaml"
+
+
+@pytest.mark.parametrize(("decision", "expected"), [("approve", 0), ("reject", 0)])
+def test_the_checkpointflow_quick_start_with_only_the_command_name_changed(
+    yaml_cli: Yaml, decision: str, expected: int
+) -> None:
+    """checkpointflow's README Quick Start, its command lines with `stepstone` for `cpf`."""
+    import shutil
+
+    for name in ("quickstart.yaml", "confpub.py"):
+        shutil.copy(QUICKSTART / name, yaml_cli.cwd / name)
+    (yaml_cli.cwd / "workflow.yaml").write_text((yaml_cli.cwd / "quickstart.yaml").read_text())
+    (yaml_cli.cwd / "input.json").write_text(
+        '{"page_id": "123456", "source_file": "docs/architecture.md"}'
+    )
+    out, _ = yaml_cli("validate", "-f", "workflow.yaml")
+    assert "publish_confluence_change" in out
+    waiting = yaml_cli.cpf("run", "-f", "workflow.yaml", "--input", "@input.json", code=40)
+    assert waiting["status"] == "waiting" and waiting["current_step_id"] == "approval"
+    assert waiting["wait"]["event_name"] == "change_approval"
+    run_id = waiting["run_id"]
+    assert waiting["wait"]["resume"]["command"] == (  # the --db this test gives is kept
+        f"stepstone resume --run-id {run_id} --event change_approval --input @response.json"
+        f" --db {yaml_cli.db}"
+    )
+    (yaml_cli.cwd / "response.json").write_text(json.dumps({"decision": decision}))
+    done = yaml_cli.cpf(
+        "resume",
+        "--run-id",
+        run_id,
+        "--event",
+        "change_approval",
+        "--input",
+        "@response.json",
+        code=expected,
+    )
+    assert done["status"] == "completed"
+    if decision == "approve":
+        assert done["result"] == {"page_url": "https://wiki.example.com/pages/123456"}
+    else:
+        assert done["result"] == {"status": "rejected"}
+    status = yaml_cli.cpf("status", "--run-id", run_id, code=0)
+    assert status["status"] == "completed"

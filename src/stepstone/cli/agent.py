@@ -10,6 +10,7 @@ from stepstone.cli import cpf, specs
 from stepstone.cli.app import load_registry
 from stepstone.cli.inputs import parse_json_flag
 from stepstone.cli.output import Output
+from stepstone.cli.parser import ENV_APP
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.cli.shapes import description_json, event_json, step_json
@@ -17,6 +18,7 @@ from stepstone.cli.stops import WAITING, stop_output, wait_json
 from stepstone.cli.stops import resume_command as resume_line
 from stepstone.client import Client
 from stepstone.core.model import TERMINAL_STATES, Run, RunState
+from stepstone.errors import UsageError
 
 __all__ = ["cmd_delete", "cmd_inspect", "cmd_logs", "cmd_resume", "cmd_status", "state_exit_code"]
 
@@ -43,6 +45,14 @@ def cmd_resume(ns: argparse.Namespace, session: Session) -> Output:
     """Deliver the event exactly once, then continue the run here to its next stop."""
     payload = parse_json_flag("--input", ns.input) if ns.input is not None else None
     registry = load_registry(None if ns.file else ns.app, ns.file)
+    if registry is None:  # a YAML run knows its file; a Python workflow needs --app
+        with session.client() as reader:
+            registry = specs.source_registry(reader.get(ns.run_id), reader.get)
+        if registry is None:
+            raise UsageError(
+                f"run {ns.run_id} runs a Python workflow: give --app MODULE (or set "
+                f"{ENV_APP}) so it can continue here"
+            )
     with session.client(registry) as client:
         run = client.resume(ns.run_id, ns.event, payload)
         if ns.until == "finished" and not run.is_finished:

@@ -109,12 +109,13 @@ def add_agent_commands(command: Command, app_option: Callable[..., None]) -> Non
         "answer the signal wait a run stopped at (its own or a child run's) and continue it "
         "here to its next wait or its end; exits like `run` (0, 7, 40). The payload is checked "
         "against the wait's schema first (exit 4, nothing stored); of concurrent resumes of "
-        "one wait exactly one continues the run, the others exit 70 (already resumed)",
+        "one wait exactly one continues the run, the others exit 70 (already resumed). A YAML "
+        "run finds its file by itself; a Python workflow's run needs --app",
     )
     run_arg(p)
     p.add_argument("--event", metavar="NAME", required=True, help="the event (signal) name")
     _input_flag(p)
-    app_option(p, required=True)
+    app_option(p, required=False)
     file_option(p)
     until_option(p, "")
     format_option(p)

@@ -41,7 +41,7 @@ def load_target(app: str | None, file: str | None, workflow: str | None, command
                 f"give WORKFLOW with --app or -f FILE, not both (see `stepstone {command} --help`)"
             )
         wf = specs.load_workflow(file)
-        return Target(wf.registry(), wf, ("-f", file))
+        return Target(wf.registry(), wf, ())  # a YAML run records its file: resume finds it
     if app is None:
         raise UsageError(f"--app MODULE or -f FILE is required (see `stepstone {command} --help`)")
     if workflow is None:

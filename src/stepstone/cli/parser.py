@@ -467,5 +467,5 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     return parser
 
 
-APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph", "resume"})
+APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph"})
 """Commands that need the workflows' code: ``--app`` (or ``-f FILE`` where it is offered)."""

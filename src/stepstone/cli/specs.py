@@ -4,13 +4,13 @@ so other commands stay fast."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stepstone.core.definitions import Registry, Workflow
-from stepstone.core.model import StepRecord
+from stepstone.core.model import Run, StepRecord
 from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ __all__ = [
     "is_spec_workflow",
     "load_folder",
     "load_workflow",
+    "source_registry",
     "step_logs",
 ]
 
@@ -47,6 +48,24 @@ def is_spec_workflow(wf: Workflow[Any, Any]) -> bool:
     from stepstone.spec import SpecWorkflow
 
     return isinstance(wf, SpecWorkflow)
+
+
+def source_registry(run: Run, runs: Callable[[str], Run]) -> Registry | None:
+    """The workflows of the YAML file a run (or the root run above it) recorded it runs, or
+    None when it is not a YAML run. ``runs`` reads a run by id (to walk up to the root)."""
+    from stepstone.spec import source_of
+
+    while True:
+        path = source_of(run.state_json)
+        if path is not None:
+            if not Path(path).is_file():
+                raise InvalidArgument(
+                    f"run {run.run_id} runs the YAML file {path}, which is gone: give -f FILE"
+                )
+            return load_workflow(path).registry()
+        if run.parent_run_id is None:
+            return None
+        run = runs(run.parent_run_id)
 
 
 def step_logs(steps: Sequence[StepRecord]) -> list[StepLog]:

@@ -18,7 +18,7 @@ Importing this package imports neither PyYAML nor CEL: they load with the first 
 from stepstone.errors import SpecError, SpecStepError
 from stepstone.spec.loader import load_folder, load_workflow
 from stepstone.spec.steps import StepLog, step_logs
-from stepstone.spec.workflow import SpecWorkflow
+from stepstone.spec.workflow import SpecWorkflow, source_of
 
 __all__ = [
     "SpecError",
@@ -27,5 +27,6 @@ __all__ = [
     "StepLog",
     "load_folder",
     "load_workflow",
+    "source_of",
     "step_logs",
 ]

@@ -22,7 +22,18 @@ from stepstone.spec.graph import Sequence_
 if TYPE_CHECKING:
     from stepstone.core.context import WorkflowContext
 
-__all__ = ["SpecWorkflow", "compile_document"]
+__all__ = ["SOURCE_KEY", "SpecWorkflow", "compile_document", "source_of"]
+
+SOURCE_KEY = "stepstone.yaml"
+"""The key of a YAML run's ``ctx.state`` that names its document's file (absolute path)."""
+
+
+def source_of(state_json: str | None) -> str | None:
+    """The YAML file a run's recorded state names (None: not a YAML run, or not started)."""
+    if not state_json:
+        return None
+    value = json.loads(state_json).get(SOURCE_KEY)
+    return value if isinstance(value, str) else None
 
 
 class SpecWorkflow(Workflow[Any, Any]):
@@ -139,6 +150,9 @@ def compile_document(doc: Document) -> SpecWorkflow:
     ) -> Any:
         from stepstone.spec.walk import Walk
 
+        if spec_branch is None and SOURCE_KEY not in ctx.state:
+            # where this run's document lives: `stepstone resume RUN` loads it from here
+            ctx.state[SOURCE_KEY] = str(doc.file.resolve())
         return await Walk(ctx, wf, inputs or {}, spec_scope).run(spec_branch)
 
     run_yaml.__qualname__ = run_yaml.__name__ = f"yaml_{doc.id}"
