@@ -296,3 +296,22 @@ def test_loading_a_three_step_file_is_cheap(tmp_path: Path) -> None:
     started = time.perf_counter()
     load_workflow(path)
     assert time.perf_counter() - started < 0.05
+
+
+def test_a_bare_true_command_says_how_to_quote_it(tmp_path: Path) -> None:
+    # checkpointflow 1.10 answers this document with an internal error (exit 90)
+    error = load_error(
+        tmp_path,
+        """
+        schema_version: checkpointflow/v1
+        workflow:
+          id: bare
+          steps:
+            - id: ok
+              kind: cli
+              command: true
+        """,
+    )
+    assert (error.line, error.column) == (7, 16)
+    assert error.path == "$.workflow.steps[0].command"
+    assert 'got a boolean (YAML reads it unquoted: write "true" for the text)' in str(error)

@@ -96,6 +96,9 @@ class Checker:
     def string(self, value: Any, path: JsonPath, *, empty: bool = False) -> str:
         if not isinstance(value, str) or (not empty and not value):
             got = "an empty string" if value == "" else _kind(value)
+            if isinstance(value, bool | int | float) or value is None:
+                # `command: true`, `version: 1.0`: YAML read a bare word or number as a value
+                got += f' (YAML reads it unquoted: write "{_yaml_word(value)}" for the text)'
             raise self.source.error(path, f"expected a non-empty string, got {got}")
         return value
 
@@ -312,3 +315,12 @@ def _kind(value: Any) -> str:
     if isinstance(value, str):
         return f"the string {value!r}"
     return f"{type(value).__name__} {value!r}"
+
+
+def _yaml_word(value: object) -> str:
+    """How a scalar YAML read as a non-string looks as text (``true``, ``1.5``, ``null``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
