@@ -221,7 +221,12 @@ def _stderr_line(proc: subprocess.CompletedProcess[str]) -> str:
     lines = [
         line
         for line in proc.stderr.strip().splitlines()
-        if not line.endswith("waiting for its result (Ctrl-C stops waiting; the run goes on)")
+        if not line.endswith(
+            (
+                "waiting for its result (Ctrl-C stops waiting; the run goes on)",
+                "running here (Ctrl-C stops it; it can go on later)",
+            )
+        )
     ]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("stepstone: ")

@@ -135,7 +135,7 @@ def cmd_run(ns: argparse.Namespace, session: Session) -> Output:
     args, kwargs = _workflow_input(wf, ns.input, ns.arg)
     run_id = ns.run_id or new_run_id()
     with session.client(target.registry, create=True) as client:
-        watch = RunWatch(session, client, run_id, app=ns.app)
+        watch = RunWatch(session, client, run_id, app=ns.app, here=True)
         try:
             with watch:
                 if ns.until == "finished":

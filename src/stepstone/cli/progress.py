@@ -68,8 +68,17 @@ def status_line(client: Client, run_id: str, *, db: str | None, app: str | None)
 class RunWatch:
     """Context manager around a blocking wait for ``run_id``."""
 
-    def __init__(self, session: Session, client: Client, run_id: str, *, app: str | None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        client: Client,
+        run_id: str,
+        *,
+        app: str | None,
+        here: bool = False,
+    ) -> None:
         self._session, self._client, self.run_id, self._app = session, client, run_id, app
+        self._here = here  # the run executes in this process (`run`), not on a worker
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._width = 0
@@ -77,9 +86,12 @@ class RunWatch:
 
     def __enter__(self) -> RunWatch:
         screen = self._session.screen
-        screen.note(
-            f"run {self.run_id}: waiting for its result (Ctrl-C stops waiting; the run goes on)"
-        )
+        if self._here:
+            screen.note(f"run {self.run_id}: running here (Ctrl-C stops it; it can go on later)")
+        else:
+            screen.note(
+                f"run {self.run_id}: waiting for its result (Ctrl-C stops waiting; the run goes on)"
+            )
         if not self._session.json and screen.err.isatty():
             self._thread = threading.Thread(
                 target=self._refresh, name="stepstone-status", daemon=True
@@ -107,6 +119,12 @@ class RunWatch:
         if self._told:
             return
         self._told = True
+        if self._here:
+            self._session.screen.note(
+                f"stopped running run {self.run_id} here; a worker, or `stepstone run --run-id "
+                f"{self.run_id}` with the same workflow, continues it from its last step"
+            )
+            return
         self._session.screen.note(
             f"stopped waiting; run {self.run_id} goes on. Its result later: "
             f"stepstone result {self.run_id}"
