@@ -315,3 +315,25 @@ def test_a_bare_true_command_says_how_to_quote_it(tmp_path: Path) -> None:
     assert (error.line, error.column) == (7, 16)
     assert error.path == "$.workflow.steps[0].command"
     assert 'got a boolean (YAML reads it unquoted: write "true" for the text)' in str(error)
+
+
+def test_a_timeout_on_a_composite_step_is_refused_not_ignored(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path,
+        """
+        schema_version: checkpointflow/v1
+        workflow:
+          id: loop
+          steps:
+            - id: each
+              kind: foreach
+              items: '[1, 2]'
+              timeout_seconds: 5
+              body:
+                - id: show
+                  kind: cli
+                  command: echo ${item}
+        """,
+    )
+    assert error.path == "$.workflow.steps[0].timeout_seconds"
+    assert "put timeout_seconds on the steps of its body" in str(error)

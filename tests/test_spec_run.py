@@ -455,3 +455,30 @@ async def test_python_steps_foreach_and_parallel(tmp_path: Path, db: str) -> Non
     names = [s.name for s in desc.steps]
     assert names.count("left") == 1, names  # a branch step is not run again in the sequence
     assert names[:3] == ["square[0]", "square[1]", "square[2]"]
+
+
+async def test_the_result_built_from_workflow_outputs_is_checked(tmp_path: Path, db: str) -> None:
+    wf = load_workflow(
+        write(
+            tmp_path,
+            "out.yaml",
+            """
+            schema_version: checkpointflow/v1
+            workflow:
+              id: out
+              steps:
+                - id: count
+                  kind: cli
+                  command: 'echo ''{"n": "three"}'''
+              outputs:
+                type: object
+                required: [n]
+                properties:
+                  n: { type: integer, from: steps.count.outputs.n }
+            """,
+        )
+    )
+    with pytest.raises(
+        RunFailed, match=r"does not match workflow.outputs: \$\.n: expected integer"
+    ):
+        await run_yaml(db, wf)

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 __all__ = ["build_step"]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_UNTIMED = {  # composite steps: a timeout is refused rather than silently not enforced
+    "foreach": "put timeout_seconds on the steps of its body",
+    "parallel": "put timeout_seconds on the steps of its branches",
+    "workflow": "put timeout_seconds on the sub-workflow's steps",
+}
 SHELLS = ("sh", "bash", "zsh")
 
 
@@ -45,6 +50,11 @@ def build_step(
     if "timeout_seconds" in raw:
         timeout = (
             c.number(raw["timeout_seconds"], (*path, "timeout_seconds"), integer=c.words) or None
+        )
+    if timeout is not None and kind in _UNTIMED:
+        raise src.error(
+            (*path, "timeout_seconds"),
+            f"a {kind} step has no timeout of its own here: {_UNTIMED[kind]}",
         )
     outputs = c.schema(raw["outputs"], (*path, "outputs")) if "outputs" in raw else None
     values: dict[str, Any] = {}

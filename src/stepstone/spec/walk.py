@@ -83,6 +83,7 @@ class Walk:
                 result[name] = expr.eval(self.scope)
             except ExprProblem:
                 continue  # the step it names did not run on this path
+        _check_result(doc.outputs_schema, result)
         return result
 
     async def sequence(self, steps: tuple[StepSpec, ...]) -> Any:
@@ -304,3 +305,26 @@ class Walk:
             self.scope["steps"][target.id] = record
             merged[target.id] = record["outputs"]
         return merged
+
+
+def _check_result(schema: Mapping[str, Any] | None, result: dict[str, Any]) -> None:
+    """The result built from ``workflow.outputs`` must match that schema (its ``from:`` keys,
+    which say where each property comes from, are not JSON Schema and are left out)."""
+    if schema is None:
+        return
+    from stepstone.core.jsonschema import first_problem
+
+    plain = dict(schema)
+    props = plain.get("properties")
+    if isinstance(props, dict):
+        plain["properties"] = {
+            k: {kk: vv for kk, vv in v.items() if kk != "from"} if isinstance(v, dict) else v
+            for k, v in props.items()
+        }
+    problem = first_problem(result, plain)
+    if problem:
+        raise SpecStepError(
+            "outputs",
+            f"the run's result does not match workflow.outputs: {problem}",
+            "ERR_STEP_OUTPUT_INVALID",
+        )
