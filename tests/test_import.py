@@ -17,7 +17,7 @@ def _modules_after(code: str) -> set[str]:
     return set(json.loads(out))
 
 
-# jsonschema alone costs ~80 ms to import (jsonschema-rs ~10 ms): they come at the first schema checked
+# jsonschema costs ~80 ms to import (jsonschema-rs ~10 ms): both come at the first schema checked
 HEAVY = ("psycopg", "psycopg_pool", "rich", "pydantic", "jsonschema", "jsonschema_rs")
 
 
