@@ -17,8 +17,8 @@ def _modules_after(code: str) -> set[str]:
     return set(json.loads(out))
 
 
-# jsonschema alone costs ~80 ms to import: it comes at the first schema checked
-HEAVY = ("psycopg", "psycopg_pool", "rich", "pydantic", "jsonschema")
+# jsonschema costs ~80 ms to import (jsonschema-rs ~10 ms): both come at the first schema checked
+HEAVY = ("psycopg", "psycopg_pool", "rich", "pydantic", "jsonschema", "jsonschema_rs")
 
 
 def test_import_stepstone_loads_no_driver_or_heavy_dependency() -> None:

@@ -170,17 +170,42 @@ def test_a_schema_is_compiled_once() -> None:
     assert jsonschema._compiled.cache_info().misses == misses
 
 
-def test_jsonschema_and_pydantic_are_imported_at_the_first_check_only() -> None:
+def test_validators_and_pydantic_are_imported_at_the_first_check_only() -> None:
     code = (
         "import sys, stepstone.core.jsonschema as js\n"
-        "before = {'jsonschema', 'pydantic'} & set(sys.modules)\n"
+        "names = ('jsonschema_rs', 'jsonschema', 'pydantic')\n"
+        "print(*(n in sys.modules for n in names))\n"
         "js.first_problem(1, js.schema_for(int))\n"
-        "print(sorted(before), 'jsonschema' in sys.modules, 'pydantic' in sys.modules)\n"
+        "print(*(n in sys.modules for n in names))\n"
+        "js.first_problem('1', js.schema_for(int))\n"
+        "print(*(n in sys.modules for n in names))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert out.split() == ["[]", "True", "False"]
+    # a conforming value needs jsonschema-rs only; jsonschema comes to explain a problem
+    assert out.splitlines() == ["False False False", "True False False", "True True False"]
+
+
+UNTRUSTED: list[tuple[Any, Any]] = [
+    ({"type": "array"}, (1, 2)),  # jsonschema-rs takes a tuple for an array
+    ({"multipleOf": 0.1}, 0.3),  # 0.3 / 0.1 is not a whole number in floats
+    ({"format": "date-time"}, "soon"),  # jsonschema-rs takes formats as annotations
+]
+
+
+@pytest.mark.parametrize(("schema", "value"), UNTRUSTED)
+def test_jsonschema_decides_where_the_fast_validator_could_disagree(
+    schema: Any, value: Any
+) -> None:
+    import jsonschema as reference
+    from referencing import Registry
+
+    checker = jsonschema._format_checker()
+    expected = reference.Draft202012Validator(
+        schema, registry=Registry(), format_checker=checker
+    ).is_valid(value)
+    assert (first_problem(value, schema) is None) == expected
 
 
 @workflow

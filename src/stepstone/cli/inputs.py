@@ -6,7 +6,6 @@ Every flag that takes JSON also takes ``@path`` to read it from a file. A mistak
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from collections.abc import Mapping
@@ -90,6 +89,8 @@ def parse_workflow_input(
         key = key.strip()
         if known is not None and key not in known:
             listed = ", ".join(known) if known else "none: the workflow takes no arguments"
+            import difflib  # only to word an error
+
             hint = difflib.get_close_matches(key, known, n=1)
             did = f"; did you mean {hint[0]!r}?" if hint else ""
             raise InvalidArgument(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable
 from datetime import timedelta
@@ -186,6 +185,8 @@ def payload_problem_for(
 def _unknown(run: Run, name: str, wf: Workflow[Any, Any] | None) -> UnknownSignal:
     waiting = {w.name for w in run.waits if w.kind == "signal" and w.name and w.seq >= 0}
     known = tuple(sorted(waiting | set(wf.signals if wf is not None else ())))
+    import difflib  # only to word an error
+
     guess = difflib.get_close_matches(name, known, n=1)
     return UnknownSignal(
         run.run_id,
