@@ -62,7 +62,11 @@ async def run_process_async(
     started = time.monotonic()
     loop = asyncio.get_running_loop()
     proc = _popen(args, cwd, env)
-    watch = _Watch.start(loop, proc, timeout_s)
+    try:
+        watch = _Watch.start(loop, proc, timeout_s)
+    except BaseException:
+        _kill_group(proc.pid)
+        raise
     if watch is None:
         return await _finish_on_thread(proc, started, timeout_s)
     try:

@@ -34,6 +34,7 @@ from stepstone.spec.template import (
 
 __all__ = [
     "CliResult",
+    "Command",
     "Evaluate",
     "Ref",
     "ShellCommand",
