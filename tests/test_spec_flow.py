@@ -1,5 +1,6 @@
 """YAML workflows under load and trouble: foreach concurrency, wait timeouts, api steps with the
-SSRF guard, and a SIGKILL of the process running a cli step (finished steps do not run again)."""
+SSRF guard, a SIGKILL of the process running a cli step (finished steps do not run again), and a
+cli step cut off by the run's deadline (its processes die with it)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pytest
 
 from stepstone import AsyncClient, RunFailed
 from stepstone.spec import load_workflow
+from tests.test_spec_shell import ended, started_grandchild
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -300,6 +302,40 @@ def test_sigkill_during_a_cli_step_then_resume_runs_finished_steps_once(tmp_path
     assert marks.count("one") == 1, marks  # finished before the kill: not run again
     assert marks.count("two") == 2, marks  # in flight at the kill: at least once, here twice
     assert marks.count("three") == 1, marks
+
+
+async def test_a_cli_step_cut_off_by_the_run_deadline_kills_its_process_group(
+    tmp_path: Path, db: str
+) -> None:
+    # the step is cancelled on the loop at the deadline: its command and grandchild die then,
+    # not 30 s later
+    fifo = tmp_path / "pid"
+    os.mkfifo(fifo)
+    wf = load_workflow(
+        write(
+            tmp_path,
+            "stuck.yaml",
+            """
+            schema_version: stepstone/v1
+            workflow:
+              id: stuck
+              steps:
+                - id: hang
+                  kind: cli
+                  command: sh -c 'sleep 30 & echo $! > "$1"; wait' sh "${inputs.fifo}"
+            """,
+        )
+    )
+    started = time.monotonic()
+    async with AsyncClient(db, workflows=wf.registry()) as client:
+        run = asyncio.ensure_future(
+            client.run(wf, {"fifo": str(fifo)}, run_id="stuck", deadline_s=1.5)
+        )
+        grandchild = await started_grandchild(fifo, run)
+        with pytest.raises(RunFailed, match="deadline"):
+            await run
+    assert await ended(grandchild), "the step's grandchild outlived the run's deadline"
+    assert time.monotonic() - started < 10
 
 
 async def test_the_stepstone_example_runs(db: str) -> None:

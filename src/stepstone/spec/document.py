@@ -16,6 +16,8 @@ from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.spec.expr import Expr, Template
 
 if TYPE_CHECKING:
+    from stepstone.spec.shell_quoting import ShellCommand
+    from stepstone.spec.template import Template as TextTemplate
     from stepstone.spec.workflow import SpecWorkflow
 
 __all__ = [
@@ -53,7 +55,8 @@ class StepSpec:
     """One step as checked: its raw fields and what was compiled from them.
 
     ``values`` holds the value templates of the step's templated fields (``command``, ``url``,
-    ``inputs``, ``result`` ...), by field name.
+    ``inputs``, ``result`` ...), by field name. ``command`` is a ``cli`` step's command as
+    prepared to run: quoted for the shell (``command:``) or each argument located (``argv:``).
     """
 
     id: str
@@ -74,6 +77,7 @@ class StepSpec:
     max_concurrency: int = 1
     sub: SpecWorkflow | None = None
     function: Callable[..., Any] | None = None
+    command: ShellCommand | tuple[TextTemplate, ...] | None = None
 
     @property
     def is_single_call(self) -> bool:

@@ -11,6 +11,8 @@ from stepstone.spec.graph import check_graph
 from stepstone.spec.source import JsonPath
 
 if TYPE_CHECKING:
+    from stepstone.spec.shell_quoting import ShellCommand
+    from stepstone.spec.template import Template
     from stepstone.spec.validate import Checker
 
 __all__ = ["build_step"]
@@ -83,10 +85,11 @@ def build_step(
             else:
                 c.string(cmd, (*path, "command"))
             values["command"] = c.values(cmd, (*path, "command"))
-            _check_shell_text(c, cmd, (*path, "command"))
+            extra["command"] = _prepare_shell(c, cmd, (*path, "command"))
         else:
             c.strings(raw["argv"], (*path, "argv"))
             values["argv"] = c.values(raw["argv"], (*path, "argv"))
+            extra["command"] = _prepare_argv(c, raw["argv"], (*path, "argv"))
         if "cwd" in raw:
             values["cwd"] = c.values(c.string(raw["cwd"], (*path, "cwd")), (*path, "cwd"))
         shell = raw.get("shell", defaults.get("shell"))
@@ -181,15 +184,29 @@ def build_step(
     )
 
 
-def _check_shell_text(c: Checker, command: str | list[str], path: JsonPath) -> None:
-    """Refuse, at load, a ``${...}`` standing where no value can be passed safely."""
+def _prepare_shell(c: Checker, command: str | list[str], path: JsonPath) -> ShellCommand:
+    """The command quoted once for every run; refuse, at load, a ``${...}`` standing where no
+    value can be passed safely."""
     from stepstone.errors import TemplateError
-    from stepstone.spec.shell import join_commands, render_shell
+    from stepstone.spec.shell import prepare_shell
 
     try:
-        template = join_commands(command)
-        render_shell(template, [""] * len(template.refs))
+        return prepare_shell(command)
     except TemplateError as exc:
         if isinstance(command, str):
             raise c.source.error_at(path, exc.column - 1, exc.problem) from None
         raise c.source.error(path, exc.problem) from None
+
+
+def _prepare_argv(c: Checker, argv: list[str], path: JsonPath) -> tuple[Template, ...]:
+    """Each argument with its ``${...}`` located once for every run."""
+    from stepstone.errors import TemplateError
+    from stepstone.spec.shell import parse_template
+
+    templates = []
+    for i, arg in enumerate(argv):
+        try:
+            templates.append(parse_template(arg))
+        except TemplateError as exc:
+            raise c.source.error_at((*path, i), exc.column - 1, exc.problem) from None
+    return tuple(templates)

@@ -9,23 +9,20 @@ parses it: ``$(...)``, backticks and quotes inside a value are only characters.
 >>> result.stdout
 "Hello, it's $(me)!\\n"
 
-This module knows nothing of the engine: the YAML compiler calls it inside a checkpointed step.
+This module knows nothing of the engine: the YAML compiler calls it inside a checkpointed step
+(:func:`run_cli_async` there: the child is waited for on the event loop, not on a thread).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import selectors
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from stepstone.errors import InvalidArgument, UnsupportedShell
-from stepstone.spec.shell_quoting import render_shell
+from stepstone.errors import InvalidArgument, StepstoneError, UnsupportedShell
+from stepstone.spec.process import CliResult, run_process, run_process_async
+from stepstone.spec.shell_quoting import ShellCommand, quote_shell, render_shell
 from stepstone.spec.template import (
     Ref,
     Template,
@@ -37,35 +34,39 @@ from stepstone.spec.template import (
 
 __all__ = [
     "CliResult",
+    "Command",
     "Evaluate",
     "Ref",
+    "ShellCommand",
     "Template",
     "join_commands",
     "parse_template",
+    "prepare_shell",
     "render_argv",
     "render_shell",
     "run_argv",
+    "run_argv_async",
     "run_cli",
+    "run_cli_async",
     "value_text",
 ]
 
 Evaluate = Callable[[str], Any]
 """Turns the text of one ``${...}`` expression (without ``${`` and ``}``) into its value."""
 
+Command = str | Template | ShellCommand | Sequence[str | Template]
+"""A ``cli`` command: one string, a list of them (joined with `` && ``), or already prepared."""
+
 _SHELLS = {"sh": "/bin/sh", "bash": "bash", "zsh": "zsh"}
 _REFUSED_SHELLS = ("powershell", "pwsh", "cmd")
-_DRAIN_S = 2.0  # after a timeout kill: how long to wait for the pipes to close
 
 
-@dataclass(frozen=True, slots=True)
-class CliResult:
-    """What a command did. ``exit_code`` is negative when a signal ended it (-9: killed)."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-    duration_s: float
-    timed_out: bool
+def prepare_shell(command: Command) -> ShellCommand:
+    """``command`` located, joined and quoted, ready to run many times (a YAML step's command
+    is prepared once, at load). Raises :class:`TemplateError` where no value can stand safely."""
+    if isinstance(command, ShellCommand):
+        return command
+    return quote_shell(join_commands(command))
 
 
 def render_argv(argv: Sequence[str | Template], evaluate: Evaluate) -> list[str]:
@@ -84,7 +85,7 @@ def render_argv(argv: Sequence[str | Template], evaluate: Evaluate) -> list[str]
 
 
 def run_cli(
-    command: str | Template | Sequence[str | Template],
+    command: Command,
     evaluate: Evaluate,
     *,
     shell: str | None = None,
@@ -102,14 +103,29 @@ def run_cli(
     Raises :class:`UnsupportedShell`, :class:`TemplateError` or :class:`InvalidArgument` (a
     missing ``cwd``) before anything runs.
     """
-    executable = _shell_executable(shell)
-    template = join_commands(command)
-    text, variables = render_shell(template, [evaluate(ref.expr) for ref in template.refs])
+    args, extra = _shell_args(command, evaluate, shell, env)
     try:
-        return _spawn([executable, "-c", text], cwd, timeout_s, {**(env or {}), **variables})
+        return run_process(args, cwd=cwd, timeout_s=timeout_s, env=extra)
     except OSError as e:
-        _raise_for_cwd(e, cwd)
-        raise UnsupportedShell(shell or "sh", f"cannot run {executable}: {e.strerror}") from e
+        raise _not_started(e, shell, args[0], cwd) from e
+
+
+async def run_cli_async(
+    command: Command,
+    evaluate: Evaluate,
+    *,
+    shell: str | None = None,
+    cwd: str | None = None,
+    timeout_s: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> CliResult:
+    """:func:`run_cli`, awaited on the event loop (no thread); cancelling it kills the
+    command's process group."""
+    args, extra = _shell_args(command, evaluate, shell, env)
+    try:
+        return await run_process_async(args, cwd=cwd, timeout_s=timeout_s, env=extra)
+    except OSError as e:
+        raise _not_started(e, shell, args[0], cwd) from e
 
 
 def run_argv(
@@ -123,17 +139,61 @@ def run_argv(
     """Run ``argv`` without any shell, each element rendered by plain substitution
     (:func:`render_argv`). A program that cannot be found or run ends like it would in a
     shell: exit code 127 or 126 with the reason on stderr. Otherwise as :func:`run_cli`."""
+    args = _argv_args(argv, evaluate)
+    started = time.monotonic()
+    try:
+        return run_process(args, cwd=cwd, timeout_s=timeout_s, env=env)
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
+        return _not_found(e, args, cwd, started)
+
+
+async def run_argv_async(
+    argv: Sequence[str | Template],
+    evaluate: Evaluate,
+    *,
+    cwd: str | None = None,
+    timeout_s: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> CliResult:
+    """:func:`run_argv`, awaited on the event loop (no thread); cancelling it kills the
+    program's process group."""
+    args = _argv_args(argv, evaluate)
+    started = time.monotonic()
+    try:
+        return await run_process_async(args, cwd=cwd, timeout_s=timeout_s, env=env)
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
+        return _not_found(e, args, cwd, started)
+
+
+def _shell_args(
+    command: Command, evaluate: Evaluate, shell: str | None, env: Mapping[str, str] | None
+) -> tuple[list[str], dict[str, str]]:
+    """``[shell, "-c", text]`` and the child's extra variables (``env`` and the values)."""
+    executable = _shell_executable(shell)
+    prepared = prepare_shell(command)
+    variables = prepared.variables([evaluate(ref.expr) for ref in prepared.refs])
+    return [executable, "-c", prepared.text], {**(env or {}), **variables}
+
+
+def _argv_args(argv: Sequence[str | Template], evaluate: Evaluate) -> list[str]:
     args = render_argv(argv, evaluate)
     if not args or not args[0]:
         raise InvalidArgument("argv: the first element (the program) is empty")
-    started = time.monotonic()
-    try:
-        return _spawn(args, cwd, timeout_s, dict(env or {}))
-    except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
-        _raise_for_cwd(e, cwd)
-        code = 127 if isinstance(e, FileNotFoundError) else 126
-        why = "command not found" if code == 127 else e.strerror
-        return CliResult(code, "", f"{args[0]}: {why}\n", time.monotonic() - started, False)
+    return args
+
+
+def _not_started(
+    error: OSError, shell: str | None, executable: str, cwd: str | None
+) -> StepstoneError:
+    _raise_for_cwd(error, cwd)
+    return UnsupportedShell(shell or "sh", f"cannot run {executable}: {error.strerror}")
+
+
+def _not_found(error: OSError, args: list[str], cwd: str | None, started: float) -> CliResult:
+    _raise_for_cwd(error, cwd)
+    code = 127 if isinstance(error, FileNotFoundError) else 126
+    why = "command not found" if code == 127 else error.strerror
+    return CliResult(code, "", f"{args[0]}: {why}\n", time.monotonic() - started, False)
 
 
 def _raise_for_cwd(error: OSError, cwd: str | None) -> None:
@@ -150,91 +210,3 @@ def _shell_executable(shell: str | None) -> str:
             name, "stepstone runs cli steps with sh, bash or zsh only; use one of them, or argv:"
         )
     raise UnsupportedShell(name, "unknown shell (use sh, bash or zsh)")
-
-
-def _spawn(
-    args: list[str], cwd: str | None, timeout_s: float | None, extra: dict[str, str]
-) -> CliResult:
-    started = time.monotonic()
-    child_env = {**os.environ, **extra} if extra else None
-    proc = subprocess.Popen(
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=child_env,
-        start_new_session=True,  # its own process group: a timeout kills grandchildren too
-    )
-    with proc:
-        try:
-            out, err, timed_out = _collect(proc, timeout_s)
-        except BaseException:
-            _kill_group(proc.pid)
-            raise
-    return CliResult(
-        exit_code=proc.wait(),
-        stdout=out.decode("utf-8", "replace"),
-        stderr=err.decode("utf-8", "replace"),
-        duration_s=time.monotonic() - started,
-        timed_out=timed_out,
-    )
-
-
-def _collect(proc: subprocess.Popen[bytes], timeout_s: float | None) -> tuple[bytes, bytes, bool]:
-    """Both outputs, once the child has exited and its pipes are closed; past ``timeout_s`` its
-    process group is killed first (the third value says so)."""
-    if timeout_s is None:
-        out, err = proc.communicate()
-        return out, err, False
-    try:
-        # Waiting on a pidfd beside the pipes: communicate(timeout=) would poll for the exit
-        # with sleeps, a millisecond more per step.
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        pidfd = -1
-    if pidfd < 0:
-        try:
-            out, err = proc.communicate(timeout=timeout_s)
-            return out, err, False
-        except subprocess.TimeoutExpired:
-            return (*_kill_and_drain(proc), True)
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
-    deadline = time.monotonic() + timeout_s
-    with selectors.DefaultSelector() as selector:
-        for fd in (pidfd, *chunks):
-            selector.register(fd, selectors.EVENT_READ)
-        try:
-            while selector.get_map() and (remaining := deadline - time.monotonic()) > 0:
-                for key, _ in selector.select(remaining):
-                    data = b"" if key.fd == pidfd else os.read(key.fd, 65536)
-                    if data:
-                        chunks[key.fd].append(data)
-                    else:
-                        selector.unregister(key.fd)
-            timed_out = bool(selector.get_map())
-        finally:
-            os.close(pidfd)
-    out, err = (b"".join(part) for part in chunks.values())
-    if not timed_out:
-        proc.wait()
-        return out, err, False
-    rest_out, rest_err = _kill_and_drain(proc)
-    return out + rest_out, err + rest_err, True
-
-
-def _kill_and_drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    _kill_group(proc.pid)
-    try:
-        return proc.communicate(timeout=_DRAIN_S)
-    except subprocess.TimeoutExpired:  # something left the group and holds the pipes
-        proc.kill()
-        proc.wait()
-        return b"", b""
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ from typing import Any
 from stepstone.errors import InvalidArgument, TemplateError
 from stepstone.spec.template import Ref, Template, ref_text
 
-__all__ = ["render_shell"]
+__all__ = ["ShellCommand", "quote_shell", "render_shell"]
 
 
 # Quoting contexts of the scanner. "Bare-like" ones parse words: the top level, $(...) and `...`.
@@ -200,15 +200,33 @@ class _Quoting:
         return i + 1
 
 
-def render_shell(template: Template, values: Sequence[Any]) -> tuple[str, dict[str, str]]:
-    """The shell text and the variables to run it with: the n-th ``${...}`` becomes a
-    reference to ``STEPSTONE_V<n>`` fitted to its quoting context, holding the text of the n-th
-    value (see :func:`value_text`). Raises :class:`TemplateError` for a ``${...}`` standing where
-    no reference is safe (``$'...'``, arithmetic, a quoted here-document, after a backslash)."""
-    refs = template.refs
-    if len(values) != len(refs):
-        raise InvalidArgument(f"render_shell: {len(refs)} expressions but {len(values)} values")
-    scanner, out, env = _Quoting(template.text), list[str](), dict[str, str]()
+@dataclass(frozen=True, slots=True)
+class ShellCommand:
+    """A command ready for ``sh -c``: its text with the n-th ``${...}`` replaced by a reference
+    to ``STEPSTONE_V<n>`` fitted to its quoting context, and those expressions in order. It does
+    not depend on the values, so a command is quoted once and run many times."""
+
+    text: str
+    refs: tuple[Ref, ...]
+
+    def variables(self, values: Sequence[Any]) -> dict[str, str]:
+        """The ``STEPSTONE_V<n>`` variables holding the text of ``values`` (one per
+        expression, in order; see :func:`value_text`)."""
+        if len(values) != len(self.refs):
+            raise InvalidArgument(
+                f"shell command: {len(self.refs)} expressions but {len(values)} values"
+            )
+        return {
+            f"STEPSTONE_V{n}": ref_text(ref, value)
+            for n, (ref, value) in enumerate(zip(self.refs, values, strict=True), 1)
+        }
+
+
+def quote_shell(template: Template) -> ShellCommand:
+    """The :class:`ShellCommand` of ``template``. Raises :class:`TemplateError` for a ``${...}``
+    standing where no reference is safe (``$'...'``, arithmetic, a quoted here-document, after
+    a backslash)."""
+    scanner, out, refs = _Quoting(template.text), list[str](), list[Ref]()
     for part in template.parts:
         if isinstance(part, str):
             scanner.feed(part)
@@ -216,8 +234,8 @@ def render_shell(template: Template, values: Sequence[Any]) -> tuple[str, dict[s
             continue
         dollar = scanner.dollar
         context = scanner.context(part)
-        name = f"STEPSTONE_V{len(env) + 1}"
-        env[name] = ref_text(part, values[len(env)])
+        refs.append(part)
+        name = f"STEPSTONE_V{len(refs)}"
         if dollar:  # a literal `$` before the value: keep it one
             out[-1] = out[-1][:-1] + "\\$"
         if context == _SQ:
@@ -226,4 +244,12 @@ def render_shell(template: Template, values: Sequence[Any]) -> tuple[str, dict[s
             out.append(f'"${{{name}}}"')
         else:
             out.append(f"${{{name}}}")
-    return "".join(out), env
+    return ShellCommand("".join(out), tuple(refs))
+
+
+def render_shell(template: Template, values: Sequence[Any]) -> tuple[str, dict[str, str]]:
+    """The shell text and the variables to run it with (:func:`quote_shell`, then
+    :meth:`ShellCommand.variables`): the n-th ``${...}`` becomes a reference to
+    ``STEPSTONE_V<n>`` holding the text of the n-th value."""
+    command = quote_shell(template)
+    return command.text, command.variables(values)

@@ -94,12 +94,13 @@ def _tail(text: str) -> str:
     return text if len(text) <= _TAIL else "..." + text[-_TAIL:]
 
 
-def cli_body(
+async def cli_body(
     spec: StepSpec, scope: Mapping[str, Any], words: bool, defaults: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Run a ``cli`` step's command; stdout is parsed as JSON (required when ``outputs`` is
-    declared, else kept when it parses)."""
-    from stepstone.spec.shell import run_argv, run_cli
+    """Run a ``cli`` step's command, waited for on the event loop (cancelling the step kills
+    its process group); stdout is parsed as JSON (required when ``outputs`` is declared, else
+    kept when it parses)."""
+    from stepstone.spec.shell import run_argv_async, run_cli_async
 
     evaluate = evaluator(spec, scope, words)
     fields = spec.fields
@@ -107,11 +108,14 @@ def cli_body(
     env = {k: to_text(v) for k, v in (render(spec, "env", scope) or {}).items()}
     timeout = spec.timeout_s
     if "argv" in fields:
-        result = run_argv(fields["argv"], evaluate, cwd=cwd, timeout_s=timeout, env=env)
+        argv = spec.command if isinstance(spec.command, tuple) else fields["argv"]
+        result = await run_argv_async(argv, evaluate, cwd=cwd, timeout_s=timeout, env=env)
     else:
         shell = fields.get("shell", defaults.get("shell"))
-        result = run_cli(
-            fields["command"], evaluate, shell=shell, cwd=cwd, timeout_s=timeout, env=env
+        command = spec.command if spec.command is not None else fields["command"]
+        assert not isinstance(command, tuple)
+        result = await run_cli_async(
+            command, evaluate, shell=shell, cwd=cwd, timeout_s=timeout, env=env
         )
     if result.timed_out:
         raise SpecStepError(
