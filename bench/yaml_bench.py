@@ -5,13 +5,16 @@
 Workloads (medians of ``--reps`` runs after one warm-up; every process gets a fresh state
 directory):
 
-- ``cli``: a document of 100 ``cli`` steps running ``true``; per-step overhead =
-  (wall time of 100 steps - wall time of 1 step) / 99, whole ``run -f`` processes, so process
-  start and loading cancel out. Compared with the raw spawn of ``sh -c true`` from Python
+- ``cli``: a document of 300 ``cli`` steps running ``true``; per-step overhead =
+  (wall time of 301 steps - wall time of 1 step) / 300, whole ``run -f`` processes, so process
+  start and loading cancel out (and a process's noise is spread over 300 steps). Compared
+  with the raw spawn of ``sh -c true`` from Python
   (``subprocess.run``, the floor any shell step pays) and with checkpointflow's ``cpf run -f``
   of the same document (it runs ``checkpointflow/v1`` unchanged).
-- ``python``: 100 ``python`` steps (stepstone/v1: a registered function, no process spawned);
+- ``python``: 300 ``python`` steps (stepstone/v1: a registered function, no process spawned);
   same formula. checkpointflow has no in-process step kind: its number is its ``cli`` step.
+  ``in-process`` rows: the same documents loaded once and run with ``Client.run`` in this
+  process, median of ``--reps`` runs / 300 (no process start at all).
 - ``run3``: one ``stepstone run -f`` process of a 3-step document (``python`` steps), wall time.
 
 checkpointflow runs in the peers' virtualenv (``bench/peers/setup.sh``; ``bench/.peers/venv``).
@@ -85,8 +88,28 @@ def samples(argv_for: object, cwd: Path, reps: int, label: str) -> list[float]:
     return out
 
 
-def per_step_ms(one: list[float], hundred: list[float]) -> float:
-    return (statistics.median(hundred) - statistics.median(one)) * 1000 / 99
+STEPS = 300
+
+
+def per_step_ms(one: list[float], many: list[float]) -> float:
+    return (statistics.median(many) - statistics.median(one)) * 1000 / STEPS
+
+
+def in_process_ms(path: Path, reps: int) -> float:
+    """Median ms per step of ``Client.run`` of the document at ``path`` (loaded once)."""
+    from stepstone import Client
+    from stepstone.spec import load_workflow
+
+    wf = load_workflow(path)
+    folder = Path(tempfile.mkdtemp(prefix="yaml-bench-inproc-"))
+    times = []
+    with Client(f"sqlite:///{folder / 's.db'}", workflows=wf.registry()) as client:
+        for i in range(reps + 1):
+            started = time.perf_counter()
+            client.run(wf, {})
+            if i:
+                times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000 / (STEPS + 1)
 
 
 def raw_spawn_ms(n: int = 300) -> float:
@@ -107,7 +130,7 @@ def main() -> None:
     compile_bytecode()  # as `pip install` does: an editable checkout otherwise compiles each run
     work = Path(tempfile.mkdtemp(prefix="yaml-bench-"))
     (work / "steps_fn.py").write_text(HELPER)
-    for n in (1, 3, 100):
+    for n in (1, 3, STEPS + 1):
         for kind in ("cli", "python"):
             (work / f"{kind}{n}.yaml").write_text(document(n, kind, "stepstone/v1"))
         (work / f"cpf_cli{n}.yaml").write_text(document(n, "cli", "checkpointflow/v1"))
@@ -128,8 +151,16 @@ def main() -> None:
     results["raw spawn sh -c true (ms)"] = raw_spawn_ms()
     for kind in ("cli", "python"):
         one = samples(ours(f"{kind}1.yaml"), work, args.reps, kind)
-        hundred = samples(ours(f"{kind}100.yaml"), work, args.reps, kind)
-        results[f"stepstone {kind} step (ms/step)"] = per_step_ms(one, hundred)
+        many = samples(ours(f"{kind}{STEPS + 1}.yaml"), work, args.reps, kind)
+        results[f"stepstone {kind} step (ms/step)"] = per_step_ms(one, many)
+        cwd = os.getcwd()
+        os.chdir(work)  # python steps import steps_fn from the document's folder
+        try:
+            results[f"stepstone {kind} step, in-process (ms/step)"] = in_process_ms(
+                work / f"{kind}{STEPS + 1}.yaml", args.reps
+            )
+        finally:
+            os.chdir(cwd)
     for kind in ("python", "cli"):
         run3 = samples(ours(f"{kind}3.yaml"), work, args.reps, f"run3{kind}")
         key = f"stepstone run -f, 3 {kind} steps, whole process (ms)"
@@ -140,8 +171,8 @@ def main() -> None:
             return lambda state: [str(CPF), "run", "-f", name, "--input", "{}"]
 
         one = samples(theirs("cpf_cli1.yaml"), work, args.reps, "cpf")
-        hundred = samples(theirs("cpf_cli100.yaml"), work, args.reps, "cpf")
-        results["checkpointflow cli step (ms/step)"] = per_step_ms(one, hundred)
+        many = samples(theirs(f"cpf_cli{STEPS + 1}.yaml"), work, args.reps, "cpf")
+        results["checkpointflow cli step (ms/step)"] = per_step_ms(one, many)
         run3 = samples(theirs("cpf_cli3.yaml"), work, args.reps, "cpf3")
         results["checkpointflow run -f, 3 cli steps, whole process (ms)"] = (
             statistics.median(run3) * 1000

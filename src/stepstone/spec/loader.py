@@ -131,26 +131,35 @@ def _import(module_name: str, folder: Path) -> ModuleType:
     return module
 
 
+def _import_from(source: Source, at: JsonPath, module_name: str, folder: Path) -> ModuleType:
+    """:func:`_import` with ``folder`` first on ``sys.path``; a failure names the step field."""
+    where = str(folder)
+    added = where not in sys.path
+    if added:
+        sys.path.insert(0, where)
+    try:
+        return _import(module_name, folder)
+    except Exception as exc:
+        raise source.error(
+            at, f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        if added and where in sys.path:
+            sys.path.remove(where)
+
+
 def _importer(source: Source, file: Path) -> Callable[[str, JsonPath], Callable[..., Any]]:
-    """Import ``module:function`` with the document's folder first on ``sys.path``."""
+    """Import ``module:function`` with the document's folder first on ``sys.path`` (each
+    module looked up once per document: a file of many steps calling one module stays cheap)."""
+    imported: dict[str, ModuleType] = {}
 
     def import_function(text: str, at: JsonPath) -> Callable[..., Any]:
         module_name, sep, attr = text.partition(":")
         if not sep or not module_name or not attr:
             raise source.error(at, f"expected 'module:function', got {text!r}")
-        folder = str(file.parent)
-        added = folder not in sys.path
-        if added:
-            sys.path.insert(0, folder)
-        try:
-            module = _import(module_name, file.parent)
-        except Exception as exc:
-            raise source.error(
-                at, f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
-            ) from None
-        finally:
-            if added and folder in sys.path:
-                sys.path.remove(folder)
+        module = imported.get(module_name)
+        if module is None:
+            module = imported[module_name] = _import_from(source, at, module_name, file.parent)
         fn = module
         for part in attr.split("."):
             fn = getattr(fn, part, None)  # type: ignore[assignment]
