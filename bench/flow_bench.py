@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import compile_bytecode
 from flow_workloads import durable, fork_timings, per_task_us, seq100, timed
 
 from stepstone.flow import (
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
+    compile_bytecode()  # as a pip install would have (see bench/common.py)
     ours = measure_stepstone(args.reps, not args.no_postgres)
     theirs = None if args.no_peers else measure_sayiir(args.reps, not args.no_postgres)
     print("| workload | stepstone.flow | sayiir | ratio |")

@@ -421,6 +421,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="stepstone only")
     parser.add_argument("--no-profile", action="store_true", help="skip bench/PROFILE.md")
     args = parser.parse_args()
+    common.compile_bytecode()  # as a pip install would have: see its docstring
     started = time.perf_counter()
     common.WORK_ROOT.mkdir(parents=True, exist_ok=True)
     if not args.no_peers:
