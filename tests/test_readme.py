@@ -32,3 +32,20 @@ def test_importing_the_quick_start_starts_nothing(tmp_path: Path) -> None:
     )
     assert started.returncode == 0, started.stderr
     assert len(started.stdout.strip()) == 26  # the run id (a ULID)
+
+
+def test_the_readme_yaml_workflow_is_valid(tmp_path: Path) -> None:
+    from stepstone.spec import load_workflow
+
+    section = (ROOT / "README.md").read_text().split("## YAML workflows and the agent contract")[1]
+    match = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    (tmp_path / "publish.yaml").write_text(match.group(1))
+    wf = load_workflow(tmp_path / "publish.yaml")
+    assert wf.name == "publish"
+    assert [s["id"] for s in wf.document["workflow"]["steps"]] == [
+        "plan",
+        "approval",
+        "apply",
+        "rejected",
+    ]
