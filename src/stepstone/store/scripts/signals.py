@@ -27,14 +27,48 @@ async def send_signal(
 ) -> SignalRecord:
     """Store the signal for an unfinished run and wake the run if it waits for ``name``; with a
     ``problem``, store it rejected (by wait ``rejected_by``, if any) and wake nothing."""
-    if tx.attempt > 0:
-        for earlier in await list_signals(tx, run_id):
-            if (earlier.name, earlier.payload_json, earlier.created_at) == (
-                name,
-                payload_json,
-                now,
-            ):
-                return earlier  # the earlier attempt committed
+    if tx.attempt > 0 and (earlier := await _committed_before(tx, run_id, name, payload_json, now)):
+        return earlier
+    added = await _insert(tx, run_id, name, payload_json, now, rejected_by, problem)
+    if problem is None:
+        await tx.run("wake_for_signal", {"run_id": run_id, "name": name, "now": now})
+    return added
+
+
+async def resume_with_signal(
+    tx: Tx, run_id: str, name: str, payload_json: str, now: datetime
+) -> SignalRecord:
+    """Deliver signal ``name`` to a run that waits for it now, exactly once: the conditional
+    wake-up (the run is waiting, for ``name``) and, only if it woke the run, the signal. When
+    it did not, nothing is written and the error says why: no such run, the run is finished,
+    it waits for something else (named), or it was resumed already (:class:`AlreadyResumed`)."""
+    if tx.attempt > 0 and (earlier := await _committed_before(tx, run_id, name, payload_json, now)):
+        return earlier
+    if await tx.run("wake_for_signal", {"run_id": run_id, "name": name, "now": now}) != 1:
+        raise await _not_resumable(tx, run_id, name)
+    return await _insert(tx, run_id, name, payload_json, now, None, None)
+
+
+async def _committed_before(
+    tx: Tx, run_id: str, name: str, payload_json: str, now: datetime
+) -> SignalRecord | None:
+    """On a retried attempt: the signal its earlier attempt stored, if that one committed."""
+    for earlier in await list_signals(tx, run_id):
+        if (earlier.name, earlier.payload_json, earlier.created_at) == (name, payload_json, now):
+            return earlier
+    return None
+
+
+async def _insert(
+    tx: Tx,
+    run_id: str,
+    name: str,
+    payload_json: str,
+    now: datetime,
+    rejected_by: int | None,
+    problem: str | None,
+) -> SignalRecord:
+    """Store one signal for an unfinished run (else RunNotFound / RunStateError)."""
     consumed_at = now if rejected_by is not None else None
     params = {
         "run_id": run_id,
@@ -53,43 +87,9 @@ async def send_signal(
         raise RunStateError(
             run_id, run.state.value, f"send signal {name!r} to", "an unfinished run"
         )
-    if problem is None:
-        await tx.run("wake_for_signal", {"run_id": run_id, "name": name, "now": now})
     return SignalRecord(
         added["signal_id"], run_id, name, payload_json, now, rejected_by, consumed_at, problem
     )
-
-
-async def resume_with_signal(
-    tx: Tx, run_id: str, name: str, payload_json: str, now: datetime
-) -> SignalRecord:
-    """Deliver signal ``name`` to a run that waits for it now, exactly once: the conditional
-    wake-up (the run is waiting, for ``name``) and, only if it woke the run, the signal. When
-    it did not, nothing is written and the error says why: no such run, the run is finished,
-    it waits for something else (named), or it was resumed already (:class:`AlreadyResumed`)."""
-    if tx.attempt > 0:
-        for earlier in await list_signals(tx, run_id):
-            if (earlier.name, earlier.payload_json, earlier.created_at) == (
-                name,
-                payload_json,
-                now,
-            ):
-                return earlier  # the earlier attempt committed
-    if await tx.run("wake_for_signal", {"run_id": run_id, "name": name, "now": now}) != 1:
-        raise await _not_resumable(tx, run_id, name)
-    params = {
-        "run_id": run_id,
-        "name": name,
-        "payload": payload_json,
-        "now": now,
-        "seq": None,
-        "consumed_at": None,
-        "problem": None,
-    }
-    added = await tx.one("insert_signal", params)
-    if added is None:  # cannot happen: the run was just woken, so it is unfinished
-        raise RunStateError(run_id, "finished", f"resume with event {name!r}", "a waiting run")
-    return SignalRecord(added["signal_id"], run_id, name, payload_json, now)
 
 
 async def _not_resumable(tx: Tx, run_id: str, name: str) -> Exception:
