@@ -96,6 +96,7 @@ class Document:
     steps: tuple[StepSpec, ...]
     inputs_schema: Mapping[str, Any] | None
     outputs_schema: Mapping[str, Any] | None
+    """``workflow.outputs`` without the ``from:`` of its properties (those are ``outputs_from``)."""
     outputs_from: Mapping[str, Expr]
     defaults: Mapping[str, Any]
     owned: frozenset[str] = frozenset()

@@ -176,6 +176,7 @@ class Checker:
         if "outputs" in wf:
             outputs = self.schema(wf["outputs"], (*at, "outputs"))
             outputs_from = self.outputs_from(outputs, (*at, "outputs"))
+            outputs = _without_from(outputs)
         steps = self.steps(wf["steps"], (*at, "steps"), defaults)
         owned = check_graph(src, steps, (*at, "steps"))
         return Document(
@@ -324,3 +325,17 @@ def _yaml_word(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _without_from(schema: dict[str, Any]) -> dict[str, Any]:
+    """``workflow.outputs`` as plain JSON Schema: the ``from:`` of each property says where the
+    value comes from (read into ``outputs_from``) and is left out of the schema the result is
+    checked against."""
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return schema
+    plain = {
+        k: {kk: vv for kk, vv in v.items() if kk != "from"} if isinstance(v, dict) else v
+        for k, v in props.items()
+    }
+    return {**schema, "properties": plain}

@@ -308,20 +308,13 @@ class Walk:
 
 
 def _check_result(schema: Mapping[str, Any] | None, result: dict[str, Any]) -> None:
-    """The result built from ``workflow.outputs`` must match that schema (its ``from:`` keys,
-    which say where each property comes from, are not JSON Schema and are left out)."""
+    """The result built from ``workflow.outputs`` must match that schema (kept without its
+    ``from:`` keys by the loader)."""
     if schema is None:
         return
     from stepstone.core.jsonschema import first_problem
 
-    plain = dict(schema)
-    props = plain.get("properties")
-    if isinstance(props, dict):
-        plain["properties"] = {
-            k: {kk: vv for kk, vv in v.items() if kk != "from"} if isinstance(v, dict) else v
-            for k, v in props.items()
-        }
-    problem = first_problem(result, plain)
+    problem = first_problem(result, dict(schema))
     if problem:
         raise SpecStepError(
             "outputs",
