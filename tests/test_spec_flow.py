@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -22,15 +21,10 @@ import pytest
 
 from stepstone import AsyncClient, RunFailed
 from stepstone.spec import load_workflow
+from tests.test_spec_run import write
 from tests.test_spec_shell import ended, started_grandchild
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
 
 
 @pytest.fixture

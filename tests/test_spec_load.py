@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -12,14 +11,9 @@ import pytest
 
 from stepstone.errors import InvalidArgument, SpecError
 from stepstone.spec import SpecWorkflow, load_folder, load_workflow
+from tests.test_spec_run import write
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "yaml"
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
 
 
 def load_error(tmp_path: Path, text: str, name: str = "flow.yaml") -> SpecError:
