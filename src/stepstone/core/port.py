@@ -9,7 +9,7 @@ its :class:`Claim`; a write whose ``lease_token`` is stale changes nothing and r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -33,6 +33,7 @@ from stepstone.core.model import (
     Wait,
     WorkerInfo,
 )
+from stepstone.core.schedules import FiredTick, FireTemplate, ScheduleInfo, ScheduleSpec
 
 __all__ = [
     "Blocked",
@@ -334,6 +335,52 @@ class Store(Protocol):
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         """Per queue: unfinished runs by state, runs finished in the last ``window_s``, and the
         age of the oldest due pending run."""
+        ...
+
+    # --- schedules -----------------------------------------------------------------------
+    async def save_schedule(
+        self, spec: ScheduleSpec, *, now: datetime, replace: bool = False
+    ) -> ScheduleInfo:
+        """Store a schedule; it first fires at its first tick after ``now``. A name already
+        stored with another definition is InvalidArgument unless ``replace`` (then it fires from
+        ``now`` on); with the same definition it is left as it is."""
+        ...
+
+    async def get_schedule(self, name: str) -> ScheduleInfo | None: ...
+
+    async def list_schedules(self) -> list[ScheduleInfo]: ...
+
+    async def pause_schedule(self, name: str, paused: bool, *, now: datetime) -> ScheduleInfo:
+        """Pause (no tick fires) or resume (from the first tick after ``now``) a schedule."""
+        ...
+
+    async def delete_schedule(self, name: str) -> None:
+        """Forget a schedule (ScheduleNotFound if there is none); its runs stay."""
+        ...
+
+    async def next_schedule_due(
+        self, workflows: Sequence[str], *, now: datetime
+    ) -> datetime | None:
+        """A cheap read: when a schedule of these workflows is next due (None: none is)."""
+        ...
+
+    async def fire_schedules(
+        self, templates: Mapping[str, FireTemplate], *, now: datetime, limit: int = 100
+    ) -> list[FiredTick]:
+        """Start the due ticks of the schedules of the workflows in ``templates`` (by their
+        overlap and catchup policies) and move each schedule's next fire time, atomically: each
+        tick starts one run however many processes fire at once."""
+        ...
+
+    async def start_ticks(
+        self, name: str, ticks: Sequence[datetime], template: FireTemplate, *, now: datetime
+    ) -> list[FiredTick]:
+        """Start the runs of these ticks of schedule ``name`` now (trigger, backfill), whatever
+        its overlap policy; a tick whose run exists starts nothing new."""
+        ...
+
+    async def import_schedules(self, schedules: Sequence[ScheduleInfo]) -> int:
+        """Store copied schedules as they are (names already present are skipped)."""
         ...
 
     # --- housekeeping --------------------------------------------------------------------
