@@ -209,8 +209,6 @@ class Schedule:
         check_schedule_name(name)
         wf_name = workflow.name if isinstance(workflow, Workflow) else workflow
         args, kw = tuple(args), dict(kwargs or {})
-        if isinstance(workflow, Workflow):
-            workflow.bind_input(args, kw)
         self.workflow = workflow
         self.args, self.kwargs = args, kw
         self.spec = ScheduleSpec(
@@ -224,6 +222,11 @@ class Schedule:
             jitter_s=jitter_s,
             queue=queue,
         )
+        if isinstance(workflow, Workflow):
+            try:
+                workflow.bind_input(args, kw)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"schedule {name!r}: {exc}") from None
 
     @property
     def name(self) -> str:
