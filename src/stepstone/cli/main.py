@@ -5,10 +5,12 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
     0    ok
     1    unexpected internal error (run with -v for the traceback)
     2    usage error: unknown command or flag, missing argument
-    3    not found: no such run, no such workflow in the app, the app module cannot be imported
+    3    not found: no such run, no such schedule, no such workflow in the app, the app module
+         cannot be imported
     4    invalid input: bad JSON in --input/--data/--patch (the message names the flag, line and
-         column, or the JSON path), a flag value out of range or malformed (named), an unknown
-         --arg name, a signal or event payload that does not match its schema, a signal name
+         column, or the JSON path), a flag value out of range or malformed (named), a bad cron
+         expression or time zone, a schedule name taken (without --replace), an unknown --arg
+         name, a signal or event payload that does not match its schema, a signal name
          the run neither waits for nor declares (without --buffer; the message says "did you
          mean"), a value that cannot be encoded or decoded, a bad YAML workflow file (file,
          line, column), an operation the run's state does not allow (resume of a run waiting
@@ -74,6 +76,7 @@ from stepstone.errors import (
     RunNotFound,
     RunsNotCopied,
     RunStateError,
+    ScheduleNotFound,
     SchemaError,
     SignalPayloadError,
     StoreCorrupt,
@@ -99,6 +102,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     UsageError: 2,
     AlreadyResumed: 70,
     RunNotFound: 3,
+    ScheduleNotFound: 3,
     WorkflowNotFound: 3,
     AppNotFound: 3,
     SchemaError: 6,
@@ -124,7 +128,7 @@ MEANINGS: dict[int, str] = {
     0: "ok",
     1: "unexpected internal error (run with -v for the traceback)",
     2: "usage error",
-    3: "not found: run, workflow, or app module",
+    3: "not found: run, schedule, workflow, or app module",
     4: "invalid input: bad JSON or value in a flag, bad payload, unknown signal name, or a "
     "state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
@@ -158,6 +162,7 @@ _COMMANDS: dict[str, str] = {
     "queues": "fleet:cmd_queues",
     "dlq": "fleet:cmd_dlq",
     "db": "fleet:cmd_db",
+    "schedule": "schedules:cmd_schedule",
     "graph": "graph:cmd_graph",
     "resume": "agent:cmd_resume",
     "status": "agent:cmd_status",

@@ -463,8 +463,101 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     )
     d.add_argument("source", metavar="SRC_URL")
     d.add_argument("target", metavar="DST_URL")
+    _schedule_commands(
+        command("schedule", "cron schedules that workers fire: " + _SCHEDULES), common
+    )
     add_agent_commands(command, _app_option)
     return parser
+
+
+_SCHEDULES = (
+    "add, list, pause, resume, delete, trigger, backfill (each tick starts exactly one run, "
+    "whatever the number of workers)"
+)
+
+
+def _schedule_commands(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help_text, description=help_text, parents=[common]
+        )
+        if name != "list":
+            sub.add_argument("name", metavar="NAME", help="the schedule's name")
+        return sub
+
+    a = action(
+        "add",
+        "store a schedule: from its next tick on, the workers serving WORKFLOW start one run per "
+        "tick; an existing NAME with another definition is exit 4 unless --replace",
+    )
+    a.add_argument(
+        "--cron",
+        required=True,
+        metavar="EXPR",
+        help="when: 5 fields (minute hour day-of-month month day-of-week, e.g. '0 9 * * 1-5') "
+        "or 6 with seconds first ('*/10 * * * * *'); local to --tz",
+    )
+    a.add_argument("--workflow", required=True, metavar="W", help="the workflow each tick starts")
+    a.add_argument(
+        "--input",
+        metavar="JSON|@FILE",
+        help="the arguments of every run as JSON: a list (positional) or an object (keyword)",
+    )
+    a.add_argument(
+        "--tz",
+        default="UTC",
+        metavar="ZONE",
+        help="the IANA time zone of the expression (default: UTC); DST gaps and repeats: a "
+        "fixed time in a skipped hour runs when the clock jumps, in a repeated hour once",
+    )
+    a.add_argument(
+        "--overlap",
+        choices=("skip", "buffer_one", "allow"),
+        default="allow",
+        help="a tick while the previous run is unfinished: skip it, buffer_one (start it when "
+        "that run finishes; one at most), or allow (start it; the default)",
+    )
+    a.add_argument(
+        "--catchup",
+        choices=("none", "latest", "all"),
+        default="latest",
+        help="ticks missed while no worker ran: none, latest (the default: the most recent "
+        "one) or all",
+    )
+    a.add_argument(
+        "--jitter-s",
+        type=_seconds,
+        default=0.0,
+        help="start each run up to this many seconds after its tick (the same delay for a "
+        "tick on every worker; at most 86400)",
+    )
+    a.add_argument("--queue", metavar="Q", help="the runs' queue (default: the workflow's)")
+    a.add_argument(
+        "--replace", action="store_true", help="replace a schedule of this name (fires from now)"
+    )
+    _app_option(a, required=True)
+    action("list", "every schedule: workflow, cron, zone, policies, next tick, last run")
+    action("pause", "stop firing NAME until resumed")
+    action("resume", "fire NAME again from its next tick (the paused ticks are not caught up)")
+    action("delete", "forget NAME (the runs it started stay)")
+    t = action("trigger", "start a run of NAME now, whatever its ticks and overlap; prints its id")
+    _app_option(t, required=True)
+    b = action(
+        "backfill",
+        "start the runs of NAME's ticks from --from to --to (inclusive); ticks that already have "
+        "a run start nothing new",
+    )
+    for flag, dest in (("--from", "start"), ("--to", "end")):
+        b.add_argument(
+            flag,
+            dest=dest,
+            required=True,
+            metavar="TIME",
+            help="ISO 8601 (2026-03-01T09:00, local to the schedule's zone, or with an offset)",
+        )
+    _app_option(b, required=True)
 
 
 APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph"})

@@ -356,6 +356,10 @@ class FireTemplate:
     queue: str = "default"
     priority: int = 0
 
+    @classmethod
+    def of(cls, wf: Workflow[Any, Any]) -> FireTemplate:
+        return cls(version=wf.version, queue=wf.queue or "default", priority=wf.defaults.priority)
+
 
 @dataclass(frozen=True, slots=True)
 class FiredTick:

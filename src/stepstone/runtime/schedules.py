@@ -23,12 +23,7 @@ log = logging.getLogger("stepstone.schedules")
 
 def templates_of(registry: Registry) -> dict[str, FireTemplate]:
     """What the store needs to start runs of each of these workflows."""
-    return {
-        wf.name: FireTemplate(
-            version=wf.version, queue=wf.queue or "default", priority=wf.defaults.priority
-        )
-        for wf in registry
-    }
+    return {wf.name: FireTemplate.of(wf) for wf in registry}
 
 
 class ScheduleFirer:
