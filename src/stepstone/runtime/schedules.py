@@ -20,6 +20,9 @@ __all__ = ["ScheduleFirer", "templates_of"]
 
 log = logging.getLogger("stepstone.schedules")
 
+BATCH = 100
+"""Schedules fired per transaction (more due: another transaction at once)."""
+
 
 def templates_of(registry: Registry) -> dict[str, FireTemplate]:
     """What the store needs to start runs of each of these workflows."""
@@ -60,7 +63,12 @@ class ScheduleFirer:
             await self._refresh(now)
             if self._due is None or self._due > now:
                 return []
-        fired = await self.store.fire_schedules(self.templates, now=now)
+        fired: list[FiredTick] = []
+        while True:  # batches of BATCH schedules until none is left due
+            batch = await self.store.fire_schedules(self.templates, now=now, limit=BATCH)
+            fired += batch
+            if len({f.schedule for f in batch}) < BATCH:
+                break
         self.fired += sum(1 for f in fired if f.outcome == "started")
         for f in fired:
             level = logging.INFO if f.outcome == "started" else logging.DEBUG

@@ -192,7 +192,7 @@ class Worker:
             claimed = 0
             try:
                 token = await self.store.change_token()
-                await self.firer.fire_due()
+                await self._fire_schedules()
                 if free > 0:
                     claimed = await self._claim(free)
                 if backoff:
@@ -218,6 +218,18 @@ class Worker:
             if scheduled is not None:
                 timeout = min(timeout, scheduled)
             await self._idle(timeout, token)
+
+    async def _fire_schedules(self) -> None:
+        """Fire the due schedules; a defect in one (not the store's trouble, which backs the
+        whole loop off) is logged and never stops the worker executing runs."""
+        try:
+            await self.firer.fire_due()
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._quiet.warning(
+                "schedules", "worker %s: firing schedules failed: %r", self.worker_id, exc
+            )
 
     async def _claim(self, free: int) -> int:
         now = self.clock.now()
