@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from stepstone.core.executor import CheckResult
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
-    from stepstone.core.schedules import Schedule
+    from stepstone.core.schedules import Schedule, ScheduleInfo
     from stepstone.core.settings import Settings
     from stepstone.store import open_store
     from stepstone.worker import Worker
@@ -85,6 +85,7 @@ _LAZY = {
     "WorkerInfo": "stepstone.core.model",
     "Store": "stepstone.core.port",
     "Schedule": "stepstone.core.schedules",
+    "ScheduleInfo": "stepstone.core.schedules",
     "Settings": "stepstone.core.settings",
     "RunDescription": "stepstone.client.views",
     "TimelineEntry": "stepstone.client.views",
@@ -133,6 +134,7 @@ __all__ = [
     "RunState",
     "RunStateError",
     "Schedule",
+    "ScheduleInfo",
     "ScheduleNotFound",
     "SchemaError",
     "Settings",

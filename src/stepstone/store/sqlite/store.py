@@ -302,6 +302,9 @@ class SQLiteStore:
     ) -> list[FiredTick]:
         if not templates:
             return []
+        due = self._read(scripts.schedules.next_schedule_due, sorted(templates), now)
+        if due is None or due > now:
+            return []  # a read: the firers that come second must not queue for the write lock
         script = scripts.schedules.fire_schedules
         return await self._write(script, templates, now, limit, full=True)
 
