@@ -18,6 +18,7 @@ runs by real elapsed time, so in a repeated hour it runs in both.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ ON_TIME_S = 10.0
 later than the tick after it): a worker that polls late is not a worker that was down."""
 
 
+@functools.lru_cache(maxsize=256)
 def _zone(name: str) -> ZoneInfo:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -77,14 +79,24 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _check_cron(expr: str, where: str) -> None:
-    from cronsim import CronSim, CronSimError
-
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidArgument(f"{where}: the cron expression must be a non-empty string")
+    problem = _cron_problem(expr)
+    if problem is not None:
+        raise InvalidArgument(f"{where}: bad cron expression {expr!r}: {problem}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _cron_problem(expr: str) -> str | None:
+    """What cronsim says is wrong with ``expr`` (None: nothing). Cached: every schedule read
+    from the store is checked again, and firing reads each due one."""
+    from cronsim import CronSim, CronSimError
+
     try:
         CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
-        raise InvalidArgument(f"{where}: bad cron expression {expr!r}: {exc}") from None
+        return str(exc)
+    return None
 
 
 def check_schedule_name(name: object) -> str:

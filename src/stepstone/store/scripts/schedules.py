@@ -125,7 +125,8 @@ async def _fire(
     name = spec.name
     fired: list[FiredTick] = []
     last_run_id, last_tick, buffered = info.last_run_id, info.last_tick_at, info.buffered_at
-    active = await _active(tx, last_run_id)
+    # whether the last run is unfinished matters only to skip and buffer_one (a read spared)
+    active = spec.overlap != "allow" and await _active(tx, last_run_id)
     if buffered is not None and not active:  # the held-back tick starts now
         run_id, created = await _start(tx, spec, buffered, template, now)
         fired.append(FiredTick(name, buffered, "started" if created else "existing", run_id))
@@ -150,7 +151,7 @@ async def _fire(
         run_id, created = await _start(tx, spec, tick, template, now)
         fired.append(FiredTick(name, tick, "started" if created else "existing", run_id))
         last_run_id, last_tick = run_id, tick
-        active = created or await _active(tx, run_id)
+        active = spec.overlap != "allow" and (created or await _active(tx, run_id))
     await _advance(tx, info, plan.next_fire_at, last_tick, last_run_id, buffered, now)
     return fired
 
