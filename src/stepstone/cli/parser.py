@@ -531,6 +531,7 @@ def _schedule_commands(p: argparse.ArgumentParser, common: argparse.ArgumentPars
         "--jitter-s",
         type=_seconds,
         default=0.0,
+        metavar="S",
         help="start each run up to this many seconds after its tick (the same delay for a "
         "tick on every worker; at most 86400)",
     )
