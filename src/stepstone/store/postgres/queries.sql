@@ -730,3 +730,34 @@ UPDATE stepstone.schedules SET
     next_fire_at = %(next_fire_at)s, last_tick_at = %(last_tick_at)s,
     last_run_id = %(last_run_id)s, buffered_at = %(buffered_at)s, updated_at = %(now)s
 WHERE name = %(name)s AND next_fire_at IS NOT DISTINCT FROM %(expected)s::timestamptz;
+
+-- name: create_tick_runs
+-- The runs of many schedule ticks at once (one array per column); the tick is the run's id and
+-- dedup key, so a tick whose run exists is skipped. Returns the runs created; wakes the workers.
+WITH created AS (
+    INSERT INTO stepstone.runs (
+        run_id, workflow, version, state, input, queue, priority, wake_at, created_at,
+        updated_at, dedup_key
+    )
+    SELECT t.run_id, t.workflow, t.version, 'pending', t.input, t.queue, t.priority, t.wake_at,
+           %(now)s, %(now)s, t.run_id
+    FROM unnest(
+        %(run_id_list)s::text[], %(workflow_list)s::text[], %(version_list)s::text[],
+        %(input_list)s::text[], %(queue_list)s::text[], %(priority_list)s::integer[],
+        %(wake_at_list)s::timestamptz[]
+    ) AS t(run_id, workflow, version, input, queue, priority, wake_at)
+    ON CONFLICT DO NOTHING
+    RETURNING run_id
+)
+SELECT created.run_id, (SELECT pg_notify('stepstone', '')) AS woke FROM created;
+
+-- name: advance_schedules
+-- advance_schedule for many schedules at once (one array per column).
+UPDATE stepstone.schedules AS s SET
+    next_fire_at = a.next_fire_at, last_tick_at = a.last_tick_at, last_run_id = a.last_run_id,
+    updated_at = %(now)s
+FROM unnest(
+    %(name_list)s::text[], %(expected_list)s::timestamptz[], %(next_fire_at_list)s::timestamptz[],
+    %(last_tick_at_list)s::timestamptz[], %(last_run_id_list)s::text[]
+) AS a(name, expected, next_fire_at, last_tick_at, last_run_id)
+WHERE s.name = a.name AND s.next_fire_at IS NOT DISTINCT FROM a.expected;

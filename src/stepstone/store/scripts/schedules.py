@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from stepstone.core.model import TERMINAL_STATES, NewRun, Routing
 from stepstone.core.schedules import (
@@ -19,6 +20,7 @@ from stepstone.core.schedules import (
     FireTemplate,
     ScheduleInfo,
     ScheduleSpec,
+    TickPlan,
     jitter_for,
     next_tick,
     plan_ticks,
@@ -109,13 +111,87 @@ async def next_schedule_due(tx: Tx, workflows: Sequence[str], now: datetime) -> 
 async def fire_schedules(
     tx: Tx, templates: Mapping[str, FireTemplate], now: datetime, limit: int
 ) -> list[FiredTick]:
-    """Fire the due schedules of the workflows in ``templates`` (up to ``limit`` of them)."""
+    """Fire the due schedules of the workflows in ``templates`` (up to ``limit`` of them).
+
+    Those that start every tick (``overlap="allow"``, nothing held back) are fired together:
+    one statement creates all their runs, one moves all their next fire times. The others are
+    fired one by one (each looks at its last run)."""
     params = {"now": now, "workflows": sorted(templates), "limit": limit}
     fired: list[FiredTick] = []
+    together: list[tuple[ScheduleInfo, TickPlan]] = []
     for row in await tx.all("due_schedules", params):
         info = tx.columns.schedule(row)
-        fired += await _fire(tx, info, templates[info.spec.workflow], now)
+        template = templates[info.spec.workflow]
+        if info.spec.overlap == "allow" and info.buffered_at is None:
+            assert info.next_fire_at is not None  # due
+            together.append((info, plan_ticks(info.spec, info.next_fire_at, now)))
+        else:
+            fired += await _fire(tx, info, template, now)
+    if together:
+        fired += await _fire_together(tx, together, templates, now)
     return fired
+
+
+async def _fire_together(
+    tx: Tx,
+    plans: list[tuple[ScheduleInfo, TickPlan]],
+    templates: Mapping[str, FireTemplate],
+    now: datetime,
+) -> list[FiredTick]:
+    """Start every planned tick with one statement and advance every schedule with another."""
+    t = tx.columns.time_out
+    runs: list[dict[str, Any]] = []
+    advances: list[dict[str, Any]] = []
+    for info, plan in plans:
+        spec, template = info.spec, templates[info.spec.workflow]
+        for tick in plan.ticks:
+            delay = jitter_for(spec, tick)
+            runs.append(
+                {
+                    "run_id": tick_run_id(spec.name, tick),
+                    "workflow": spec.workflow,
+                    "version": template.version,
+                    "input": spec.input_json,
+                    "queue": spec.queue or template.queue,
+                    "priority": template.priority,
+                    "wake_at": t(tick + timedelta(seconds=delay) if delay else now),
+                }
+            )
+        last = plan.ticks[-1] if plan.ticks else None
+        advances.append(
+            {
+                "name": spec.name,
+                "expected": t(info.next_fire_at),
+                "next_fire_at": t(plan.next_fire_at),
+                "last_tick_at": t(last) if last is not None else t(info.last_tick_at),
+                "last_run_id": tick_run_id(spec.name, last) if last else info.last_run_id,
+            }
+        )
+    created: set[str] = set()
+    if runs:
+        rows = await tx.all("create_tick_runs", {**_columns_of(runs), "ticks": runs, "now": now})
+        created = {r["run_id"] for r in rows}
+    moved = await tx.run(
+        "advance_schedules", {**_columns_of(advances), "advances": advances, "now": now}
+    )
+    if moved != len(advances):  # another firer got to one of them: undo ours
+        raise Transient("schedules were fired concurrently")
+    return [
+        FiredTick(
+            info.spec.name,
+            tick,
+            "started" if (run_id := tick_run_id(info.spec.name, tick)) in created else "existing",
+            run_id,
+        )
+        for info, plan in plans
+        for tick in plan.ticks
+    ]
+
+
+def _columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """``[{"a": 1, "b": 2}, ...]`` as ``{"a_list": [1, ...], "b_list": [2, ...]}``: what a
+    statement over arrays takes (PostgreSQL's ``unnest``; SQLite reads the rows as JSON)."""
+    return {f"{key}_list": [r[key] for r in rows] for key in rows[0]} if rows else {}
 
 
 async def _fire(

@@ -523,3 +523,27 @@ UPDATE schedules SET
     next_fire_at = :next_fire_at, last_tick_at = :last_tick_at, last_run_id = :last_run_id,
     buffered_at = :buffered_at, updated_at = :now
 WHERE name = :name AND next_fire_at IS :expected;
+
+-- name: create_tick_runs
+-- The runs of many schedule ticks at once (:ticks, a JSON list of objects); the tick is the run's
+-- id and dedup key, so a tick whose run exists is skipped. Returns the runs created.
+INSERT INTO runs (
+    run_id, workflow, version, state, input, queue, priority, wake_at, created_at, updated_at,
+    dedup_key
+)
+SELECT t.value ->> 'run_id', t.value ->> 'workflow', t.value ->> 'version', 'pending',
+       t.value ->> 'input', t.value ->> 'queue', t.value ->> 'priority', t.value ->> 'wake_at',
+       :now, :now, t.value ->> 'run_id'
+FROM json_each(:ticks) AS t
+WHERE true
+ON CONFLICT DO NOTHING
+RETURNING run_id;
+
+-- name: advance_schedules
+-- advance_schedule for many schedules at once (:advances, a JSON list of objects).
+UPDATE schedules SET
+    next_fire_at = a.value ->> 'next_fire_at', last_tick_at = a.value ->> 'last_tick_at',
+    last_run_id = a.value ->> 'last_run_id', updated_at = :now
+FROM json_each(:advances) AS a
+WHERE schedules.name = a.value ->> 'name'
+  AND schedules.next_fire_at IS a.value ->> 'expected';
