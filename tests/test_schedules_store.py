@@ -169,6 +169,11 @@ async def test_trigger_and_backfill_start_runs_once_per_tick(store: Store) -> No
         await store.start_ticks("nope", [T0], TEMPLATES["wf"], now=T0)
     runs = {r.run_id for r in await store.list_runs(_all_runs())}
     assert runs == {tick_run_id("tick", minute(n)) for n in (-1, 0, 1)}
+    # a tick backfilled ahead of time is found by the firing, which starts nothing more
+    await store.save_schedule(every_minute("ahead"), now=minute(1))
+    await store.start_ticks("ahead", [minute(2)], TEMPLATES["wf"], now=minute(1.5))
+    fired = await store.fire_schedules(TEMPLATES, now=minute(2))
+    assert {(f.schedule, f.outcome) for f in fired} == {("ahead", "existing"), ("tick", "skipped")}
 
 
 async def test_jitter_delays_the_start_by_the_same_amount_everywhere(store: Store) -> None:
