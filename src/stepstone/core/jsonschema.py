@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from stepstone.core.codec import is_pydantic_model
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -282,7 +283,7 @@ def _pydantic_refs(models: dict[type, JSONSchema]) -> JSONSchema:
     return dict(top.get("$defs", {}))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class _Schemas:
     """One walk over an annotation; Pydantic models found on the way are collected in ``models``
     (each with the placeholder dict its ``$ref`` goes into)."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import SpecStepError
 from stepstone.spec.document import StepSpec, render_value
 from stepstone.spec.expr import ExprProblem, compile_expr, to_text
@@ -26,7 +26,7 @@ __all__ = ["StepLog", "api_body", "check_outputs", "cli_body", "python_body", "s
 _TAIL = 400  # characters of stderr quoted in a failure
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepLog:
     """What one ``cli`` step printed, as recorded with the run."""
 
