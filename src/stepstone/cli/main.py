@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
     try:
         session.format = "cpf" if _wants_cpf(argv) else "stepstone"
         session.command = next((a for a in argv if a in _COMMANDS), "")
-        ns = build_parser(exit_codes_epilog()).parse_args(argv)
+        ns = _parse(argv, session.command)
         session.command = ns.command
         session.format = getattr(ns, "format", "stepstone")
         check_values(ns)
@@ -247,6 +247,19 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
         code: int = output.cpf["exit_code"]
         return code
     return output.exit_code
+
+
+def _parse(argv: list[str], command: str) -> argparse.Namespace:
+    """Parse with the parser of ``command`` alone when the command line names one; a usage
+    error (or a guess fooled by an option value that spells a command) parses again with every
+    command, so errors and ``--help`` read as the full parser has them."""
+    before = argv[: argv.index(command)] if command else argv
+    if command and not {"-h", "--help", "--version"} & set(before):
+        try:
+            return build_parser(exit_codes_epilog(), only=command).parse_args(argv)
+        except UsageError:
+            pass
+    return build_parser(exit_codes_epilog()).parse_args(argv)
 
 
 def _wants_cpf(argv: list[str]) -> bool:
