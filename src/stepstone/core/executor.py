@@ -108,8 +108,8 @@ async def _invoke(exe: Execution, args: list[Any], kwargs: dict[str, Any]) -> An
     if wf.is_async:
         return await wf.fn(WorkflowContext(exe), *args, **kwargs)
     ctx = contextvars.copy_context()
-    return await exe.loop.run_in_executor(
-        exe.rt.workflow_pool, lambda: ctx.run(wf.fn, SyncWorkflowContext(exe), *args, **kwargs)
+    return await exe.rt.workflow_pool.run(
+        exe.loop, lambda: ctx.run(wf.fn, SyncWorkflowContext(exe), *args, **kwargs)
     )
 
 

@@ -319,7 +319,7 @@ class Steps:
         ctx = contextvars.copy_context()
         call = functools.partial(ctx.run, fn, *args, **kwargs)
         exe = self._exe
-        result = await exe.loop.run_in_executor(exe.rt.step_pool, call)
+        result = await exe.rt.step_pool.run(exe.loop, call)
         if inspect.isawaitable(result):
             result = await result
         return result
