@@ -30,10 +30,8 @@ import json
 import re
 import types
 import typing
-import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -321,7 +319,7 @@ class _Schemas:
         return self.of_class(tp)
 
     def of_class(self, tp: type) -> JSONSchema:
-        simple = _SIMPLE.get(tp)
+        simple = _simple().get(tp)
         if simple is not None:
             return dict(simple)
         if is_pydantic_model(tp):
@@ -343,25 +341,32 @@ class _Schemas:
             }
         if issubclass(tp, enum.Enum):
             return {"title": tp.__name__, "enum": [m.value for m in tp]}
-        for base, schema in _SIMPLE.items():
+        for base, schema in _simple().items():
             if issubclass(tp, base):
                 return dict(schema)
         return {}
 
 
-_SIMPLE: dict[type, JSONSchema] = {
-    bool: {"type": "boolean"},
-    int: {"type": "integer"},
-    float: {"type": "number"},
-    str: {"type": "string"},
-    list: {"type": "array"},
-    tuple: {"type": "array"},
-    dict: {"type": "object"},
-    datetime: {"type": "string", "format": "date-time"},
-    date: {"type": "string", "format": "date"},
-    time: {"type": "string"},
-    timedelta: {"type": "number"},
-    uuid.UUID: {"type": "string", "format": "uuid"},
-    Decimal: {"type": "string"},
-    bytes: {"type": "string"},
-}
+@lru_cache(maxsize=1)
+def _simple() -> dict[type, JSONSchema]:
+    """The schema of each plain class (uuid and decimal imported here: ~2 ms a CLI process
+    that never makes a schema need not pay)."""
+    import uuid
+    from decimal import Decimal
+
+    return {
+        bool: {"type": "boolean"},
+        int: {"type": "integer"},
+        float: {"type": "number"},
+        str: {"type": "string"},
+        list: {"type": "array"},
+        tuple: {"type": "array"},
+        dict: {"type": "object"},
+        datetime: {"type": "string", "format": "date-time"},
+        date: {"type": "string", "format": "date"},
+        time: {"type": "string"},
+        timedelta: {"type": "number"},
+        uuid.UUID: {"type": "string", "format": "uuid"},
+        Decimal: {"type": "string"},
+        bytes: {"type": "string"},
+    }
