@@ -588,3 +588,25 @@ def test_an_option_value_that_spells_a_command_is_not_taken_for_it(cli: Cli) -> 
     envelope = cli.json("--db", "run", "runs", db=False)
     assert envelope["data"] == []
     assert (cli.cwd / "run").exists()
+
+
+def test_main_called_in_process_leaves_the_garbage_collector_alone(tmp_path: Path) -> None:
+    """Only the ``stepstone`` process itself (main() without argv) freezes its startup heap."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    assert cli_main.main(["migrate", "--db", str(tmp_path / "t.db")], env={}) == 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+
+
+def test_the_stepstone_process_freezes_its_startup_heap(tmp_path: Path) -> None:
+    code = (
+        "import gc, sys\n"
+        "from stepstone.cli.main import main\n"
+        f"sys.argv = ['stepstone', 'migrate', '--db', {str(tmp_path / 't.db')!r}]\n"
+        "assert main() == 0\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10000)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["True", "True"], done.stdout + done.stderr
