@@ -171,8 +171,7 @@ class Walk:
             api = functools.partial(api_body, spec, scope, hosts or None)
             return self.ctx.step(name, api, retry=spec.retry)
         run = python_async_body if inspect.iscoroutinefunction(spec.function) else python_body
-        py = functools.partial(run, spec, scope)
-        return self.ctx.step(name, py, retry=spec.retry, timeout_s=spec.timeout_s)
+        return self.ctx.step(name, run, spec, scope, retry=spec.retry, timeout_s=spec.timeout_s)
 
     async def execute(self, spec: StepSpec) -> str | None:
         """Run one step; return the id it jumps to, if any."""
