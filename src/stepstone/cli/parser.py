@@ -7,8 +7,8 @@ usage mistake raises :class:`UsageError` instead of exiting, so ``main`` reports
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
 
 from stepstone import __version__
 from stepstone.cli.agent_parser import (
@@ -21,6 +21,7 @@ from stepstone.cli.agent_parser import (
     workflow_args,
 )
 from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument, UsageError
 
 __all__ = ["ENV_APP", "ENV_DB", "BadValue", "build_parser", "check_values"]
@@ -46,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)", self.format_usage())
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BadValue:
     """A flag value that parsed but is out of range or malformed: argparse would make it a usage
     error (exit 2); :func:`check_values` turns it into InvalidArgument (exit 4) naming the flag."""
@@ -182,8 +183,21 @@ def _run_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(epilog: str) -> argparse.ArgumentParser:
-    """The ``stepstone`` parser; ``epilog`` documents the exit codes."""
+class _Unbuilt:
+    """Stands in for the parser of a command this command line does not run: every call is
+    accepted and ignored (building all forty parsers costs ~10 ms of a ~150 ms ``run``)."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Unbuilt]:
+        return self._ignore
+
+    def _ignore(self, *args: object, **kwargs: object) -> _Unbuilt:
+        return self
+
+
+def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentParser:
+    """The ``stepstone`` parser; ``epilog`` documents the exit codes. With ``only``, the
+    subcommand of that name is the only one built (for parsing a command line that names it;
+    ``stepstone --help`` and its usage errors need them all)."""
     common = _global_options(parent=False)
     parser = _Parser(
         prog="stepstone",
@@ -196,6 +210,8 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return cast(argparse.ArgumentParser, _Unbuilt())
         sub: argparse.ArgumentParser = commands.add_parser(
             name,
             help=help_text,

@@ -6,11 +6,11 @@ import hashlib
 import inspect
 import typing
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from stepstone.core.errortypes import AppErrors
+from stepstone.core.frozen import frozen
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.routing import KeyFunction, labels_of
 from stepstone.core.scope import active_caller
@@ -35,7 +35,7 @@ R = TypeVar("R")
 _NO_HINT: Any = object()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepOptions:
     """How a step is executed: retries, per-attempt timeout, at-most-once."""
 
@@ -141,7 +141,7 @@ def step(
 # --- workflows -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunDefaults:
     """What ``start`` uses for a workflow's runs when the caller does not say.
 
@@ -158,7 +158,7 @@ class RunDefaults:
     dedup_key: str | KeyFunction | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Signature:
     params: tuple[inspect.Parameter, ...]
     hints: Mapping[str, Any]

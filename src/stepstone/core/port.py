@@ -10,10 +10,10 @@ its :class:`Claim`; a write whose ``lease_token`` is stale changes nothing and r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import (
     Claim,
     Control,
@@ -57,41 +57,41 @@ PayloadCheck = Callable[[str], str | None]
 # --- how a claim ends ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Completed:
     output_json: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Failed:
     error: ErrorInfo
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Cancelled:
     """``reason`` None: the reason given when the cancel was requested."""
 
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Paused:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Blocked:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Suspended:
     """The run waits; it becomes claimable at the earliest ``until`` or when a wait is satisfied."""
 
     waits: tuple[Wait, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Released:
     """The worker hands the run back unfinished; not counted as a recovery. ``reason``: why, when
     it is not a graceful shutdown (the store refused a checkpoint). The run is claimable again
@@ -104,7 +104,7 @@ class Released:
 ClaimOutcome = Completed | Failed | Cancelled | Paused | Blocked | Suspended | Released
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClaimFilter:
     """Which runs a worker may claim: its queues and the workflows it can execute."""
 
@@ -112,7 +112,7 @@ class ClaimFilter:
     workflows: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewEvent:
     """An event to append. User events carry ``idx`` (their order in the run) so replays dedupe."""
 

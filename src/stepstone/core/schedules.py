@@ -21,10 +21,10 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def check_schedule_name(name: object) -> str:
     return name
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ScheduleSpec:
     """A schedule's definition as stored (checked when made: cron, time zone, policies)."""
 
@@ -166,7 +166,7 @@ class ScheduleSpec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ScheduleInfo:
     """A schedule as stored: its definition and where its firing is."""
 
@@ -290,7 +290,7 @@ def backfill_ticks(
     return ticks
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TickPlan:
     """Which due ticks a firing starts and where the schedule goes next."""
 
@@ -359,7 +359,7 @@ def jitter_for(spec: ScheduleSpec, tick: datetime) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * float(spec.jitter_s)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FireTemplate:
     """What a firer knows of a workflow that the store does not: its code version and the
     defaults its runs get."""
@@ -373,7 +373,7 @@ class FireTemplate:
         return cls(version=wf.version, queue=wf.queue or "default", priority=wf.defaults.priority)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FiredTick:
     """One tick a firing handled: ``started`` (run created), ``existing`` (its run was already
     there), ``skipped`` (overlap), ``buffered`` (overlap ``buffer_one``)."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
 __all__ = ["Settings"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Settings:
     """How executions hold and renew leases and how they wait.
 

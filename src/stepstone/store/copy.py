@@ -10,10 +10,10 @@ started again. Workers are not copied: they register themselves.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from stepstone.core.bounds import INT_MAX, INT_MIN
+from stepstone.core.frozen import frozen
 from stepstone.core.model import RunExport
 from stepstone.core.port import Store
 from stepstone.errors import StepstoneError
@@ -21,7 +21,7 @@ from stepstone.errors import StepstoneError
 __all__ = ["CopyReport", "copy_store", "uncopyable"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CopyReport:
     """What a copy did."""
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import (
     EventRecord,
     Labels,
@@ -84,7 +84,7 @@ def _by_run(pairs: Iterable[tuple[str, _T]]) -> dict[str, list[_T]]:
     return grouped
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Columns:
     """How one dialect stores times and lists of names; the mappings built on that."""
 
