@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -279,17 +278,18 @@ def test_importing_the_package_loads_neither_yaml_nor_cel() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_loading_a_three_step_file_is_cheap(tmp_path: Path) -> None:
+def test_loading_a_three_step_file_imports_nothing_heavy(tmp_path: Path) -> None:
+    """Loading is cheap by construction: none of the heavy libraries a document with no schema
+    and no python step has no use for (a wall-clock bound here failed on a loaded machine)."""
     path = write(tmp_path, "flow.yaml", THREE)
+    heavy = ["jsonschema", "jsonschema_rs", "pydantic", "psycopg", "rich", "uuid", "decimal"]
     code = (
-        "import time; t = time.perf_counter(); from stepstone.spec import load_workflow; "
-        f"load_workflow({str(path)!r}); print((time.perf_counter() - t) * 1000)"
+        "import sys; from stepstone.spec import load_workflow; "
+        f"load_workflow({str(path)!r}); "
+        f"print(*[m for m in {heavy!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert float(out.stdout) < 150, f"loading took {out.stdout.strip()} ms"
-    started = time.perf_counter()
-    load_workflow(path)
-    assert time.perf_counter() - started < 0.05
+    assert out.stdout.split() == []
 
 
 def test_a_bare_true_command_says_how_to_quote_it(tmp_path: Path) -> None:
