@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from stepstone.core.children import Children
 from stepstone.core.clock import Clock
 from stepstone.core.definitions import Registry, Workflow
+from stepstone.core.ledger import LedgerEntry, MeteredCall
 from stepstone.core.model import Claim, Control, StepRecord, Wait
 from stepstone.core.port import Store
 from stepstone.core.replay import Journal
@@ -44,6 +45,7 @@ from stepstone.errors import (
 )
 
 if TYPE_CHECKING:
+    from stepstone.core.llm import Models
     from stepstone.core.settings import Settings
 
 __all__ = ["Execution", "Runtime"]
@@ -80,6 +82,8 @@ class Runtime:
     child_started: Callable[[str, str], None] | None = None
     """Told ``(parent_run_id, child_run_id)`` once a child run is created, so an in-process
     driver can execute it at once (a worker finds it by claiming)."""
+    models: Models | None = None
+    """The model providers ``ctx.llm`` calls (None: ctx.llm raises, saying how to give some)."""
 
 
 class Execution:
@@ -168,13 +172,20 @@ class Execution:
 
     # --- writes ------------------------------------------------------------------------------
 
-    async def persist(self, record: StepRecord) -> None:
-        """Record one journal entry (fenced by the lease) and honour any control request."""
+    async def persist(self, record: StepRecord, metered: MeteredCall | None = None) -> None:
+        """Record one journal entry (fenced by the lease) and honour any control request; a
+        model call the step made (``metered``) goes to the cost ledger in the same write."""
         await self.flush_background()
         state_json = self.values.take_state()
+        ledger = None
+        if metered is not None:
+            run = self.run
+            ledger = LedgerEntry(
+                run.run_id, record.seq, record.name, self.wf.name, run.queue, metered, self.now()
+            )
         try:
             control = await self.rt.store.record_step(
-                self.claim, record, now=self.now(), state_json=state_json
+                self.claim, record, now=self.now(), state_json=state_json, ledger=ledger
             )
         except StoreError as exc:
             raise self.store_failed(exc) from exc

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from stepstone.core.ledger import CostLine, CostQuery, LedgerEntry
 from stepstone.core.model import (
     Claim,
     Control,
@@ -241,9 +242,16 @@ class Store(Protocol):
     async def load_steps(self, run_id: str) -> list[StepRecord]: ...
 
     async def record_step(
-        self, claim: Claim, record: StepRecord, *, now: datetime, state_json: str | None = None
+        self,
+        claim: Claim,
+        record: StepRecord,
+        *,
+        now: datetime,
+        state_json: str | None = None,
+        ledger: LedgerEntry | None = None,
     ) -> Control | None:
-        """Upsert one journal entry (fenced). Returns the control requested for the run, if any."""
+        """Upsert one journal entry (fenced), with the model call it priced (``ledger``) in the
+        same transaction. Returns the control requested for the run, if any."""
         ...
 
     async def start_child(
@@ -334,6 +342,12 @@ class Store(Protocol):
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         """Per queue: unfinished runs by state, runs finished in the last ``window_s``, and the
         age of the oldest due pending run."""
+        ...
+
+    # --- cost ledger ---------------------------------------------------------------------
+    async def cost(self, query: CostQuery) -> list[CostLine]:
+        """Ledger rows matching ``query`` added up per group (one line per model, workflow or
+        UTC day; a single total line when ``query.by`` is None), costliest first."""
         ...
 
     # --- housekeeping --------------------------------------------------------------------

@@ -671,3 +671,36 @@ VALUES (
 INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
 VALUES (%(run_id)s, %(idx)s, %(kind)s, %(data)s, %(source)s, %(created_at)s)
 ON CONFLICT DO NOTHING;
+
+-- name: insert_ledger
+-- The priced model call of a step, in the transaction that records the step (after its fenced
+-- write). A retried write of the same step (its commit unknown) keeps the first row.
+INSERT INTO stepstone.ledger (
+    run_id, seq, step, workflow, queue, model, input_tokens, output_tokens,
+    cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at
+) VALUES (
+    %(run_id)s, %(seq)s, %(step)s, %(workflow)s, %(queue)s, %(model)s, %(input_tokens)s,
+    %(output_tokens)s, %(cache_read_tokens)s::bigint, %(cache_write_tokens)s::bigint,
+    %(cost_usd)s, %(latency_s)s, %(created_at)s
+)
+ON CONFLICT (run_id, seq) DO NOTHING;
+
+-- name: cost_rollup
+-- Ledger rows added up, grouped by %(by)s ('model', 'workflow', 'day' in UTC; NULL: one total).
+SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') END AS key,
+       count(*) AS calls,
+       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write_tokens,
+       coalesce(sum(cost_usd), 0.0) AS cost_usd,
+       coalesce(sum(latency_s), 0.0) AS latency_s
+FROM stepstone.ledger
+WHERE (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text)
+  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
+GROUP BY 1
+HAVING count(*) > 0
+ORDER BY cost_usd DESC, key;

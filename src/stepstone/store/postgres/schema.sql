@@ -157,3 +157,23 @@ CREATE TABLE stepstone.pools (
     last_worker  text,
     updated_at   timestamptz NOT NULL
 );
+
+CREATE TABLE stepstone.ledger (
+    run_id              text NOT NULL,
+    seq                 integer NOT NULL,
+    step                text NOT NULL,
+    workflow            text NOT NULL,
+    queue               text NOT NULL,
+    model               text NOT NULL,
+    input_tokens        bigint NOT NULL,
+    output_tokens       bigint NOT NULL,
+    cache_read_tokens   bigint,
+    cache_write_tokens  bigint,
+    cost_usd            double precision NOT NULL,
+    latency_s           double precision NOT NULL,
+    created_at          timestamptz NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX ledger_by_time ON stepstone.ledger (created_at);
+CREATE INDEX ledger_by_workflow ON stepstone.ledger (workflow, created_at);
+CREATE INDEX ledger_by_queue ON stepstone.ledger (queue, created_at);

@@ -469,3 +469,32 @@ VALUES (:run_id, :name, :payload, :created_at, :consumed_seq, :consumed_at, :pro
 INSERT INTO events (run_id, idx, kind, data, source, created_at)
 VALUES (:run_id, :idx, :kind, :data, :source, :created_at)
 ON CONFLICT DO NOTHING;
+
+-- name: insert_ledger
+-- The priced model call of a step, in the transaction that records the step (after its fenced
+-- write). A second write of the same step (a retried transaction) keeps the first row.
+INSERT INTO ledger (run_id, seq, step, workflow, queue, model, input_tokens, output_tokens,
+                    cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at)
+VALUES (:run_id, :seq, :step, :workflow, :queue, :model, :input_tokens, :output_tokens,
+        :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_s, :created_at)
+ON CONFLICT (run_id, seq) DO NOTHING;
+
+-- name: cost_rollup
+-- Ledger rows added up, grouped by :by ('model', 'workflow', 'day' in UTC; NULL: one total).
+SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                WHEN 'day' THEN date(created_at, 'unixepoch') END AS key,
+       count(*) AS calls,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
+       coalesce(sum(cost_usd), 0.0) AS cost_usd,
+       coalesce(sum(latency_s), 0.0) AS latency_s
+FROM ledger
+WHERE (:run_id IS NULL OR run_id = :run_id)
+  AND (:workflow IS NULL OR workflow = :workflow)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:since IS NULL OR created_at >= :since)
+GROUP BY 1
+HAVING count(*) > 0
+ORDER BY cost_usd DESC, key;

@@ -1,0 +1,22 @@
+-- stepstone SQLite schema 5: the cost ledger. One row per ctx.llm step, written in the same
+-- transaction as the step's record; no foreign key to runs, so a purged run keeps its cost.
+
+CREATE TABLE ledger (
+    run_id              TEXT NOT NULL,
+    seq                 INTEGER NOT NULL,
+    step                TEXT NOT NULL,
+    workflow            TEXT NOT NULL,
+    queue               TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER,
+    cache_write_tokens  INTEGER,
+    cost_usd            REAL NOT NULL,
+    latency_s           REAL NOT NULL,
+    created_at          REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX ledger_by_time ON ledger (created_at);
+CREATE INDEX ledger_by_workflow ON ledger (workflow, created_at);
+CREATE INDEX ledger_by_queue ON ledger (queue, created_at);
