@@ -12,6 +12,7 @@ from stepstone.client.views import SignalWait
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.ids import new_run_id
+from stepstone.core.llm import Models
 from stepstone.core.model import Run, RunState
 from stepstone.core.port import Store
 from stepstone.core.settings import Settings
@@ -70,9 +71,11 @@ class ClientBase:
         clock: Clock | None = None,
         concurrency: int = 32,
         auto_migrate: bool | None = None,
+        models: Models | None = None,
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
+        self.models = models
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self._concurrency = concurrency
@@ -105,6 +108,7 @@ class ClientBase:
                         RunnerOptions(kind="client", queues=(), concurrency=self._concurrency),
                         settings=self.settings,
                         clock=self.clock,
+                        models=self.models,
                     )
                     await runner.start()
                     self._runner = runner

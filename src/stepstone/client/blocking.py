@@ -16,6 +16,7 @@ from stepstone.client.portal import Portal
 from stepstone.client.running import AsyncRunHandle
 from stepstone.core.clock import Clock
 from stepstone.core.definitions import Registry, Workflow
+from stepstone.core.llm import Models
 from stepstone.core.model import EventRecord, RunState
 from stepstone.core.port import Store
 from stepstone.core.routing import StartOptions
@@ -125,6 +126,7 @@ class Client:
         clock: Clock | None = None,
         concurrency: int = 32,
         auto_migrate: bool | None = None,
+        models: Models | None = None,
     ) -> None:
         self._portal = Portal()
         self._async = AsyncClient(
@@ -134,6 +136,7 @@ class Client:
             clock=clock,
             concurrency=concurrency,
             auto_migrate=auto_migrate,
+            models=models,
         )
         # A client never closed is closed at interpreter exit, while its loop still runs: the
         # store's pool and listener end cleanly instead of being destroyed pending.
@@ -211,4 +214,5 @@ class Client:
     queues = _blocking(AsyncClient.queues)
     pools = _blocking(AsyncClient.pools)
     workers = _blocking(AsyncClient.workers)
+    cost = _blocking(AsyncClient.cost)
     check = _blocking(AsyncClient.check)

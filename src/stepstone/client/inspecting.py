@@ -1,16 +1,18 @@
-"""Looking at runs: get, list, describe, timeline, events, dead letters, queues, workers, check."""
+"""Looking at runs: get, list, describe, timeline, events, dead letters, queues, workers, check,
+and what model calls cost (the ledger)."""
 
 from __future__ import annotations
 
 import builtins
 import json
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from stepstone.client.base import ClientBase, states_of
 from stepstone.client.views import RunDescription, TimelineEntry, describe_wait
 from stepstone.core.executor import CheckResult, check_run
+from stepstone.core.ledger import CostGroup, CostLine, CostQuery
 from stepstone.core.model import (
     ACTIVE_STATES,
     Claim,
@@ -26,6 +28,7 @@ from stepstone.core.model import (
     WorkerInfo,
 )
 from stepstone.core.records import failures_from_events, waits_from_event
+from stepstone.errors import InvalidArgument
 
 __all__ = ["Inspecting"]
 
@@ -174,6 +177,36 @@ class Inspecting(ClientBase):
         """Per queue: pending, running, waiting, sleeping and paused runs, runs finished in the
         last ``window_s`` (throughput), and the age of the oldest due pending run."""
         return await self.store.queue_stats(now=self.clock.now(), window_s=window_s)
+
+    async def cost(
+        self,
+        run_id: str | None = None,
+        *,
+        workflow: str | None = None,
+        queue: str | None = None,
+        since: datetime | timedelta | float | None = None,
+        by: CostGroup | None = None,
+    ) -> builtins.list[CostLine]:
+        """What model calls cost, from the ledger: one :class:`CostLine` per model, workflow or
+        UTC day (``by``), or a single total; filtered by run, workflow, queue and ``since`` (an
+        aware datetime, or how far back: a timedelta or seconds). Costliest first.
+
+        >>> client.cost(workflow="research", since=timedelta(hours=24), by="model")
+        """
+        if by is not None and by not in ("model", "workflow", "day"):
+            raise InvalidArgument(f"cost by= must be 'model', 'workflow' or 'day', got {by!r}")
+        start: datetime | None
+        if since is None or isinstance(since, datetime):
+            start = since
+            if start is not None and start.tzinfo is None:
+                raise InvalidArgument("cost since= needs an aware datetime (e.g. tzinfo=UTC)")
+        else:
+            seconds = since.total_seconds() if isinstance(since, timedelta) else float(since)
+            if seconds < 0:
+                raise InvalidArgument(f"cost since= must not be negative, got {since!r}")
+            start = self.clock.now() - timedelta(seconds=seconds)
+        query = CostQuery(run_id=run_id, workflow=workflow, queue=queue, since=start, by=by)
+        return await self.store.cost(query)
 
     async def workers(self) -> builtins.list[WorkerInfo]:
         """The worker registry: id, host, pid, queues, labels, pool, capacity, load, version

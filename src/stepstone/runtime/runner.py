@@ -25,6 +25,7 @@ from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.engine import Execution, Runtime
 from stepstone.core.executor import ExecutionHooks
+from stepstone.core.llm import Models
 from stepstone.core.model import Claim, Labels, RunState, WorkerInfo, describe_wait
 from stepstone.core.port import Released, Store
 from stepstone.core.scope import Credentials, credentials_scope
@@ -74,6 +75,7 @@ class Runner(ExecutionHooks):
         settings: Settings | None = None,
         clock: Clock | None = None,
         credentials: Mapping[str, Any] | None = None,
+        models: Models | None = None,
     ) -> None:
         opts = options or RunnerOptions()
         self.kind = opts.kind
@@ -103,6 +105,7 @@ class Runner(ExecutionHooks):
             step_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-step"),
             workflow_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-workflow"),
             child_started=self._child_started,
+            models=models,
         )
         self._child_watchers: dict[str, Callable[[str], None]] = {}
         self.active: dict[str, _Active] = {}

@@ -20,6 +20,7 @@ from typing import Any
 
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow, as_registry
+from stepstone.core.llm import Models
 from stepstone.core.model import Claim
 from stepstone.core.port import ClaimFilter, Store
 from stepstone.core.routing import Pool, Queue, labels_of
@@ -47,7 +48,8 @@ class Worker:
     start, so every worker enforces them. ``labels``: what it offers to runs that require
     labels. ``pool``: the worker pool it belongs to (a :class:`Pool` also stores its strategy).
     ``credentials``: readable inside steps through :func:`stepstone.worker_credentials`, never
-    stored or logged.
+    stored or logged. ``models``: the model providers ``ctx.llm`` calls
+    (:func:`stepstone.models.load_models` builds them from ``~/.stepstone/config.toml``).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Worker:
         clock: Clock | None = None,
         worker_id: str | None = None,
         auto_migrate: bool | None = None,
+        models: Models | None = None,
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
@@ -105,6 +108,7 @@ class Worker:
             settings=self.settings,
             clock=self.clock,
             credentials=credentials,
+            models=models,
         )
         self.filter = ClaimFilter(queues=queues, workflows=self.registry.names())
         self.tasks: set[asyncio.Task[Any]] = set()

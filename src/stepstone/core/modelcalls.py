@@ -1,0 +1,259 @@
+"""``ctx.llm``: one model call as a checkpointed step, priced in the cost ledger.
+
+The call takes its journal position when it is made, like any step. Its body asks the provider
+that :class:`~stepstone.core.llm.Models` picks, checks structured output (one repair turn quoting
+the validation error, then :class:`~stepstone.errors.MalformedOutput`), prices the usage and
+returns the :class:`~stepstone.core.llm.LLMResult` to record, with the call for the ledger (the
+store writes both in one transaction). A replay returns the recorded result and never calls the
+provider. Retries follow the step's :class:`~stepstone.core.retry.RetryPolicy`: rate limits and
+overloads are retried after the provider's retry-after; auth and invalid requests never are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import time
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from stepstone.core import codec
+from stepstone.core.definitions import StepOptions
+from stepstone.core.jsonschema import check_schema, schema_for
+from stepstone.core.ledger import MeteredCall
+from stepstone.core.llm import LLMResult, ModelProvider, ModelRequest, Models, ToolSpec, Usage
+from stepstone.core.retry import RetryPolicy
+from stepstone.core.steps import Metered, StepCall
+from stepstone.core.structured import OutputProblem, parse_output, repair_prompt
+from stepstone.errors import (
+    InvalidArgument,
+    MalformedOutput,
+    ModelAuthError,
+    ModelInvalidRequest,
+)
+
+if TYPE_CHECKING:
+    from stepstone.core.engine import Execution
+
+__all__ = ["LLM_RETRY", "LLMCall", "call_llm", "tool_spec"]
+
+LLM_RETRY = RetryPolicy(
+    max_attempts=5,
+    initial_delay_s=1.0,
+    backoff=2.0,
+    max_delay_s=60.0,
+    give_up_on=(ModelAuthError, ModelInvalidRequest, MalformedOutput, InvalidArgument),
+)
+"""The retry policy of a ``ctx.llm`` step unless ``retry=`` says otherwise."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LLMCall:
+    """The checked arguments of one ``ctx.llm`` call."""
+
+    messages: tuple[dict[str, Any], ...]
+    system: str | None
+    model: str | None
+    tier: str | None
+    max_tokens: int
+    temperature: float | None
+    schema: dict[str, Any] | None
+    output_type: Any
+    tools: tuple[ToolSpec, ...]
+
+    @classmethod
+    def build(
+        cls,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        system: str | None,
+        model: str | None,
+        tier: str | None,
+        max_tokens: int,
+        temperature: float | None,
+        output: Any,
+        tools: Sequence[Any] | None,
+    ) -> LLMCall:
+        if isinstance(prompt, str):
+            messages: tuple[dict[str, Any], ...] = ({"role": "user", "content": prompt},)
+        elif (
+            isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt)
+        ):
+            messages = tuple(dict(typing.cast(Mapping[str, Any], m)) for m in prompt)
+            for i, m in enumerate(messages):
+                if not isinstance(m.get("role"), str) or "content" not in m:
+                    raise InvalidArgument(
+                        f"ctx.llm messages[{i}]: needs a 'role' and a 'content', got {m!r}"
+                    )
+        else:
+            raise InvalidArgument(
+                f"ctx.llm: the prompt must be a string or a non-empty list of messages, "
+                f"got {prompt!r}"
+            )
+        if model is not None and tier is not None:
+            raise InvalidArgument("ctx.llm: give model= or tier=, not both")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InvalidArgument(f"ctx.llm: max_tokens must be a positive int, got {max_tokens!r}")
+        schema: dict[str, Any] | None = None
+        output_type: Any = None
+        if isinstance(output, Mapping):
+            schema = dict(output)
+            check_schema(schema)
+        elif output is not None:
+            if not codec.is_pydantic_model(output):
+                raise InvalidArgument(
+                    "ctx.llm output= takes a Pydantic model class or a JSON Schema dict, "
+                    f"got {output!r}"
+                )
+            schema, output_type = schema_for(output), output
+        specs = tuple(tool_spec(t) for t in tools or ())
+        return cls(
+            messages,
+            system,
+            model,
+            tier,
+            max_tokens,
+            temperature,
+            schema,
+            output_type,
+            specs,
+        )
+
+    def finish(self, result: LLMResult) -> LLMResult:
+        """The recorded result as the workflow sees it: ``output`` rebuilt as the Pydantic
+        model asked for (on a first run and on a replay alike)."""
+        if self.output_type is None or result.output is None:
+            return result
+        value = codec.decode_value(result.output, self.output_type, "ctx.llm output")
+        return dataclasses.replace(result, output=value)
+
+
+def tool_spec(tool: Any) -> ToolSpec:
+    """A :class:`ToolSpec` from a ToolSpec, a dict (``name``, ``description``, ``parameters``)
+    or a function (its name, docstring's first line and parameters' annotations)."""
+    if isinstance(tool, ToolSpec):
+        return tool
+    if isinstance(tool, Mapping):
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"ctx.llm tools: a tool dict needs a 'name', got {tool!r}")
+        params = dict(tool.get("parameters") or tool.get("input_schema") or {"type": "object"})
+        check_schema(params)
+        return ToolSpec(name, str(tool.get("description", "")), params)
+    if callable(tool):
+        fn: Callable[..., Any] = getattr(tool, "fn", tool)  # a @step's own function
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:
+            hints = {}
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            props[p.name] = schema_for(hints[p.name]) if p.name in hints else {}
+            if p.default is p.empty:
+                required.append(p.name)
+        doc = (inspect.getdoc(fn) or "").strip().splitlines()
+        params = {"type": "object", "properties": props, "required": required}
+        return ToolSpec(getattr(fn, "__name__", "tool"), doc[0] if doc else "", params)
+    raise InvalidArgument(f"ctx.llm tools: expected a function, dict or ToolSpec, got {tool!r}")
+
+
+def call_llm(
+    exe: Execution,
+    call: LLMCall,
+    *,
+    name: str,
+    retry: RetryPolicy | None,
+    timeout_s: float | None,
+) -> StepCall[LLMResult]:
+    """Take the journal position of a ``ctx.llm`` call; awaiting it calls (or replays) it."""
+    options = StepOptions(retry=retry if retry is not None else LLM_RETRY, timeout_s=timeout_s)
+
+    async def body() -> Metered:
+        return await _complete(exe.rt.models, call)
+
+    step: StepCall[LLMResult] = exe.steps.lazy(name, body, (), {}, options, LLMResult)
+    return step
+
+
+async def _complete(models: Models | None, call: LLMCall) -> Metered:
+    if models is None:
+        raise ModelInvalidRequest(
+            "stepstone",
+            "no model providers: pass models= to the Client or Worker "
+            "(stepstone.models.load_models() reads ~/.stepstone/config.toml)",
+        )
+    provider, model = models.resolve(call.model, call.tier)
+    system = call.system
+    if call.schema is not None:
+        hint = "Answer with only a JSON value matching this JSON Schema:\n" + json.dumps(
+            call.schema, sort_keys=True
+        )
+        system = f"{system}\n\n{hint}" if system else hint
+    request = ModelRequest(
+        messages=call.messages,
+        model=model,
+        system=system,
+        max_tokens=call.max_tokens,
+        temperature=call.temperature,
+        tools=call.tools,
+        response_schema=call.schema,
+    )
+    started = time.monotonic()
+    reply = await provider.complete(request)
+    usage, turns, output = reply.usage, 1, None
+    if call.schema is not None and not reply.tool_calls:
+        try:
+            output = parse_output(reply.text, call.schema)
+        except OutputProblem as problem:
+            repair = dataclasses.replace(
+                request,
+                messages=(
+                    *request.messages,
+                    {"role": "assistant", "content": reply.text},
+                    {"role": "user", "content": repair_prompt(problem, call.schema)},
+                ),
+            )
+            reply = await provider.complete(repair)
+            usage, turns = usage + reply.usage, 2
+            try:
+                output = parse_output(reply.text, call.schema)
+            except OutputProblem as again:
+                exc = MalformedOutput(provider.name, again.problem, again.path)
+                latency = time.monotonic() - started
+                metered = _metered(models, provider, reply.model or model, usage, latency)
+                exc.__stepstone_metered__ = metered  # type: ignore[attr-defined]
+                raise exc from None
+    latency = time.monotonic() - started
+    metered = _metered(models, provider, reply.model or model, usage, latency)
+    result = LLMResult(
+        text=reply.text,
+        output=output,
+        tool_calls=reply.tool_calls,
+        usage=usage,
+        model=metered.model,
+        cost_usd=metered.cost_usd,
+        latency_s=latency,
+        stop_reason=reply.stop_reason,
+        turns=turns,
+    )
+    return Metered(result, metered)
+
+
+def _metered(
+    models: Models, provider: ModelProvider, model: str, usage: Usage, latency_s: float
+) -> MeteredCall:
+    price = models.price(provider.name, model)
+    return MeteredCall(
+        model=f"{provider.name}/{model}",
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=price.cost_usd(usage) if price is not None else 0.0,
+        latency_s=latency_s,
+    )
