@@ -43,7 +43,9 @@ checkpointflow's codes: 0 ok, 10 validation, 20 runtime, 30 step failed, 40 wait
 cancelled, 60 persistence, 70 concurrency, 90 internal (see ``stepstone.cli.cpf``).
 
 Only this package reads the environment: ``STEPSTONE_DB`` (``--db``), ``STEPSTONE_APP``
-(``--app``) and ``HOME`` (``flows`` looks in ``~/.stepstone/flows``).
+(``--app``), ``HOME`` (``flows`` looks in ``~/.stepstone/flows``; ``~/.stepstone/config.toml``
+configures models) and the model settings ``STEPSTONE_LLM_*``, ``STEPSTONE_OPENAI_*``,
+``ANTHROPIC_API_KEY`` (see :mod:`stepstone.models.config`), read by commands that execute runs.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ _COMMANDS: dict[str, str] = {
     "workers": "fleet:cmd_workers",
     "queues": "fleet:cmd_queues",
     "dlq": "fleet:cmd_dlq",
+    "cost": "costs:cmd_cost",
     "db": "fleet:cmd_db",
     "graph": "graph:cmd_graph",
     "resume": "agent:cmd_resume",
@@ -204,7 +207,11 @@ def exit_codes_epilog() -> str:
         "validation, 20 runtime, 30 step failed, 40 waiting, 50 cancelled, 60 persistence, 70 "
         "concurrency, 90 internal)."
     )
-    lines.append(f"environment: {ENV_DB} (--db), {ENV_APP} (--app), HOME (flows)")
+    lines.append(
+        f"environment: {ENV_DB} (--db), {ENV_APP} (--app), HOME (flows, "
+        "~/.stepstone/config.toml), STEPSTONE_LLM_PROVIDER/_MODEL/_SCRIPT/_TIER_*, "
+        "STEPSTONE_OPENAI_BASE_URL/_API_KEY, ANTHROPIC_API_KEY (models for ctx.llm)"
+    )
     return "\n".join(lines)
 
 

@@ -87,6 +87,22 @@ def _seconds(text: str) -> float | BadValue:
     return value
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration(text: str) -> float | BadValue:
+    """A duration: seconds, or a number with a unit (``90s``, ``30m``, ``24h``, ``7d``)."""
+    unit = _UNITS.get(text[-1:].lower())
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        return BadValue(text, "expected a duration such as 24h, 30m, 7d or seconds")
+    if not 0 <= value <= MAX_DURATION_S:
+        return BadValue(text, f"must be between 0 and {MAX_DURATION_S:.0f} seconds (100 years)")
+    return value
+
+
 def check_values(ns: argparse.Namespace) -> None:
     """Raise InvalidArgument for the first flag whose value :class:`BadValue` marked; settle
     ``RUN`` against ``--run-id`` (either names the run, not both)."""
@@ -428,6 +444,25 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         type=_seconds,
         default=60.0,
         help="throughput is counted over this window (default: 60)",
+    )
+
+    p = command(
+        "cost",
+        "what model calls (ctx.llm) cost, from the ledger: calls, tokens, USD, latency",
+    )
+    p.add_argument("run_id", metavar="RUN", nargs="?", help="only this run's calls")
+    p.add_argument("--workflow", metavar="W", help="only calls made by runs of this workflow")
+    p.add_argument("--queue", metavar="Q", help="only calls made by runs on this queue")
+    p.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        help="only calls in the last DURATION (24h, 30m, 7d, or seconds)",
+    )
+    p.add_argument(
+        "--by",
+        choices=("model", "workflow", "day"),
+        help="one line per model, workflow or UTC day (default: one total)",
     )
 
     p = command("dlq", "dead letters: runs that failed for good")
