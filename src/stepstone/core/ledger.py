@@ -2,7 +2,8 @@
 
 A :class:`LedgerEntry` is written by the store in the same transaction as the step record of the
 ``ctx.llm`` call it prices, so the ledger never counts a call the journal does not hold, nor
-misses one it does. Ledger rows outlive the runs they price (purging runs keeps their cost).
+misses one it does. Ledger rows outlive the runs they price (purging runs keeps their cost); a
+step run again after ``retry`` made a new call and adds a row of its own.
 """
 
 from __future__ import annotations

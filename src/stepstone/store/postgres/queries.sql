@@ -674,7 +674,8 @@ ON CONFLICT DO NOTHING;
 
 -- name: insert_ledger
 -- The priced model call of a step, in the transaction that records the step (after its fenced
--- write). A retried write of the same step (its commit unknown) keeps the first row.
+-- write). The same write again (its commit unknown: same run, step and time) keeps the first
+-- row; a step run again after `retry` (a new call) adds one.
 INSERT INTO stepstone.ledger (
     run_id, seq, step, workflow, queue, model, input_tokens, output_tokens,
     cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at
@@ -683,7 +684,7 @@ INSERT INTO stepstone.ledger (
     %(output_tokens)s, %(cache_read_tokens)s::bigint, %(cache_write_tokens)s::bigint,
     %(cost_usd)s, %(latency_s)s, %(created_at)s
 )
-ON CONFLICT (run_id, seq) DO NOTHING;
+ON CONFLICT (run_id, seq, created_at) DO NOTHING;
 
 -- name: cost_rollup
 -- Ledger rows added up, grouped by %(by)s ('model', 'workflow', 'day' in UTC; NULL: one total).

@@ -172,7 +172,7 @@ CREATE TABLE stepstone.ledger (
     cost_usd            double precision NOT NULL,
     latency_s           double precision NOT NULL,
     created_at          timestamptz NOT NULL,
-    PRIMARY KEY (run_id, seq)
+    PRIMARY KEY (run_id, seq, created_at)
 );
 CREATE INDEX ledger_by_time ON stepstone.ledger (created_at);
 CREATE INDEX ledger_by_workflow ON stepstone.ledger (workflow, created_at);

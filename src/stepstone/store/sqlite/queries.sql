@@ -472,12 +472,13 @@ ON CONFLICT DO NOTHING;
 
 -- name: insert_ledger
 -- The priced model call of a step, in the transaction that records the step (after its fenced
--- write). A second write of the same step (a retried transaction) keeps the first row.
+-- write). The same write again (a retried transaction: same run, step and time) keeps the first
+-- row; a step run again after `retry` (a new call) adds one.
 INSERT INTO ledger (run_id, seq, step, workflow, queue, model, input_tokens, output_tokens,
                     cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at)
 VALUES (:run_id, :seq, :step, :workflow, :queue, :model, :input_tokens, :output_tokens,
         :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_s, :created_at)
-ON CONFLICT (run_id, seq) DO NOTHING;
+ON CONFLICT (run_id, seq, created_at) DO NOTHING;
 
 -- name: cost_rollup
 -- Ledger rows added up, grouped by :by ('model', 'workflow', 'day' in UTC; NULL: one total).

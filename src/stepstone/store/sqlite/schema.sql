@@ -151,7 +151,7 @@ CREATE TABLE ledger (
     cost_usd            REAL NOT NULL,
     latency_s           REAL NOT NULL,
     created_at          REAL NOT NULL,
-    PRIMARY KEY (run_id, seq)
+    PRIMARY KEY (run_id, seq, created_at)
 );
 CREATE INDEX ledger_by_time ON ledger (created_at);
 CREATE INDEX ledger_by_workflow ON ledger (workflow, created_at);

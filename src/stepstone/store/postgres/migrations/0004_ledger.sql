@@ -1,5 +1,6 @@
 -- stepstone PostgreSQL schema 4: the cost ledger. One row per ctx.llm step, written in the same
--- transaction as the step's record; no foreign key to runs, so a purged run keeps its cost.
+-- transaction as the step's record; no foreign key to runs, so a purged run keeps its cost. A
+-- step run again after `retry` is a new call: the key holds the time it was recorded.
 
 CREATE TABLE stepstone.ledger (
     run_id              text NOT NULL,
@@ -15,7 +16,7 @@ CREATE TABLE stepstone.ledger (
     cost_usd            double precision NOT NULL,
     latency_s           double precision NOT NULL,
     created_at          timestamptz NOT NULL,
-    PRIMARY KEY (run_id, seq)
+    PRIMARY KEY (run_id, seq, created_at)
 );
 CREATE INDEX ledger_by_time ON stepstone.ledger (created_at);
 CREATE INDEX ledger_by_workflow ON stepstone.ledger (workflow, created_at);

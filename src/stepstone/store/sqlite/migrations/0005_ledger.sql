@@ -1,5 +1,6 @@
 -- stepstone SQLite schema 5: the cost ledger. One row per ctx.llm step, written in the same
--- transaction as the step's record; no foreign key to runs, so a purged run keeps its cost.
+-- transaction as the step's record; no foreign key to runs, so a purged run keeps its cost. A
+-- step run again after `retry` is a new call: the key holds the time it was recorded.
 
 CREATE TABLE ledger (
     run_id              TEXT NOT NULL,
@@ -15,7 +16,7 @@ CREATE TABLE ledger (
     cost_usd            REAL NOT NULL,
     latency_s           REAL NOT NULL,
     created_at          REAL NOT NULL,
-    PRIMARY KEY (run_id, seq)
+    PRIMARY KEY (run_id, seq, created_at)
 );
 CREATE INDEX ledger_by_time ON ledger (created_at);
 CREATE INDEX ledger_by_workflow ON ledger (workflow, created_at);
