@@ -6,19 +6,21 @@ import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepstone.client.views import SignalWait
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.ids import new_run_id
-from stepstone.core.llm import Models
 from stepstone.core.model import Run, RunState
 from stepstone.core.port import Store
 from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, RunFailed, RunNotFound
 from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.store import open_store_for_use
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import Models
 
 __all__ = ["ClientBase", "StoreLike", "WorkflowsLike", "check_run_id", "raise_for", "states_of"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from stepstone.client.aio import AsyncClient
 from stepstone.client.base import StoreLike, WorkflowsLike
@@ -16,11 +16,13 @@ from stepstone.client.portal import Portal
 from stepstone.client.running import AsyncRunHandle
 from stepstone.core.clock import Clock
 from stepstone.core.definitions import Registry, Workflow
-from stepstone.core.llm import Models
 from stepstone.core.model import EventRecord, RunState
 from stepstone.core.port import Store
 from stepstone.core.routing import StartOptions
 from stepstone.core.settings import Settings
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import Models
 
 __all__ = ["Client", "RunHandle", "Starter"]
 

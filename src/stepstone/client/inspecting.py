@@ -7,12 +7,11 @@ import builtins
 import json
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepstone.client.base import ClientBase, states_of
 from stepstone.client.views import RunDescription, TimelineEntry, describe_wait
 from stepstone.core.executor import CheckResult, check_run
-from stepstone.core.ledger import CostGroup, CostLine, CostQuery
 from stepstone.core.model import (
     ACTIVE_STATES,
     Claim,
@@ -29,6 +28,9 @@ from stepstone.core.model import (
 )
 from stepstone.core.records import failures_from_events, waits_from_event
 from stepstone.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from stepstone.core.ledger import CostGroup, CostLine
 
 __all__ = ["Inspecting"]
 
@@ -205,6 +207,8 @@ class Inspecting(ClientBase):
             if seconds < 0:
                 raise InvalidArgument(f"cost since= must not be negative, got {since!r}")
             start = self.clock.now() - timedelta(seconds=seconds)
+        from stepstone.core.ledger import CostQuery  # loaded by the first cost query
+
         query = CostQuery(run_id=run_id, workflow=workflow, queue=queue, since=start, by=by)
         return await self.store.cost(query)
 

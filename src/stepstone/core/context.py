@@ -13,17 +13,18 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import Execution
-from stepstone.core.llm import LLMResult, Tier
 from stepstone.core.model import Audience, RiskLevel, WaitInfo
-from stepstone.core.modelcalls import LLMCall, call_llm
 from stepstone.core.retry import RetryPolicy
 from stepstone.core.steps import StepCall, resolve_step
 from stepstone.core.values import StateView
 from stepstone.errors import InvalidArgument, Suspend, Unwind
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import LLMResult, Tier
 
 __all__ = ["ChildHandle", "SyncWorkflowContext", "WorkflowContext"]
 
@@ -324,6 +325,8 @@ class WorkflowContext(_ContextBase):
         >>> summary = await ctx.llm(f"Summarise: {text}", tier="fast", output=Summary)
         >>> summary.output.title, summary.cost_usd
         """
+        from stepstone.core.modelcalls import LLMCall, call_llm  # loaded by the first model call
+
         call = LLMCall.build(
             prompt,
             system=system,
@@ -447,6 +450,8 @@ class SyncWorkflowContext(_ContextBase):
         timeout_s: float | None = None,
     ) -> LLMResult:
         """:meth:`WorkflowContext.llm`, blocking: call a model as a checkpointed step."""
+        from stepstone.core.modelcalls import LLMCall, call_llm  # loaded by the first model call
+
         call = LLMCall.build(
             prompt,
             system=system,

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from stepstone.core.children import Children
 from stepstone.core.clock import Clock
 from stepstone.core.definitions import Registry, Workflow
-from stepstone.core.ledger import LedgerEntry, MeteredCall
 from stepstone.core.model import Claim, Control, StepRecord, Wait
 from stepstone.core.port import Store
 from stepstone.core.replay import Journal
@@ -45,6 +44,7 @@ from stepstone.errors import (
 )
 
 if TYPE_CHECKING:
+    from stepstone.core.ledger import MeteredCall
     from stepstone.core.llm import Models
     from stepstone.core.settings import Settings
 
@@ -179,6 +179,8 @@ class Execution:
         state_json = self.values.take_state()
         ledger = None
         if metered is not None:
+            from stepstone.core.ledger import LedgerEntry  # loaded by the first model call
+
             run = self.run
             ledger = LedgerEntry(
                 run.run_id, record.seq, record.name, self.wf.name, run.queue, metered, self.now()

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from stepstone.core.ledger import CostLine, CostQuery, LedgerEntry
 from stepstone.core.model import (
     Claim,
     Control,
@@ -34,6 +33,9 @@ from stepstone.core.model import (
     Wait,
     WorkerInfo,
 )
+
+if TYPE_CHECKING:
+    from stepstone.core.ledger import CostLine, CostQuery, LedgerEntry
 
 __all__ = [
     "Blocked",

@@ -23,7 +23,6 @@ from stepstone.core import codec
 from stepstone.core.definitions import Step, StepOptions
 from stepstone.core.failures import error_info, mark_steps, rebuild_error
 from stepstone.core.ids import idempotency_key
-from stepstone.core.ledger import MeteredCall
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
 from stepstone.core.records import Until
 from stepstone.core.retry import NO_RETRY, RetryPolicy
@@ -39,6 +38,7 @@ from stepstone.errors import (
 
 if TYPE_CHECKING:
     from stepstone.core.engine import Execution
+    from stepstone.core.ledger import MeteredCall
 
 __all__ = ["Metered", "StepCall", "StepSpec", "Steps", "resolve_step"]
 

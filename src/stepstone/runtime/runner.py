@@ -19,13 +19,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.engine import Execution, Runtime
 from stepstone.core.executor import ExecutionHooks
-from stepstone.core.llm import Models
 from stepstone.core.model import Claim, Labels, RunState, WorkerInfo, describe_wait
 from stepstone.core.port import Released, Store
 from stepstone.core.scope import Credentials, credentials_scope
@@ -35,6 +34,9 @@ from stepstone.runtime.endings import StoreBackOff, close_retrying, run_safely
 from stepstone.runtime.identity import HOST, process_alive, process_start, worker_id_for
 from stepstone.runtime.logs import QuietLog, install_run_context
 from stepstone.runtime.threads import DaemonThreadPool
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import Models
 
 __all__ = ["Runner", "RunnerOptions"]
 

@@ -16,11 +16,10 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow, as_registry
-from stepstone.core.llm import Models
 from stepstone.core.model import Claim
 from stepstone.core.port import ClaimFilter, Store
 from stepstone.core.routing import Pool, Queue, labels_of
@@ -29,6 +28,9 @@ from stepstone.errors import InvalidArgument, StoreError
 from stepstone.runtime.logs import QuietLog
 from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.store import open_store_for_use
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import Models
 
 __all__ = ["Worker"]
 
