@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from stepstone import AsyncClient, RetryPolicy, RunFailed, WorkflowContext, workflow
-from stepstone.core.llm import LLMResult, Models, Price, Usage
+from stepstone.core.llm import LLMResult, Models, Price, ToolCall, Usage
 from stepstone.core.model import RunState, StepStatus
 from stepstone.core.port import Store
 from stepstone.errors import InvalidArgument, MalformedOutput
@@ -236,3 +236,51 @@ def test_model_errors_replay_as_themselves() -> None:
     assert isinstance(again, MalformedOutput) and again.path == "$.a"
     assert str(again) == "p: malformed output at $.a: bad"
     assert LLMResult(text="x").turns == 1
+
+
+@workflow
+def sync_ask(ctx: Any, topic: str) -> str:
+    return str(ctx.llm(f"Say done about {topic}").text)
+
+
+@workflow
+async def twins(ctx: WorkflowContext) -> list[str]:
+    a, b = await ctx.parallel(ctx.llm("left", name="left"), ctx.llm("right", name="right"))
+    return [a.text, b.text]
+
+
+async def test_sync_workflows_and_parallel_calls(store: Store) -> None:
+    provider = scripted(
+        ScriptedReply(match="Say done", text="done"),
+        ScriptedReply(match="left", text="L"),
+        ScriptedReply(match="right", text="R"),
+    )
+    async with AsyncClient(store, models=Models([provider])) as client:
+        assert await client.run(sync_ask, "x", run_id="y1") == "done"
+        assert await client.run(twins, run_id="t1") == ["L", "R"]
+        assert [s.name for s in (await client.describe("t1")).steps] == ["left", "right"]
+        [line] = await client.cost("t1")
+        assert line.calls == 2
+
+
+@workflow
+async def conversation(ctx: WorkflowContext) -> str:
+    first = await ctx.llm("Find it", tools=[{"name": "find", "parameters": {"type": "object"}}])
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Find it"},
+        {"role": "assistant", "content": first.text, "tool_calls": list(first.tool_calls)},
+        {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "found: 42"},
+    ]
+    return (await ctx.llm(messages)).text
+
+
+async def test_tool_calls_go_back_to_the_model_as_messages(store: Store) -> None:
+    provider = scripted(
+        ScriptedReply(match="Find", tool_calls=(ToolCall("c7", "find", {"q": "it"}),)),
+        ScriptedReply(text="it is 42"),
+    )
+    async with AsyncClient(store, models=Models([provider])) as client:
+        assert await client.run(conversation, run_id="c1") == "it is 42"
+    sent = provider.requests[1].messages
+    assert sent[1]["tool_calls"] == [{"id": "c7", "name": "find", "arguments": {"q": "it"}}]
+    assert sent[2] == {"role": "tool", "tool_call_id": "c7", "content": "found: 42"}

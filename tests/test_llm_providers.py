@@ -219,3 +219,43 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, problem: str) -> No
     path.write_text(text)
     with pytest.raises(InvalidArgument, match=problem):
         load_model_config({}, path)
+
+
+async def test_tool_results_reach_an_openai_server_as_function_messages(
+    sqlite_store: Store, server: LLMServer
+) -> None:
+    from tests.test_llm import conversation
+
+    call = {"id": "c7", "type": "function", "function": {"name": "find", "arguments": "{}"}}
+    server.queue(Answer(body=chat_reply(None, tool_calls=[call])), Answer(body=chat_reply("42")))
+    async with AsyncClient(sqlite_store, models=openai_models(server)) as client:
+        assert await client.run(conversation, run_id="t1") == "42"
+    sent = server.requests[1]["body"]["messages"]
+    assert sent[1]["tool_calls"] == [
+        {"id": "c7", "type": "function", "function": {"name": "find", "arguments": "{}"}}
+    ]
+    assert sent[1]["content"] == ""
+    assert sent[2] == {"role": "tool", "tool_call_id": "c7", "content": "found: 42"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("anthropic") is None, reason="no anthropic SDK")
+async def test_tool_results_reach_anthropic_as_blocks(server: LLMServer) -> None:
+    from stepstone.models.anthropic import AnthropicProvider
+
+    server.queue(Answer(body=messages_reply("ok")))
+    provider = AnthropicProvider(api_key=KEY, base_url=server.url)
+    messages = (
+        {"role": "user", "content": "Find it"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "t1", "name": "find"}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "found"},
+    )
+    await provider.complete(ModelRequest(messages, "claude-x"))
+    sent = server.requests[0]["body"]["messages"]
+    assert sent[1] == {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "t1", "name": "find", "input": {}}],
+    }
+    assert sent[2] == {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "found"}],
+    }

@@ -23,7 +23,15 @@ from stepstone.core import codec
 from stepstone.core.definitions import StepOptions
 from stepstone.core.jsonschema import check_schema, schema_for
 from stepstone.core.ledger import MeteredCall
-from stepstone.core.llm import LLMResult, ModelProvider, ModelRequest, Models, ToolSpec, Usage
+from stepstone.core.llm import (
+    LLMResult,
+    ModelProvider,
+    ModelRequest,
+    Models,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from stepstone.core.retry import RetryPolicy
 from stepstone.core.steps import Metered, StepCall
 from stepstone.core.structured import OutputProblem, parse_output, repair_prompt
@@ -81,7 +89,7 @@ class LLMCall:
         elif (
             isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt)
         ):
-            messages = tuple(dict(typing.cast(Mapping[str, Any], m)) for m in prompt)
+            messages = tuple(_plain(typing.cast(Mapping[str, Any], m)) for m in prompt)
             for i, m in enumerate(messages):
                 if not isinstance(m.get("role"), str) or "content" not in m:
                     raise InvalidArgument(
@@ -128,6 +136,18 @@ class LLMCall:
             return result
         value = codec.decode_value(result.output, self.output_type, "ctx.llm output")
         return dataclasses.replace(result, output=value)
+
+
+def _plain(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A message as plain JSON: tool calls given as :class:`ToolCall` (from an earlier
+    ``result.tool_calls``) become ``{"id", "name", "arguments"}``."""
+    out = dict(message)
+    calls = out.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [
+            dataclasses.asdict(c) if isinstance(c, ToolCall) else dict(c) for c in calls
+        ]
+    return out
 
 
 def tool_spec(tool: Any) -> ToolSpec:
