@@ -96,3 +96,23 @@ def test_a_bad_model_config_is_refused_naming_the_key(llm_cli: Cli) -> None:
     (llm_cli.cwd / ".stepstone" / "config.toml").write_text("[llm]\nprovider = 'gpt'\n")
     proc = llm_cli("run", "brief", "--app", "llmapp", "--arg", "topic=x", code=4)
     assert "provider 'gpt'" in proc.stderr and "scripted, openai, anthropic" in proc.stderr
+
+
+def test_db_copy_takes_the_ledger_along(
+    llm_cli: Cli, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from tests.conftest import postgres_problem
+
+    llm_cli.value("run", "brief", "--app", "llmapp", "--arg", "topic=ducks", "--run-id", "b1")
+    if postgres_problem() is None:
+        middle = request.getfixturevalue("pg_url")
+    else:
+        middle = f"sqlite:///{tmp_path / 'middle.db'}"
+        llm_cli("migrate", "--db", middle, db=False)
+    report = llm_cli.data("db", "copy", llm_cli.db, middle, db=False)
+    assert report["runs_added"] == 1 and report["ledger"] == 2
+    back = f"sqlite:///{tmp_path / 'back.db'}"
+    llm_cli("migrate", "--db", back, db=False)
+    assert llm_cli.data("db", "copy", middle, back, db=False)["ledger"] == 2
+    [total] = llm_cli.data("cost", "b1", "--db", back, db=False)
+    assert total["calls"] == 2 and total["cost_usd"] == pytest.approx(0.00141)

@@ -146,7 +146,8 @@ def cmd_db(ns: argparse.Namespace, session: Session) -> Output:
         skipped = report.runs_seen - report.runs_added
         screen.line(
             f"copied {report.runs_added} run(s) ({skipped} already there), {report.steps} step(s), "
-            f"{report.signals} signal(s), {report.events} event(s), {report.queues} queue(s) and "
+            f"{report.signals} signal(s), {report.events} event(s), {report.ledger} ledger row(s), "
+            f"{report.queues} queue(s) and "
             f"{report.pools} pool(s) from {source} to {target}"
         )
 

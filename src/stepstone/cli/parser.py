@@ -492,8 +492,8 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     d = db.add_parser(
         "copy",
-        help="copy every run, step, signal, event, queue and pool from SRC to DST (SQLite to "
-        "PostgreSQL or back); DST must be migrated; runs already there are skipped",
+        help="copy every run, step, signal, event, ledger row, queue and pool from SRC to DST "
+        "(SQLite to PostgreSQL or back); DST must be migrated; runs already there are skipped",
         parents=[common],
     )
     d.add_argument("source", metavar="SRC_URL")

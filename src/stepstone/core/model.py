@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from stepstone.core.ledger import LedgerEntry
 
 __all__ = [
     "describe_wait",
@@ -422,9 +425,11 @@ class RunQuery:
 
 @dataclass(frozen=True, slots=True)
 class RunExport:
-    """Everything stored about one run, to copy it between stores."""
+    """Everything stored about one run, to copy it between stores (its model calls' ledger
+    rows included)."""
 
     run: Run
     steps: tuple[StepRecord, ...]
     signals: tuple[SignalRecord, ...]
     events: tuple[EventRecord, ...]
+    ledger: tuple[LedgerEntry, ...] = ()

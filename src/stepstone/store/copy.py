@@ -1,8 +1,9 @@
 """Copy everything from one store to another (SQLite to PostgreSQL and back), so a user who
 starts embedded can grow without losing history.
 
-Runs are copied in run-id order in batches, each with its journal, signals and events, plus the
-declared queues and pools. Runs already in the destination are skipped, so an interrupted copy
+Runs are copied in run-id order in batches, each with its journal, signals, events and the
+ledger rows of its model calls, plus the declared queues and pools (ledger rows of runs purged
+before the copy stay behind). Runs already in the destination are skipped, so an interrupted copy
 can simply be started again. Workers are not copied: they register themselves.
 """
 
@@ -33,6 +34,8 @@ class CopyReport:
     pools: int
     refused: tuple[tuple[str, str], ...] = ()
     """Runs not copied, each with why (a value the target cannot hold, or its error)."""
+    ledger: int = 0
+    """Ledger rows (priced model calls) of the runs seen."""
 
 
 async def copy_store(
@@ -53,6 +56,7 @@ async def copy_store(
         await target.declare_pools(pools, now=now)
     seen = added = steps = signals = events = 0
     refused: list[tuple[str, str]] = []
+    ledger = 0
     after: str | None = None
     while True:
         exported = await source.export_runs(after_run_id=after, limit=batch)
@@ -70,10 +74,12 @@ async def copy_store(
         steps += sum(len(e.steps) for e in exported)
         signals += sum(len(e.signals) for e in exported)
         events += sum(len(e.events) for e in exported)
+        ledger += sum(len(e.ledger) for e in exported)
         after = exported[-1].run.run_id
         if progress is not None:
             progress(seen, added)
-    return CopyReport(seen, added, steps, signals, events, len(queues), len(pools), tuple(refused))
+    counts = (seen, added, steps, signals, events, len(queues), len(pools))
+    return CopyReport(*counts, tuple(refused), ledger)
 
 
 def uncopyable(export: RunExport) -> str | None:

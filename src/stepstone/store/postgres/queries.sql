@@ -642,6 +642,10 @@ SELECT * FROM stepstone.signals WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY
 -- name: export_events
 SELECT * FROM stepstone.events WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY event_id;
 
+-- name: export_ledger
+SELECT * FROM stepstone.ledger WHERE run_id = ANY(%(run_ids)s::text[])
+ORDER BY run_id, seq, created_at;
+
 -- name: import_run
 INSERT INTO stepstone.runs (
     run_id, workflow, version, state, input, output, error, queue, priority, control,

@@ -445,6 +445,10 @@ SELECT * FROM signals WHERE run_id IN (SELECT value FROM json_each(:run_ids)) OR
 -- name: export_events
 SELECT * FROM events WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY event_id;
 
+-- name: export_ledger
+SELECT * FROM ledger WHERE run_id IN (SELECT value FROM json_each(:run_ids))
+ORDER BY run_id, seq, created_at;
+
 -- name: import_run
 INSERT INTO runs (
     run_id, workflow, version, state, input, output, error, queue, priority, control,
