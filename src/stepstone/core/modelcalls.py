@@ -36,6 +36,7 @@ from stepstone.core.retry import RetryPolicy
 from stepstone.core.steps import Metered, StepCall
 from stepstone.core.structured import OutputProblem, parse_output, repair_prompt
 from stepstone.errors import (
+    DecodeError,
     InvalidArgument,
     MalformedOutput,
     ModelAuthError,
@@ -129,13 +130,30 @@ class LLMCall:
             specs,
         )
 
-    def finish(self, result: LLMResult) -> LLMResult:
-        """The recorded result as the workflow sees it: ``output`` rebuilt as the Pydantic
-        model asked for (on a first run and on a replay alike)."""
-        if self.output_type is None or result.output is None:
-            return result
-        value = codec.decode_value(result.output, self.output_type, "ctx.llm output")
-        return dataclasses.replace(result, output=value)
+    def finish(self, recorded: dict[str, Any]) -> LLMResult:
+        """The recorded reply (plain JSON, see :func:`_recorded`) as the workflow sees it: an
+        :class:`LLMResult` with ``output`` rebuilt as the Pydantic model asked for (on a first
+        run and on a replay alike)."""
+        try:
+            usage = recorded["usage"]
+            output = recorded["output"]
+            if self.output_type is not None and output is not None:
+                output = codec.decode_value(output, self.output_type, "ctx.llm output")
+            return LLMResult(
+                text=recorded["text"],
+                output=output,
+                tool_calls=tuple(
+                    ToolCall(c["id"], c["name"], c["arguments"]) for c in recorded["tool_calls"]
+                ),
+                usage=Usage(usage[0], usage[1], usage[2], usage[3]),
+                model=recorded["model"],
+                cost_usd=recorded["cost_usd"],
+                latency_s=recorded["latency_s"],
+                stop_reason=recorded["stop_reason"],
+                turns=recorded["turns"],
+            )
+        except (KeyError, IndexError, TypeError) as exc:
+            raise DecodeError("ctx.llm result", "$", f"not a recorded model reply: {exc}") from None
 
 
 def _plain(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,14 +207,15 @@ def call_llm(
     name: str,
     retry: RetryPolicy | None,
     timeout_s: float | None,
-) -> StepCall[LLMResult]:
-    """Take the journal position of a ``ctx.llm`` call; awaiting it calls (or replays) it."""
+) -> StepCall[dict[str, Any]]:
+    """Take the journal position of a ``ctx.llm`` call; awaiting it calls (or replays) it and
+    gives the recorded reply, which :meth:`LLMCall.finish` turns into the LLMResult."""
     options = StepOptions(retry=retry if retry is not None else LLM_RETRY, timeout_s=timeout_s)
 
     async def body() -> Metered:
         return await _complete(exe.rt.models, call)
 
-    step: StepCall[LLMResult] = exe.steps.lazy(name, body, (), {}, options, LLMResult)
+    step: StepCall[dict[str, Any]] = exe.steps.lazy(name, body, (), {}, options, codec._NO_HINT)
     return step
 
 
@@ -250,18 +269,27 @@ async def _complete(models: Models | None, call: LLMCall) -> Metered:
                 raise exc from None
     latency = time.monotonic() - started
     metered = _metered(models, provider, reply.model or model, usage, latency)
-    result = LLMResult(
-        text=reply.text,
-        output=output,
-        tool_calls=reply.tool_calls,
-        usage=usage,
-        model=metered.model,
-        cost_usd=metered.cost_usd,
-        latency_s=latency,
-        stop_reason=reply.stop_reason,
-        turns=turns,
-    )
-    return Metered(result, metered)
+    # Recorded as plain JSON (cheaper to write and read back than the dataclass); finish()
+    # makes the LLMResult from it on a first run and on a replay alike.
+    recorded = {
+        "text": reply.text,
+        "output": output,
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
+        ],
+        "usage": [
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+        ],
+        "model": metered.model,
+        "cost_usd": metered.cost_usd,
+        "latency_s": latency,
+        "stop_reason": reply.stop_reason,
+        "turns": turns,
+    }
+    return Metered(recorded, metered)
 
 
 def _metered(
