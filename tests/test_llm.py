@@ -173,7 +173,8 @@ async def test_without_models_the_step_fails_saying_how_to_give_them(store: Stor
         ({"prompt": ""}, None),
         ({"prompt": 3}, "prompt must be a string"),
         ({"prompt": [{"content": "x"}]}, "messages[0]"),
-        ({"model": "a", "tier": "fast"}, "not both"),
+        ({"model": "a", "tier": "fast"}, None),
+        ({"tier": "fastest"}, "unknown tier 'fastest'"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"output": int}, "Pydantic model class or a JSON Schema"),
         ({"output": {"type": "nonsense"}}, "nonsense"),
@@ -223,6 +224,7 @@ def test_tiers_and_model_routing() -> None:
     assert models.resolve(None, None) == (a, "tiny")
     assert models.resolve(None, "best") == (b, "big")
     assert models.resolve("b/x", None) == (b, "x")
+    assert models.resolve("b/x", "best") == (b, "x"), "a per-call model= wins over tier="
     assert models.resolve("org/model", None) == (a, "org/model")
     with pytest.raises(InvalidArgument, match="tier 'fast' has no model"):
         models.resolve(None, "fast")

@@ -310,10 +310,10 @@ class WorkflowContext(_ContextBase):
         ``prompt`` is a string (one user message) or a list of ``{"role", "content"}``
         messages. ``model=`` (``"openai/gpt-4o-mini"``, or a name for the default provider)
         wins over ``tier=`` (``"fast"``, ``"balanced"``, ``"best"``, mapped to models in the
-        config). ``output=`` (a Pydantic model class or a JSON Schema dict) asks for structured
-        output: the reply's JSON (bare, fenced or sagaflow's ``STRUCTURED_OUTPUT_START`` block)
-        is validated, one repair turn quotes the problem, then
-        :class:`~stepstone.errors.MalformedOutput` names the bad path. ``tools=`` offers
+        config) when both are given. ``output=`` (a Pydantic model class or a JSON Schema
+        dict) asks for structured output: the reply's JSON (bare, fenced or sagaflow's
+        ``STRUCTURED_OUTPUT_START`` block) is validated, one repair turn quotes the problem,
+        then :class:`~stepstone.errors.MalformedOutput` names the bad path. ``tools=`` offers
         functions (schemas from their annotations), dicts or :class:`ToolSpec`; the calls the
         model asks for are in ``result.tool_calls``. ``name`` names the step (default
         ``"llm"``). Retries: ``retry=`` (default :data:`LLM_RETRY`: rate limits and overloads

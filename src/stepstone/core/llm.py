@@ -196,9 +196,8 @@ class Models:
         self.prices = dict(prices or {})
 
     def resolve(self, model: str | None, tier: str | None) -> tuple[ModelProvider, str]:
-        """The provider and its own model name for a call's ``model=`` / ``tier=``."""
-        if model is not None and tier is not None:
-            raise InvalidArgument("ctx.llm: give model= or tier=, not both")
+        """The provider and its own model name for a call's ``model=`` / ``tier=`` (a
+        ``model=`` wins over a ``tier=``)."""
         name = model
         if name is None and tier is not None:
             if tier not in TIERS:

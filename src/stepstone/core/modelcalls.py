@@ -24,6 +24,7 @@ from stepstone.core.definitions import StepOptions
 from stepstone.core.jsonschema import check_schema, schema_for
 from stepstone.core.ledger import MeteredCall
 from stepstone.core.llm import (
+    TIERS,
     LLMResult,
     ModelProvider,
     ModelRequest,
@@ -101,8 +102,8 @@ class LLMCall:
                 f"ctx.llm: the prompt must be a string or a non-empty list of messages, "
                 f"got {prompt!r}"
             )
-        if model is not None and tier is not None:
-            raise InvalidArgument("ctx.llm: give model= or tier=, not both")
+        if tier is not None and tier not in TIERS:
+            raise InvalidArgument(f"ctx.llm: unknown tier {tier!r} (one of {', '.join(TIERS)})")
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise InvalidArgument(f"ctx.llm: max_tokens must be a positive int, got {max_tokens!r}")
         schema: dict[str, Any] | None = None
