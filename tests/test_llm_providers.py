@@ -259,3 +259,13 @@ async def test_tool_results_reach_anthropic_as_blocks(server: LLMServer) -> None
         "role": "user",
         "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "found"}],
     }
+
+
+async def test_a_dated_model_name_is_priced_as_the_model_asked_for(
+    sqlite_store: Store, server: LLMServer
+) -> None:
+    server.queue(Answer(body=chat_reply("hi", model="m1-2026-01-01")))
+    async with AsyncClient(sqlite_store, models=openai_models(server)) as client:
+        assert (await client.run(ask, "hello", run_id="d1"))["model"] == "openai/m1-2026-01-01"
+        [line] = await client.cost("d1")
+    assert line.cost_usd == pytest.approx((11 * 1.0 + 7 * 2.0) / 1e6)

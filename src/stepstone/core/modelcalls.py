@@ -265,11 +265,11 @@ async def _complete(models: Models | None, call: LLMCall) -> Metered:
             except OutputProblem as again:
                 exc = MalformedOutput(provider.name, again.problem, again.path)
                 latency = time.monotonic() - started
-                metered = _metered(models, provider, reply.model or model, usage, latency)
+                metered = _metered(models, provider, model, reply.model, usage, latency)
                 exc.__stepstone_metered__ = metered  # type: ignore[attr-defined]
                 raise exc from None
     latency = time.monotonic() - started
-    metered = _metered(models, provider, reply.model or model, usage, latency)
+    metered = _metered(models, provider, model, reply.model, usage, latency)
     # Recorded as plain JSON (cheaper to write and read back than the dataclass); finish()
     # makes the LLMResult from it on a first run and on a replay alike.
     recorded = {
@@ -294,11 +294,19 @@ async def _complete(models: Models | None, call: LLMCall) -> Metered:
 
 
 def _metered(
-    models: Models, provider: ModelProvider, model: str, usage: Usage, latency_s: float
+    models: Models,
+    provider: ModelProvider,
+    asked: str,
+    answered: str,
+    usage: Usage,
+    latency_s: float,
 ) -> MeteredCall:
-    price = models.price(provider.name, model)
+    """The call as the ledger sees it: the model that answered (a provider may name a dated
+    version of the one asked for), priced by its own price, else by the asked model's."""
+    answered = answered or asked
+    price = models.price(provider.name, answered) or models.price(provider.name, asked)
     return MeteredCall(
-        model=f"{provider.name}/{model}",
+        model=f"{provider.name}/{answered}",
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens,
