@@ -629,3 +629,24 @@ async def test_ledger_rows_outlive_a_deleted_run(store: Store) -> None:
     await store.delete_run("r1")
     [line] = await store.cost(CostQuery(run_id="r1"))
     assert line.calls == 1
+
+
+async def test_budget_use_sums_the_ledger_per_scope_within_the_period(store: Store) -> None:
+    from stepstone.core.ledger import Budget
+
+    claim = await claim_one(store, "r1")
+    await store.record_step(claim, step(0), now=at(2), ledger=ledger_entry("r1", 0, day=100))
+    await store.record_step(claim, step(1), now=at(3), ledger=ledger_entry("r1", 1, day=5000))
+    await store.set_budget("run", "r1", Budget(usd=1.0), now=at(1))
+    await store.set_budget("workflow", "wf", Budget(tokens=1000, period_s=3600), now=at(1))
+    await store.set_budget("queue", "other", Budget(usd=1.0), now=at(1))
+    uses = {u.spec.scope: u for u in await store.budget_use("r1", "wf", "default", now=at(5100))}
+    assert set(uses) == {"run", "workflow"}
+    assert uses["run"].spent_usd == pytest.approx(0.5) and uses["run"].spent_tokens == 220
+    # the workflow's budget counts the last hour only: the call at 5000 s, not the one at 100 s
+    assert uses["workflow"].spent_tokens == 110
+    assert uses["workflow"].fraction() == pytest.approx(0.11)
+    await store.set_budget("run", "r1", None, now=at(6))
+    assert {u.spec.scope for u in await store.budget_use("r1", "wf", "q", now=at(7))} == {
+        "workflow"
+    }

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from stepstone.client.views import RunDescription, TimelineEntry
     from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
     from stepstone.core.executor import CheckResult
-    from stepstone.core.ledger import CostLine
+    from stepstone.core.ledger import Budget, CostLine
     from stepstone.core.llm import LLMResult, Models
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
@@ -85,6 +85,7 @@ _LAZY = {
     "SyncWorkflowContext": "stepstone.core.context",
     "WorkflowContext": "stepstone.core.context",
     "CheckResult": "stepstone.core.executor",
+    "Budget": "stepstone.core.ledger",
     "CostLine": "stepstone.core.ledger",
     "LLMResult": "stepstone.core.llm",
     "Models": "stepstone.core.llm",
@@ -125,6 +126,7 @@ __all__ = [
     "DecodeError",
     "DuplicateRun",
     "EncodeError",
+    "Budget",
     "CostLine",
     "InvalidArgument",
     "LLMResult",

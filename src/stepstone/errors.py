@@ -14,6 +14,7 @@ __all__ = [
     "ApiTimeout",
     "AppNotFound",
     "BlockedAddress",
+    "BudgetExhausted",
     "ChecksFailed",
     "CancelRequested",
     "CheckFrontier",
@@ -548,6 +549,15 @@ class CancelRequested(Unwind):
 
 class PauseRequested(Unwind):
     """A pause was requested; the run stops at this step boundary until unpaused."""
+
+
+class BudgetExhausted(PauseRequested):
+    """A model call would go past a budget: the run pauses before it, with this reason, until
+    the budget is raised and the run unpaused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class DeadlinePassed(Unwind):

@@ -217,4 +217,7 @@ class Client:
     pools = _blocking(AsyncClient.pools)
     workers = _blocking(AsyncClient.workers)
     cost = _blocking(AsyncClient.cost)
+    set_budget = _blocking(AsyncClient.set_budget)
+    budgets = _blocking(AsyncClient.budgets)
+    budget_use = _blocking(AsyncClient.budget_use)
     check = _blocking(AsyncClient.check)

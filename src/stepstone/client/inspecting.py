@@ -30,7 +30,7 @@ from stepstone.core.records import failures_from_events, waits_from_event
 from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from stepstone.core.ledger import CostGroup, CostLine
+    from stepstone.core.ledger import Budget, BudgetSpec, BudgetUse, CostGroup, CostLine
 
 __all__ = ["Inspecting"]
 
@@ -211,6 +211,40 @@ class Inspecting(ClientBase):
 
         query = CostQuery(run_id=run_id, workflow=workflow, queue=queue, since=start, by=by)
         return await self.store.cost(query)
+
+    async def set_budget(
+        self,
+        budget: Budget | None,
+        *,
+        run_id: str | None = None,
+        workflow: str | None = None,
+        queue: str | None = None,
+    ) -> None:
+        """Store the model-call budget of one run, workflow or queue (exactly one of them);
+        ``None`` removes it. Every worker checks it against the ledger before each call, so
+        it holds across restarts and workers. A run paused by a budget goes on once the
+        budget is raised and the run unpaused.
+
+        >>> client.set_budget(Budget(usd=5.0, period_s=86400), workflow="research")
+        """
+        named = [(s, n) for s, n in (("run", run_id), ("workflow", workflow), ("queue", queue))]
+        given = [(s, n) for s, n in named if n is not None]
+        if len(given) != 1 or not given[0][1]:
+            raise InvalidArgument("set_budget needs exactly one of run_id=, workflow=, queue=")
+        scope, name = given[0]
+        assert name is not None
+        await self.store.set_budget(scope, name, budget, now=self.clock.now())  # type: ignore[arg-type]
+
+    async def budgets(self) -> builtins.list[BudgetSpec]:
+        """Every stored budget, by scope and name."""
+        return await self.store.list_budgets()
+
+    async def budget_use(self, run_id: str) -> builtins.list[BudgetUse]:
+        """The budgets a run's next model call counts against, with what each has spent."""
+        run = await self.get(run_id)
+        return await self.store.budget_use(
+            run.run_id, run.workflow, run.queue, now=self.clock.now()
+        )
 
     async def workers(self) -> builtins.list[WorkerInfo]:
         """The worker registry: id, host, pid, queues, labels, pool, capacity, load, version

@@ -8,13 +8,16 @@ import typing
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from stepstone.core.errortypes import AppErrors
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.routing import KeyFunction, labels_of
 from stepstone.core.scope import active_caller
 from stepstone.errors import InvalidArgument, WorkflowNotFound
+
+if TYPE_CHECKING:
+    from stepstone.core.ledger import Budget
 
 __all__ = [
     "Registry",
@@ -153,6 +156,8 @@ class RunDefaults:
     pool: str | None = None
     concurrency_key: str | KeyFunction | None = None
     dedup_key: str | KeyFunction | None = None
+    budget: Budget | None = None
+    """Each run's own model-call budget (stored with the run at its first model call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +274,7 @@ def workflow(
     pool: str | None = None,
     concurrency_key: str | KeyFunction | None = None,
     dedup_key: str | KeyFunction | None = None,
+    budget: Budget | None = None,
 ) -> _WorkflowDecorator: ...
 
 
@@ -287,6 +293,7 @@ def workflow(
     pool: str | None = None,
     concurrency_key: str | KeyFunction | None = None,
     dedup_key: str | KeyFunction | None = None,
+    budget: Budget | None = None,
 ) -> Any:
     """Declare a workflow. The first parameter receives the :class:`WorkflowContext`.
 
@@ -298,7 +305,8 @@ def workflow(
     ``signals`` declares signal payload types (``{"approval": Approval}``) so ``signal()`` can
     validate before the wait is reached. ``queue``, ``priority``, ``deadline_s``, ``labels``,
     ``pool``, ``concurrency_key`` and ``dedup_key`` are defaults for ``start`` (see
-    :class:`RunDefaults`); the keys may be functions of the run's input.
+    :class:`RunDefaults`); the keys may be functions of the run's input. ``budget`` (a
+    :class:`~stepstone.core.ledger.Budget`) limits what each run may spend on model calls.
     """
     if deadline_s is not None and deadline_s <= 0:
         raise InvalidArgument(f"workflow deadline_s must be > 0, got {deadline_s}")
@@ -322,6 +330,7 @@ def workflow(
                 pool=pool,
                 concurrency_key=concurrency_key,
                 dedup_key=dedup_key,
+                budget=budget,
             ),
             max_recoveries=max_recoveries,
             signals=signals or {},

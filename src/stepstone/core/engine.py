@@ -31,6 +31,7 @@ from stepstone.core.steps import Steps
 from stepstone.core.values import Values
 from stepstone.core.waits import Waits
 from stepstone.errors import (
+    BudgetExhausted,
     CancelRequested,
     CheckFrontier,
     CheckpointFailed,
@@ -58,6 +59,7 @@ _SEVERITY: dict[type[BaseException], int] = {
     CancelRequested: 6,
     DeadlinePassed: 5,
     PauseRequested: 4,
+    BudgetExhausted: 4,
     CheckpointFailed: 3,
     HandBack: 2,
     CheckFrontier: 1,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from stepstone.core import codec
 from stepstone.core.definitions import StepOptions
 from stepstone.core.jsonschema import check_schema, schema_for
-from stepstone.core.ledger import MeteredCall
+from stepstone.core.ledger import BudgetSpec, BudgetUse, MeteredCall
 from stepstone.core.llm import (
     TIERS,
     LLMResult,
@@ -33,10 +33,12 @@ from stepstone.core.llm import (
     ToolSpec,
     Usage,
 )
+from stepstone.core.port import NewEvent
 from stepstone.core.retry import RetryPolicy
 from stepstone.core.steps import Metered, StepCall
 from stepstone.core.structured import OutputProblem, parse_output, repair_prompt
 from stepstone.errors import (
+    BudgetExhausted,
     DecodeError,
     InvalidArgument,
     MalformedOutput,
@@ -214,20 +216,25 @@ def call_llm(
     options = StepOptions(retry=retry if retry is not None else LLM_RETRY, timeout_s=timeout_s)
 
     async def body() -> Metered:
-        return await _complete(exe.rt.models, call)
+        return await _complete(exe, call)
 
     step: StepCall[dict[str, Any]] = exe.steps.lazy(name, body, (), {}, options, codec._NO_HINT)
     return step
 
 
-async def _complete(models: Models | None, call: LLMCall) -> Metered:
+async def _complete(exe: Execution, call: LLMCall) -> Metered:
+    models = exe.rt.models
     if models is None:
         raise ModelInvalidRequest(
             "stepstone",
             "no model providers: pass models= to the Client or Worker "
             "(stepstone.models.load_models() reads ~/.stepstone/config.toml)",
         )
-    provider, model = models.resolve(call.model, call.tier)
+    uses = await _budget_uses(exe)
+    tier = call.tier
+    if tier is not None and call.model is None:
+        tier = _downgraded(tier, uses)
+    provider, model = models.resolve(call.model, tier)
     system = call.system
     if call.schema is not None:
         hint = "Answer with only a JSON value matching this JSON Schema:\n" + json.dumps(
@@ -243,6 +250,8 @@ async def _complete(models: Models | None, call: LLMCall) -> Metered:
         tools=call.tools,
         response_schema=call.schema,
     )
+    if uses:
+        _check_budgets(exe, uses, models, provider, model, request)
     started = time.monotonic()
     reply = await provider.complete(request)
     usage, turns, output = reply.usage, 1, None
@@ -290,7 +299,88 @@ async def _complete(models: Models | None, call: LLMCall) -> Metered:
         "stop_reason": reply.stop_reason,
         "turns": turns,
     }
+    if uses:
+        await _alerts(exe, uses, metered)
     return Metered(recorded, metered)
+
+
+# --- budgets ---------------------------------------------------------------------------------
+
+_CHEAPER = {"best": "balanced", "balanced": "fast"}
+
+
+async def _budget_uses(exe: Execution) -> list[BudgetUse]:
+    """The stored budgets this call counts against; a workflow's own per-run budget is stored
+    with the run at its first model call (raise it there: ``stepstone budget set --run``)."""
+    store, run = exe.rt.store, exe.run
+    uses = await exe.store_call(store.budget_use(run.run_id, exe.wf.name, run.queue, now=exe.now()))
+    own = exe.wf.defaults.budget
+    if own is not None and not any(u.spec.scope == "run" for u in uses):
+        await exe.store_call(store.set_budget("run", run.run_id, own, now=exe.now()))
+        uses.append(BudgetUse(BudgetSpec("run", run.run_id, own), 0.0, 0))
+    return uses
+
+
+def _downgraded(tier: str, uses: list[BudgetUse]) -> str:
+    """The next cheaper tier while a budget is past its ``downgrade_at`` (as often as it is
+    past, ladder permitting: best -> balanced -> fast)."""
+    for use in uses:
+        at = use.spec.budget.downgrade_at
+        if at is not None and use.fraction() >= at:
+            return _CHEAPER.get(tier, tier)
+    return tier
+
+
+def _check_budgets(
+    exe: Execution,
+    uses: list[BudgetUse],
+    models: Models,
+    provider: ModelProvider,
+    model: str,
+    request: ModelRequest,
+) -> None:
+    """Pause the run (BudgetExhausted) if this call, at its worst, would pass a budget."""
+    chars = len(request.system or "") + sum(
+        len(str(m.get("content", ""))) for m in request.messages
+    )
+    worst = Usage(chars // 4 + 1, request.max_tokens)
+    price = models.price(provider.name, model)
+    worst_usd = price.cost_usd(worst) if price is not None else 0.0
+    worst_tokens = worst.input_tokens + worst.output_tokens
+    for use in uses:
+        if use.fraction() >= 1.0 or use.fraction(worst_usd, worst_tokens) > 1.0:
+            reason = (
+                f"{use.describe()}; the next model call ({provider.name}/{model}) may cost up "
+                f"to ${worst_usd:.6f} / {worst_tokens} tokens: raise the budget and unpause"
+            )
+            raise exe.set_unwind(BudgetExhausted(reason))
+
+
+async def _alerts(exe: Execution, uses: list[BudgetUse], call: MeteredCall) -> None:
+    """A ``budget_alert`` event for each alert threshold this call crossed."""
+    tokens = (
+        call.input_tokens
+        + call.output_tokens
+        + (call.cache_read_tokens or 0)
+        + (call.cache_write_tokens or 0)
+    )
+    events = []
+    for use in uses:
+        before, after = use.fraction(), use.fraction(call.cost_usd, tokens)
+        for threshold in use.spec.budget.alerts:
+            if before < threshold <= after:
+                data = {
+                    "scope": use.spec.scope,
+                    "name": use.spec.name,
+                    "threshold": threshold,
+                    "used": round(after, 6),
+                    "spent_usd": use.spent_usd + call.cost_usd,
+                    "spent_tokens": use.spent_tokens + tokens,
+                }
+                events.append(NewEvent("budget_alert", json.dumps(data), None))
+    if events:
+        store = exe.rt.store
+        await exe.store_call(store.append_events(exe.claim, events, now=exe.now()))
 
 
 def _metered(

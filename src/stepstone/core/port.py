@@ -35,7 +35,15 @@ from stepstone.core.model import (
 )
 
 if TYPE_CHECKING:
-    from stepstone.core.ledger import CostLine, CostQuery, LedgerEntry
+    from stepstone.core.ledger import (
+        Budget,
+        BudgetScope,
+        BudgetSpec,
+        BudgetUse,
+        CostLine,
+        CostQuery,
+        LedgerEntry,
+    )
 
 __all__ = [
     "Blocked",
@@ -78,7 +86,9 @@ class Cancelled:
 
 @dataclass(frozen=True, slots=True)
 class Paused:
-    pass
+    """``reason``: why the run paused itself (a budget), None when an operator paused it."""
+
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +360,21 @@ class Store(Protocol):
     async def cost(self, query: CostQuery) -> list[CostLine]:
         """Ledger rows matching ``query`` added up per group (one line per model, workflow or
         UTC day; a single total line when ``query.by`` is None), costliest first."""
+        ...
+
+    async def set_budget(
+        self, scope: BudgetScope, name: str, budget: Budget | None, *, now: datetime
+    ) -> None:
+        """Store (replace) the budget of a run, workflow or queue; None removes it."""
+        ...
+
+    async def list_budgets(self) -> list[BudgetSpec]: ...
+
+    async def budget_use(
+        self, run_id: str, workflow: str, queue: str, *, now: datetime
+    ) -> list[BudgetUse]:
+        """The stored budgets a model call of this run counts against (its run's, its
+        workflow's, its queue's), each with what the ledger holds against it now."""
         ...
 
     # --- housekeeping --------------------------------------------------------------------

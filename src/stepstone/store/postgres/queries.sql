@@ -709,3 +709,43 @@ WHERE (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text)
 GROUP BY 1
 HAVING count(*) > 0
 ORDER BY cost_usd DESC, key;
+
+-- name: set_budget
+INSERT INTO stepstone.budgets
+    (scope, name, usd, tokens, alerts, downgrade_at, period_s, updated_at)
+VALUES (%(scope)s, %(name)s, %(usd)s::double precision, %(tokens)s::bigint, %(alerts)s,
+        %(downgrade_at)s::double precision, %(period_s)s::double precision, %(now)s)
+ON CONFLICT (scope, name) DO UPDATE SET
+    usd = excluded.usd, tokens = excluded.tokens, alerts = excluded.alerts,
+    downgrade_at = excluded.downgrade_at, period_s = excluded.period_s,
+    updated_at = excluded.updated_at;
+
+-- name: delete_budget
+DELETE FROM stepstone.budgets WHERE scope = %(scope)s AND name = %(name)s;
+
+-- name: list_budgets
+SELECT * FROM stepstone.budgets ORDER BY scope, name;
+
+-- name: budgets_for
+-- The budgets a model call of this run counts against.
+SELECT * FROM stepstone.budgets
+WHERE (scope = 'run' AND name = %(run_id)s) OR (scope = 'workflow' AND name = %(workflow)s)
+   OR (scope = 'queue' AND name = %(queue)s);
+
+-- name: spent_by_run
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
+FROM stepstone.ledger WHERE run_id = %(name)s AND created_at >= %(since)s;
+
+-- name: spent_by_workflow
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
+FROM stepstone.ledger WHERE workflow = %(name)s AND created_at >= %(since)s;
+
+-- name: spent_by_queue
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
+FROM stepstone.ledger WHERE queue = %(name)s AND created_at >= %(since)s;

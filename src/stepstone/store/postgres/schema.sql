@@ -177,3 +177,15 @@ CREATE TABLE stepstone.ledger (
 CREATE INDEX ledger_by_time ON stepstone.ledger (created_at);
 CREATE INDEX ledger_by_workflow ON stepstone.ledger (workflow, created_at);
 CREATE INDEX ledger_by_queue ON stepstone.ledger (queue, created_at);
+
+CREATE TABLE stepstone.budgets (
+    scope         text NOT NULL,
+    name          text NOT NULL,
+    usd           double precision,
+    tokens        bigint,
+    alerts        text NOT NULL,
+    downgrade_at  double precision,
+    period_s      double precision,
+    updated_at    timestamptz NOT NULL,
+    PRIMARY KEY (scope, name)
+);

@@ -46,7 +46,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from stepstone.core.ledger import CostLine, CostQuery, LedgerEntry
+from stepstone.core.ledger import (
+    Budget,
+    BudgetScope,
+    BudgetSpec,
+    BudgetUse,
+    CostLine,
+    CostQuery,
+    LedgerEntry,
+)
 from stepstone.core.model import (
     Claim,
     Control,
@@ -268,6 +276,20 @@ class PostgresStore(StoreBase):
 
     async def cost(self, query: CostQuery) -> list[CostLine]:
         return await self._read(scripts.ledger.cost, query)
+
+    async def set_budget(
+        self, scope: BudgetScope, name: str, budget: Budget | None, *, now: datetime
+    ) -> None:
+        script = scripts.ledger.set_budget
+        await self._write(script, scope, name, budget, now, safe=False)
+
+    async def list_budgets(self) -> list[BudgetSpec]:
+        return await self._read(scripts.ledger.list_budgets)
+
+    async def budget_use(
+        self, run_id: str, workflow: str, queue: str, *, now: datetime
+    ) -> list[BudgetUse]:
+        return await self._read(scripts.ledger.budget_use, run_id, workflow, queue, now)
 
     # --- housekeeping --------------------------------------------------------------------------
 

@@ -503,3 +503,41 @@ WHERE (:run_id IS NULL OR run_id = :run_id)
 GROUP BY 1
 HAVING count(*) > 0
 ORDER BY cost_usd DESC, key;
+
+-- name: set_budget
+INSERT INTO budgets (scope, name, usd, tokens, alerts, downgrade_at, period_s, updated_at)
+VALUES (:scope, :name, :usd, :tokens, :alerts, :downgrade_at, :period_s, :now)
+ON CONFLICT (scope, name) DO UPDATE SET
+    usd = excluded.usd, tokens = excluded.tokens, alerts = excluded.alerts,
+    downgrade_at = excluded.downgrade_at, period_s = excluded.period_s,
+    updated_at = excluded.updated_at;
+
+-- name: delete_budget
+DELETE FROM budgets WHERE scope = :scope AND name = :name;
+
+-- name: list_budgets
+SELECT * FROM budgets ORDER BY scope, name;
+
+-- name: budgets_for
+-- The budgets a model call of this run counts against.
+SELECT * FROM budgets
+WHERE (scope = 'run' AND name = :run_id) OR (scope = 'workflow' AND name = :workflow)
+   OR (scope = 'queue' AND name = :queue);
+
+-- name: spent_by_run
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
+FROM ledger WHERE run_id = :name AND created_at >= :since;
+
+-- name: spent_by_workflow
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
+FROM ledger WHERE workflow = :name AND created_at >= :since;
+
+-- name: spent_by_queue
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
+FROM ledger WHERE queue = :name AND created_at >= :since;

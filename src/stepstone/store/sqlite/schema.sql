@@ -156,3 +156,15 @@ CREATE TABLE ledger (
 CREATE INDEX ledger_by_time ON ledger (created_at);
 CREATE INDEX ledger_by_workflow ON ledger (workflow, created_at);
 CREATE INDEX ledger_by_queue ON ledger (queue, created_at);
+
+CREATE TABLE budgets (
+    scope         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    usd           REAL,
+    tokens        INTEGER,
+    alerts        TEXT NOT NULL,
+    downgrade_at  REAL,
+    period_s      REAL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+);

@@ -15,7 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from stepstone.core.ledger import CostLine, CostQuery, LedgerEntry
+from stepstone.core.ledger import (
+    Budget,
+    BudgetScope,
+    BudgetSpec,
+    BudgetUse,
+    CostLine,
+    CostQuery,
+    LedgerEntry,
+)
 from stepstone.core.model import (
     Claim,
     Control,
@@ -283,6 +291,20 @@ class SQLiteStore:
 
     async def cost(self, query: CostQuery) -> list[CostLine]:
         return self._read(scripts.ledger.cost, query)
+
+    async def set_budget(
+        self, scope: BudgetScope, name: str, budget: Budget | None, *, now: datetime
+    ) -> None:
+        script = scripts.ledger.set_budget
+        await self._write(script, scope, name, budget, now, full=True)
+
+    async def list_budgets(self) -> list[BudgetSpec]:
+        return self._read(scripts.ledger.list_budgets)
+
+    async def budget_use(
+        self, run_id: str, workflow: str, queue: str, *, now: datetime
+    ) -> list[BudgetUse]:
+        return self._read(scripts.ledger.budget_use, run_id, workflow, queue, now)
 
     # --- housekeeping ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
--- stepstone PostgreSQL schema 4: the cost ledger. One row per ctx.llm step, written in the same
--- transaction as the step's record; no foreign key to runs, so a purged run keeps its cost. A
--- step run again after `retry` is a new call: the key holds the time it was recorded.
+-- stepstone PostgreSQL schema 4: the cost ledger and budgets. One row per ctx.llm step, written in
+-- the same transaction as the step's record; no foreign key to runs, so a purged run keeps its
+-- cost. A step run again after `retry` is a new call: the key holds the time it was recorded.
+-- Budgets (per run, workflow or queue) are checked against the ledger before each model call.
 
 CREATE TABLE stepstone.ledger (
     run_id              text NOT NULL,
@@ -21,3 +22,15 @@ CREATE TABLE stepstone.ledger (
 CREATE INDEX ledger_by_time ON stepstone.ledger (created_at);
 CREATE INDEX ledger_by_workflow ON stepstone.ledger (workflow, created_at);
 CREATE INDEX ledger_by_queue ON stepstone.ledger (queue, created_at);
+
+CREATE TABLE stepstone.budgets (
+    scope         text NOT NULL,
+    name          text NOT NULL,
+    usd           double precision,
+    tokens        bigint,
+    alerts        text NOT NULL,
+    downgrade_at  double precision,
+    period_s      double precision,
+    updated_at    timestamptz NOT NULL,
+    PRIMARY KEY (scope, name)
+);

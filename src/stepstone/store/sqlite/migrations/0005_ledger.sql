@@ -1,6 +1,7 @@
--- stepstone SQLite schema 5: the cost ledger. One row per ctx.llm step, written in the same
--- transaction as the step's record; no foreign key to runs, so a purged run keeps its cost. A
--- step run again after `retry` is a new call: the key holds the time it was recorded.
+-- stepstone SQLite schema 5: the cost ledger and budgets. One row per ctx.llm step, written in the
+-- same transaction as the step's record; no foreign key to runs, so a purged run keeps its cost. A
+-- step run again after `retry` is a new call: the key holds the time it was recorded. Budgets (per
+-- run, workflow or queue) are checked against the ledger before each model call.
 
 CREATE TABLE ledger (
     run_id              TEXT NOT NULL,
@@ -21,3 +22,15 @@ CREATE TABLE ledger (
 CREATE INDEX ledger_by_time ON ledger (created_at);
 CREATE INDEX ledger_by_workflow ON ledger (workflow, created_at);
 CREATE INDEX ledger_by_queue ON ledger (queue, created_at);
+
+CREATE TABLE budgets (
+    scope         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    usd           REAL,
+    tokens        INTEGER,
+    alerts        TEXT NOT NULL,
+    downgrade_at  REAL,
+    period_s      REAL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+);
