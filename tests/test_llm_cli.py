@@ -116,3 +116,31 @@ def test_db_copy_takes_the_ledger_along(
     assert llm_cli.data("db", "copy", middle, back, db=False)["ledger"] == 2
     [total] = llm_cli.data("cost", "b1", "--db", back, db=False)
     assert total["calls"] == 2 and total["cost_usd"] == pytest.approx(0.00141)
+
+
+def test_budget_set_list_and_clear(llm_cli: Cli) -> None:
+    llm_cli("migrate")
+    llm_cli("budget", "set", "--workflow", "brief", "--usd", "0.005", "--alert", "0.5")
+    [spec] = llm_cli.data("budget", "list")
+    assert spec == {
+        "scope": "workflow",
+        "name": "brief",
+        "usd": 0.005,
+        "tokens": None,
+        "alerts": [0.5],
+        "downgrade_at": 0.8,
+        "period_s": None,
+    }
+    llm_cli("start", "brief", "--app", "llmapp", "--arg", "topic=x", "--run-id", "p1")
+    [use] = llm_cli.data("budget", "list", "--run", "p1")
+    assert (use["name"], use["spent_usd"], use["used"]) == ("brief", 0, 0)
+    llm_cli("budget", "set", "--workflow", "brief", "--tokens", "100", "--period", "24h")
+    [spec] = llm_cli.data("budget", "list")
+    assert (spec["usd"], spec["tokens"], spec["period_s"]) == (None, 100, 86400)
+    assert "workflow brief" in llm_cli("budget", "list").stdout
+    llm_cli("budget", "clear", "--workflow", "brief")
+    assert llm_cli.data("budget", "list") == []
+    proc = llm_cli("budget", "set", "--queue", "q", "--usd", "1", "--alert", "2", code=4)
+    assert "--alert '2'" in proc.stderr
+    assert "usd= or tokens=" in llm_cli("budget", "set", "--queue", "q", code=4).stderr
+    llm_cli("budget", "set", "--usd", "1", code=2)  # no --run, --workflow or --queue

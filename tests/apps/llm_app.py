@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from stepstone import WorkflowContext, step, workflow
+from stepstone import Budget, WorkflowContext, step, workflow
 from tests.apps.crash_app import _append
 
 
@@ -26,6 +26,11 @@ async def publish(path: str, text: str) -> str:
 async def researcher(ctx: WorkflowContext, path: str) -> str:
     found = await ctx.llm("research stepstone", name="research", max_tokens=50)
     return await publish(path, found.text)
+
+
+@workflow(budget=Budget(usd=0.025))
+async def budgeted(ctx: WorkflowContext) -> list[str]:
+    return [(await ctx.llm(f"part {i}", max_tokens=10)).text for i in range(2)]
 
 
 def main() -> None:

@@ -160,6 +160,7 @@ _COMMANDS: dict[str, str] = {
     "queues": "fleet:cmd_queues",
     "dlq": "fleet:cmd_dlq",
     "cost": "costs:cmd_cost",
+    "budget": "costs:cmd_budget",
     "db": "fleet:cmd_db",
     "graph": "graph:cmd_graph",
     "resume": "agent:cmd_resume",

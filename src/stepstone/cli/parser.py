@@ -103,6 +103,26 @@ def _duration(text: str) -> float | BadValue:
     return value
 
 
+def _nonnegative_float(text: str) -> float | BadValue:
+    try:
+        value = float(text)
+    except ValueError:
+        return BadValue(text, "expected a number")
+    if not 0 <= value < float("inf"):
+        return BadValue(text, "must be a number >= 0")
+    return value
+
+
+def _fraction(text: str) -> float | BadValue:
+    try:
+        value = float(text)
+    except ValueError:
+        return BadValue(text, "expected a fraction such as 0.8")
+    if not 0 < value <= 1:
+        return BadValue(text, "must be a fraction in (0, 1]")
+    return value
+
+
 def check_values(ns: argparse.Namespace) -> None:
     """Raise InvalidArgument for the first flag whose value :class:`BadValue` marked; settle
     ``RUN`` against ``--run-id`` (either names the run, not both)."""
@@ -464,6 +484,48 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         choices=("model", "workflow", "day"),
         help="one line per model, workflow or UTC day (default: one total)",
     )
+
+    p = command("budget", "model-call budgets of runs, workflows and queues (stored, shared)")
+    budget = p.add_subparsers(dest="budget_command", metavar="ACTION", required=True)
+    b = budget.add_parser(
+        "set",
+        help="store a budget; a run paused by a budget goes on once raised and unpaused",
+        parents=[common],
+    )
+    scope = b.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--run", metavar="RUN", help="the budget of this run")
+    scope.add_argument("--workflow", metavar="W", help="the budget of this workflow's runs")
+    scope.add_argument("--queue", metavar="Q", help="the budget of the runs on this queue")
+    b.add_argument("--usd", type=_nonnegative_float, help="limit in USD")
+    b.add_argument("--tokens", type=_nonnegative_int, help="limit in tokens (in, out, cache)")
+    b.add_argument(
+        "--alert",
+        type=_fraction,
+        action="append",
+        metavar="FRACTION",
+        help="emit a budget_alert event when this fraction is crossed (repeatable; default 0.8)",
+    )
+    b.add_argument(
+        "--downgrade-at",
+        type=_fraction,
+        metavar="FRACTION",
+        help="past this fraction a tier= call gets the next cheaper tier (default 0.8)",
+    )
+    b.add_argument(
+        "--period",
+        type=_duration,
+        metavar="DURATION",
+        help="count only calls of the last DURATION (24h, 7d; default: every call)",
+    )
+    b = budget.add_parser("clear", help="remove a budget", parents=[common])
+    scope = b.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--run", metavar="RUN")
+    scope.add_argument("--workflow", metavar="W")
+    scope.add_argument("--queue", metavar="Q")
+    b = budget.add_parser(
+        "list", help="every budget (with --run RUN: what it has spent)", parents=[common]
+    )
+    b.add_argument("--run", metavar="RUN", help="the budgets this run counts against, spent")
 
     p = command("dlq", "dead letters: runs that failed for good")
     dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
