@@ -144,3 +144,17 @@ def test_budget_set_list_and_clear(llm_cli: Cli) -> None:
     assert "--alert '2'" in proc.stderr
     assert "usd= or tokens=" in llm_cli("budget", "set", "--queue", "q", code=4).stderr
     llm_cli("budget", "set", "--usd", "1", code=2)  # no --run, --workflow or --queue
+
+
+def test_run_stops_at_a_budget_pause_with_exit_7_and_goes_on_once_raised(llm_cli: Cli) -> None:
+    llm_cli("migrate")
+    # the outline call's worst case is (3 + 1024) tokens at 10 USD/Mtok out: over 0.005 USD
+    llm_cli("budget", "set", "--workflow", "brief", "--usd", "0.005")
+    args = ("run", "brief", "--app", "llmapp", "--arg", "topic=x", "--run-id", "p1")
+    proc = llm_cli(*args, code=7)
+    assert "paused: BudgetExhausted: workflow 'brief' budget: $0.000000 of $0.005" in proc.stderr
+    llm_cli("budget", "set", "--workflow", "brief", "--usd", "1")
+    llm_cli("unpause", "p1")
+    assert llm_cli.value("run", "brief", "--app", "llmapp", "--run-id", "p1") == (
+        "an outline / a text"
+    )

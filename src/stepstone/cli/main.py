@@ -16,7 +16,8 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
     5    store unavailable, locked, corrupt, read-only, or otherwise failing
     6    schema missing or outdated: run `stepstone migrate`
     7    the run failed, was cancelled or is blocked (result, start --wait, run, resume; status
-         and inspect of such a run)
+         and inspect of such a run), or paused itself before a model call that would pass its
+         budget (start --wait, run, resume: raise the budget, then unpause it)
     8    check found runs that the code now loaded cannot continue
     40   waiting / still waiting (checkpointflow's code): run, resume and start --wait handed the
          run back at a signal wait (its own or a child run's; the output says what it waits for
@@ -131,7 +132,7 @@ MEANINGS: dict[int, str] = {
     "state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
     6: "schema missing or outdated: run `stepstone migrate`",
-    7: "the run failed, was cancelled or is blocked",
+    7: "the run failed, was cancelled, is blocked or paused by a budget",
     8: "check found runs the code now loaded cannot continue",
     40: "waiting / still waiting: handed back at a signal wait (with the resume command), "
     "--timeout-s ran out, or (status, inspect) the run is not finished",

@@ -50,6 +50,16 @@ def raise_for(run: Run) -> None:
     )
 
 
+def paused_by_budget(run: Run) -> bool:
+    """The run paused itself before a model call that would pass a budget: someone must
+    raise the budget and unpause it (a stop for callers that hand waiting runs over)."""
+    return (
+        run.state is RunState.PAUSED
+        and run.error is not None
+        and run.error.type == "BudgetExhausted"
+    )
+
+
 def states_of(state: RunState | str | Iterable[RunState | str] | None) -> tuple[RunState, ...]:
     if state is None:
         return ()
