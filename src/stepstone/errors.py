@@ -41,6 +41,7 @@ __all__ = [
     "PauseRequested",
     "RunFailed",
     "RunNotFound",
+    "ScheduleNotFound",
     "RunStateError",
     "RunsNotCopied",
     "SchemaError",
@@ -122,6 +123,14 @@ class WorkflowNotFound(StepstoneError, LookupError):
         hint = f"; known: {', '.join(sorted(known))}" if known else ""
         super().__init__(f"unknown workflow {name!r}{hint}")
         self.name, self.known = name, known
+
+
+class ScheduleNotFound(StepstoneError, LookupError):
+    """No schedule has this name in the store."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
 
 
 class RunNotFound(StepstoneError, LookupError):

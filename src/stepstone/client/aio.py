@@ -5,11 +5,12 @@ from __future__ import annotations
 from stepstone.client.inspecting import Inspecting
 from stepstone.client.operating import Operating
 from stepstone.client.resuming import Resuming
+from stepstone.client.scheduling import Scheduling
 
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(Resuming, Operating, Inspecting):
+class AsyncClient(Resuming, Operating, Scheduling, Inspecting):
     """Start and manage durable runs (async). See :class:`Client` for the blocking form.
 
     >>> client = AsyncClient("sqlite:///app.db", workflows=[checkout])

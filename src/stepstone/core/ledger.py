@@ -8,9 +8,10 @@ step run again after ``retry`` made a new call and adds a row of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
+
+from stepstone.core.frozen import frozen
 
 __all__ = [
     "BUDGET_SCOPES",
@@ -28,7 +29,7 @@ __all__ = [
 CostGroup = Literal["model", "workflow", "day"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MeteredCall:
     """What a model call cost, as the step that made it reports it to be journaled."""
 
@@ -41,7 +42,7 @@ class MeteredCall:
     latency_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LedgerEntry:
     """One model call's row: where it ran (run, step, workflow, queue) and what it cost."""
 
@@ -54,7 +55,7 @@ class LedgerEntry:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CostQuery:
     """Which ledger rows to add up (all filters optional) and how to group them (``by``)."""
 
@@ -65,7 +66,7 @@ class CostQuery:
     by: CostGroup | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CostLine:
     """One group of a roll-up (``key`` None for the total): calls, tokens, USD, latency."""
 
@@ -83,7 +84,7 @@ BudgetScope = Literal["run", "workflow", "queue"]
 BUDGET_SCOPES: tuple[BudgetScope, ...] = ("run", "workflow", "queue")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Budget:
     """A spending limit on model calls, checked against the ledger before each call.
 
@@ -119,7 +120,7 @@ class Budget:
             raise InvalidArgument(f"Budget period_s must be > 0, got {self.period_s}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BudgetSpec:
     """A budget as stored: its scope (``run``, ``workflow`` or ``queue``) and name."""
 
@@ -129,7 +130,7 @@ class BudgetSpec:
     updated_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BudgetUse:
     """A budget and what the ledger holds against it (within its period) now."""
 

@@ -13,9 +13,10 @@ assistant message may carry ``tool_calls`` and a tool message ``tool_call_id``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
 __all__ = [
@@ -38,7 +39,7 @@ TIERS: tuple[Tier, ...] = ("fast", "balanced", "best")
 Message = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Usage:
     """Tokens a call used, as the provider reported them (cache counts where it reports them)."""
 
@@ -59,7 +60,7 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolCall:
     """A tool the model asked to call: its provider id, the tool's name and its arguments."""
 
@@ -68,7 +69,7 @@ class ToolCall:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolSpec:
     """A tool offered to the model: name, description and the JSON Schema of its arguments."""
 
@@ -77,7 +78,7 @@ class ToolSpec:
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ModelRequest:
     """One request to a provider. ``model`` is the provider's own model name (routing prefix
     removed); ``response_schema`` the JSON Schema the reply should match, for providers that can
@@ -92,7 +93,7 @@ class ModelRequest:
     response_schema: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ModelReply:
     """A provider's answer: the text, the tool calls, the usage and the model that answered."""
 
@@ -115,7 +116,7 @@ class ModelProvider(Protocol):
     async def complete(self, request: ModelRequest) -> ModelReply: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Price:
     """USD per million tokens of one model (cache prices default to the input price)."""
 
@@ -136,7 +137,7 @@ class Price:
         return round(total / 1_000_000, 10)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LLMResult:
     """What ``await ctx.llm(...)`` returns (and a replay returns, from the journal).
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepstone.core import codec
 from stepstone.core.definitions import StepOptions
+from stepstone.core.frozen import frozen
 from stepstone.core.jsonschema import check_schema, schema_for
 from stepstone.core.ledger import BudgetSpec, BudgetUse, MeteredCall
 from stepstone.core.llm import (
@@ -61,7 +62,7 @@ LLM_RETRY = RetryPolicy(
 """The retry policy of a ``ctx.llm`` step unless ``retry=`` says otherwise."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class LLMCall:
     """The checked arguments of one ``ctx.llm`` call."""
 

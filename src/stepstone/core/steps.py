@@ -15,13 +15,13 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepstone.core import codec
 from stepstone.core.definitions import Step, StepOptions
 from stepstone.core.failures import error_info, mark_steps, rebuild_error
+from stepstone.core.frozen import frozen
 from stepstone.core.ids import idempotency_key
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
 from stepstone.core.records import Until
@@ -47,7 +47,7 @@ log = logging.getLogger("stepstone.steps")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepSpec:
     """One step call: its journal position, name, body, arguments and options."""
 
@@ -67,7 +67,7 @@ class StepSpec:
         return StepRecord(self.seq, self.name, StepKind.STEP, status, **fields)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Metered:
     """What a step body returns when it made a priced model call: the value to record, and the
     call for the cost ledger (written in the same transaction as the step's record). A body that
@@ -335,7 +335,7 @@ class Steps:
         ctx = contextvars.copy_context()
         call = functools.partial(ctx.run, fn, *args, **kwargs)
         exe = self._exe
-        result = await exe.loop.run_in_executor(exe.rt.step_pool, call)
+        result = await exe.rt.step_pool.run(exe.loop, call)
         if inspect.isawaitable(result):
             result = await result
         return result

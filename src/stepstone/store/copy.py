@@ -2,18 +2,19 @@
 starts embedded can grow without losing history.
 
 Runs are copied in run-id order in batches, each with its journal, signals, events and the
-ledger rows of its model calls, plus the declared queues and pools (ledger rows of runs purged
-before the copy stay behind). Runs already in the destination are skipped, so an interrupted copy
-can simply be started again. Workers are not copied: they register themselves.
+ledger rows of its model calls, plus the declared queues and pools and the schedules (as they
+are: paused or not, next fire time). Ledger rows of runs purged before the copy stay behind.
+Runs and schedules already in the destination are skipped, so an interrupted copy can simply be
+started again. Workers are not copied: they register themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from stepstone.core.bounds import INT_MAX, INT_MIN
+from stepstone.core.frozen import frozen
 from stepstone.core.model import RunExport
 from stepstone.core.port import Store
 from stepstone.errors import StepstoneError
@@ -21,7 +22,7 @@ from stepstone.errors import StepstoneError
 __all__ = ["CopyReport", "copy_store", "uncopyable"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CopyReport:
     """What a copy did."""
 
@@ -32,6 +33,8 @@ class CopyReport:
     events: int
     queues: int
     pools: int
+    schedules: int = 0
+    """Schedules added (those already in the target are skipped)."""
     refused: tuple[tuple[str, str], ...] = ()
     """Runs not copied, each with why (a value the target cannot hold, or its error)."""
     ledger: int = 0
@@ -46,14 +49,15 @@ async def copy_store(
     batch: int = 500,
     progress: Callable[[int, int], None] | None = None,
 ) -> CopyReport:
-    """Copy every run (with its steps, signals and events), queue and pool from ``source`` into
-    ``target``; ``progress(seen, added)`` is called after each batch."""
+    """Copy every run (with its steps, signals and events), queue, pool and schedule from
+    ``source`` into ``target``; ``progress(seen, added)`` is called after each batch."""
     queues = await source.list_queues()
     if queues:
         await target.declare_queues(queues, now=now)
     pools = await source.list_pools()
     if pools:
         await target.declare_pools(pools, now=now)
+    schedules = await target.import_schedules(await source.list_schedules())
     seen = added = steps = signals = events = 0
     refused: list[tuple[str, str]] = []
     ledger = 0
@@ -78,8 +82,18 @@ async def copy_store(
         after = exported[-1].run.run_id
         if progress is not None:
             progress(seen, added)
-    counts = (seen, added, steps, signals, events, len(queues), len(pools))
-    return CopyReport(*counts, tuple(refused), ledger)
+    return CopyReport(
+        seen,
+        added,
+        steps,
+        signals,
+        events,
+        len(queues),
+        len(pools),
+        schedules=schedules,
+        refused=tuple(refused),
+        ledger=ledger,
+    )
 
 
 def uncopyable(export: RunExport) -> str | None:

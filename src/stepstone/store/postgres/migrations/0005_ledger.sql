@@ -1,4 +1,4 @@
--- stepstone PostgreSQL schema 4: the cost ledger and budgets. One row per ctx.llm step, written in
+-- stepstone PostgreSQL schema 5: the cost ledger and budgets. One row per ctx.llm step, written in
 -- the same transaction as the step's record; no foreign key to runs, so a purged run keeps its
 -- cost. A step run again after `retry` is a new call: the key holds the time it was recorded.
 -- Budgets (per run, workflow or queue) are checked against the ledger before each model call.
