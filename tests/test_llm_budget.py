@@ -112,3 +112,29 @@ async def test_a_queue_budget_is_read_from_the_store_by_every_client(store: Stor
         await other.cancel("q2", "test over")
         with pytest.raises(Exception, match="cancelled"):
             await task
+
+
+@workflow
+async def chatty(ctx: WorkflowContext) -> list[str]:
+    return [(await ctx.llm(f"turn {i}", model="cheap", max_tokens=10)).text for i in range(2)]
+
+
+async def test_a_rate_limit_budget_sleeps_for_its_window_instead_of_pausing(
+    store: Store,
+) -> None:
+    scripted = provider()  # 1000 tokens a call
+    async with AsyncClient(store, models=Models([scripted], prices=PRICES)) as client:
+        limit = Budget(tokens=1005, period_s=1.0, on_limit="wait", alerts=())
+        await client.set_budget(limit, queue="default")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        task = asyncio.create_task(client.run(chatty, run_id="tpm"))
+        await wait_for_state(client, "tpm", RunState.SLEEPING)
+        run = await client.get("tpm")
+        assert [w.kind for w in run.waits] == ["retry"] and run.lease_owner is None
+        assert scripted.calls == 1
+        assert await task == ["ok", "ok"]
+        assert loop.time() - started >= 1.0, "the second call waited for the window"
+    assert scripted.calls == 2
+    with pytest.raises(InvalidArgument, match="needs period_s"):
+        Budget(tokens=1, on_limit="wait")

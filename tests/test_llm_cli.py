@@ -130,13 +130,23 @@ def test_budget_set_list_and_clear(llm_cli: Cli) -> None:
         "alerts": [0.5],
         "downgrade_at": 0.8,
         "period_s": None,
+        "on_limit": "pause",
     }
     llm_cli("start", "brief", "--app", "llmapp", "--arg", "topic=x", "--run-id", "p1")
     [use] = llm_cli.data("budget", "list", "--run", "p1")
     assert (use["name"], use["spent_usd"], use["used"]) == ("brief", 0, 0)
-    llm_cli("budget", "set", "--workflow", "brief", "--tokens", "100", "--period", "24h")
+    llm_cli("budget", "set", "--workflow", "brief", "--tokens", "100", "--period", "1m", "--wait")
     [spec] = llm_cli.data("budget", "list")
-    assert (spec["usd"], spec["tokens"], spec["period_s"]) == (None, 100, 86400)
+    assert (spec["usd"], spec["tokens"], spec["period_s"], spec["on_limit"]) == (
+        None,
+        100,
+        60,
+        "wait",
+    )
+    assert (
+        "needs period_s"
+        in llm_cli("budget", "set", "--queue", "q", "--usd", "1", "--wait", code=4).stderr
+    )
     assert "workflow brief" in llm_cli("budget", "list").stdout
     llm_cli("budget", "clear", "--workflow", "brief")
     assert llm_cli.data("budget", "list") == []

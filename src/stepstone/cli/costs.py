@@ -98,6 +98,7 @@ def _budget_of(ns: argparse.Namespace) -> Budget:
         alerts=alerts,
         downgrade_at=ns.downgrade_at if ns.downgrade_at is not None else 0.8,
         period_s=ns.period,
+        on_limit="wait" if ns.wait else "pause",
     )
 
 
@@ -147,4 +148,5 @@ def _spec_json(spec: BudgetSpec) -> dict[str, Any]:
         "alerts": list(b.alerts),
         "downgrade_at": b.downgrade_at,
         "period_s": b.period_s,
+        "on_limit": b.on_limit,
     }

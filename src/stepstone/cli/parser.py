@@ -533,6 +533,12 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
         metavar="DURATION",
         help="count only calls of the last DURATION (24h, 7d; default: every call)",
     )
+    b.add_argument(
+        "--wait",
+        action="store_true",
+        help="at the limit, sleep for the --period and try again instead of pausing (a rate "
+        "limit: --tokens 200000 --period 60 --wait is 200k tokens a minute)",
+    )
     b = budget.add_parser("clear", help="remove a budget", parents=[common])
     scope = b.add_mutually_exclusive_group(required=True)
     scope.add_argument("--run", metavar="RUN")

@@ -96,8 +96,11 @@ class Budget:
     queue's daily budget: 86400); None counts every call. At 100% the run pauses, with reason
     ``budget``, before the call that would go past the limit (the call's worst case: its
     prompt and ``max_tokens`` at the model's price); raise the budget and unpause it.
+    ``on_limit="wait"`` (with ``period_s``) makes it a rate limit instead: the run sleeps for
+    ``period_s`` (durably, no worker held) and tries again, e.g. a queue's tokens per minute.
 
     >>> @workflow(budget=Budget(usd=2.0, alerts=(0.5, 0.8)))
+    >>> client.set_budget(Budget(tokens=200_000, period_s=60, on_limit="wait"), queue="agents")
     """
 
     usd: float | None = None
@@ -105,6 +108,7 @@ class Budget:
     alerts: tuple[float, ...] = (0.8,)
     downgrade_at: float | None = 0.8
     period_s: float | None = None
+    on_limit: Literal["pause", "wait"] = "pause"
 
     def __post_init__(self) -> None:
         from stepstone.errors import InvalidArgument
@@ -118,6 +122,12 @@ class Budget:
                 raise InvalidArgument(f"Budget fractions must be in (0, 1], got {fraction}")
         if self.period_s is not None and self.period_s <= 0:
             raise InvalidArgument(f"Budget period_s must be > 0, got {self.period_s}")
+        if self.on_limit not in ("pause", "wait"):
+            raise InvalidArgument(
+                f"Budget on_limit must be 'pause' or 'wait', got {self.on_limit!r}"
+            )
+        if self.on_limit == "wait" and self.period_s is None:
+            raise InvalidArgument("Budget on_limit='wait' needs period_s (the window to wait for)")
 
 
 @frozen

@@ -17,6 +17,7 @@ import json
 import time
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from stepstone.core import codec
@@ -34,8 +35,10 @@ from stepstone.core.llm import (
     ToolSpec,
     Usage,
 )
+from stepstone.core.model import Wait
 from stepstone.core.port import NewEvent
 from stepstone.core.retry import RetryPolicy
+from stepstone.core.scope import step_scope
 from stepstone.core.steps import Metered, StepCall
 from stepstone.core.structured import OutputProblem, parse_output, repair_prompt
 from stepstone.errors import (
@@ -350,6 +353,13 @@ def _check_budgets(
     worst_tokens = worst.input_tokens + worst.output_tokens
     for use in uses:
         if use.fraction() >= 1.0 or use.fraction(worst_usd, worst_tokens) > 1.0:
+            budget = use.spec.budget
+            if budget.on_limit == "wait" and budget.period_s is not None:
+                # a rate limit: sleep (durably) for the window, then this call tries again
+                info = step_scope.get()
+                seq = info.seq if info is not None else -1
+                until = exe.now() + timedelta(seconds=budget.period_s)
+                raise exe.suspend(Wait("retry", seq, until=until))
             reason = (
                 f"{use.describe()}; the next model call ({provider.name}/{model}) may cost up "
                 f"to ${worst_usd:.6f} / {worst_tokens} tokens: raise the budget and unpause"

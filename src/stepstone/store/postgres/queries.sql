@@ -712,13 +712,14 @@ ORDER BY cost_usd DESC, key;
 
 -- name: set_budget
 INSERT INTO stepstone.budgets
-    (scope, name, usd, tokens, alerts, downgrade_at, period_s, updated_at)
+    (scope, name, usd, tokens, alerts, downgrade_at, period_s, on_limit, updated_at)
 VALUES (%(scope)s, %(name)s, %(usd)s::double precision, %(tokens)s::bigint, %(alerts)s,
-        %(downgrade_at)s::double precision, %(period_s)s::double precision, %(now)s)
+        %(downgrade_at)s::double precision, %(period_s)s::double precision, %(on_limit)s,
+        %(now)s)
 ON CONFLICT (scope, name) DO UPDATE SET
     usd = excluded.usd, tokens = excluded.tokens, alerts = excluded.alerts,
     downgrade_at = excluded.downgrade_at, period_s = excluded.period_s,
-    updated_at = excluded.updated_at;
+    on_limit = excluded.on_limit, updated_at = excluded.updated_at;
 
 -- name: delete_budget
 DELETE FROM stepstone.budgets WHERE scope = %(scope)s AND name = %(name)s;

@@ -85,6 +85,7 @@ async def set_budget(
         "alerts": json.dumps(list(budget.alerts)),
         "downgrade_at": budget.downgrade_at,
         "period_s": budget.period_s,
+        "on_limit": budget.on_limit,
         "now": tx.columns.time_out(now),
     }
     await tx.run("set_budget", params)
@@ -119,5 +120,6 @@ def _spec(tx: Tx, row: Row) -> BudgetSpec:
         alerts=tuple(json.loads(row["alerts"])),
         downgrade_at=row["downgrade_at"],
         period_s=row["period_s"],
+        on_limit=row["on_limit"],
     )
     return BudgetSpec(row["scope"], row["name"], budget, tx.columns.time_in(row["updated_at"]))

@@ -505,12 +505,13 @@ HAVING count(*) > 0
 ORDER BY cost_usd DESC, key;
 
 -- name: set_budget
-INSERT INTO budgets (scope, name, usd, tokens, alerts, downgrade_at, period_s, updated_at)
-VALUES (:scope, :name, :usd, :tokens, :alerts, :downgrade_at, :period_s, :now)
+INSERT INTO budgets
+    (scope, name, usd, tokens, alerts, downgrade_at, period_s, on_limit, updated_at)
+VALUES (:scope, :name, :usd, :tokens, :alerts, :downgrade_at, :period_s, :on_limit, :now)
 ON CONFLICT (scope, name) DO UPDATE SET
     usd = excluded.usd, tokens = excluded.tokens, alerts = excluded.alerts,
     downgrade_at = excluded.downgrade_at, period_s = excluded.period_s,
-    updated_at = excluded.updated_at;
+    on_limit = excluded.on_limit, updated_at = excluded.updated_at;
 
 -- name: delete_budget
 DELETE FROM budgets WHERE scope = :scope AND name = :name;

@@ -31,6 +31,7 @@ CREATE TABLE stepstone.budgets (
     alerts        text NOT NULL,
     downgrade_at  double precision,
     period_s      double precision,
+    on_limit      text NOT NULL DEFAULT 'pause',
     updated_at    timestamptz NOT NULL,
     PRIMARY KEY (scope, name)
 );

@@ -31,6 +31,7 @@ CREATE TABLE budgets (
     alerts        TEXT NOT NULL,
     downgrade_at  REAL,
     period_s      REAL,
+    on_limit      TEXT NOT NULL DEFAULT 'pause',
     updated_at    REAL NOT NULL,
     PRIMARY KEY (scope, name)
 );
