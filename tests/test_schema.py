@@ -50,6 +50,7 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
         "0003_target_index",
         "0004_signal_problem",
         "0005_schedules",
+        "0006_ledger",
     ]
     await store.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -549,3 +550,103 @@ async def test_migrate_is_idempotent_and_reports_version(store: Store) -> None:
     assert await store.migrate() == []
     version, latest = await store.schema_status()
     assert version == latest >= 1
+
+
+# --- cost ledger -----------------------------------------------------------------------------
+
+
+def ledger_entry(run_id: str, seq: int, model: str = "p/m", day: float = 2, **kw: Any) -> Any:
+    from stepstone.core.ledger import LedgerEntry, MeteredCall
+
+    fields: dict[str, Any] = {
+        "model": model,
+        "input_tokens": 100,
+        "output_tokens": 10,
+        "cache_read_tokens": None,
+        "cache_write_tokens": None,
+        "cost_usd": 0.25,
+        "latency_s": 0.5,
+    }
+    fields.update(kw)
+    return LedgerEntry(run_id, seq, f"s{seq}", "wf", "default", MeteredCall(**fields), at(day))
+
+
+async def test_ledger_rows_are_written_with_their_step_and_rolled_up(store: Store) -> None:
+    from stepstone.core.ledger import CostQuery
+
+    claim = await claim_one(store, "r1")
+    await store.record_step(claim, step(0), now=at(2), ledger=ledger_entry("r1", 0))
+    entry = ledger_entry("r1", 1, "q/big", day=86400 * 2, cache_read_tokens=5, cost_usd=1.0)
+    await store.record_step(claim, step(1), now=at(3), ledger=entry)
+    # the same write again (a retried transaction) is one ledger row, not two
+    await store.record_step(claim, step(1), now=at(4), ledger=entry)
+    [total] = await store.cost(CostQuery(run_id="r1"))
+    assert total.key is None and total.calls == 2
+    assert (total.input_tokens, total.output_tokens, total.cache_read_tokens) == (200, 20, 5)
+    assert total.cost_usd == pytest.approx(1.25) and total.latency_s == pytest.approx(1.0)
+    by_model = await store.cost(CostQuery(by="model"))
+    assert [(line.key, line.calls) for line in by_model] == [("q/big", 1), ("p/m", 1)]
+    by_day = await store.cost(CostQuery(by="day"))
+    assert sorted(line.key or "" for line in by_day) == ["2026-01-01", "2026-01-03"]
+    assert [line.calls for line in await store.cost(CostQuery(since=at(86400)))] == [1]
+    assert await store.cost(CostQuery(workflow="other")) == []
+    assert await store.cost(CostQuery(queue="other")) == []
+    [wf] = await store.cost(CostQuery(workflow="wf", queue="default", by="workflow"))
+    assert wf.key == "wf" and wf.calls == 2
+
+
+async def test_a_step_run_again_after_retry_is_a_second_call(store: Store) -> None:
+    from stepstone.core.ledger import CostQuery
+
+    claim = await claim_one(store, "r1")
+    failed = StepRecord(0, "s0", StepKind.STEP, StepStatus.FAILED, error=ErrorInfo("E", "bad"))
+    await store.record_step(claim, failed, now=at(2), ledger=ledger_entry("r1", 0, day=2))
+    await store.close_claim(claim, Failed(ErrorInfo("E", "bad", step_seqs=(0,))), now=at(3))
+    await store.retry_run("r1", now=at(4))
+    again = (await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(5)))[0]
+    await store.record_step(again, step(0), now=at(6), ledger=ledger_entry("r1", 0, day=6))
+    [line] = await store.cost(CostQuery(run_id="r1"))
+    assert line.calls == 2 and line.input_tokens == 200
+
+
+async def test_a_fenced_out_step_writes_no_ledger_row(store: Store) -> None:
+    from stepstone.core.ledger import CostQuery
+
+    first = await claim_one(store, "r1")
+    await store.claim_runs(W2, ALL, limit=1, lease_s=30, now=at(40))
+    with pytest.raises(LeaseLost):
+        await store.record_step(first, step(0), now=at(41), ledger=ledger_entry("r1", 0))
+    assert await store.cost(CostQuery()) == []
+    assert await store.load_steps("r1") == []
+
+
+async def test_ledger_rows_outlive_a_deleted_run(store: Store) -> None:
+    from stepstone.core.ledger import CostQuery
+
+    claim = await claim_one(store, "r1")
+    await store.record_step(claim, step(0), now=at(2), ledger=ledger_entry("r1", 0))
+    await store.close_claim(claim, Completed("1"), now=at(3))
+    await store.delete_run("r1")
+    [line] = await store.cost(CostQuery(run_id="r1"))
+    assert line.calls == 1
+
+
+async def test_budget_use_sums_the_ledger_per_scope_within_the_period(store: Store) -> None:
+    from stepstone.core.ledger import Budget
+
+    claim = await claim_one(store, "r1")
+    await store.record_step(claim, step(0), now=at(2), ledger=ledger_entry("r1", 0, day=100))
+    await store.record_step(claim, step(1), now=at(3), ledger=ledger_entry("r1", 1, day=5000))
+    await store.set_budget("run", "r1", Budget(usd=1.0), now=at(1))
+    await store.set_budget("workflow", "wf", Budget(tokens=1000, period_s=3600), now=at(1))
+    await store.set_budget("queue", "other", Budget(usd=1.0), now=at(1))
+    uses = {u.spec.scope: u for u in await store.budget_use("r1", "wf", "default", now=at(5100))}
+    assert set(uses) == {"run", "workflow"}
+    assert uses["run"].spent_usd == pytest.approx(0.5) and uses["run"].spent_tokens == 220
+    # the workflow's budget counts the last hour only: the call at 5000 s, not the one at 100 s
+    assert uses["workflow"].spent_tokens == 110
+    assert uses["workflow"].fraction() == pytest.approx(0.11)
+    await store.set_budget("run", "r1", None, now=at(6))
+    assert {u.spec.scope for u in await store.budget_use("r1", "wf", "q", now=at(7))} == {
+        "workflow"
+    }

@@ -33,7 +33,14 @@ from stepstone.errors import (
     DuplicateRun,
     EncodeError,
     InvalidArgument,
+    MalformedOutput,
     MaxRecoveriesExceeded,
+    ModelAuthError,
+    ModelError,
+    ModelInvalidRequest,
+    ModelOverloaded,
+    ModelRateLimited,
+    ModelUnavailable,
     NonDeterminismError,
     OutcomeUnknown,
     RunFailed,
@@ -60,6 +67,8 @@ if TYPE_CHECKING:
     from stepstone.client.views import RunDescription, TimelineEntry
     from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
     from stepstone.core.executor import CheckResult
+    from stepstone.core.ledger import Budget, CostLine
+    from stepstone.core.llm import LLMResult, Models
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
     from stepstone.core.schedules import Schedule, ScheduleInfo
@@ -78,6 +87,10 @@ _LAZY = {
     "SyncWorkflowContext": "stepstone.core.context",
     "WorkflowContext": "stepstone.core.context",
     "CheckResult": "stepstone.core.executor",
+    "Budget": "stepstone.core.ledger",
+    "CostLine": "stepstone.core.ledger",
+    "LLMResult": "stepstone.core.llm",
+    "Models": "stepstone.core.llm",
     "QueueStats": "stepstone.core.model",
     "Run": "stepstone.core.model",
     "RunState": "stepstone.core.model",
@@ -117,8 +130,19 @@ __all__ = [
     "DecodeError",
     "DuplicateRun",
     "EncodeError",
+    "Budget",
+    "CostLine",
     "InvalidArgument",
+    "LLMResult",
+    "MalformedOutput",
     "MaxRecoveriesExceeded",
+    "ModelAuthError",
+    "ModelError",
+    "ModelInvalidRequest",
+    "ModelOverloaded",
+    "ModelRateLimited",
+    "ModelUnavailable",
+    "Models",
     "NonDeterminismError",
     "OutcomeUnknown",
     "Pool",

@@ -14,6 +14,7 @@ __all__ = [
     "ApiTimeout",
     "AppNotFound",
     "BlockedAddress",
+    "BudgetExhausted",
     "ChecksFailed",
     "CancelRequested",
     "CheckFrontier",
@@ -27,6 +28,13 @@ __all__ = [
     "FlowError",
     "InvalidArgument",
     "LeaseLost",
+    "MalformedOutput",
+    "ModelAuthError",
+    "ModelError",
+    "ModelInvalidRequest",
+    "ModelOverloaded",
+    "ModelRateLimited",
+    "ModelUnavailable",
     "MaxRecoveriesExceeded",
     "NonDeterminismError",
     "OutcomeUnknown",
@@ -383,6 +391,63 @@ class ApiTimeout(ApiCallFailed, TimeoutError):
 # --- the command line ------------------------------------------------------------------------
 
 
+# --- model calls (ctx.llm) -------------------------------------------------------------------
+
+
+class ModelError(StepstoneError):
+    """A model provider refused or failed a call. ``provider`` names it; the message never
+    holds an API key. Subclasses say whether another attempt may help (``retryable``)."""
+
+    retryable = False
+
+    def __init__(self, provider: str, problem: str, retry_after_s: float | None = None) -> None:
+        super().__init__(provider, problem, retry_after_s)
+        self.provider, self.problem, self.retry_after_s = provider, problem, retry_after_s
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.problem}"
+
+
+class ModelRateLimited(ModelError):
+    """The provider said too many requests (HTTP 429); ``retry_after_s`` is its retry-after."""
+
+    retryable = True
+
+
+class ModelOverloaded(ModelError):
+    """The provider is overloaded or failed on its side (HTTP 5xx, 529); retried."""
+
+    retryable = True
+
+
+class ModelUnavailable(ModelError):
+    """The provider could not be reached or did not answer in time; retried."""
+
+    retryable = True
+
+
+class ModelAuthError(ModelError):
+    """The provider refused the credentials (HTTP 401/403): never retried."""
+
+
+class ModelInvalidRequest(ModelError):
+    """The provider refused the request itself (HTTP 400/404/422, an unknown model, no scripted
+    reply): never retried."""
+
+
+class MalformedOutput(ModelError):
+    """The model's reply does not match the requested output schema, even after one repair
+    turn. ``path`` is the JSON path of the first problem (``$`` when the reply is not JSON)."""
+
+    def __init__(self, provider: str, problem: str, path: str = "$") -> None:
+        StepstoneError.__init__(self, provider, problem, path)
+        self.provider, self.problem, self.retry_after_s = provider, problem, None
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.provider}: malformed output at {self.path}: {self.problem}"
+
+
 class UsageError(StepstoneError):
     """The command line itself is wrong: an unknown flag, a missing argument, a bad combination."""
 
@@ -493,6 +558,15 @@ class CancelRequested(Unwind):
 
 class PauseRequested(Unwind):
     """A pause was requested; the run stops at this step boundary until unpaused."""
+
+
+class BudgetExhausted(PauseRequested):
+    """A model call would go past a budget: the run pauses before it, with this reason, until
+    the budget is raised and the run unpaused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class DeadlinePassed(Unwind):

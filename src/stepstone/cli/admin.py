@@ -43,6 +43,7 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
         settings=settings,
         worker_id=ns.worker_id,
         credentials=parse_credentials(ns.credential, session.env),
+        models=session.models(),
     )
 
     def announce() -> None:

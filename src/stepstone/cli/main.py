@@ -18,7 +18,8 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
     5    store unavailable, locked, corrupt, read-only, or otherwise failing
     6    schema missing or outdated: run `stepstone migrate`
     7    the run failed, was cancelled or is blocked (result, start --wait, run, resume; status
-         and inspect of such a run)
+         and inspect of such a run), or paused itself before a model call that would pass its
+         budget (start --wait, run, resume: raise the budget, then unpause it)
     8    check found runs that the code now loaded cannot continue
     40   waiting / still waiting (checkpointflow's code): run, resume and start --wait handed the
          run back at a signal wait (its own or a child run's; the output says what it waits for
@@ -45,7 +46,9 @@ checkpointflow's codes: 0 ok, 10 validation, 20 runtime, 30 step failed, 40 wait
 cancelled, 60 persistence, 70 concurrency, 90 internal (see ``stepstone.cli.cpf``).
 
 Only this package reads the environment: ``STEPSTONE_DB`` (``--db``), ``STEPSTONE_APP``
-(``--app``) and ``HOME`` (``flows`` looks in ``~/.stepstone/flows``).
+(``--app``), ``HOME`` (``flows`` looks in ``~/.stepstone/flows``; ``~/.stepstone/config.toml``
+configures models) and the model settings ``STEPSTONE_LLM_*``, ``STEPSTONE_OPENAI_*``,
+``ANTHROPIC_API_KEY`` (see :mod:`stepstone.models.config`), read by commands that execute runs.
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ MEANINGS: dict[int, str] = {
     "state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
     6: "schema missing or outdated: run `stepstone migrate`",
-    7: "the run failed, was cancelled or is blocked",
+    7: "the run failed, was cancelled, is blocked or paused by a budget",
     8: "check found runs the code now loaded cannot continue",
     40: "waiting / still waiting: handed back at a signal wait (with the resume command), "
     "--timeout-s ran out, or (status, inspect) the run is not finished",
@@ -162,6 +165,8 @@ _COMMANDS: dict[str, str] = {
     "workers": "fleet:cmd_workers",
     "queues": "fleet:cmd_queues",
     "dlq": "fleet:cmd_dlq",
+    "cost": "costs:cmd_cost",
+    "budget": "costs:cmd_budget",
     "db": "fleet:cmd_db",
     "schedule": "schedules:cmd_schedule",
     "graph": "graph:cmd_graph",
@@ -210,7 +215,11 @@ def exit_codes_epilog() -> str:
         "validation, 20 runtime, 30 step failed, 40 waiting, 50 cancelled, 60 persistence, 70 "
         "concurrency, 90 internal)."
     )
-    lines.append(f"environment: {ENV_DB} (--db), {ENV_APP} (--app), HOME (flows)")
+    lines.append(
+        f"environment: {ENV_DB} (--db), {ENV_APP} (--app), HOME (flows, "
+        "~/.stepstone/config.toml), STEPSTONE_LLM_PROVIDER/_MODEL/_SCRIPT/_TIER_*, "
+        "STEPSTONE_OPENAI_BASE_URL/_API_KEY, ANTHROPIC_API_KEY (models for ctx.llm)"
+    )
     return "\n".join(lines)
 
 

@@ -88,6 +88,42 @@ def _seconds(text: str) -> float | BadValue:
     return value
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration(text: str) -> float | BadValue:
+    """A duration: seconds, or a number with a unit (``90s``, ``30m``, ``24h``, ``7d``)."""
+    unit = _UNITS.get(text[-1:].lower())
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        return BadValue(text, "expected a duration such as 24h, 30m, 7d or seconds")
+    if not 0 <= value <= MAX_DURATION_S:
+        return BadValue(text, f"must be between 0 and {MAX_DURATION_S:.0f} seconds (100 years)")
+    return value
+
+
+def _nonnegative_float(text: str) -> float | BadValue:
+    try:
+        value = float(text)
+    except ValueError:
+        return BadValue(text, "expected a number")
+    if not 0 <= value < float("inf"):
+        return BadValue(text, "must be a number >= 0")
+    return value
+
+
+def _fraction(text: str) -> float | BadValue:
+    try:
+        value = float(text)
+    except ValueError:
+        return BadValue(text, "expected a fraction such as 0.8")
+    if not 0 < value <= 1:
+        return BadValue(text, "must be a fraction in (0, 1]")
+    return value
+
+
 def check_values(ns: argparse.Namespace) -> None:
     """Raise InvalidArgument for the first flag whose value :class:`BadValue` marked; settle
     ``RUN`` against ``--run-id`` (either names the run, not both)."""
@@ -446,6 +482,73 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
         help="throughput is counted over this window (default: 60)",
     )
 
+    p = command(
+        "cost",
+        "what model calls (ctx.llm) cost, from the ledger: calls, tokens, USD, latency",
+    )
+    p.add_argument("run_id", metavar="RUN", nargs="?", help="only this run's calls")
+    p.add_argument("--workflow", metavar="W", help="only calls made by runs of this workflow")
+    p.add_argument("--queue", metavar="Q", help="only calls made by runs on this queue")
+    p.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        help="only calls in the last DURATION (24h, 30m, 7d, or seconds)",
+    )
+    p.add_argument(
+        "--by",
+        choices=("model", "workflow", "day"),
+        help="one line per model, workflow or UTC day (default: one total)",
+    )
+
+    p = command("budget", "model-call budgets of runs, workflows and queues (stored, shared)")
+    budget = p.add_subparsers(dest="budget_command", metavar="ACTION", required=True)
+    b = budget.add_parser(
+        "set",
+        help="store a budget; a run paused by a budget goes on once raised and unpaused",
+        parents=[common],
+    )
+    scope = b.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--run", metavar="RUN", help="the budget of this run")
+    scope.add_argument("--workflow", metavar="W", help="the budget of this workflow's runs")
+    scope.add_argument("--queue", metavar="Q", help="the budget of the runs on this queue")
+    b.add_argument("--usd", type=_nonnegative_float, help="limit in USD")
+    b.add_argument("--tokens", type=_nonnegative_int, help="limit in tokens (in, out, cache)")
+    b.add_argument(
+        "--alert",
+        type=_fraction,
+        action="append",
+        metavar="FRACTION",
+        help="emit a budget_alert event when this fraction is crossed (repeatable; default 0.8)",
+    )
+    b.add_argument(
+        "--downgrade-at",
+        type=_fraction,
+        metavar="FRACTION",
+        help="past this fraction a tier= call gets the next cheaper tier (default 0.8)",
+    )
+    b.add_argument(
+        "--period",
+        type=_duration,
+        metavar="DURATION",
+        help="count only calls of the last DURATION (24h, 7d; default: every call)",
+    )
+    b.add_argument(
+        "--wait",
+        action="store_true",
+        help="at the limit, sleep for the --period and try again instead of pausing (a rate "
+        "limit: --tokens 200000 --period 60 --wait is 200k tokens a minute)",
+    )
+    b = budget.add_parser("clear", help="remove a budget", parents=[common])
+    scope = b.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--run", metavar="RUN")
+    scope.add_argument("--workflow", metavar="W")
+    scope.add_argument("--queue", metavar="Q")
+    b = budget.add_parser(
+        "list", help="every budget (with --run RUN: what it has spent)", parents=[common]
+    )
+    b.add_argument("--run", metavar="RUN", help="the budgets this run counts against, spent")
+
     p = command("dlq", "dead letters: runs that failed for good")
     dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
     d = dlq.add_parser("list", help="failed runs, newest first", parents=[common])
@@ -473,9 +576,9 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
     db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     d = db.add_parser(
         "copy",
-        help="copy every run, step, signal, event, queue, pool and schedule from SRC to DST "
-        "(SQLite to PostgreSQL or back); DST must be migrated; runs and schedules already "
-        "there are skipped",
+        help="copy every run, step, signal, event, ledger row, queue, pool and schedule from SRC "
+        "to DST (SQLite to PostgreSQL or back); DST must be migrated; runs and schedules "
+        "already there are skipped",
         parents=[common],
     )
     d.add_argument("source", metavar="SRC_URL")

@@ -11,6 +11,7 @@ from stepstone.cli.render import Screen
 if TYPE_CHECKING:
     from stepstone.client import Client
     from stepstone.core.definitions import Registry
+    from stepstone.core.llm import Models
 
 __all__ = ["Session"]
 
@@ -38,4 +39,13 @@ class Session:
         from stepstone.client import Client  # imported on use: `--help` stays fast
 
         auto_migrate = None if create or self.db is None else False
-        return Client(self.db, workflows=registry, auto_migrate=auto_migrate)
+        # a client given the app's code may execute its runs: it gets the configured models
+        models = self.models() if registry is not None else None
+        return Client(self.db, workflows=registry, auto_migrate=auto_migrate, models=models)
+
+    def models(self) -> Models:
+        """The model providers ``ctx.llm`` calls, from ``~/.stepstone/config.toml`` and the
+        ``STEPSTONE_LLM_*`` variables (the offline scripted provider when no key is set)."""
+        from stepstone.models import load_models
+
+        return load_models(self.env)

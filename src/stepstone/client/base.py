@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepstone.client.views import SignalWait
 from stepstone.core.clock import Clock, SystemClock
@@ -18,6 +18,9 @@ from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, RunFailed, RunNotFound
 from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.store import open_store_for_use
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import Models
 
 __all__ = ["ClientBase", "StoreLike", "WorkflowsLike", "check_run_id", "raise_for", "states_of"]
 
@@ -47,6 +50,16 @@ def raise_for(run: Run) -> None:
     )
 
 
+def paused_by_budget(run: Run) -> bool:
+    """The run paused itself before a model call that would pass a budget: someone must
+    raise the budget and unpause it (a stop for callers that hand waiting runs over)."""
+    return (
+        run.state is RunState.PAUSED
+        and run.error is not None
+        and run.error.type == "BudgetExhausted"
+    )
+
+
 def states_of(state: RunState | str | Iterable[RunState | str] | None) -> tuple[RunState, ...]:
     if state is None:
         return ()
@@ -70,9 +83,11 @@ class ClientBase:
         clock: Clock | None = None,
         concurrency: int = 32,
         auto_migrate: bool | None = None,
+        models: Models | None = None,
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
+        self.models = models
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self._concurrency = concurrency
@@ -105,6 +120,7 @@ class ClientBase:
                         RunnerOptions(kind="client", queues=(), concurrency=self._concurrency),
                         settings=self.settings,
                         clock=self.clock,
+                        models=self.models,
                     )
                     await runner.start()
                     self._runner = runner

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from stepstone.client.aio import AsyncClient
 from stepstone.client.base import StoreLike, WorkflowsLike
@@ -20,6 +20,9 @@ from stepstone.core.model import EventRecord, RunState
 from stepstone.core.port import Store
 from stepstone.core.routing import StartOptions
 from stepstone.core.settings import Settings
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import Models
 
 __all__ = ["Client", "RunHandle", "Starter"]
 
@@ -125,6 +128,7 @@ class Client:
         clock: Clock | None = None,
         concurrency: int = 32,
         auto_migrate: bool | None = None,
+        models: Models | None = None,
     ) -> None:
         self._portal = Portal()
         self._async = AsyncClient(
@@ -134,6 +138,7 @@ class Client:
             clock=clock,
             concurrency=concurrency,
             auto_migrate=auto_migrate,
+            models=models,
         )
         # A client never closed is closed at interpreter exit, while its loop still runs: the
         # store's pool and listener end cleanly instead of being destroyed pending.
@@ -211,6 +216,10 @@ class Client:
     queues = _blocking(AsyncClient.queues)
     pools = _blocking(AsyncClient.pools)
     workers = _blocking(AsyncClient.workers)
+    cost = _blocking(AsyncClient.cost)
+    set_budget = _blocking(AsyncClient.set_budget)
+    budgets = _blocking(AsyncClient.budgets)
+    budget_use = _blocking(AsyncClient.budget_use)
     check = _blocking(AsyncClient.check)
     add_schedule = _blocking(AsyncClient.add_schedule)
     schedules = _blocking(AsyncClient.schedules)

@@ -1,12 +1,13 @@
-"""Looking at runs: get, list, describe, timeline, events, dead letters, queues, workers, check."""
+"""Looking at runs: get, list, describe, timeline, events, dead letters, queues, workers, check,
+and what model calls cost (the ledger)."""
 
 from __future__ import annotations
 
 import builtins
 import json
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from stepstone.client.base import ClientBase, states_of
 from stepstone.client.views import RunDescription, TimelineEntry, describe_wait
@@ -26,6 +27,10 @@ from stepstone.core.model import (
     WorkerInfo,
 )
 from stepstone.core.records import failures_from_events, waits_from_event
+from stepstone.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from stepstone.core.ledger import Budget, BudgetSpec, BudgetUse, CostGroup, CostLine
 
 __all__ = ["Inspecting"]
 
@@ -174,6 +179,72 @@ class Inspecting(ClientBase):
         """Per queue: pending, running, waiting, sleeping and paused runs, runs finished in the
         last ``window_s`` (throughput), and the age of the oldest due pending run."""
         return await self.store.queue_stats(now=self.clock.now(), window_s=window_s)
+
+    async def cost(
+        self,
+        run_id: str | None = None,
+        *,
+        workflow: str | None = None,
+        queue: str | None = None,
+        since: datetime | timedelta | float | None = None,
+        by: CostGroup | None = None,
+    ) -> builtins.list[CostLine]:
+        """What model calls cost, from the ledger: one :class:`CostLine` per model, workflow or
+        UTC day (``by``), or a single total; filtered by run, workflow, queue and ``since`` (an
+        aware datetime, or how far back: a timedelta or seconds). Costliest first.
+
+        >>> client.cost(workflow="research", since=timedelta(hours=24), by="model")
+        """
+        if by is not None and by not in ("model", "workflow", "day"):
+            raise InvalidArgument(f"cost by= must be 'model', 'workflow' or 'day', got {by!r}")
+        start: datetime | None
+        if since is None or isinstance(since, datetime):
+            start = since
+            if start is not None and start.tzinfo is None:
+                raise InvalidArgument("cost since= needs an aware datetime (e.g. tzinfo=UTC)")
+        else:
+            seconds = since.total_seconds() if isinstance(since, timedelta) else float(since)
+            if seconds < 0:
+                raise InvalidArgument(f"cost since= must not be negative, got {since!r}")
+            start = self.clock.now() - timedelta(seconds=seconds)
+        from stepstone.core.ledger import CostQuery  # loaded by the first cost query
+
+        query = CostQuery(run_id=run_id, workflow=workflow, queue=queue, since=start, by=by)
+        return await self.store.cost(query)
+
+    async def set_budget(
+        self,
+        budget: Budget | None,
+        *,
+        run_id: str | None = None,
+        workflow: str | None = None,
+        queue: str | None = None,
+    ) -> None:
+        """Store the model-call budget of one run, workflow or queue (exactly one of them);
+        ``None`` removes it. Every worker checks it against the ledger before each call, so
+        it holds across restarts and workers. A run paused by a budget goes on once the
+        budget is raised and the run unpaused.
+
+        >>> client.set_budget(Budget(usd=5.0, period_s=86400), workflow="research")
+        """
+        named = [(s, n) for s, n in (("run", run_id), ("workflow", workflow), ("queue", queue))]
+        given = [(s, n) for s, n in named if n is not None]
+        if len(given) != 1 or not given[0][1]:
+            raise InvalidArgument("set_budget needs exactly one of run_id=, workflow=, queue=")
+        scope, name = given[0]
+        assert name is not None
+        await self.store.set_budget(scope, name, budget, now=self.clock.now())  # type: ignore[arg-type]
+
+    async def budgets(self) -> builtins.list[BudgetSpec]:
+        """Every stored budget, by scope and name."""
+        return await self.store.list_budgets()
+
+    async def budget_use(self, run_id: str) -> builtins.list[BudgetUse]:
+        """The budgets a run's next model call counts against, with what each has spent."""
+        run = await self.get(run_id)
+        return await self.store.budget_use(
+            run.run_id, run.workflow, run.queue, now=self.clock.now()
+        )
 
     async def workers(self) -> builtins.list[WorkerInfo]:
         """The worker registry: id, host, pid, queues, labels, pool, capacity, load, version

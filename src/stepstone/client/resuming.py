@@ -11,6 +11,7 @@ import asyncio
 import json
 from typing import Any
 
+from stepstone.client.base import paused_by_budget
 from stepstone.client.operating import payload_problem_for
 from stepstone.client.options import split_options
 from stepstone.client.running import Running
@@ -30,7 +31,8 @@ class Resuming(Running):
     ) -> Run:
         """Execute a run here like :meth:`run`, but return as soon as it stops: finished
         (completed, failed or cancelled: no exception is raised, the state says it), blocked,
-        or waiting for a signal, itself or through a child run it waits for. Returns the run;
+        paused by a budget, or waiting for a signal, itself or through a child run it waits
+        for. Returns the run;
         :meth:`signal_waits` says what it waits for, :meth:`resume` answers it. Sleeps and
         timers are waited through. Child runs still executing here when it stops are handed
         back at their next step boundary (a worker or a later call continues them), never
@@ -53,6 +55,8 @@ class Resuming(Running):
         return it; a run that has already stopped is returned as it is."""
         run = await self.get(run_id)
         if run.is_finished or run.state is RunState.BLOCKED or await self.signal_waits(run):
+            return run
+        if paused_by_budget(run):
             return run
         await self._drive(await self._get_runner(), run_id, None, until_wait=True)
         return await self.get(run_id)
@@ -106,7 +110,9 @@ class Resuming(Running):
         while True:
             token = await self.store.change_token()
             run = await self.get(run_id)
-            if run.is_finished or run.state is RunState.BLOCKED or await self.signal_waits(run):
+            if run.is_finished or run.state is RunState.BLOCKED or paused_by_budget(run):
+                return run
+            if await self.signal_waits(run):
                 return run
             remaining = self.settings.poll_s
             if deadline is not None:

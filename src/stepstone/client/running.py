@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from stepstone.client.base import ClientBase, check_run_id, raise_for
+from stepstone.client.base import ClientBase, check_run_id, paused_by_budget, raise_for
 from stepstone.client.options import check_run_options, split_options
 from stepstone.core import codec
 from stepstone.core.bounds import check_duration, check_int
@@ -330,7 +330,7 @@ class Running(ClientBase):
                 raise RunNotFound(run_id)
             if run.is_finished or run.state is RunState.BLOCKED:
                 return
-            if until_wait and await self.signal_waits(run):
+            if until_wait and (paused_by_budget(run) or await self.signal_waits(run)):
                 return
             waited = [w.name for w in run.waits if w.kind == "child" and w.name]
             if run.state is RunState.WAITING and waited:

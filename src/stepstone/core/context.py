@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import Execution
@@ -22,6 +22,9 @@ from stepstone.core.retry import RetryPolicy
 from stepstone.core.steps import StepCall, resolve_step
 from stepstone.core.values import StateView
 from stepstone.errors import InvalidArgument, Suspend, Unwind
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import LLMResult, Tier
 
 __all__ = ["ChildHandle", "SyncWorkflowContext", "WorkflowContext"]
 
@@ -286,6 +289,61 @@ class WorkflowContext(_ContextBase):
         info = wait_info(step, prompt, summary, audience, risk_level)
         return JournalCall(self._exe.waits.call_signal(name, timeout_s, schema, info))
 
+    def llm(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        /,
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        tier: Tier | None = None,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        output: Any = None,
+        tools: Sequence[Any] | None = None,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+    ) -> Awaitable[LLMResult]:
+        """Call a model as a checkpointed step and return its :class:`LLMResult`.
+
+        ``prompt`` is a string (one user message) or a list of ``{"role", "content"}``
+        messages. ``model=`` (``"openai/gpt-4o-mini"``, or a name for the default provider)
+        wins over ``tier=`` (``"fast"``, ``"balanced"``, ``"best"``, mapped to models in the
+        config) when both are given. ``output=`` (a Pydantic model class or a JSON Schema
+        dict) asks for structured output: the reply's JSON (bare, fenced or sagaflow's
+        ``STRUCTURED_OUTPUT_START`` block) is validated, one repair turn quotes the problem,
+        then :class:`~stepstone.errors.MalformedOutput` names the bad path. ``tools=`` offers
+        functions (schemas from their annotations), dicts or :class:`ToolSpec`; the calls the
+        model asks for are in ``result.tool_calls``. ``name`` names the step (default
+        ``"llm"``). Retries: ``retry=`` (default :data:`LLM_RETRY`: rate limits and overloads
+        after the provider's retry-after; auth and invalid requests are never retried).
+
+        The reply is recorded: a replay returns it without calling the provider. Its usage and
+        cost are written to the cost ledger with the step (``stepstone cost``).
+
+        >>> summary = await ctx.llm(f"Summarise: {text}", tier="fast", output=Summary)
+        >>> summary.output.title, summary.cost_usd
+        """
+        from stepstone.core.modelcalls import LLMCall, call_llm  # loaded by the first model call
+
+        call = LLMCall.build(
+            prompt,
+            system=system,
+            model=model,
+            tier=tier,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            output=output,
+            tools=tools,
+        )
+        step = call_llm(self._exe, call, name=name or "llm", retry=retry, timeout_s=timeout_s)
+
+        async def finish() -> LLMResult:
+            return call.finish(await step)
+
+        return JournalCall(finish())
+
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> Awaitable[R]:
         """Run ``wf`` as a child run and wait for its result (a failed child raises RunFailed)."""
         return JournalCall(self._exe.children.call(wf, args, kwargs, start_only=False))
@@ -374,6 +432,39 @@ class SyncWorkflowContext(_ContextBase):
     ) -> Any:
         info = wait_info(step, prompt, summary, audience, risk_level)
         return self._exe.block(self._exe.waits.call_signal(name, timeout_s, schema, info))
+
+    def llm(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        /,
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        tier: Tier | None = None,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        output: Any = None,
+        tools: Sequence[Any] | None = None,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+    ) -> LLMResult:
+        """:meth:`WorkflowContext.llm`, blocking: call a model as a checkpointed step."""
+        from stepstone.core.modelcalls import LLMCall, call_llm  # loaded by the first model call
+
+        call = LLMCall.build(
+            prompt,
+            system=system,
+            model=model,
+            tier=tier,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            output=output,
+            tools=tools,
+        )
+        exe = self._exe
+        step = call_llm(exe, call, name=name or "llm", retry=retry, timeout_s=timeout_s)
+        return call.finish(exe.block(step.run()))
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> R:
         result: R = self._exe.block(self._exe.children.call(wf, args, kwargs, start_only=False))

@@ -17,6 +17,7 @@ from stepstone.core.scope import active_caller
 from stepstone.errors import InvalidArgument, WorkflowNotFound
 
 if TYPE_CHECKING:
+    from stepstone.core.ledger import Budget
     from stepstone.core.schedules import Schedule
 
 __all__ = [
@@ -156,6 +157,8 @@ class RunDefaults:
     pool: str | None = None
     concurrency_key: str | KeyFunction | None = None
     dedup_key: str | KeyFunction | None = None
+    budget: Budget | None = None
+    """Each run's own model-call budget (stored with the run at its first model call)."""
 
 
 @frozen
@@ -284,6 +287,7 @@ def workflow(
     pool: str | None = None,
     concurrency_key: str | KeyFunction | None = None,
     dedup_key: str | KeyFunction | None = None,
+    budget: Budget | None = None,
     schedule: str | None = None,
     timezone: str = "UTC",
 ) -> _WorkflowDecorator: ...
@@ -304,6 +308,7 @@ def workflow(
     pool: str | None = None,
     concurrency_key: str | KeyFunction | None = None,
     dedup_key: str | KeyFunction | None = None,
+    budget: Budget | None = None,
     schedule: str | None = None,
     timezone: str = "UTC",
 ) -> Any:
@@ -317,7 +322,8 @@ def workflow(
     ``signals`` declares signal payload types (``{"approval": Approval}``) so ``signal()`` can
     validate before the wait is reached. ``queue``, ``priority``, ``deadline_s``, ``labels``,
     ``pool``, ``concurrency_key`` and ``dedup_key`` are defaults for ``start`` (see
-    :class:`RunDefaults`); the keys may be functions of the run's input.
+    :class:`RunDefaults`); the keys may be functions of the run's input. ``budget`` (a
+    :class:`~stepstone.core.ledger.Budget`) limits what each run may spend on model calls.
 
     ``schedule`` (a cron expression, local to ``timezone``) starts a run at every tick on the
     workers serving it (exactly one per tick): ``@workflow(schedule="0 9 * * 1-5",
@@ -346,6 +352,7 @@ def workflow(
                 pool=pool,
                 concurrency_key=concurrency_key,
                 dedup_key=dedup_key,
+                budget=budget,
             ),
             max_recoveries=max_recoveries,
             signals=signals or {},

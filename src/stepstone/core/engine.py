@@ -30,6 +30,7 @@ from stepstone.core.steps import Steps
 from stepstone.core.values import Values
 from stepstone.core.waits import Waits
 from stepstone.errors import (
+    BudgetExhausted,
     CancelRequested,
     CheckFrontier,
     CheckpointFailed,
@@ -43,6 +44,8 @@ from stepstone.errors import (
 )
 
 if TYPE_CHECKING:
+    from stepstone.core.ledger import MeteredCall
+    from stepstone.core.llm import Models
     from stepstone.core.settings import Settings
 
 __all__ = ["Execution", "Runtime"]
@@ -55,6 +58,7 @@ _SEVERITY: dict[type[BaseException], int] = {
     CancelRequested: 6,
     DeadlinePassed: 5,
     PauseRequested: 4,
+    BudgetExhausted: 4,
     CheckpointFailed: 3,
     HandBack: 2,
     CheckFrontier: 1,
@@ -92,6 +96,8 @@ class Runtime:
     child_started: Callable[[str, str], None] | None = None
     """Told ``(parent_run_id, child_run_id)`` once a child run is created, so an in-process
     driver can execute it at once (a worker finds it by claiming)."""
+    models: Models | None = None
+    """The model providers ``ctx.llm`` calls (None: ctx.llm raises, saying how to give some)."""
 
 
 class Execution:
@@ -180,13 +186,22 @@ class Execution:
 
     # --- writes ------------------------------------------------------------------------------
 
-    async def persist(self, record: StepRecord) -> None:
-        """Record one journal entry (fenced by the lease) and honour any control request."""
+    async def persist(self, record: StepRecord, metered: MeteredCall | None = None) -> None:
+        """Record one journal entry (fenced by the lease) and honour any control request; a
+        model call the step made (``metered``) goes to the cost ledger in the same write."""
         await self.flush_background()
         state_json = self.values.take_state()
+        ledger = None
+        if metered is not None:
+            from stepstone.core.ledger import LedgerEntry  # loaded by the first model call
+
+            run = self.run
+            ledger = LedgerEntry(
+                run.run_id, record.seq, record.name, self.wf.name, run.queue, metered, self.now()
+            )
         try:
             control = await self.rt.store.record_step(
-                self.claim, record, now=self.now(), state_json=state_json
+                self.claim, record, now=self.now(), state_json=state_json, ledger=ledger
             )
         except StoreError as exc:
             raise self.store_failed(exc) from exc

@@ -27,6 +27,7 @@ from stepstone.core.port import (
 )
 from stepstone.core.scope import active_caller
 from stepstone.errors import (
+    BudgetExhausted,
     CancelRequested,
     CheckFrontier,
     CheckpointFailed,
@@ -240,6 +241,8 @@ def _unwound(exe: Execution, unwind: BaseException) -> ClaimOutcome | None:
         return None
     if isinstance(unwind, CancelRequested):
         return Cancelled(unwind.reason)
+    if isinstance(unwind, BudgetExhausted):
+        return Paused(unwind.reason)
     if isinstance(unwind, PauseRequested):
         return Paused()
     if isinstance(unwind, DeadlinePassed):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from stepstone.core.ledger import LedgerEntry
 
 from stepstone.core.frozen import frozen
 
@@ -423,9 +426,11 @@ class RunQuery:
 
 @frozen
 class RunExport:
-    """Everything stored about one run, to copy it between stores."""
+    """Everything stored about one run, to copy it between stores (its model calls' ledger
+    rows included)."""
 
     run: Run
     steps: tuple[StepRecord, ...]
     signals: tuple[SignalRecord, ...]
     events: tuple[EventRecord, ...]
+    ledger: tuple[LedgerEntry, ...] = ()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from stepstone.core.frozen import frozen
 from stepstone.core.model import (
@@ -34,6 +34,17 @@ from stepstone.core.model import (
     WorkerInfo,
 )
 from stepstone.core.schedules import FiredTick, FireTemplate, ScheduleInfo, ScheduleSpec
+
+if TYPE_CHECKING:
+    from stepstone.core.ledger import (
+        Budget,
+        BudgetScope,
+        BudgetSpec,
+        BudgetUse,
+        CostLine,
+        CostQuery,
+        LedgerEntry,
+    )
 
 __all__ = [
     "Blocked",
@@ -76,7 +87,9 @@ class Cancelled:
 
 @frozen
 class Paused:
-    pass
+    """``reason``: why the run paused itself (a budget), None when an operator paused it."""
+
+    reason: str | None = None
 
 
 @frozen
@@ -242,9 +255,16 @@ class Store(Protocol):
     async def load_steps(self, run_id: str) -> list[StepRecord]: ...
 
     async def record_step(
-        self, claim: Claim, record: StepRecord, *, now: datetime, state_json: str | None = None
+        self,
+        claim: Claim,
+        record: StepRecord,
+        *,
+        now: datetime,
+        state_json: str | None = None,
+        ledger: LedgerEntry | None = None,
     ) -> Control | None:
-        """Upsert one journal entry (fenced). Returns the control requested for the run, if any."""
+        """Upsert one journal entry (fenced), with the model call it priced (``ledger``) in the
+        same transaction. Returns the control requested for the run, if any."""
         ...
 
     async def start_child(
@@ -335,6 +355,27 @@ class Store(Protocol):
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         """Per queue: unfinished runs by state, runs finished in the last ``window_s``, and the
         age of the oldest due pending run."""
+        ...
+
+    # --- cost ledger ---------------------------------------------------------------------
+    async def cost(self, query: CostQuery) -> list[CostLine]:
+        """Ledger rows matching ``query`` added up per group (one line per model, workflow or
+        UTC day; a single total line when ``query.by`` is None), costliest first."""
+        ...
+
+    async def set_budget(
+        self, scope: BudgetScope, name: str, budget: Budget | None, *, now: datetime
+    ) -> None:
+        """Store (replace) the budget of a run, workflow or queue; None removes it."""
+        ...
+
+    async def list_budgets(self) -> list[BudgetSpec]: ...
+
+    async def budget_use(
+        self, run_id: str, workflow: str, queue: str, *, now: datetime
+    ) -> list[BudgetUse]:
+        """The stored budgets a model call of this run counts against (its run's, its
+        workflow's, its queue's), each with what the ledger holds against it now."""
         ...
 
     # --- schedules -----------------------------------------------------------------------

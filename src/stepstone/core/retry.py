@@ -17,7 +17,9 @@ class RetryPolicy:
     The delay before attempt ``n + 1`` is ``initial_delay_s * backoff ** (n - 1)``, capped at
     ``max_delay_s``; with ``jitter`` it is drawn uniformly from ``[delay / 2, delay]`` so that many
     runs failing together do not retry in lockstep. An exception is retried when it is an instance
-    of ``retry_on`` and not of ``give_up_on`` (``give_up_on`` wins).
+    of ``retry_on`` and not of ``give_up_on`` (``give_up_on`` wins), unless its class says
+    ``retryable = False`` (a model provider's auth or invalid-request error: another attempt cannot
+    help). An error carrying ``retry_after_s`` (a rate-limited model call) waits at least that.
 
     >>> RetryPolicy(max_attempts=5, initial_delay_s=0.5, give_up_on=(ValueError,))
     """
@@ -48,6 +50,8 @@ class RetryPolicy:
         """Whether ``error`` from attempt number ``attempt`` (1-based) gets another attempt."""
         if attempt >= self.max_attempts or isinstance(error, self.give_up_on):
             return False
+        if getattr(error, "retryable", True) is False:
+            return False
         return isinstance(error, self.retry_on)
 
     def delay_s(self, attempt: int) -> float:
@@ -55,6 +59,15 @@ class RetryPolicy:
         delay = min(self.initial_delay_s * self.backoff ** (attempt - 1), self.max_delay_s)
         if self.jitter and delay > 0:
             delay = random.uniform(delay / 2, delay)
+        return delay
+
+    def delay_after(self, error: BaseException, attempt: int) -> float:
+        """Seconds to wait after ``error`` failed attempt ``attempt``: :meth:`delay_s`, or the
+        ``retry_after_s`` the error carries (a provider's retry-after) when that is longer."""
+        delay = self.delay_s(attempt)
+        after = getattr(error, "retry_after_s", None)
+        if isinstance(after, int | float) and after > delay:
+            return float(after)
         return delay
 
 

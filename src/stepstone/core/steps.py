@@ -38,8 +38,9 @@ from stepstone.errors import (
 
 if TYPE_CHECKING:
     from stepstone.core.engine import Execution
+    from stepstone.core.ledger import MeteredCall
 
-__all__ = ["StepCall", "StepSpec", "Steps", "resolve_step"]
+__all__ = ["Metered", "StepCall", "StepSpec", "Steps", "resolve_step"]
 
 log = logging.getLogger("stepstone.steps")
 
@@ -64,6 +65,16 @@ class StepSpec:
 
     def record(self, status: StepStatus, **fields: Any) -> StepRecord:
         return StepRecord(self.seq, self.name, StepKind.STEP, status, **fields)
+
+
+@frozen
+class Metered:
+    """What a step body returns when it made a priced model call: the value to record, and the
+    call for the cost ledger (written in the same transaction as the step's record). A body that
+    fails after such a call sets ``__stepstone_metered__`` on its exception instead."""
+
+    value: Any
+    call: MeteredCall
 
 
 def resolve_step(
@@ -204,8 +215,11 @@ class Steps:
                 await exe.persist(
                     spec.record(StepStatus.STARTED, attempts=attempt, started_at=started)
                 )
+            metered: MeteredCall | None = None
             try:
                 value = await self._attempt(spec, attempt)
+                if isinstance(value, Metered):
+                    value, metered = value.value, value.call
                 output = codec.encode(value, f"{spec.where} result")
             except (Unwind, asyncio.CancelledError):
                 raise
@@ -218,11 +232,12 @@ class Steps:
                             attempts=attempt,
                             started_at=started,
                             finished_at=exe.now(),
-                        )
+                        ),
+                        metered or getattr(exc, "__stepstone_metered__", None),
                     )
                     mark_steps(exc, (spec.seq,))
                     raise
-                retry_at = exe.now() + timedelta(seconds=retry.delay_s(attempt))
+                retry_at = exe.now() + timedelta(seconds=retry.delay_after(exc, attempt))
                 await exe.persist(
                     spec.record(
                         StepStatus.RETRYING,
@@ -255,7 +270,8 @@ class Steps:
                     attempts=attempt,
                     started_at=started,
                     finished_at=exe.now(),
-                )
+                ),
+                metered,
             )
             # Return what a replay would return, so first runs and replays cannot diverge.
             if output == "null":

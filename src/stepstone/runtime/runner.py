@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
@@ -35,6 +35,9 @@ from stepstone.runtime.endings import StoreBackOff, close_retrying, run_safely
 from stepstone.runtime.identity import HOST, process_alive, process_start, worker_id_for
 from stepstone.runtime.logs import QuietLog, install_run_context
 from stepstone.runtime.threads import DaemonThreadPool
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import Models
 
 __all__ = ["Runner", "RunnerOptions"]
 
@@ -75,6 +78,7 @@ class Runner(ExecutionHooks):
         settings: Settings | None = None,
         clock: Clock | None = None,
         credentials: Mapping[str, Any] | None = None,
+        models: Models | None = None,
     ) -> None:
         opts = options or RunnerOptions()
         self.kind = opts.kind
@@ -104,6 +108,7 @@ class Runner(ExecutionHooks):
             step_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-step"),
             workflow_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-workflow"),
             child_started=self._child_started,
+            models=models,
         )
         self._child_watchers: dict[str, Callable[[str], None]] = {}
         self.active: dict[str, _Active] = {}

@@ -1,9 +1,10 @@
 """Copy everything from one store to another (SQLite to PostgreSQL and back), so a user who
 starts embedded can grow without losing history.
 
-Runs are copied in run-id order in batches, each with its journal, signals and events, plus the
-declared queues and pools and the schedules (as they are: paused or not, next fire time). Runs
-and schedules already in the destination are skipped, so an interrupted copy can simply be
+Runs are copied in run-id order in batches, each with its journal, signals, events and the
+ledger rows of its model calls, plus the declared queues and pools and the schedules (as they
+are: paused or not, next fire time). Ledger rows of runs purged before the copy stay behind.
+Runs and schedules already in the destination are skipped, so an interrupted copy can simply be
 started again. Workers are not copied: they register themselves.
 """
 
@@ -36,6 +37,8 @@ class CopyReport:
     """Schedules added (those already in the target are skipped)."""
     refused: tuple[tuple[str, str], ...] = ()
     """Runs not copied, each with why (a value the target cannot hold, or its error)."""
+    ledger: int = 0
+    """Ledger rows (priced model calls) of the runs seen."""
 
 
 async def copy_store(
@@ -57,6 +60,7 @@ async def copy_store(
     schedules = await target.import_schedules(await source.list_schedules())
     seen = added = steps = signals = events = 0
     refused: list[tuple[str, str]] = []
+    ledger = 0
     after: str | None = None
     while True:
         exported = await source.export_runs(after_run_id=after, limit=batch)
@@ -74,6 +78,7 @@ async def copy_store(
         steps += sum(len(e.steps) for e in exported)
         signals += sum(len(e.signals) for e in exported)
         events += sum(len(e.events) for e in exported)
+        ledger += sum(len(e.ledger) for e in exported)
         after = exported[-1].run.run_id
         if progress is not None:
             progress(seen, added)
@@ -87,6 +92,7 @@ async def copy_store(
         len(pools),
         schedules=schedules,
         refused=tuple(refused),
+        ledger=ledger,
     )
 
 

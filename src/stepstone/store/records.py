@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from stepstone.core.frozen import frozen
+from stepstone.core.ledger import LedgerEntry, MeteredCall
 from stepstone.core.model import (
     EventRecord,
     Labels,
@@ -62,16 +63,19 @@ def exports(
     steps: Iterable[tuple[str, StepRecord]],
     signals: Iterable[tuple[str, SignalRecord]],
     events: Iterable[tuple[str, EventRecord]],
+    ledger: Iterable[LedgerEntry] = (),
 ) -> list[RunExport]:
-    """Each run with its own steps, signals and events (given as ``(run_id, record)`` in the
-    order they were read), for :meth:`Store.export_runs`."""
+    """Each run with its own steps, signals, events and ledger rows (given as ``(run_id,
+    record)`` in the order they were read), for :meth:`Store.export_runs`."""
     steps_of, signals_of, events_of = _by_run(steps), _by_run(signals), _by_run(events)
+    ledger_of = _by_run((e.run_id, e) for e in ledger)
     return [
         RunExport(
             run,
             tuple(steps_of.get(run.run_id, ())),
             tuple(signals_of.get(run.run_id, ())),
             tuple(events_of.get(run.run_id, ())),
+            tuple(ledger_of.get(run.run_id, ())),
         )
         for run in runs
     ]
@@ -174,6 +178,26 @@ class Columns:
             self._time(row["created_at"]),
             row["source"],
             row["idx"],
+        )
+
+    def ledger(self, row: Row) -> LedgerEntry:
+        call = MeteredCall(
+            model=row["model"],
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cache_read_tokens=row["cache_read_tokens"],
+            cache_write_tokens=row["cache_write_tokens"],
+            cost_usd=float(row["cost_usd"]),
+            latency_s=float(row["latency_s"]),
+        )
+        return LedgerEntry(
+            row["run_id"],
+            row["seq"],
+            row["step"],
+            row["workflow"],
+            row["queue"],
+            call,
+            self._time(row["created_at"]),
         )
 
     def worker(self, row: Row) -> WorkerInfo:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow, as_registry
@@ -30,6 +30,9 @@ from stepstone.runtime.logs import QuietLog
 from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.runtime.schedules import ScheduleFirer
 from stepstone.store import open_store_for_use
+
+if TYPE_CHECKING:
+    from stepstone.core.llm import Models
 
 __all__ = ["Worker"]
 
@@ -52,6 +55,8 @@ class Worker:
     stored or logged. ``schedules``: :class:`Schedule` objects to store at start, besides those
     of the registry or module (``@workflow(schedule=...)``, module-level ``Schedule``); every
     worker fires the due schedules of the workflows it serves, each tick exactly once.
+    ``models``: the model providers ``ctx.llm`` calls (:func:`stepstone.models.load_models`
+    builds them from ``~/.stepstone/config.toml``).
     """
 
     def __init__(
@@ -73,6 +78,7 @@ class Worker:
         clock: Clock | None = None,
         worker_id: str | None = None,
         auto_migrate: bool | None = None,
+        models: Models | None = None,
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
@@ -113,6 +119,7 @@ class Worker:
             settings=self.settings,
             clock=self.clock,
             credentials=credentials,
+            models=models,
         )
         self.filter = ClaimFilter(queues=queues, workflows=self.registry.names())
         self.firer = ScheduleFirer(

@@ -642,6 +642,10 @@ SELECT * FROM stepstone.signals WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY
 -- name: export_events
 SELECT * FROM stepstone.events WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY event_id;
 
+-- name: export_ledger
+SELECT * FROM stepstone.ledger WHERE run_id = ANY(%(run_ids)s::text[])
+ORDER BY run_id, seq, created_at;
+
 -- name: import_run
 INSERT INTO stepstone.runs (
     run_id, workflow, version, state, input, output, error, queue, priority, control,
@@ -671,6 +675,81 @@ VALUES (
 INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
 VALUES (%(run_id)s, %(idx)s, %(kind)s, %(data)s, %(source)s, %(created_at)s)
 ON CONFLICT DO NOTHING;
+
+-- name: insert_ledger
+-- The priced model call of a step, in the transaction that records the step (after its fenced
+-- write). The same write again (its commit unknown: same run, step and time) keeps the first
+-- row; a step run again after `retry` (a new call) adds one.
+INSERT INTO stepstone.ledger (
+    run_id, seq, step, workflow, queue, model, input_tokens, output_tokens,
+    cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at
+) VALUES (
+    %(run_id)s, %(seq)s, %(step)s, %(workflow)s, %(queue)s, %(model)s, %(input_tokens)s,
+    %(output_tokens)s, %(cache_read_tokens)s::bigint, %(cache_write_tokens)s::bigint,
+    %(cost_usd)s, %(latency_s)s, %(created_at)s
+)
+ON CONFLICT (run_id, seq, created_at) DO NOTHING;
+
+-- name: cost_rollup
+-- Ledger rows added up, grouped by %(by)s ('model', 'workflow', 'day' in UTC; NULL: one total).
+SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') END AS key,
+       count(*) AS calls,
+       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write_tokens,
+       coalesce(sum(cost_usd), 0.0) AS cost_usd,
+       coalesce(sum(latency_s), 0.0) AS latency_s
+FROM stepstone.ledger
+WHERE (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text)
+  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
+GROUP BY 1
+HAVING count(*) > 0
+ORDER BY cost_usd DESC, key;
+
+-- name: set_budget
+INSERT INTO stepstone.budgets
+    (scope, name, usd, tokens, alerts, downgrade_at, period_s, on_limit, updated_at)
+VALUES (%(scope)s, %(name)s, %(usd)s::double precision, %(tokens)s::bigint, %(alerts)s,
+        %(downgrade_at)s::double precision, %(period_s)s::double precision, %(on_limit)s,
+        %(now)s)
+ON CONFLICT (scope, name) DO UPDATE SET
+    usd = excluded.usd, tokens = excluded.tokens, alerts = excluded.alerts,
+    downgrade_at = excluded.downgrade_at, period_s = excluded.period_s,
+    on_limit = excluded.on_limit, updated_at = excluded.updated_at;
+
+-- name: delete_budget
+DELETE FROM stepstone.budgets WHERE scope = %(scope)s AND name = %(name)s;
+
+-- name: list_budgets
+SELECT * FROM stepstone.budgets ORDER BY scope, name;
+
+-- name: budgets_for
+-- The budgets a model call of this run counts against.
+SELECT * FROM stepstone.budgets
+WHERE (scope = 'run' AND name = %(run_id)s) OR (scope = 'workflow' AND name = %(workflow)s)
+   OR (scope = 'queue' AND name = %(queue)s);
+
+-- name: spent_by_run
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
+FROM stepstone.ledger WHERE run_id = %(name)s AND created_at >= %(since)s;
+
+-- name: spent_by_workflow
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
+FROM stepstone.ledger WHERE workflow = %(name)s AND created_at >= %(since)s;
+
+-- name: spent_by_queue
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
+FROM stepstone.ledger WHERE queue = %(name)s AND created_at >= %(since)s;
 
 -- name: insert_schedule
 INSERT INTO stepstone.schedules (

@@ -46,6 +46,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from stepstone.core.ledger import (
+    Budget,
+    BudgetScope,
+    BudgetSpec,
+    BudgetUse,
+    CostLine,
+    CostQuery,
+    LedgerEntry,
+)
 from stepstone.core.model import (
     Claim,
     Control,
@@ -163,11 +172,17 @@ class PostgresStore(StoreBase):
         return await self._read(scripts.steps.load_steps, run_id)
 
     async def record_step(
-        self, claim: Claim, record: StepRecord, *, now: datetime, state_json: str | None = None
+        self,
+        claim: Claim,
+        record: StepRecord,
+        *,
+        now: datetime,
+        state_json: str | None = None,
+        ledger: LedgerEntry | None = None,
     ) -> Control | None:
-        # one statement in autocommit unless ctx.state changed too
-        together = state_json is not None
-        args = (claim, record, state_json)
+        # one statement in autocommit unless ctx.state changed too, or a model call is priced
+        together = state_json is not None or ledger is not None
+        args = (claim, record, state_json, ledger)
         return await self._write(scripts.steps.record_step, *args, tx=together, safe=False)
 
     async def start_child(
@@ -257,6 +272,25 @@ class PostgresStore(StoreBase):
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         return await self._read(scripts.workers.queue_stats, now, window_s)
+
+    # --- cost ledger --------------------------------------------------------------------------
+
+    async def cost(self, query: CostQuery) -> list[CostLine]:
+        return await self._read(scripts.ledger.cost, query)
+
+    async def set_budget(
+        self, scope: BudgetScope, name: str, budget: Budget | None, *, now: datetime
+    ) -> None:
+        script = scripts.ledger.set_budget
+        await self._write(script, scope, name, budget, now, safe=False)
+
+    async def list_budgets(self) -> list[BudgetSpec]:
+        return await self._read(scripts.ledger.list_budgets)
+
+    async def budget_use(
+        self, run_id: str, workflow: str, queue: str, *, now: datetime
+    ) -> list[BudgetUse]:
+        return await self._read(scripts.ledger.budget_use, run_id, workflow, queue, now)
 
     # --- schedules -----------------------------------------------------------------------------
 

@@ -54,6 +54,8 @@ async def close_claim(
     error = None
     if isinstance(outcome, port.Paused):
         state = RunState.PAUSED
+        if outcome.reason is not None:  # the run paused itself: shown as its error until resumed
+            error = json.dumps({"type": "BudgetExhausted", "message": outcome.reason})
     elif isinstance(outcome, port.Blocked):
         state = RunState.BLOCKED
         error = json.dumps({"type": "NonDeterminismError", "message": outcome.reason})
@@ -72,6 +74,8 @@ async def close_claim(
     detail = waits_event(outcome.waits) if isinstance(outcome, port.Suspended) else None
     if isinstance(outcome, port.Released) and outcome.reason is not None:
         detail = {"reason": outcome.reason, "retry_after_s": outcome.delay_s}
+    if isinstance(outcome, port.Paused) and outcome.reason is not None:
+        detail = {"reason": "budget", "message": outcome.reason}
     kind = {RunState.PENDING: "released"}.get(state, state.value)
     await event(tx, claim.run_id, kind, detail, now)
     return state

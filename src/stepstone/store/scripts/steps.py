@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from stepstone.core.ledger import LedgerEntry
 from stepstone.core.model import (
     Claim,
     Control,
@@ -20,6 +21,7 @@ from stepstone.core.model import (
 from stepstone.core.port import NewEvent
 from stepstone.core.records import failure_event
 from stepstone.errors import LeaseLost
+from stepstone.store.scripts.ledger import insert_entry
 from stepstone.store.scripts.runs import event, fence, insert_run
 from stepstone.store.scripts.tx import Tx
 
@@ -31,10 +33,15 @@ async def load_steps(tx: Tx, run_id: str) -> list[StepRecord]:
 
 
 async def record_step(
-    tx: Tx, claim: Claim, record: StepRecord, state_json: str | None
+    tx: Tx,
+    claim: Claim,
+    record: StepRecord,
+    state_json: str | None,
+    ledger: LedgerEntry | None = None,
 ) -> Control | None:
     """Record ``record`` while ``claim`` holds the run (else LeaseLost), with the workflow's
-    state if it changed; the control an operator requested for the run, if any. A failed
+    state if it changed and the model call it priced (``ledger``), all in one transaction; the
+    control an operator requested for the run, if any. A failed
     attempt with more to come (RETRYING) is also logged as an ``attempt_failed`` event: the
     next attempt's record replaces this one, and its error must stay in the history."""
     failure: dict[str, Any] | None = None
@@ -51,6 +58,8 @@ async def record_step(
     if state_json is not None:
         params = {"run_id": claim.run_id, "token": claim.lease_token, "state_data": state_json}
         await tx.run("save_state", params)
+    if ledger is not None:
+        await insert_entry(tx, ledger)
     control: Control | None = row["control"]
     return control
 

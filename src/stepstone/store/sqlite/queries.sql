@@ -445,6 +445,10 @@ SELECT * FROM signals WHERE run_id IN (SELECT value FROM json_each(:run_ids)) OR
 -- name: export_events
 SELECT * FROM events WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY event_id;
 
+-- name: export_ledger
+SELECT * FROM ledger WHERE run_id IN (SELECT value FROM json_each(:run_ids))
+ORDER BY run_id, seq, created_at;
+
 -- name: import_run
 INSERT INTO runs (
     run_id, workflow, version, state, input, output, error, queue, priority, control,
@@ -469,6 +473,75 @@ VALUES (:run_id, :name, :payload, :created_at, :consumed_seq, :consumed_at, :pro
 INSERT INTO events (run_id, idx, kind, data, source, created_at)
 VALUES (:run_id, :idx, :kind, :data, :source, :created_at)
 ON CONFLICT DO NOTHING;
+
+-- name: insert_ledger
+-- The priced model call of a step, in the transaction that records the step (after its fenced
+-- write). The same write again (a retried transaction: same run, step and time) keeps the first
+-- row; a step run again after `retry` (a new call) adds one.
+INSERT INTO ledger (run_id, seq, step, workflow, queue, model, input_tokens, output_tokens,
+                    cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at)
+VALUES (:run_id, :seq, :step, :workflow, :queue, :model, :input_tokens, :output_tokens,
+        :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_s, :created_at)
+ON CONFLICT (run_id, seq, created_at) DO NOTHING;
+
+-- name: cost_rollup
+-- Ledger rows added up, grouped by :by ('model', 'workflow', 'day' in UTC; NULL: one total).
+SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                WHEN 'day' THEN date(created_at, 'unixepoch') END AS key,
+       count(*) AS calls,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
+       coalesce(sum(cost_usd), 0.0) AS cost_usd,
+       coalesce(sum(latency_s), 0.0) AS latency_s
+FROM ledger
+WHERE (:run_id IS NULL OR run_id = :run_id)
+  AND (:workflow IS NULL OR workflow = :workflow)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:since IS NULL OR created_at >= :since)
+GROUP BY 1
+HAVING count(*) > 0
+ORDER BY cost_usd DESC, key;
+
+-- name: set_budget
+INSERT INTO budgets
+    (scope, name, usd, tokens, alerts, downgrade_at, period_s, on_limit, updated_at)
+VALUES (:scope, :name, :usd, :tokens, :alerts, :downgrade_at, :period_s, :on_limit, :now)
+ON CONFLICT (scope, name) DO UPDATE SET
+    usd = excluded.usd, tokens = excluded.tokens, alerts = excluded.alerts,
+    downgrade_at = excluded.downgrade_at, period_s = excluded.period_s,
+    on_limit = excluded.on_limit, updated_at = excluded.updated_at;
+
+-- name: delete_budget
+DELETE FROM budgets WHERE scope = :scope AND name = :name;
+
+-- name: list_budgets
+SELECT * FROM budgets ORDER BY scope, name;
+
+-- name: budgets_for
+-- The budgets a model call of this run counts against.
+SELECT * FROM budgets
+WHERE (scope = 'run' AND name = :run_id) OR (scope = 'workflow' AND name = :workflow)
+   OR (scope = 'queue' AND name = :queue);
+
+-- name: spent_by_run
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
+FROM ledger WHERE run_id = :name AND created_at >= :since;
+
+-- name: spent_by_workflow
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
+FROM ledger WHERE workflow = :name AND created_at >= :since;
+
+-- name: spent_by_queue
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
+FROM ledger WHERE queue = :name AND created_at >= :since;
 
 -- name: insert_schedule
 INSERT INTO schedules (

@@ -15,6 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from stepstone.core.ledger import (
+    Budget,
+    BudgetScope,
+    BudgetSpec,
+    BudgetUse,
+    CostLine,
+    CostQuery,
+    LedgerEntry,
+)
 from stepstone.core.model import (
     Claim,
     Control,
@@ -184,9 +193,15 @@ class SQLiteStore:
         return self._read(scripts.steps.load_steps, run_id)
 
     async def record_step(
-        self, claim: Claim, record: StepRecord, *, now: datetime, state_json: str | None = None
+        self,
+        claim: Claim,
+        record: StepRecord,
+        *,
+        now: datetime,
+        state_json: str | None = None,
+        ledger: LedgerEntry | None = None,
     ) -> Control | None:
-        return await self._write(scripts.steps.record_step, claim, record, state_json)
+        return await self._write(scripts.steps.record_step, claim, record, state_json, ledger)
 
     async def start_child(
         self, claim: Claim, record: StepRecord, child: NewRun, *, now: datetime
@@ -272,6 +287,25 @@ class SQLiteStore:
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         return self._read(scripts.workers.queue_stats, now, window_s)
+
+    # --- cost ledger --------------------------------------------------------------------------
+
+    async def cost(self, query: CostQuery) -> list[CostLine]:
+        return self._read(scripts.ledger.cost, query)
+
+    async def set_budget(
+        self, scope: BudgetScope, name: str, budget: Budget | None, *, now: datetime
+    ) -> None:
+        script = scripts.ledger.set_budget
+        await self._write(script, scope, name, budget, now, full=True)
+
+    async def list_budgets(self) -> list[BudgetSpec]:
+        return self._read(scripts.ledger.list_budgets)
+
+    async def budget_use(
+        self, run_id: str, workflow: str, queue: str, *, now: datetime
+    ) -> list[BudgetUse]:
+        return self._read(scripts.ledger.budget_use, run_id, workflow, queue, now)
 
     # --- schedules ---------------------------------------------------------------------------
 
