@@ -212,3 +212,6 @@ class Client:
     pools = _blocking(AsyncClient.pools)
     workers = _blocking(AsyncClient.workers)
     check = _blocking(AsyncClient.check)
+    record_launch = _blocking(AsyncClient.record_launch)
+    inbox = _blocking(AsyncClient.inbox)
+    dismiss = _blocking(AsyncClient.dismiss)

@@ -19,6 +19,8 @@ from stepstone.core.model import (
     Control,
     ErrorInfo,
     EventRecord,
+    InboxItem,
+    Launch,
     LeaseStatus,
     NewRun,
     PoolSpec,
@@ -334,6 +336,21 @@ class Store(Protocol):
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         """Per queue: unfinished runs by state, runs finished in the last ``window_s``, and the
         age of the oldest due pending run."""
+        ...
+
+    # --- inbox ---------------------------------------------------------------------------
+    async def record_launch(self, launch: Launch, *, now: datetime) -> None:
+        """Mark a run as launched (before it is created): each of its outcomes (done, failed,
+        cancelled, waiting for a signal) then gets one inbox item, written in the transaction
+        that makes the change. Idempotent."""
+        ...
+
+    async def list_inbox(self, *, include_read: bool = False, limit: int = 1000) -> list[InboxItem]:
+        """Unread items oldest first; with ``include_read`` then the read ones, newest first."""
+        ...
+
+    async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
+        """Mark the unread items of ``run_id`` (None: every one) read; how many."""
         ...
 
     # --- housekeeping --------------------------------------------------------------------

@@ -671,3 +671,41 @@ VALUES (
 INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
 VALUES (%(run_id)s, %(idx)s, %(kind)s, %(data)s, %(source)s, %(created_at)s)
 ON CONFLICT DO NOTHING;
+
+-- name: record_launch
+-- A run started by `stepstone launch`: its outcomes go to the inbox. Written before the run.
+INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at)
+VALUES (%(run_id)s, %(skill)s, %(budget_usd)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: record_outcome
+-- One inbox row for an outcome of a launched run (nothing for other runs), in the transaction
+-- of the state change. The summary and level are the run's latest ctx.notify since its
+-- previous row, else the outcome's own.
+INSERT INTO stepstone.inbox
+    (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
+SELECT l.run_id, l.skill, %(outcome)s, %(mark)s,
+       COALESCE(n.data::jsonb ->> 'level', %(level)s),
+       COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
+       n.event_id, %(now)s
+FROM stepstone.launches l
+LEFT JOIN LATERAL (
+    SELECT event_id, data FROM stepstone.events
+    WHERE run_id = %(run_id)s AND kind = %(notify_kind)s AND source = 'user'
+      AND event_id > COALESCE(
+          (SELECT MAX(notify_event_id) FROM stepstone.inbox WHERE run_id = %(run_id)s), 0)
+    ORDER BY event_id DESC LIMIT 1
+) n ON true
+WHERE l.run_id = %(run_id)s
+ON CONFLICT DO NOTHING;
+
+-- name: list_inbox
+-- Unread first (oldest first), then read ones, newest first.
+(SELECT * FROM stepstone.inbox WHERE read_at IS NULL ORDER BY item_id LIMIT %(limit)s)
+UNION ALL
+(SELECT * FROM stepstone.inbox WHERE %(all)s AND read_at IS NOT NULL
+ ORDER BY item_id DESC LIMIT %(limit)s);
+
+-- name: dismiss_inbox
+UPDATE stepstone.inbox SET read_at = %(now)s
+WHERE read_at IS NULL AND (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text);

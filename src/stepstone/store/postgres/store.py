@@ -50,6 +50,8 @@ from stepstone.core.model import (
     Claim,
     Control,
     EventRecord,
+    InboxItem,
+    Launch,
     LeaseStatus,
     NewRun,
     PoolSpec,
@@ -256,6 +258,17 @@ class PostgresStore(StoreBase):
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         return await self._read(scripts.workers.queue_stats, now, window_s)
+
+    # --- inbox -------------------------------------------------------------------------------
+
+    async def record_launch(self, launch: Launch, *, now: datetime) -> None:
+        await self._write(scripts.inbox.record_launch, launch, now, tx=False, safe=False)
+
+    async def list_inbox(self, *, include_read: bool = False, limit: int = 1000) -> list[InboxItem]:
+        return await self._read(scripts.inbox.list_inbox, include_read, limit)
+
+    async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
+        return await self._write(scripts.inbox.dismiss, run_id, now, tx=False, safe=False)
 
     # --- housekeeping --------------------------------------------------------------------------
 

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stepstone.core import port
-from stepstone.core.model import Claim, RunState
+from stepstone.core.model import Claim, InboxOutcome, RunState
 from stepstone.core.records import waits_event
 from stepstone.errors import LeaseLost
 from stepstone.store.rules import parked_state
+from stepstone.store.scripts import inbox
 from stepstone.store.scripts.control import cascade_cancel
 from stepstone.store.scripts.runs import event, fence, get_run
 from stepstone.store.scripts.tx import Tx
@@ -44,6 +45,14 @@ async def close_claim(
         params = {**base, "state": state.value, "output": output, "error": error}
         if await tx.run("finish_run", params) != 1:
             return await _closed_before(tx, claim, now)
+        if isinstance(outcome, port.Completed):
+            said = inbox.outcome_of_end(outcome.output_json, None)
+        elif isinstance(outcome, port.Failed):
+            said = inbox.outcome_of_end(None, outcome.error)
+        else:
+            said = inbox.outcome_of_cancel(reason)
+        ended = _ENDED[state]
+        await inbox.record_outcome(tx, claim.run_id, ended, claim.lease_token, said, now)
         if claim.run.parent_run_id:
             await tx.run("wake_parent", {"run_id": claim.run.parent_run_id, "now": now})
         if isinstance(outcome, port.Cancelled):
@@ -69,12 +78,25 @@ async def close_claim(
     params = {**base, "state": state.value, "error": error, "waits": waits, "wake_at": wake_at}
     if await tx.run("park_run", params) != 1:
         return await _closed_before(tx, claim, now)
+    if state is RunState.WAITING and isinstance(outcome, port.Suspended):
+        question = inbox.outcome_of_wait(outcome.waits)
+        if question is not None:
+            await inbox.record_outcome(
+                tx, claim.run_id, "waiting", claim.lease_token, question, now
+            )
     detail = waits_event(outcome.waits) if isinstance(outcome, port.Suspended) else None
     if isinstance(outcome, port.Released) and outcome.reason is not None:
         detail = {"reason": outcome.reason, "retry_after_s": outcome.delay_s}
     kind = {RunState.PENDING: "released"}.get(state, state.value)
     await event(tx, claim.run_id, kind, detail, now)
     return state
+
+
+_ENDED: dict[RunState, InboxOutcome] = {
+    RunState.COMPLETED: "done",
+    RunState.FAILED: "failed",
+    RunState.CANCELLED: "cancelled",
+}
 
 
 async def _closed_before(tx: Tx, claim: Claim, now: datetime) -> RunState:

@@ -19,6 +19,8 @@ from stepstone.core.model import (
     Claim,
     Control,
     EventRecord,
+    InboxItem,
+    Launch,
     LeaseStatus,
     NewRun,
     PoolSpec,
@@ -271,6 +273,17 @@ class SQLiteStore:
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         return self._read(scripts.workers.queue_stats, now, window_s)
+
+    # --- inbox -------------------------------------------------------------------------------
+
+    async def record_launch(self, launch: Launch, *, now: datetime) -> None:
+        await self._write(scripts.inbox.record_launch, launch, now, full=True)
+
+    async def list_inbox(self, *, include_read: bool = False, limit: int = 1000) -> list[InboxItem]:
+        return self._read(scripts.inbox.list_inbox, include_read, limit)
+
+    async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
+        return await self._write(scripts.inbox.dismiss, run_id, now, full=True)
 
     # --- housekeeping ------------------------------------------------------------------------
 
