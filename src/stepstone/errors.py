@@ -31,12 +31,15 @@ __all__ = [
     "NonDeterminismError",
     "OutcomeUnknown",
     "PauseRequested",
+    "PromptError",
     "RunFailed",
     "RunNotFound",
     "RunStateError",
     "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
+    "SkillError",
+    "SkillNotFound",
     "SpecError",
     "SpecStepError",
     "TemplateError",
@@ -114,6 +117,27 @@ class WorkflowNotFound(StepstoneError, LookupError):
         hint = f"; known: {', '.join(sorted(known))}" if known else ""
         super().__init__(f"unknown workflow {name!r}{hint}")
         self.name, self.known = name, known
+
+
+class SkillNotFound(StepstoneError, LookupError):
+    """No skill of this name in any folder of the skills path."""
+
+    def __init__(self, name: str, searched: tuple[str, ...], known: tuple[str, ...] = ()) -> None:
+        where = ", ".join(searched) or "no skills folder"
+        hint = f"; found: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"no skill {name!r} (looked in {where}){hint}")
+        self.name, self.searched, self.known = name, searched, known
+
+
+class SkillError(InvalidArgument):
+    """A skill folder cannot be used: no ``skill.py``, an import that fails, no workflow or
+    several in it, a bad ``skill.toml``, a run-folder path outside the run's folder. The
+    message names the file."""
+
+
+class PromptError(InvalidArgument):
+    """A prompt cannot be filled: no such prompt file, bad front matter, or a ``$variable`` the
+    call did not give (named, with the file)."""
 
 
 class RunNotFound(StepstoneError, LookupError):

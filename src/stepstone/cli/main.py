@@ -43,7 +43,9 @@ checkpointflow's codes: 0 ok, 10 validation, 20 runtime, 30 step failed, 40 wait
 cancelled, 60 persistence, 70 concurrency, 90 internal (see ``stepstone.cli.cpf``).
 
 Only this package reads the environment: ``STEPSTONE_DB`` (``--db``), ``STEPSTONE_APP``
-(``--app``) and ``HOME`` (``flows`` looks in ``~/.stepstone/flows``).
+(``--app``), ``STEPSTONE_SKILLS_PATH`` (skills) and ``HOME`` (``flows`` looks in
+``~/.stepstone/flows``; skills in ``~/.stepstone/skills`` and ``~/.claude/skills``, their runs'
+files in ``~/.stepstone/runs``, the inbox file is ``~/.stepstone/INBOX.md``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from stepstone.cli.desk_parser import ENV_SKILLS_PATH
 from stepstone.cli.output import Output
 from stepstone.cli.parser import APP_REQUIRED, ENV_APP, ENV_DB, build_parser, check_values
 from stepstone.cli.render import Screen
@@ -76,6 +79,7 @@ from stepstone.errors import (
     RunStateError,
     SchemaError,
     SignalPayloadError,
+    SkillNotFound,
     StoreCorrupt,
     StoreError,
     StoreReadOnly,
@@ -99,6 +103,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     UsageError: 2,
     AlreadyResumed: 70,
     RunNotFound: 3,
+    SkillNotFound: 3,
     WorkflowNotFound: 3,
     AppNotFound: 3,
     SchemaError: 6,
@@ -124,7 +129,7 @@ MEANINGS: dict[int, str] = {
     0: "ok",
     1: "unexpected internal error (run with -v for the traceback)",
     2: "usage error",
-    3: "not found: run, workflow, or app module",
+    3: "not found: run, workflow, app module or skill",
     4: "invalid input: bad JSON or value in a flag, bad payload, unknown signal name, or a "
     "state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
@@ -168,6 +173,11 @@ _COMMANDS: dict[str, str] = {
     "init": "scaffold:cmd_init",
     "guide": "scaffold:cmd_guide",
     "validate": "scaffold:cmd_validate",
+    "launch": "desk:cmd_launch",
+    "skills": "desk:cmd_skills",
+    "skill": "desk:cmd_skill",
+    "inbox": "desk:cmd_inbox",
+    "dismiss": "desk:cmd_dismiss",
 }
 
 
@@ -204,7 +214,10 @@ def exit_codes_epilog() -> str:
         "validation, 20 runtime, 30 step failed, 40 waiting, 50 cancelled, 60 persistence, 70 "
         "concurrency, 90 internal)."
     )
-    lines.append(f"environment: {ENV_DB} (--db), {ENV_APP} (--app), HOME (flows)")
+    lines.append(
+        f"environment: {ENV_DB} (--db), {ENV_APP} (--app), {ENV_SKILLS_PATH} (skills), "
+        "HOME (flows, skills, runs' files, INBOX.md)"
+    )
     return "\n".join(lines)
 
 
@@ -225,7 +238,8 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
         session.db = ns.db or env.get(ENV_DB) or None
         if hasattr(ns, "app") and not ns.app:
             ns.app = env.get(ENV_APP) or None
-            if ns.app is None and ns.command in APP_REQUIRED and not getattr(ns, "file", None):
+            given = getattr(ns, "file", None) or getattr(ns, "skills", False)
+            if ns.app is None and ns.command in APP_REQUIRED and not given:
                 either = " or -f FILE" if hasattr(ns, "file") else ""
                 raise UsageError(
                     f"--app MODULE{either} is required (or set {ENV_APP}) "

@@ -20,6 +20,7 @@ from stepstone.cli.agent_parser import (
     until_option,
     workflow_args,
 )
+from stepstone.cli.desk_parser import add_desk_commands
 from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
 from stepstone.errors import InvalidArgument, UsageError
 
@@ -208,6 +209,12 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
 
     p = command("worker", "serve runs of the app's workflows until SIGINT/SIGTERM")
     _app_option(p, required=True)
+    p.add_argument(
+        "--skills",
+        action="store_true",
+        help="serve every skill of the skills path (launched runs), with --app or instead of it; "
+        "skills that fail to load are reported and skipped",
+    )
     p.add_argument(
         "--queue",
         action="append",
@@ -464,6 +471,7 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     d.add_argument("source", metavar="SRC_URL")
     d.add_argument("target", metavar="DST_URL")
     add_agent_commands(command, _app_option)
+    add_desk_commands(command, common, epilog)
     return parser
 
 

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from stepstone.core.errortypes import AppErrors
+from stepstone.core.resources import SkillResources
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.routing import KeyFunction, labels_of
 from stepstone.core.scope import active_caller
@@ -168,7 +169,16 @@ class Workflow(Generic[P, R]):
     :class:`~stepstone.Client` (``client.run(wf, ...)`` or ``client.start(wf, ...)``).
     """
 
-    __slots__ = ("__dict__", "defaults", "fn", "is_async", "max_recoveries", "name", "signals")
+    __slots__ = (
+        "__dict__",
+        "defaults",
+        "fn",
+        "is_async",
+        "max_recoveries",
+        "name",
+        "resources",
+        "signals",
+    )
 
     def __init__(
         self,
@@ -186,6 +196,9 @@ class Workflow(Generic[P, R]):
         self.max_recoveries = max_recoveries
         self.signals = dict(signals)
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.resources: SkillResources | None = None
+        """A skill's prompts and run folder (``ctx.prompt``, ``ctx.artifact``); set by
+        :mod:`stepstone.desk` when it loads the workflow from a skill folder."""
         self.__dict__["_version"] = version
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn

@@ -1,0 +1,113 @@
+"""The desk's part of the ``stepstone`` parser: launch, skills, skill new, inbox, dismiss."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+__all__ = ["ENV_SKILLS_PATH", "add_desk_commands"]
+
+ENV_SKILLS_PATH = "STEPSTONE_SKILLS_PATH"
+
+Command = Callable[[str, str], argparse.ArgumentParser]
+
+SKILLS_PATH_HELP = (
+    "skills are folders NAME/ with skill.py, looked up in ./skills, ~/.stepstone/skills, the "
+    f"folders of ${ENV_SKILLS_PATH} (':'-separated), then ~/.claude/skills (sagaflow's skills "
+    "there are listed, not run); the first folder of a name wins"
+)
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount in dollars, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog: str) -> None:
+    """Add the desk's commands through the parser's ``command(name, help)`` factory."""
+    p = command(
+        "launch",
+        "start a skill's run and print its id (--await: run it here and print its result); "
+        "each outcome of the run lands in the inbox once. " + SKILLS_PATH_HELP,
+    )
+    p.add_argument("skill", metavar="NAME", help="the skill (its folder's name)")
+    p.add_argument(
+        "values",
+        metavar="VALUE",
+        nargs="*",
+        help="the value of the skill's first required parameter (the rest go as --arg)",
+    )
+    p.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a launch argument, converted by the parameter's type (int, bool, list[str] ... "
+        "as JSON; str as the text); a bad value exits 4 naming it (repeatable)",
+    )
+    p.add_argument(
+        "--await",
+        dest="await_",
+        action="store_true",
+        help="execute the run in this process and print its result (exit 7 if it fails, 40 if "
+        "it stops at a signal wait)",
+    )
+    p.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="the run's id; launching an existing id resumes that run instead of starting one",
+    )
+    p.add_argument(
+        "--queue", metavar="Q", help="the queue (default: skill.toml's queue, else default)"
+    )
+    p.add_argument(
+        "--budget-usd",
+        type=_budget,
+        metavar="USD",
+        help="a spending limit, kept with the launch (and shown by `inbox --json`); NOT enforced "
+        "yet: model-call budgets come with the agent layer (default: skill.toml's budget_usd)",
+    )
+
+    p = command(
+        "skills",
+        "list the skills found, with their launch arguments and where each was found. "
+        + SKILLS_PATH_HELP,
+    )
+
+    p = command("skill", "manage skill folders")
+    actions = p.add_subparsers(dest="skill_command", metavar="ACTION", required=True)
+    d = actions.add_parser(
+        "new",
+        help="scaffold a skill folder that runs offline (skill.py, skill.toml, prompts/)",
+        description="scaffold a skill folder that runs offline: `stepstone launch NAME ann "
+        "--await` works at once",
+        parents=[common],
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("name", metavar="NAME", help="the skill's name (its folder)")
+    d.add_argument(
+        "--dir",
+        metavar="DIR",
+        default="skills",
+        help="the skills folder to create it in (default: ./skills, the first on the path)",
+    )
+
+    p = command(
+        "inbox",
+        "the outcomes of launched runs (done, failed, cancelled, waiting for a signal), unread "
+        "first; also re-renders ~/.stepstone/INBOX.md",
+    )
+    p.add_argument("--all", action="store_true", help="also the items already dismissed")
+    p.add_argument(
+        "--limit", type=int, default=200, metavar="N", help="at most N items of each kind"
+    )
+
+    p = command("dismiss", "mark a run's inbox items (or all of them) read")
+    p.add_argument("run_id", metavar="RUN", nargs="?", help="the run whose items to dismiss")
+    p.add_argument("--all", action="store_true", help="dismiss every unread item")
