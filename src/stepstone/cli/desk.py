@@ -97,7 +97,6 @@ def serve_skills(session: Session) -> list[Workflow[Any, Any]]:
 def cmd_launch(ns: argparse.Namespace, session: Session) -> Output:
     info = find_skill(skills_roots(session), ns.skill)
     skill = load_skill(info, runs_dir=runs_dir(session))
-    kwargs = launch_arguments(skill, ns.values, ns.arg)
     wf = skill.workflow
     budget = ns.budget_usd if ns.budget_usd is not None else info.budget_usd
     queue = ns.queue or info.queue
@@ -115,6 +114,8 @@ def cmd_launch(ns: argparse.Namespace, session: Session) -> Output:
                 f"--run-id {run_id}: the run exists and keeps its arguments; relaunch it "
                 "without arguments to resume it"
             )
+        # an existing run keeps its input: its arguments are not asked for again
+        kwargs = launch_arguments(skill, ns.values, ns.arg) if existing is None else {}
         client.record_launch(Launch(run_id, skill.name, budget))  # before the run exists
         if not ns.await_:
             if existing is None:
@@ -156,7 +157,8 @@ def _stopped(run: Run, skill: LoadedSkill, budget: float | None) -> Output:
             screen.line(value) if isinstance(value, str) else screen.json(value)
 
         return Output({**data, "result": value}, show)
-    raise_for(run)  # failed, cancelled or blocked: RunFailed (exit 7)
+    if run.state in (RunState.FAILED, RunState.CANCELLED, RunState.BLOCKED):
+        raise_for(run)  # RunFailed: exit 7
     waits = [describe_wait(w) for w in run.waits]
     signals = [w.name for w in run.waits if w.kind == "signal" and w.name]
     name = signals[0] if signals else "NAME"

@@ -1,0 +1,132 @@
+"""The desk from the shell: skill new, launch (offline), skills, inbox, dismiss, INBOX.md, and
+worker --skills, each as a real `python -m stepstone` process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import READY_TIMEOUT_S, Cli
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Cli:
+    cli = Cli(tmp_path)
+    cli("skill", "new", "hello", db=False)
+    return cli
+
+
+def inbox_md(cli: Cli) -> str:
+    return (cli.cwd / ".stepstone" / "INBOX.md").read_text()
+
+
+def test_a_scaffolded_skill_launches_offline_and_lands_in_the_inbox(desk: Cli) -> None:
+    assert desk("launch", "hello", "ann", "--await").stdout == "Hello, ann!\n"
+    [item] = desk.data("inbox")
+    assert (item["skill"], item["outcome"], item["unread"]) == ("hello", "done", True)
+    assert item["summary"] == "greeted ann: Hello, ann!"
+    run_id = item["run_id"]
+    artifact = desk.cwd / ".stepstone" / "runs" / run_id / "greeting.txt"
+    assert artifact.read_text() == "Hello, ann!\n"
+    assert f"run {run_id}" in inbox_md(desk) and "greeted ann: Hello, ann!" in inbox_md(desk)
+    assert desk("dismiss", run_id).stdout == f"dismissed 1 item(s) of run {run_id}\n"
+    assert desk.data("inbox") == []
+    [read] = desk.data("inbox", "--all")
+    assert read["unread"] is False and "## Read (1)" in inbox_md(desk)
+
+
+def test_arguments_are_typed_and_a_bad_one_exits_4_naming_it(desk: Cli) -> None:
+    out = desk("launch", "hello", "--arg", "name=bo", "--arg", "excited=true", "--await")
+    assert out.stdout == "HELLO, BO!\n"
+    bad = desk("launch", "hello", "bo", "--arg", "excited=maybe", code=4)
+    assert bad.stderr.strip() == "stepstone: --arg excited: 'maybe' is not a bool"
+    unknown = desk("launch", "hello", "bo", "--arg", "excite=1", code=4)
+    assert "did you mean 'excited'?" in unknown.stderr
+    assert "no skill 'nope'" in desk("launch", "nope", code=3).stderr
+    assert len(desk.data("inbox")) == 1  # the refused launches left nothing
+
+
+def test_relaunching_a_run_id_resumes_it_and_adds_no_second_item(desk: Cli) -> None:
+    data = desk.data("launch", "hello", "ann", "--run-id", "r-1", "--await")
+    assert (data["run_id"], data["result"]) == ("r-1", "Hello, ann!")
+    again = desk.data("launch", "hello", "--run-id", "r-1", "--await")
+    assert again["result"] == "Hello, ann!"
+    assert [i["run_id"] for i in desk.data("inbox")] == ["r-1"]
+    refused = desk("launch", "hello", "bob", "--run-id", "r-1", code=4)
+    assert "keeps its arguments" in refused.stderr
+
+
+def test_skills_lists_parameters_and_where_each_was_found(desk: Cli, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "more"
+    (elsewhere / "hello").mkdir(parents=True)
+    (elsewhere / "hello" / "skill.py").write_text("x = 1\n")
+    desk.env["STEPSTONE_SKILLS_PATH"] = str(elsewhere)
+    first, second = desk.data("skills", db=False)
+    assert first["found_in"] == "./skills" and first["workflow"] == "hello"
+    assert [(p["name"], p["type"], p["required"]) for p in first["parameters"]] == [
+        ("name", "str", True),
+        ("excited", "bool", False),
+    ]
+    assert second["found_in"] == "STEPSTONE_SKILLS_PATH"
+    assert second["note"] == f"shadowed by {tmp_path / 'skills' / 'hello'}"
+
+
+WAITING = """
+from stepstone import WorkflowContext
+from stepstone.desk import skill
+
+
+@skill
+async def approve(ctx: WorkflowContext, what: str) -> str:
+    ok = await ctx.wait_for_signal("approval", prompt=f"Ship {what}?\\nSay yes or no.")
+    return f"{what}: {ok}"
+"""
+
+
+def test_a_run_waiting_for_a_human_is_an_item_then_continues(desk: Cli) -> None:
+    folder = desk.cwd / "skills" / "approve"
+    folder.mkdir()
+    (folder / "skill.py").write_text(textwrap.dedent(WAITING))
+    waiting = desk("launch", "approve", "v2", "--run-id", "a-1", "--await", code=40)
+    assert "stepstone signal a-1 approval" in waiting.stdout
+    [item] = desk.data("inbox")
+    assert item["outcome"] == "waiting"
+    assert item["summary"] == "waits for signal 'approval': Ship v2?\nSay yes or no."
+    assert "Ship v2?\nSay yes or no." in inbox_md(desk)  # several lines stay several lines
+    desk("signal", "a-1", "approval", "--data", "true")
+    assert desk("launch", "approve", "--run-id", "a-1", "--await").stdout == "v2: True\n"
+    assert [i["outcome"] for i in desk.data("inbox")] == ["waiting", "done"]
+
+
+def test_an_inbox_file_stepstone_did_not_write_is_refused_and_kept(desk: Cli) -> None:
+    desk("launch", "hello", "ann", "--await")
+    path = desk.cwd / ".stepstone" / "INBOX.md"
+    path.write_text("my own notes\n")
+    out = desk("inbox", code=4)
+    assert out.stderr.startswith(f"stepstone: {path}: not an inbox file stepstone wrote")
+    assert path.read_text() == "my own notes\n"
+
+
+def test_worker_skills_executes_launched_runs(desk: Cli) -> None:
+    run_id = desk("launch", "hello", "cy").stdout.strip()
+    proc = subprocess.Popen(
+        desk.argv("worker", "--skills", "--poll-s", "0.1"),
+        cwd=desk.cwd,
+        env=desk.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert desk("result", run_id, "--timeout-s", str(READY_TIMEOUT_S)).stdout.strip() == (
+            json.dumps("Hello, cy!")
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    [item] = desk.data("inbox")
+    assert (item["run_id"], item["outcome"]) == (run_id, "done")
