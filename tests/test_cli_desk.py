@@ -3,9 +3,12 @@ worker --skills, each as a real `python -m stepstone` process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import textwrap
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,8 +114,9 @@ def test_an_inbox_file_stepstone_did_not_write_is_refused_and_kept(desk: Cli) ->
     assert path.read_text() == "my own notes\n"
 
 
-def test_worker_skills_executes_launched_runs(desk: Cli) -> None:
-    run_id = desk("launch", "hello", "cy").stdout.strip()
+@contextlib.contextmanager
+def skills_worker(desk: Cli) -> Iterator[None]:
+    """A `worker --skills` process for the test's duration; SIGTERM must stop it with 0."""
     proc = subprocess.Popen(
         desk.argv("worker", "--skills", "--poll-s", "0.1"),
         cwd=desk.cwd,
@@ -122,11 +126,29 @@ def test_worker_skills_executes_launched_runs(desk: Cli) -> None:
         text=True,
     )
     try:
-        assert desk("result", run_id, "--timeout-s", str(READY_TIMEOUT_S)).stdout.strip() == (
-            json.dumps("Hello, cy!")
-        )
+        yield
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    [item] = desk.data("inbox")
+    assert proc.returncode == 0
+
+
+def test_worker_skills_executes_launched_runs(desk: Cli) -> None:
+    run_id = desk("launch", "hello", "cy").stdout.strip()
+    with skills_worker(desk):
+        result = desk("result", run_id, "--timeout-s", str(READY_TIMEOUT_S)).stdout
+    assert result.strip() == json.dumps("Hello, cy!")
+    [item] = desk.data("inbox", "--all")
     assert (item["run_id"], item["outcome"]) == (run_id, "done")
+
+
+def test_worker_skills_renders_the_inbox_file_when_a_run_ends(desk: Cli) -> None:
+    path = desk.cwd / ".stepstone" / "INBOX.md"
+    run_id = desk("launch", "hello", "di").stdout.strip()
+    path.unlink()  # rendered by launch, before the run ran: only the worker renders it now
+    with skills_worker(desk):
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while f"run {run_id}" not in (path.read_text() if path.exists() else ""):
+            assert time.monotonic() < deadline, "INBOX.md never showed the run"
+            time.sleep(0.05)
+    assert "greeted di: Hello, di!" in path.read_text()

@@ -29,11 +29,13 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
     stderr (scripts and tests wait for it instead of sleeping)."""
     registry = load_app(ns.app) if ns.app else Registry()
     declared_queues, declared_pools = app_declarations(ns.app) if ns.app else ({}, {})
+    mirror = None
     if ns.skills:
-        from stepstone.cli.desk import serve_skills  # imported on use, like the desk itself
+        from stepstone.cli.desk import inbox_mirror, serve_skills  # imported on use
 
         for wf in serve_skills(session):
             registry.add(wf)
+        mirror = inbox_mirror(session)
     tunables = {"lease_s": ns.lease_s, "poll_s": ns.poll_s, "grace_s": ns.grace_s}
     settings = Settings(**{k: v for k, v in tunables.items() if v is not None})
     # a queue or pool the app declares in code brings its limits or strategy along
@@ -59,7 +61,13 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
         )
 
     threading.Thread(target=announce, name="stepstone-cli-ready", daemon=True).start()
-    worker.run()
+    if mirror is not None:
+        mirror.start()  # runs end here: INBOX.md is re-rendered after each change
+    try:
+        worker.run()
+    finally:
+        if mirror is not None:
+            mirror.stop()
     data = {"worker_id": worker.worker_id, "executed": worker.executed}
     return Output(
         data,

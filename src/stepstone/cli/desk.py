@@ -34,6 +34,7 @@ from stepstone.desk import (
     registry_of,
     write_inbox_file,
 )
+from stepstone.desk.mirror import InboxMirror
 from stepstone.errors import InvalidArgument, RunNotFound, SkillError, UsageError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "cmd_launch",
     "cmd_skill",
     "cmd_skills",
+    "inbox_mirror",
     "serve_skills",
     "skills_roots",
 ]
@@ -73,6 +75,11 @@ def runs_dir(session: Session) -> Path:
 
 def inbox_path(session: Session) -> Path:
     return _home(session) / ".stepstone" / "INBOX.md"
+
+
+def inbox_mirror(session: Session) -> InboxMirror:
+    """What keeps INBOX.md in step with the store in a worker serving skills."""
+    return InboxMirror(session.db, inbox_path(session))
 
 
 def render_inbox_file(client: Client, session: Session) -> None:
