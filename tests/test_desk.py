@@ -353,3 +353,18 @@ def test_the_inbox_file_is_refused_when_it_is_not_ours(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match=f"{path}: not an inbox file stepstone wrote"):
         write_inbox_file(path, [])
     assert path.read_bytes() == b"\xff\xfegarbage"
+
+
+def test_two_skills_with_one_workflow_name_are_refused_naming_both(tmp_path: Path) -> None:
+    from stepstone.desk import load_skills, registry_of
+
+    source = (
+        "from stepstone import workflow\n@workflow\nasync def same(ctx) -> int:\n    return 1\n"
+    )
+    make_skill(tmp_path, "one", source)
+    make_skill(tmp_path, "two", source.replace("1", "2"))
+    loaded, problems = load_skills([SkillRoot(tmp_path, "t")], runs_dir=None)
+    assert problems == [] and len(loaded) == 2
+    with pytest.raises(SkillError) as caught:
+        registry_of(loaded)
+    assert str(tmp_path / "one") in str(caught.value) and str(tmp_path / "two") in str(caught.value)

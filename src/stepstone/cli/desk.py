@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,12 +130,21 @@ def cmd_launch(ns: argparse.Namespace, session: Session) -> Output:
                 client.start(wf, run_id=run_id, **options, **kwargs)
             run = client.get(run_id)
             render_inbox_file(client, session)
+            if not session.json and not _someone_serves(client):
+                session.screen.note(
+                    "no live worker: `stepstone worker --skills` runs it (or launch with --await)"
+                )
             return Output(_launched(run, skill, budget), lambda s: s.line(run_id))
         try:
             run = client.run_until_wait(wf, run_id=run_id, **options, **kwargs)
         finally:
             render_inbox_file(client, session)
     return _stopped(run, skill, budget)
+
+
+def _someone_serves(client: Client) -> bool:
+    now = datetime.now(UTC)
+    return any(w.alive_at(now) for w in client.workers())
 
 
 def _existing(client: Client, run_id: str) -> Run | None:

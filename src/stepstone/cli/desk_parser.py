@@ -69,8 +69,9 @@ def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog:
         "--budget-usd",
         type=_budget,
         metavar="USD",
-        help="a spending limit, kept with the launch (and shown by `inbox --json`); NOT enforced "
-        "yet: model-call budgets come with the agent layer (default: skill.toml's budget_usd)",
+        help="a spending limit, stored with the launch (and printed by `launch --json`); NOT "
+        "enforced yet: model-call budgets come with the agent layer (default: skill.toml's "
+        "budget_usd)",
     )
 
     p = command(
