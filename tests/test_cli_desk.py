@@ -50,6 +50,8 @@ def test_arguments_are_typed_and_a_bad_one_exits_4_naming_it(desk: Cli) -> None:
     unknown = desk("launch", "hello", "bo", "--arg", "excite=1", code=4)
     assert "did you mean 'excited'?" in unknown.stderr
     assert "no skill 'nope'" in desk("launch", "nope", code=3).stderr
+    budget = desk("launch", "hello", "bo", "--budget-usd=-1", code=4)
+    assert budget.stderr.strip() == "stepstone: --budget-usd '-1': must be a finite amount >= 0"
     assert len(desk.data("inbox")) == 1  # the refused launches left nothing
 
 

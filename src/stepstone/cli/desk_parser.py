@@ -18,13 +18,16 @@ SKILLS_PATH_HELP = (
 )
 
 
-def _budget(text: str) -> float:
+def _budget(text: str) -> object:
+    """Dollars >= 0; else a BadValue, which check_values turns into exit 4 naming the flag."""
+    from stepstone.cli.parser import BadValue  # the parser imports this module
+
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an amount in dollars, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+        return BadValue(text, "expected an amount in dollars")
+    if not 0 <= value < float("inf"):  # also refuses nan
+        return BadValue(text, "must be a finite amount >= 0")
     return value
 
 
