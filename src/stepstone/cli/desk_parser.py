@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["ENV_SKILLS_PATH", "add_desk_commands"]
 
@@ -29,6 +30,21 @@ def _budget(text: str) -> object:
     if not 0 <= value < float("inf"):  # also refuses nan
         return BadValue(text, "must be a finite amount >= 0")
     return value
+
+
+def _action(
+    actions: Any, name: str, text: str, common: argparse.ArgumentParser, epilog: str
+) -> argparse.ArgumentParser:
+    """One ACTION of a command with actions (``skill new``, ``hook install``)."""
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name,
+        help=text,
+        description=text,
+        parents=[common],
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog: str) -> None:
@@ -85,14 +101,13 @@ def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog:
 
     p = command("skill", "manage skill folders")
     actions = p.add_subparsers(dest="skill_command", metavar="ACTION", required=True)
-    d = actions.add_parser(
+    d = _action(
+        actions,
         "new",
-        help="scaffold a skill folder that runs offline (skill.py, skill.toml, prompts/)",
-        description="scaffold a skill folder that runs offline: `stepstone launch NAME ann "
-        "--await` works at once",
-        parents=[common],
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "scaffold a skill folder that runs offline (skill.py, skill.toml, prompts/): "
+        "`stepstone launch NAME ann --await` works at once",
+        common,
+        epilog,
     )
     d.add_argument("name", metavar="NAME", help="the skill's name (its folder)")
     d.add_argument(
@@ -111,6 +126,29 @@ def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog:
     p.add_argument(
         "--limit", type=int, default=200, metavar="N", help="at most N items of each kind"
     )
+
+    p = command(
+        "hook",
+        "Claude Code's SessionStart hook in ~/.claude/settings.json: shows the inbox's unread "
+        "items when a session starts",
+    )
+    actions = p.add_subparsers(dest="hook_command", metavar="ACTION", required=True)
+    for name, text in (
+        (
+            "install",
+            "merge the hook into ~/.claude/settings.json (other hooks kept; the file is copied "
+            "to settings.json.stepstone-backup first; a file that is not JSON is refused with "
+            "its line); installing twice changes nothing",
+        ),
+        ("uninstall", "remove stepstone's hook (and only it) from ~/.claude/settings.json"),
+        ("status", "whether the hook is installed, and its command"),
+        (
+            "session-start",
+            "what the hook runs: print the unread items as Claude Code's SessionStart JSON "
+            "(nothing when none); always exits 0",
+        ),
+    ):
+        _action(actions, name, text, common, epilog)
 
     p = command("dismiss", "mark a run's inbox items (or all of them) read")
     p.add_argument("run_id", metavar="RUN", nargs="?", help="the run whose items to dismiss")

@@ -178,6 +178,7 @@ _COMMANDS: dict[str, str] = {
     "skill": "desk:cmd_skill",
     "inbox": "desk:cmd_inbox",
     "dismiss": "desk:cmd_dismiss",
+    "hook": "hook:cmd_hook",
 }
 
 

@@ -215,3 +215,4 @@ class Client:
     record_launch = _blocking(AsyncClient.record_launch)
     inbox = _blocking(AsyncClient.inbox)
     dismiss = _blocking(AsyncClient.dismiss)
+    count_unread = _blocking(AsyncClient.count_unread)

@@ -18,6 +18,10 @@ class InboxReading(ClientBase):
         """Unread inbox items, oldest first (``include_read``: then the read ones)."""
         return await self.store.list_inbox(include_read=include_read, limit=limit)
 
+    async def count_unread(self) -> int:
+        """How many inbox items are unread."""
+        return await self.store.count_unread()
+
     async def dismiss(self, run_id: str | None = None) -> int:
         """Mark the unread items of ``run_id`` (None: all) read; how many were."""
         return await self.store.dismiss_inbox(run_id, now=self.clock.now())

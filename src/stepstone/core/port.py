@@ -349,6 +349,10 @@ class Store(Protocol):
         """Unread items oldest first; with ``include_read`` then the read ones, newest first."""
         ...
 
+    async def count_unread(self) -> int:
+        """How many inbox items are unread (a cheap read: the session hook's)."""
+        ...
+
     async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
         """Mark the unread items of ``run_id`` (None: every one) read; how many."""
         ...

@@ -706,6 +706,9 @@ UNION ALL
 (SELECT * FROM stepstone.inbox WHERE %(all)s AND read_at IS NOT NULL
  ORDER BY item_id DESC LIMIT %(limit)s);
 
+-- name: count_unread
+SELECT COUNT(*) AS n FROM stepstone.inbox WHERE read_at IS NULL;
+
 -- name: dismiss_inbox
 UPDATE stepstone.inbox SET read_at = %(now)s
 WHERE read_at IS NULL AND (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text);

@@ -267,6 +267,9 @@ class PostgresStore(StoreBase):
     async def list_inbox(self, *, include_read: bool = False, limit: int = 1000) -> list[InboxItem]:
         return await self._read(scripts.inbox.list_inbox, include_read, limit)
 
+    async def count_unread(self) -> int:
+        return await self._read(scripts.inbox.count_unread)
+
     async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
         return await self._write(scripts.inbox.dismiss, run_id, now, tx=False, safe=False)
 

@@ -20,6 +20,7 @@ from stepstone.errors import InvalidArgument
 from stepstone.store.scripts.tx import Tx
 
 __all__ = [
+    "count_unread",
     "dismiss",
     "list_inbox",
     "outcome_of_cancel",
@@ -119,6 +120,11 @@ async def list_inbox(tx: Tx, include_read: bool, limit: int) -> list[InboxItem]:
             )
         )
     return items
+
+
+async def count_unread(tx: Tx) -> int:
+    row = await tx.one("count_unread", {})
+    return int(row["n"]) if row is not None else 0
 
 
 async def dismiss(tx: Tx, run_id: str | None, now: datetime) -> int:

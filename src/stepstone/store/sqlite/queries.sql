@@ -506,6 +506,9 @@ SELECT * FROM (
     SELECT * FROM inbox WHERE :all AND read_at IS NOT NULL ORDER BY item_id DESC LIMIT :limit
 );
 
+-- name: count_unread
+SELECT COUNT(*) AS n FROM inbox WHERE read_at IS NULL;
+
 -- name: dismiss_inbox
 UPDATE inbox SET read_at = :now
 WHERE read_at IS NULL AND (:run_id IS NULL OR run_id = :run_id);

@@ -282,6 +282,9 @@ class SQLiteStore:
     async def list_inbox(self, *, include_read: bool = False, limit: int = 1000) -> list[InboxItem]:
         return self._read(scripts.inbox.list_inbox, include_read, limit)
 
+    async def count_unread(self) -> int:
+        return self._read(scripts.inbox.count_unread)
+
     async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
         return await self._write(scripts.inbox.dismiss, run_id, now, full=True)
 
