@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import textwrap
 import time
@@ -154,3 +155,22 @@ def test_worker_skills_renders_the_inbox_file_when_a_run_ends(desk: Cli) -> None
             assert time.monotonic() < deadline, "INBOX.md never showed the run"
             time.sleep(0.05)
     assert "greeted di: Hello, di!" in path.read_text()
+
+
+def test_worker_skills_notifies_the_desktop_of_new_items_once(desk: Cli) -> None:
+    bin_dir, calls = desk.cwd / "bin", desk.cwd / "notified.txt"
+    bin_dir.mkdir()
+    fake = bin_dir / "notify-send"  # records its arguments, one line per notification
+    fake.write_text(f'#!/bin/sh\nprintf "%s|" "$@" >> {calls}\necho >> {calls}\n')
+    fake.chmod(0o755)
+    desk("launch", "hello", "old", "--await")  # there before the worker: not notified
+    desk.env["PATH"] = f"{bin_dir}{os.pathsep}{desk.env['PATH']}"
+    with skills_worker(desk):
+        run_id = desk("launch", "hello", "eve").stdout.strip()
+        desk("result", run_id, "--timeout-s", str(READY_TIMEOUT_S))
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not calls.exists():
+            assert time.monotonic() < deadline, "no desktop notification"
+            time.sleep(0.05)
+    [line] = calls.read_text().splitlines()
+    assert "stepstone: hello done|greeted eve: Hello, eve!|" in line

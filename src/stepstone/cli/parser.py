@@ -213,7 +213,8 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
         "--skills",
         action="store_true",
         help="serve every skill of the skills path (launched runs), with --app or instead of it; "
-        "skills that fail to load are reported and skipped",
+        "skills that fail to load are reported and skipped. Also keeps ~/.stepstone/INBOX.md "
+        "up to date and shows a desktop notification for each new inbox item",
     )
     p.add_argument(
         "--queue",
