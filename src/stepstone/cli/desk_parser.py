@@ -150,6 +150,13 @@ def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog:
     ):
         _action(actions, name, text, common, epilog)
 
+    command(
+        "doctor",
+        "check the desk: store reachable and migrated, disk and WAL (SQLite), a live worker, "
+        "skills that load, the session hook, clock skew (PostgreSQL); each failing check "
+        "prints the command that fixes it; exit 0 only when none fails (else 9)",
+    )
+
     p = command("dismiss", "mark a run's inbox items (or all of them) read")
     p.add_argument("run_id", metavar="RUN", nargs="?", help="the run whose items to dismiss")
     p.add_argument("--all", action="store_true", help="dismiss every unread item")

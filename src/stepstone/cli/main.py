@@ -18,6 +18,7 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
     7    the run failed, was cancelled or is blocked (result, start --wait, run, resume; status
          and inspect of such a run)
     8    check found runs that the code now loaded cannot continue
+    9    doctor found a failing check (printed with the command that fixes it)
     40   waiting / still waiting (checkpointflow's code): run, resume and start --wait handed the
          run back at a signal wait (its own or a child run's; the output says what it waits for
          and the resume command), --timeout-s ran out before the run finished, or status and
@@ -136,6 +137,7 @@ MEANINGS: dict[int, str] = {
     6: "schema missing or outdated: run `stepstone migrate`",
     7: "the run failed, was cancelled or is blocked",
     8: "check found runs the code now loaded cannot continue",
+    9: "doctor found a failing check (each is printed with the command that fixes it)",
     40: "waiting / still waiting: handed back at a signal wait (with the resume command), "
     "--timeout-s ran out, or (status, inspect) the run is not finished",
     70: "already resumed: another resume or signal answered the wait first",
@@ -179,6 +181,7 @@ _COMMANDS: dict[str, str] = {
     "inbox": "desk:cmd_inbox",
     "dismiss": "desk:cmd_dismiss",
     "hook": "hook:cmd_hook",
+    "doctor": "doctor:cmd_doctor",
 }
 
 

@@ -150,6 +150,11 @@ class Store(Protocol):
         default: from now), or after ``timeout_s``. Spurious returns are allowed."""
         ...
 
+    async def server_now(self) -> datetime:
+        """The database's own clock (PostgreSQL: the server's; SQLite: this machine's), to tell
+        how far this process's clock is off (``stepstone doctor``)."""
+        ...
+
     # --- runs ----------------------------------------------------------------------------
     async def create_run(
         self, run: NewRun, *, now: datetime, claim_for: WorkerInfo | None = None, lease_s: float = 0

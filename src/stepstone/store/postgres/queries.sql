@@ -706,6 +706,9 @@ UNION ALL
 (SELECT * FROM stepstone.inbox WHERE %(all)s AND read_at IS NOT NULL
  ORDER BY item_id DESC LIMIT %(limit)s);
 
+-- name: server_now
+SELECT clock_timestamp() AS now;
+
 -- name: count_unread
 SELECT COUNT(*) AS n FROM stepstone.inbox WHERE read_at IS NULL;
 

@@ -267,6 +267,9 @@ class PostgresStore(StoreBase):
     async def list_inbox(self, *, include_read: bool = False, limit: int = 1000) -> list[InboxItem]:
         return await self._read(scripts.inbox.list_inbox, include_read, limit)
 
+    async def server_now(self) -> datetime:
+        return await self._read(scripts.inbox.server_now)
+
     async def count_unread(self) -> int:
         return await self._read(scripts.inbox.count_unread)
 

@@ -28,6 +28,7 @@ __all__ = [
     "outcome_of_wait",
     "record_launch",
     "record_outcome",
+    "server_now",
 ]
 
 SUMMARY_MAX = 4000
@@ -120,6 +121,14 @@ async def list_inbox(tx: Tx, include_read: bool, limit: int) -> list[InboxItem]:
             )
         )
     return items
+
+
+async def server_now(tx: Tx) -> datetime:
+    """The database's clock (doctor compares it with this process's)."""
+    row = await tx.one("server_now", {})
+    at = tx.columns.time_in(row["now"]) if row is not None else None
+    assert at is not None
+    return at
 
 
 async def count_unread(tx: Tx) -> int:

@@ -506,6 +506,9 @@ SELECT * FROM (
     SELECT * FROM inbox WHERE :all AND read_at IS NOT NULL ORDER BY item_id DESC LIMIT :limit
 );
 
+-- name: server_now
+SELECT (julianday('now') - 2440587.5) * 86400.0 AS now;
+
 -- name: count_unread
 SELECT COUNT(*) AS n FROM inbox WHERE read_at IS NULL;
 
