@@ -137,7 +137,7 @@ def skills_worker(desk: Cli) -> Iterator[None]:
 
 
 def test_worker_skills_executes_launched_runs(desk: Cli) -> None:
-    run_id = desk("launch", "hello", "cy").stdout.strip()
+    run_id = desk("launch", "hello", "cy", "--no-daemon").stdout.strip()
     with skills_worker(desk):
         result = desk("result", run_id, "--timeout-s", str(READY_TIMEOUT_S)).stdout
     assert result.strip() == json.dumps("Hello, cy!")
@@ -147,7 +147,7 @@ def test_worker_skills_executes_launched_runs(desk: Cli) -> None:
 
 def test_worker_skills_renders_the_inbox_file_when_a_run_ends(desk: Cli) -> None:
     path = desk.cwd / ".stepstone" / "INBOX.md"
-    run_id = desk("launch", "hello", "di").stdout.strip()
+    run_id = desk("launch", "hello", "di", "--no-daemon").stdout.strip()
     path.unlink()  # rendered by launch, before the run ran: only the worker renders it now
     with skills_worker(desk):
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -166,7 +166,7 @@ def test_worker_skills_notifies_the_desktop_of_new_items_once(desk: Cli) -> None
     desk("launch", "hello", "old", "--await")  # there before the worker: not notified
     desk.env["PATH"] = f"{bin_dir}{os.pathsep}{desk.env['PATH']}"
     with skills_worker(desk):
-        run_id = desk("launch", "hello", "eve").stdout.strip()
+        run_id = desk("launch", "hello", "eve", "--no-daemon").stdout.strip()
         desk("result", run_id, "--timeout-s", str(READY_TIMEOUT_S))
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not calls.exists():

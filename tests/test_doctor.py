@@ -26,7 +26,7 @@ def test_failing_checks_print_their_fix_and_the_fixes_work(tmp_path: Path) -> No
     assert found["store"]["status"] == "ok" and found["skills"]["detail"] == "hello"
     assert found["disk"]["status"] == "ok" and found["wal"]["status"] == "ok"
     assert found["worker"]["status"] == "fail"
-    assert found["worker"]["fix"].startswith("stepstone worker --skills")
+    assert found["worker"]["fix"].startswith("stepstone daemon start")
     assert found["hook"]["fix"] == f"stepstone hook install --db {cli.db}"
     assert found["clock"]["status"] == "skip"
     human = cli("doctor", code=9).stdout

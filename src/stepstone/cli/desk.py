@@ -130,7 +130,11 @@ def cmd_launch(ns: argparse.Namespace, session: Session) -> Output:
                 client.start(wf, run_id=run_id, **options, **kwargs)
             run = client.get(run_id)
             render_inbox_file(client, session)
-            if not session.json and not _someone_serves(client):
+            if not ns.no_daemon:
+                from stepstone.cli.daemon import ensure_daemon  # imported on use
+
+                ensure_daemon(session)  # starts one unless one runs
+            elif not session.json and not _someone_serves(client):
                 session.screen.note(
                     "no live worker: `stepstone worker --skills` runs it (or launch with --await)"
                 )

@@ -85,6 +85,11 @@ def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog:
         "--queue", metavar="Q", help="the queue (default: skill.toml's queue, else default)"
     )
     p.add_argument(
+        "--no-daemon",
+        action="store_true",
+        help="do not start the skills daemon when none runs (a worker of your own serves the run)",
+    )
+    p.add_argument(
         "--budget-usd",
         type=_budget,
         metavar="USD",
@@ -149,6 +154,24 @@ def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog:
         ),
     ):
         _action(actions, name, text, common, epilog)
+
+    p = command(
+        "daemon",
+        "the skills worker as a daemon (one per home, found by ~/.stepstone/daemon.lock; logs "
+        "to ~/.stepstone/worker.log): a launch starts it when none runs; an edited skill makes "
+        "it drain and start again on the new code",
+    )
+    actions = p.add_subparsers(dest="daemon_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("start", "start the daemon unless one runs (detached); prints its pid"),
+        ("status", "whether the daemon runs, its pid and its log"),
+        ("stop", "stop the daemon gracefully (running steps get their grace period)"),
+        ("restart", "stop, then start the daemon"),
+        ("run", "serve in the foreground as the daemon (what `start` spawns)"),
+    ):
+        _action(actions, name, text, common, epilog)
+    d = _action(actions, "logs", "the end of the daemon's log", common, epilog)
+    d.add_argument("--lines", type=int, default=40, metavar="N", help="how many lines (40)")
 
     command(
         "doctor",

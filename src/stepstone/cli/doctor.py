@@ -113,7 +113,7 @@ def _sqlite_files(store: Store) -> list[Check]:
 async def _worker(store: Store) -> Check:
     now = datetime.now(UTC)
     alive = [w for w in await store.list_workers() if w.alive_at(now)]
-    fix = "stepstone worker --skills   (the self-starting daemon is not built yet)"
+    fix = "stepstone daemon start   (or any launch; or a worker of your own: worker --skills)"
     if not alive:
         return Check("worker", "fail", "no live worker: launched runs wait", fix)
     freshest = max(alive, key=lambda w: w.heartbeat_at or now)

@@ -182,6 +182,7 @@ _COMMANDS: dict[str, str] = {
     "dismiss": "desk:cmd_dismiss",
     "hook": "hook:cmd_hook",
     "doctor": "doctor:cmd_doctor",
+    "daemon": "daemon:cmd_daemon",
 }
 
 
