@@ -12,9 +12,11 @@ import argparse
 import asyncio
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from stepstone.cli.output import Output
+from stepstone.cli.parser import ENV_DB
 from stepstone.cli.session import Session
 from stepstone.desk.hook import (
     HOOK_MARK,
@@ -25,7 +27,7 @@ from stepstone.desk.hook import (
     uninstall_hook,
 )
 
-__all__ = ["cmd_hook", "settings_path"]
+__all__ = ["cmd_hook", "session_start_fast", "settings_path"]
 
 SHOWN = 10
 """How many unread items the session's context lists (the rest are counted)."""
@@ -76,6 +78,20 @@ def _describe(state: HookState) -> str:
     if state.changed:
         text += f" (updated; the previous file is {state.backup})" if state.backup else " (new)"
     return text
+
+
+def session_start_fast(args: list[str], env: Mapping[str, str]) -> int | None:
+    """``hook session-start [--db URL]`` without building the whole parser (it runs at every
+    session start); None when ``args`` hold anything else (the full parser then reports it)."""
+    db = env.get(ENV_DB) or None
+    if args[:1] == ["--db"] and len(args) == 2:
+        db = args[1]
+    elif len(args) == 1 and args[0].startswith("--db="):
+        db = args[0][len("--db=") :]
+    elif args:
+        return None
+    _session_start(Session(db=db, env=env))
+    return 0
 
 
 def _session_start(session: Session) -> Output:

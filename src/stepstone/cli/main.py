@@ -230,6 +230,12 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["hook", "session-start"]:  # on every Claude Code session start: keep it lean
+        from stepstone.cli.hook import session_start_fast
+
+        fast = session_start_fast(argv[2:], env)
+        if fast is not None:
+            return fast
     screen = Screen()
     session = Session(db=None, json="--json" in argv, screen=screen, env=env)
     try:
