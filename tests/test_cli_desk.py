@@ -136,8 +136,11 @@ def skills_worker(desk: Cli) -> Iterator[None]:
     assert proc.returncode == 0
 
 
-def test_worker_skills_executes_launched_runs(desk: Cli) -> None:
+def test_worker_skills_executes_launched_runs_in_their_queues(desk: Cli) -> None:
+    toml = desk.cwd / "skills" / "hello" / "skill.toml"
+    toml.write_text(toml.read_text().replace('queue = "default"', 'queue = "fast"'))
     run_id = desk("launch", "hello", "cy", "--no-daemon").stdout.strip()
+    assert desk.data("show", run_id)["queue"] == "fast"
     with skills_worker(desk):
         result = desk("result", run_id, "--timeout-s", str(READY_TIMEOUT_S)).stdout
     assert result.strip() == json.dumps("Hello, cy!")

@@ -146,6 +146,7 @@ def test_a_skill_loads_with_its_parameters_and_description(tmp_path: Path) -> No
     assert (info.queue, info.budget_usd) == ("fast", 0.5)
     skill = load_skill(info, runs_dir=None)
     assert skill.workflow.name == "hello"  # @skill is named after its folder
+    assert skill.workflow.defaults.queue == "fast"  # where its runs go, and a worker looks
     assert skill.description == "Say hello."
     assert [(p.name, p.type_name, p.required) for p in skill.params] == [
         ("name", "str", True),

@@ -31,10 +31,12 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
     declared_queues, declared_pools = app_declarations(ns.app) if ns.app else ({}, {})
     mirror = None
     if ns.skills:
-        from stepstone.cli.desk import inbox_mirror, serve_skills  # imported on use
+        from stepstone.cli.desk import inbox_mirror, serve_skills, skill_queues  # on use
 
-        for wf in serve_skills(session):
+        skills = serve_skills(session)
+        for wf in skills:
             registry.add(wf)
+        ns.queue = ns.queue or skill_queues(skills)
         mirror = inbox_mirror(session)
     tunables = {"lease_s": ns.lease_s, "poll_s": ns.poll_s, "grace_s": ns.grace_s}
     settings = Settings(**{k: v for k, v in tunables.items() if v is not None})

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from stepstone.cli.desk import inbox_mirror, serve_skills, skills_roots
+from stepstone.cli.desk import inbox_mirror, serve_skills, skill_queues, skills_roots
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
@@ -114,7 +114,7 @@ def _run(session: Session, files: DaemonFiles) -> Output:
     folders = [r.path for r in skills_roots(session)]
     seen = fingerprint(folders)
     workflows = serve_skills(session)
-    queues = sorted({"default", *(wf.defaults.queue for wf in workflows if wf.defaults.queue)})
+    queues = skill_queues(workflows)
     worker = Worker(
         session.db,
         workflows=workflows,

@@ -46,6 +46,7 @@ __all__ = [
     "cmd_skills",
     "inbox_mirror",
     "serve_skills",
+    "skill_queues",
     "skills_roots",
 ]
 
@@ -97,6 +98,11 @@ def serve_skills(session: Session) -> list[Workflow[Any, Any]]:
     if not loaded:
         raise SkillError("worker --skills: no skill to serve (see `stepstone skills`)")
     return list(registry_of(loaded))
+
+
+def skill_queues(workflows: list[Workflow[Any, Any]]) -> list[str]:
+    """The queues a skills worker serves: ``default`` and every queue its skills name."""
+    return sorted({"default", *(wf.defaults.queue for wf in workflows if wf.defaults.queue)})
 
 
 # --- launch ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import inspect
 import sys
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,6 +72,8 @@ def load_skill(info: SkillInfo, *, runs_dir: Path | None) -> LoadedSkill:
     module = _import(path)
     wf = _pick(module, info, path)
     wf.resources = SkillFolder(info.folder, runs_dir)
+    if info.queue:  # skill.toml's queue is the runs' default, and what a skills worker serves
+        wf.defaults = replace(wf.defaults, queue=info.queue)
     mark = wf.__dict__.get(SKILL_MARK)
     doc = (inspect.getdoc(wf.fn) or "").strip().splitlines()
     description = info.description or mark or (doc[0] if doc else None)
