@@ -146,4 +146,7 @@ def test_an_edited_skill_is_served_after_the_daemon_restarts_itself(desk: Cli) -
     assert desk("result", run_id, "--timeout-s", "60").stdout.strip() == '"Hello, zoe!!!"'
     status = desk.data("daemon", "status")
     assert status["running"] and status["pid"] == daemon_pid(daemon_files(desk))
+    doctor = {c["check"]: c for c in desk.data("doctor", code=9, ok=True)}  # no hook installed
+    assert doctor["worker"]["status"] == "ok"
+    assert doctor["worker"]["detail"].startswith(f"daemon pid {status['pid']}; 1 live worker")
     assert "serving skills" in "".join(desk.data("daemon", "logs", "--lines", "50")["lines"])

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from stepstone.cli.daemon import daemon_files
 from stepstone.cli.desk import runs_dir, skills_roots
 from stepstone.cli.hook import settings_path
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.core.port import Store
+from stepstone.desk.daemon import daemon_pid
 from stepstone.desk.hook import hook_state
 from stepstone.desk.loading import load_skills
 from stepstone.errors import InvalidArgument, StoreError
@@ -85,7 +87,7 @@ async def _store_checks(session: Session) -> list[Check]:
             return [Check("store", "fail", detail, f"stepstone migrate{_db_flag(session)}")]
         checks = [Check("store", "ok", f"{store.url}: schema version {applied}")]
         checks += _sqlite_files(store)
-        checks.append(await _worker(store))
+        checks.append(await _worker(store, daemon_pid(daemon_files(session))))
         checks.append(await _clock(store))
         return checks
     finally:
@@ -110,17 +112,21 @@ def _sqlite_files(store: Store) -> list[Check]:
     return [disk, wal_check]
 
 
-async def _worker(store: Store) -> Check:
+async def _worker(store: Store, daemon: int | None) -> Check:
     now = datetime.now(UTC)
     alive = [w for w in await store.list_workers() if w.alive_at(now)]
-    fix = "stepstone daemon start   (or any launch; or a worker of your own: worker --skills)"
+    held = f"daemon pid {daemon}; " if daemon else "no daemon; "
     if not alive:
-        return Check("worker", "fail", "no live worker: launched runs wait", fix)
+        if daemon:  # the lock is held, yet nothing beats: a stuck daemon
+            detail = f"{held}but no live worker: launched runs wait"
+            return Check("worker", "fail", detail, "stepstone daemon restart")
+        fix = "stepstone daemon start   (or any launch; or a worker of your own: worker --skills)"
+        return Check("worker", "fail", f"{held}no live worker: launched runs wait", fix)
     freshest = max(alive, key=lambda w: w.heartbeat_at or now)
     age = (now - (freshest.heartbeat_at or now)).total_seconds()
-    detail = f"{len(alive)} live; {freshest.worker_id} beat {age:.1f} s ago"
+    detail = f"{held}{len(alive)} live worker(s); {freshest.worker_id} beat {age:.1f} s ago"
     if age > MAX_HEARTBEAT_AGE_S:
-        return Check("worker", "fail", detail, fix)
+        return Check("worker", "fail", detail, "stepstone daemon restart")
     return Check("worker", "ok", detail)
 
 
