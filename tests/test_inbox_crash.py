@@ -66,3 +66,21 @@ def test_a_crash_inside_an_at_most_once_step_is_one_failed_item(
         assert client.result("pay-1", timeout_s=30) == "paid"
         third.stop()
     assert [i.outcome for i in client.inbox()] == ["failed", "done"]
+
+
+def test_fifty_launched_runs_on_two_racing_workers_leave_fifty_items(
+    client: Client, store_url: str, tmp_path: Path
+) -> None:
+    side = tmp_path / "side.txt"
+    handles = []
+    for i in range(50):
+        client.record_launch(Launch(f"many-{i}", "ten-steps"))
+        handles.append(client.start(crash_app.ten_steps, str(side), run_id=f"many-{i}"))
+    with WorkerProcess(store_url) as one, WorkerProcess(store_url) as two:
+        for handle in handles:
+            assert handle.result(timeout_s=60) == list(range(10))
+        one.stop()
+        two.stop()
+    items = client.inbox(include_read=True, limit=1000)
+    assert sorted(i.run_id for i in items) == sorted(f"many-{i}" for i in range(50))
+    assert {i.outcome for i in items} == {"done"}
