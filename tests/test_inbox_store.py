@@ -120,3 +120,16 @@ async def test_record_launch_is_idempotent(store: Store) -> None:
     await store.close_claim(claim, Completed("1"), now=at(2))
     [item] = await store.list_inbox()
     assert item.skill == "greeter"
+
+
+async def test_deleting_or_purging_a_run_takes_its_items_and_launch_mark(store: Store) -> None:
+    for run_id, end in (("gone", 2), ("purged", 2), ("kept", 5)):
+        claim = await launched(store, run_id)
+        await store.close_claim(claim, Completed("1"), now=at(end))
+    await store.delete_run("gone")
+    assert await store.purge_runs(finished_before=at(3), states=[RunState.COMPLETED]) == 1
+    assert [i.run_id for i in await store.list_inbox(include_read=True)] == ["kept"]
+    # a new run under a purged id is not launched: its outcome adds no item
+    claim = await claim_one(store, "purged")
+    await store.close_claim(claim, Completed("1"), now=at(6))
+    assert [i.run_id for i in await store.list_inbox(include_read=True)] == ["kept"]

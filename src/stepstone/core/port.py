@@ -365,11 +365,13 @@ class Store(Protocol):
     # --- housekeeping --------------------------------------------------------------------
     async def purge_runs(self, *, finished_before: datetime, states: Sequence[RunState]) -> int:
         """Delete finished runs (of these terminal states) that finished before the given time,
-        with their steps, signals and events; returns how many runs."""
+        with their steps, signals, events, launch marks and inbox items; returns how many
+        runs."""
         ...
 
     async def delete_run(self, run_id: str) -> None:
-        """Delete one finished run with its steps, signals and events, in one transaction; a
+        """Delete one finished run with its steps, signals, events, launch mark and inbox
+        items, in one transaction; a
         run not finished raises RunStateError (naming its state) and is left as it is."""
         ...
 

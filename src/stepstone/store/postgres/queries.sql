@@ -627,6 +627,12 @@ DELETE FROM stepstone.signals WHERE run_id = ANY(%(run_ids)s::text[]);
 -- name: delete_events
 DELETE FROM stepstone.events WHERE run_id = ANY(%(run_ids)s::text[]);
 
+-- name: delete_launches
+DELETE FROM stepstone.launches WHERE run_id = ANY(%(run_ids)s::text[]);
+
+-- name: delete_inbox
+DELETE FROM stepstone.inbox WHERE run_id = ANY(%(run_ids)s::text[]);
+
 -- name: export_runs
 SELECT * FROM stepstone.runs
 WHERE (%(after)s::text IS NULL OR run_id > %(after)s::text)

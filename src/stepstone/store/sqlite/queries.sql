@@ -430,6 +430,12 @@ DELETE FROM signals WHERE run_id IN (SELECT value FROM json_each(:run_ids));
 -- name: delete_events
 DELETE FROM events WHERE run_id IN (SELECT value FROM json_each(:run_ids));
 
+-- name: delete_launches
+DELETE FROM launches WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: delete_inbox
+DELETE FROM inbox WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
 -- name: export_runs
 SELECT * FROM runs
 WHERE (:after IS NULL OR run_id > :after)
