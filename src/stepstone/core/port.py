@@ -371,8 +371,8 @@ class Store(Protocol):
 
     async def delete_run(self, run_id: str) -> None:
         """Delete one finished run with its steps, signals, events, launch mark and inbox
-        items, in one transaction; a
-        run not finished raises RunStateError (naming its state) and is left as it is."""
+        items, in one transaction; a run not finished raises RunStateError (naming its state)
+        and is left as it is."""
         ...
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:
