@@ -559,3 +559,54 @@ def test_start_wait_returns_at_the_signal_wait_with_the_resume_command(migrated:
         migrated("signal", "sw1", "approval", "--data", '{"approved": true, "by": "zed"}')
         done = migrated.data(*args, "--wait")  # the same run id: that run, now to its end
         assert done["result"] == {"prepared": "prepared zed", "approved": True, "by": "zed"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "-f", "flow.yaml", "--input", "{}"],
+        ["--db", "x.db", "--json", "start", "tests.apps.demo:hello", "--app", "m", "--arg", "a=1"],
+        ["worker", "--app", "m", "--queue", "a", "--queue", "b", "--concurrency", "3"],
+        ["resume", "--run-id", "r1", "--event", "go", "--input", "{}"],
+        ["dlq", "retry", "r1"],
+        ["db", "copy", "x.db", "y.db"],
+    ],
+)
+def test_the_one_command_parser_parses_as_the_full_one(argv: list[str]) -> None:
+    """``stepstone X`` builds only X's parser (startup time); it must read every command line
+    exactly as the parser of all commands does."""
+    epilog = cli_main.exit_codes_epilog()
+    command = next(a for a in argv if a in cli_main._COMMANDS)
+    alone = cli_main.build_parser(epilog, only=command).parse_args(argv)
+    assert alone == cli_main.build_parser(epilog).parse_args(argv)
+
+
+def test_an_option_value_that_spells_a_command_is_not_taken_for_it(cli: Cli) -> None:
+    """``--db run runs``: the one-command guess (``run``) fails to parse, so the full parser
+    reads the line: ``migrate`` creates, and ``runs`` lists, the store file named ``run``."""
+    cli("--db", "run", "migrate", db=False)
+    envelope = cli.json("--db", "run", "runs", db=False)
+    assert envelope["data"] == []
+    assert (cli.cwd / "run").exists()
+
+
+def test_main_called_in_process_leaves_the_garbage_collector_alone(tmp_path: Path) -> None:
+    """Only the ``stepstone`` process itself (main() without argv) freezes its startup heap."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    assert cli_main.main(["migrate", "--db", str(tmp_path / "t.db")], env={}) == 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+
+
+def test_the_stepstone_process_freezes_its_startup_heap(tmp_path: Path) -> None:
+    code = (
+        "import gc, sys\n"
+        "from stepstone.cli.main import main\n"
+        f"sys.argv = ['stepstone', 'migrate', '--db', {str(tmp_path / 't.db')!r}]\n"
+        "assert main() == 0\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10000)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["True", "True"], done.stdout + done.stderr

@@ -21,6 +21,7 @@ EXPECTED = {
     "fleet.py": "reports running at once, at most: 2 (limit 2, one per user)",
     "flow_pipeline.py": "doc-7 is completed: {'approved': True, 'by': 'ana'}",
     "start_options.py": "charged ana 42.00 with key ...4242",
+    "schedules.py": "again: ['existing', 'existing', 'existing']",
 }
 
 

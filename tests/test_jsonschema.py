@@ -177,14 +177,34 @@ def test_validators_and_pydantic_are_imported_at_the_first_check_only() -> None:
         "print(*(n in sys.modules for n in names))\n"
         "js.first_problem(1, js.schema_for(int))\n"
         "print(*(n in sys.modules for n in names))\n"
+        "js.first_problem(1, {'type': 'integer', 'minimum': 0})\n"
+        "print(*(n in sys.modules for n in names))\n"
         "js.first_problem('1', js.schema_for(int))\n"
         "print(*(n in sys.modules for n in names))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    # a conforming value needs jsonschema-rs only; jsonschema comes to explain a problem
-    assert out.splitlines() == ["False False False", "True False False", "True True False"]
+    # a type-only schema is decided in place; a conforming value needs jsonschema-rs only;
+    # jsonschema comes to explain a problem
+    assert out.splitlines() == [
+        "False False False",
+        "False False False",
+        "True False False",
+        "True True False",
+    ]
+
+
+@pytest.mark.parametrize(
+    "kind", ["object", "array", "string", "boolean", "null", "number", "integer", None]
+)
+def test_a_type_only_schema_is_decided_as_jsonschema_decides(kind: str | None) -> None:
+    import jsonschema as reference
+
+    schema = {"title": "T"} if kind is None else {"type": kind, "description": "d"}
+    for value in [None, True, False, 0, 1, 1.0, 1.5, -2.0, "s", "", [], [1], {}, {"a": 1}]:
+        expected = reference.Draft202012Validator(schema).is_valid(value)
+        assert (first_problem(value, schema) is None) is expected, (schema, value)
 
 
 UNTRUSTED: list[tuple[Any, Any]] = [

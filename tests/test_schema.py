@@ -49,7 +49,8 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
         "0002_routing",
         "0003_target_index",
         "0004_signal_problem",
-        "0005_inbox",
+        "0005_schedules",
+        "0006_inbox",
     ]
     await store.close()
 

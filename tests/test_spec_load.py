@@ -331,3 +331,27 @@ def test_a_timeout_on_a_composite_step_is_refused_not_ignored(tmp_path: Path) ->
     )
     assert error.path == "$.workflow.steps[0].timeout_seconds"
     assert "put timeout_seconds on the steps of its body" in str(error)
+
+
+def test_the_fast_non_printable_pattern_matches_pyyamls_exactly() -> None:
+    """stepstone swaps PyYAML's slow-to-compile NON_PRINTABLE class for its complement while
+    importing yaml: the two must refuse exactly the same characters, all 1,114,112 of them."""
+    import re
+
+    from stepstone.spec.source import NON_PRINTABLE, YAML_NON_PRINTABLE
+
+    every = "".join(map(chr, range(0x110000)))
+    pyyaml = [m.start() for m in re.compile(YAML_NON_PRINTABLE).finditer(every)]
+    ours = [m.start() for m in re.compile(NON_PRINTABLE).finditer(every)]
+    assert ours == pyyaml
+    # C0 controls but tab/LF/CR (29), DEL and C1 controls but NEL (32), surrogates, FFFE and FFFF
+    assert len(ours) == 29 + 32 + 2048 + 2
+
+
+def test_pyyamls_own_reader_keeps_its_pattern_meaning(tmp_path: Path) -> None:
+    """The pure-Python reader (used where libyaml is missing) still refuses a control character."""
+    from stepstone.spec.source import import_yaml
+
+    yaml = import_yaml()
+    assert yaml.reader.Reader.NON_PRINTABLE.search("ok\x07") is not None
+    assert yaml.reader.Reader.NON_PRINTABLE.search("ok \u00e9 \U0001f600") is None

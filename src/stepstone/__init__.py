@@ -39,6 +39,7 @@ from stepstone.errors import (
     RunFailed,
     RunNotFound,
     RunStateError,
+    ScheduleNotFound,
     SchemaError,
     SignalPayloadError,
     StepError,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from stepstone.core.executor import CheckResult
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
+    from stepstone.core.schedules import Schedule, ScheduleInfo
     from stepstone.core.settings import Settings
     from stepstone.store import open_store
     from stepstone.worker import Worker
@@ -82,6 +84,8 @@ _LAZY = {
     "StepRecord": "stepstone.core.model",
     "WorkerInfo": "stepstone.core.model",
     "Store": "stepstone.core.port",
+    "Schedule": "stepstone.core.schedules",
+    "ScheduleInfo": "stepstone.core.schedules",
     "Settings": "stepstone.core.settings",
     "RunDescription": "stepstone.client.views",
     "TimelineEntry": "stepstone.client.views",
@@ -129,6 +133,9 @@ __all__ = [
     "RunNotFound",
     "RunState",
     "RunStateError",
+    "Schedule",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "SchemaError",
     "Settings",
     "SignalPayloadError",

@@ -34,6 +34,7 @@ __all__ = [
     "PromptError",
     "RunFailed",
     "RunNotFound",
+    "ScheduleNotFound",
     "RunStateError",
     "RunsNotCopied",
     "SchemaError",
@@ -117,6 +118,14 @@ class WorkflowNotFound(StepstoneError, LookupError):
         hint = f"; known: {', '.join(sorted(known))}" if known else ""
         super().__init__(f"unknown workflow {name!r}{hint}")
         self.name, self.known = name, known
+
+
+class ScheduleNotFound(StepstoneError, LookupError):
+    """No schedule has this name in the store."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
 
 
 class SkillNotFound(StepstoneError, LookupError):

@@ -12,18 +12,18 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from stepstone.cli import specs
 from stepstone.core.definitions import Registry, Workflow, as_registry
+from stepstone.core.frozen import frozen
 from stepstone.core.routing import Pool, Queue
 from stepstone.errors import AppNotFound, UsageError
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Target:
     """The workflows a command loaded, the one it acts on, and the flags that load them again
     (for the resume command it prints)."""

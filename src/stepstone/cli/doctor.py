@@ -10,7 +10,6 @@ import importlib.util
 import shlex
 import shutil
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ from stepstone.cli.hook import settings_path
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
+from stepstone.core.frozen import frozen
 from stepstone.core.port import Store
 from stepstone.desk.daemon import daemon_pid
 from stepstone.desk.hook import hook_state
@@ -40,7 +40,7 @@ MAX_HEARTBEAT_AGE_S = 60.0
 Status = Literal["ok", "fail", "skip"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Check:
     name: str
     status: Status

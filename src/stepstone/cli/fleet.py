@@ -146,8 +146,8 @@ def cmd_db(ns: argparse.Namespace, session: Session) -> Output:
         skipped = report.runs_seen - report.runs_added
         screen.line(
             f"copied {report.runs_added} run(s) ({skipped} already there), {report.steps} step(s), "
-            f"{report.signals} signal(s), {report.events} event(s), {report.queues} queue(s) and "
-            f"{report.pools} pool(s) from {source} to {target}"
+            f"{report.signals} signal(s), {report.events} event(s), {report.queues} queue(s), "
+            f"{report.pools} pool(s) and {report.schedules} schedule(s) from {source} to {target}"
         )
 
     output = Output(data, human)

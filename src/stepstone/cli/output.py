@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from stepstone.core.frozen import frozen
 
 if TYPE_CHECKING:
     from stepstone.cli.render import Screen
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["Output"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Output:
     """``data`` goes into the ``--json`` envelope; ``human`` prints it for people (default: the data
     as indented JSON). ``streamed=True`` means the command already printed everything.

@@ -7,8 +7,8 @@ usage mistake raises :class:`UsageError` instead of exiting, so ``main`` reports
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
 
 from stepstone import __version__
 from stepstone.cli.agent_parser import (
@@ -22,6 +22,7 @@ from stepstone.cli.agent_parser import (
 )
 from stepstone.cli.desk_parser import add_desk_commands
 from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument, UsageError
 
 __all__ = ["ENV_APP", "ENV_DB", "BadValue", "build_parser", "check_values"]
@@ -47,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)", self.format_usage())
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BadValue:
     """A flag value that parsed but is out of range or malformed: argparse would make it a usage
     error (exit 2); :func:`check_values` turns it into InvalidArgument (exit 4) naming the flag."""
@@ -183,8 +184,21 @@ def _run_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(epilog: str) -> argparse.ArgumentParser:
-    """The ``stepstone`` parser; ``epilog`` documents the exit codes."""
+class _Unbuilt:
+    """Stands in for the parser of a command this command line does not run: every call is
+    accepted and ignored (building all forty parsers costs ~10 ms of a ~150 ms ``run``)."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Unbuilt]:
+        return self._ignore
+
+    def _ignore(self, *args: object, **kwargs: object) -> _Unbuilt:
+        return self
+
+
+def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentParser:
+    """The ``stepstone`` parser; ``epilog`` documents the exit codes. With ``only``, the
+    subcommand of that name is the only one built (for parsing a command line that names it;
+    ``stepstone --help`` and its usage errors need them all)."""
     common = _global_options(parent=False)
     parser = _Parser(
         prog="stepstone",
@@ -197,6 +211,8 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return cast(argparse.ArgumentParser, _Unbuilt())
         sub: argparse.ArgumentParser = commands.add_parser(
             name,
             help=help_text,
@@ -465,15 +481,110 @@ def build_parser(epilog: str) -> argparse.ArgumentParser:
     db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     d = db.add_parser(
         "copy",
-        help="copy every run, step, signal, event, queue and pool from SRC to DST (SQLite to "
-        "PostgreSQL or back); DST must be migrated; runs already there are skipped",
+        help="copy every run, step, signal, event, queue, pool and schedule from SRC to DST "
+        "(SQLite to PostgreSQL or back); DST must be migrated; runs and schedules already "
+        "there are skipped",
         parents=[common],
     )
     d.add_argument("source", metavar="SRC_URL")
     d.add_argument("target", metavar="DST_URL")
+    _schedule_commands(
+        command("schedule", "cron schedules that workers fire: " + _SCHEDULES), common
+    )
     add_agent_commands(command, _app_option)
     add_desk_commands(command, common, epilog)
     return parser
+
+
+_SCHEDULES = (
+    "add, list, pause, resume, delete, trigger, backfill (each tick starts exactly one run, "
+    "whatever the number of workers)"
+)
+
+
+def _schedule_commands(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help_text, description=help_text, parents=[common]
+        )
+        if name != "list":
+            sub.add_argument("name", metavar="NAME", help="the schedule's name")
+        return sub
+
+    a = action(
+        "add",
+        "store a schedule: from its next tick on, the workers serving WORKFLOW start one run per "
+        "tick; an existing NAME with another definition is exit 4 unless --replace",
+    )
+    a.add_argument(
+        "--cron",
+        required=True,
+        metavar="EXPR",
+        help="when: 5 fields (minute hour day-of-month month day-of-week, e.g. '0 9 * * 1-5') "
+        "or 6 with seconds first ('*/10 * * * * *'); local to --tz",
+    )
+    a.add_argument("--workflow", required=True, metavar="W", help="the workflow each tick starts")
+    a.add_argument(
+        "--input",
+        metavar="JSON|@FILE",
+        help="the arguments of every run as JSON: a list (positional) or an object (keyword)",
+    )
+    a.add_argument(
+        "--tz",
+        default="UTC",
+        metavar="ZONE",
+        help="the IANA time zone of the expression (default: UTC); DST gaps and repeats: a "
+        "fixed time in a skipped hour runs when the clock jumps, in a repeated hour once",
+    )
+    a.add_argument(
+        "--overlap",
+        choices=("skip", "buffer_one", "allow"),
+        default="allow",
+        help="a tick while the previous run is unfinished: skip it, buffer_one (start it when "
+        "that run finishes; one at most), or allow (start it; the default)",
+    )
+    a.add_argument(
+        "--catchup",
+        choices=("none", "latest", "all"),
+        default="latest",
+        help="ticks missed while no worker ran: none, latest (the default: the most recent "
+        "one) or all",
+    )
+    a.add_argument(
+        "--jitter-s",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="start each run up to this many seconds after its tick (the same delay for a "
+        "tick on every worker; at most 86400)",
+    )
+    a.add_argument("--queue", metavar="Q", help="the runs' queue (default: the workflow's)")
+    a.add_argument(
+        "--replace", action="store_true", help="replace a schedule of this name (fires from now)"
+    )
+    _app_option(a, required=True)
+    action("list", "every schedule: workflow, cron, zone, policies, next tick, last run")
+    action("pause", "stop firing NAME until resumed")
+    action("resume", "fire NAME again from its next tick (the paused ticks are not caught up)")
+    action("delete", "forget NAME (the runs it started stay)")
+    t = action("trigger", "start a run of NAME now, whatever its ticks and overlap; prints its id")
+    _app_option(t, required=True)
+    b = action(
+        "backfill",
+        "start the runs of NAME's ticks from --from to --to (inclusive); ticks that already have "
+        "a run start nothing new",
+    )
+    for flag, dest in (("--from", "start"), ("--to", "end")):
+        b.add_argument(
+            flag,
+            dest=dest,
+            required=True,
+            metavar="TIME",
+            help="ISO 8601 (2026-03-01T09:00, local to the schedule's zone, or with an offset)",
+        )
+    _app_option(b, required=True)
 
 
 APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph"})

@@ -5,11 +5,11 @@ so other commands stay fast."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stepstone.core.definitions import Registry, Workflow
+from stepstone.core.frozen import frozen
 from stepstone.core.model import Run, StepRecord
 from stepstone.errors import InvalidArgument
 
@@ -75,7 +75,7 @@ def step_logs(steps: Sequence[StepRecord]) -> list[StepLog]:
     return logs(steps)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FlowFile:
     """A YAML workflow found in a flows folder."""
 

@@ -6,11 +6,12 @@ from stepstone.client.inbox import InboxReading
 from stepstone.client.inspecting import Inspecting
 from stepstone.client.operating import Operating
 from stepstone.client.resuming import Resuming
+from stepstone.client.scheduling import Scheduling
 
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(Resuming, Operating, Inspecting, InboxReading):
+class AsyncClient(Resuming, Operating, Scheduling, Inspecting, InboxReading):
     """Start and manage durable runs (async). See :class:`Client` for the blocking form.
 
     >>> client = AsyncClient("sqlite:///app.db", workflows=[checkout])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import (
     Run,
     SignalRecord,
@@ -20,7 +20,7 @@ from stepstone.core.records import FailureRecord
 __all__ = ["RunDescription", "SignalWait", "TimelineEntry", "describe_wait"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunDescription:
     """Everything about one run: its row, journal, signals, children and what it waits for;
     ``failures``: the errors its rows no longer show (failed attempts of steps, and its own
@@ -55,7 +55,7 @@ class RunDescription:
         return tuple(s for s in self.steps if s.kind is StepKind.STEP)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TimelineEntry:
     """One moment in a run's life, in time order."""
 
@@ -66,7 +66,7 @@ class TimelineEntry:
     duration_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SignalWait:
     """A signal wait that holds a run up: ``wait`` (kind ``signal``) of run ``run_id``, which
     is the run asked about or a child run it waits for (``depth`` levels down)."""

@@ -17,13 +17,12 @@ import dataclasses
 import enum
 import json
 import math
+import sys
 import types
 import typing
-import uuid
 from collections import abc
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import PurePath
 from typing import Any
@@ -40,6 +39,14 @@ def is_pydantic_model(tp: object) -> bool:
     return isinstance(tp, type) and hasattr(tp, "model_validate") and hasattr(tp, "model_fields")
 
 
+def _is_a(tp: type, module: str, name: str) -> bool:
+    """Whether ``tp`` is (a subclass of) ``module.name``, without importing ``module``: no value
+    of a class exists before its module is imported (uuid and decimal cost a CLI ~2 ms)."""
+    loaded = sys.modules.get(module)
+    cls = getattr(loaded, name, None)
+    return isinstance(cls, type) and issubclass(tp, cls)
+
+
 def _default(obj: object) -> object:
     """``json.dumps`` hook: turn one non-JSON value into JSON-able parts (json recurses)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -53,9 +60,7 @@ def _default(obj: object) -> object:
         return obj.value
     if isinstance(obj, timedelta):
         return obj.total_seconds()
-    if isinstance(obj, uuid.UUID | PurePath):
-        return str(obj)
-    if isinstance(obj, Decimal):
+    if isinstance(obj, PurePath) or _is_a(tp, "uuid", "UUID") or _is_a(tp, "decimal", "Decimal"):
         return str(obj)
     if isinstance(obj, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(obj)).decode("ascii")
@@ -276,10 +281,10 @@ def _decoder(tp: Any) -> _Decoder:
         return _converter(tp, tp.fromisoformat)
     if issubclass(tp, timedelta):
         return _converter(tp, lambda raw: timedelta(seconds=raw))
-    if issubclass(tp, uuid.UUID):
+    if _is_a(tp, "uuid", "UUID"):
         return _converter(tp, tp)
-    if issubclass(tp, Decimal):
-        return _converter(tp, lambda raw: Decimal(str(raw)))
+    if _is_a(tp, "decimal", "Decimal"):
+        return _converter(tp, lambda raw: tp(str(raw)))  # type: ignore[call-arg]
     if issubclass(tp, bytes):
         return _converter(tp, lambda raw: tp(base64.b64decode(raw, validate=True)))
     if issubclass(tp, PurePath):
@@ -329,7 +334,7 @@ def _converter(tp: type, convert: Callable[[Any], Any]) -> _Decoder:
             return raw
         try:
             return convert(raw)
-        except (TypeError, ValueError, InvalidOperation) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:  # decimal's InvalidOperation
             raise DecodeError(
                 where, path, f"cannot make {tp.__name__} from {raw!r}: {exc}"
             ) from None

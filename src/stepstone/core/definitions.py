@@ -6,16 +6,19 @@ import hashlib
 import inspect
 import typing
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from stepstone.core.errortypes import AppErrors
+from stepstone.core.frozen import frozen
 from stepstone.core.resources import SkillResources
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.routing import KeyFunction, labels_of
 from stepstone.core.scope import active_caller
 from stepstone.errors import InvalidArgument, WorkflowNotFound
+
+if TYPE_CHECKING:
+    from stepstone.core.schedules import Schedule
 
 __all__ = [
     "Registry",
@@ -33,7 +36,7 @@ R = TypeVar("R")
 _NO_HINT: Any = object()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepOptions:
     """How a step is executed: retries, per-attempt timeout, at-most-once."""
 
@@ -139,7 +142,7 @@ def step(
 # --- workflows -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunDefaults:
     """What ``start`` uses for a workflow's runs when the caller does not say.
 
@@ -156,7 +159,7 @@ class RunDefaults:
     dedup_key: str | KeyFunction | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Signature:
     params: tuple[inspect.Parameter, ...]
     hints: Mapping[str, Any]
@@ -177,6 +180,7 @@ class Workflow(Generic[P, R]):
         "max_recoveries",
         "name",
         "resources",
+        "schedule",
         "signals",
     )
 
@@ -189,9 +193,12 @@ class Workflow(Generic[P, R]):
         defaults: RunDefaults,
         max_recoveries: int | None,
         signals: Mapping[str, Any],
+        schedule: Schedule | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
+        self.schedule = schedule
+        """The schedule of ``@workflow(schedule=...)`` (named after the workflow), else None."""
         self.defaults = defaults
         self.max_recoveries = max_recoveries
         self.signals = dict(signals)
@@ -282,6 +289,8 @@ def workflow(
     pool: str | None = None,
     concurrency_key: str | KeyFunction | None = None,
     dedup_key: str | KeyFunction | None = None,
+    schedule: str | None = None,
+    timezone: str = "UTC",
 ) -> _WorkflowDecorator: ...
 
 
@@ -300,6 +309,8 @@ def workflow(
     pool: str | None = None,
     concurrency_key: str | KeyFunction | None = None,
     dedup_key: str | KeyFunction | None = None,
+    schedule: str | None = None,
+    timezone: str = "UTC",
 ) -> Any:
     """Declare a workflow. The first parameter receives the :class:`WorkflowContext`.
 
@@ -312,6 +323,11 @@ def workflow(
     validate before the wait is reached. ``queue``, ``priority``, ``deadline_s``, ``labels``,
     ``pool``, ``concurrency_key`` and ``dedup_key`` are defaults for ``start`` (see
     :class:`RunDefaults`); the keys may be functions of the run's input.
+
+    ``schedule`` (a cron expression, local to ``timezone``) starts a run at every tick on the
+    workers serving it (exactly one per tick): ``@workflow(schedule="0 9 * * 1-5",
+    timezone="Europe/Paris")``. The workflow must take no arguments; for inputs or policies
+    declare a :class:`~stepstone.Schedule`. A bad expression or zone fails here.
     """
     if deadline_s is not None and deadline_s <= 0:
         raise InvalidArgument(f"workflow deadline_s must be > 0, got {deadline_s}")
@@ -323,7 +339,7 @@ def workflow(
         if not callable(f):
             raise InvalidArgument(f"@workflow needs a function, got {type(f).__name__}")
         _check_context_parameter(f)
-        return Workflow(
+        wf: Workflow[Any, Any] = Workflow(
             f,
             name=name or f.__name__,
             version=version,
@@ -339,7 +355,14 @@ def workflow(
             max_recoveries=max_recoveries,
             signals=signals or {},
         )
+        if schedule is not None:
+            from stepstone.core.schedules import Schedule
 
+            wf.schedule = Schedule(wf.name, wf, schedule, timezone=timezone)
+        return wf
+
+    if schedule is None and timezone != "UTC":
+        raise InvalidArgument("@workflow timezone= is only meaningful with schedule=")
     return decorate(fn) if fn is not None else decorate
 
 
@@ -401,19 +424,62 @@ class Registry:
         workflows: Iterable[Workflow[Any, Any]] = (),
         *,
         errors: Iterable[type[Exception] | ModuleType] = (),
+        schedules: Iterable[Schedule] = (),
     ) -> None:
         self.workflows: dict[str, Workflow[Any, Any]] = {}
+        self.declared_schedules: dict[str, Schedule] = {}
         self.errors = AppErrors()
         for wf in workflows:
             self.add(wf)
         self.errors.add(*errors)
+        for schedule in schedules:
+            self.add_schedule(schedule)
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Registry:
-        """Every workflow defined at the top level of ``module``."""
-        registry = cls(v for v in vars(module).values() if isinstance(v, Workflow))
+        """Every workflow and :class:`~stepstone.Schedule` defined at the top level of
+        ``module``."""
+        from stepstone.core.schedules import Schedule
+
+        values = list(vars(module).values())
+        registry = cls(
+            (v for v in values if isinstance(v, Workflow)),
+            schedules=(v for v in values if isinstance(v, Schedule)),
+        )
         registry.errors.add(module)
         return registry
+
+    def add_schedule(self, schedule: Schedule) -> Schedule:
+        """Declare a schedule of one of these workflows (registered on the way when the
+        schedule was given the workflow object)."""
+        from stepstone.core.schedules import Schedule
+
+        if not isinstance(schedule, Schedule):
+            raise InvalidArgument(f"expected a Schedule, got {schedule!r}")
+        if isinstance(schedule.workflow, Workflow):
+            self.add(schedule.workflow)
+        existing = self.declared_schedules.get(schedule.name)
+        if existing is not None and existing.spec != schedule.spec:
+            raise InvalidArgument(f"two different schedules are named {schedule.name!r}")
+        self.declared_schedules[schedule.name] = schedule
+        return schedule
+
+    def schedules(self) -> list[Schedule]:
+        """The schedules declared in code: ``@workflow(schedule=...)`` and :class:`Schedule`
+        objects, by name. Each must name a workflow of this registry."""
+        found = dict(self.declared_schedules)
+        for wf in self.workflows.values():
+            if wf.schedule is not None:
+                other = found.setdefault(wf.schedule.name, wf.schedule)
+                if other.spec != wf.schedule.spec:
+                    raise InvalidArgument(
+                        f"two different schedules are named {wf.schedule.name!r} (a Schedule "
+                        f"and @workflow(schedule=...) of workflow {wf.name!r})"
+                    )
+        for schedule in found.values():
+            if schedule.spec.workflow not in self.workflows:
+                raise WorkflowNotFound(schedule.spec.workflow, tuple(self.workflows))
+        return [found[name] for name in sorted(found)]
 
     def add(self, wf: Workflow[Any, Any]) -> Workflow[Any, Any]:
         if not isinstance(wf, Workflow):

@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stepstone.core.children import Children
 from stepstone.core.clock import Clock
@@ -67,6 +66,19 @@ def _severity(exc: BaseException) -> int:
     return _SEVERITY.get(type(exc), -1)
 
 
+class ThreadPool(Protocol):
+    """Where sync step bodies and sync workflow functions run (``runtime.threads``)."""
+
+    def run(self, loop: asyncio.AbstractEventLoop, call: Callable[[], T]) -> asyncio.Future[T]:
+        """Run ``call()`` on a thread; the future (of ``loop``) gets its result or exception.
+        Cancelling the future before the call starts means it never does."""
+        ...
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Start no more calls; with ``wait``, until the running ones have finished."""
+        ...
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What the worker (or in-process client) lends each execution."""
@@ -75,8 +87,8 @@ class Runtime:
     registry: Registry
     clock: Clock
     settings: Settings
-    step_pool: Executor
-    workflow_pool: Executor
+    step_pool: ThreadPool
+    workflow_pool: ThreadPool
     child_started: Callable[[str, str], None] | None = None
     """Told ``(parent_run_id, child_run_id)`` once a child run is created, so an in-process
     driver can execute it at once (a worker finds it by claiming)."""

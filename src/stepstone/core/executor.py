@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from stepstone.core import codec
@@ -13,6 +13,7 @@ from stepstone.core.context import SyncWorkflowContext, WorkflowContext
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import Execution, Runtime
 from stepstone.core.failures import error_info
+from stepstone.core.frozen import frozen
 from stepstone.core.model import Claim, RunState, Wait
 from stepstone.core.port import (
     Blocked,
@@ -73,7 +74,7 @@ class ExecutionHooks:
 _NO_HOOKS = ExecutionHooks()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ending:
     """How an execution ends: the outcome to close its claim with, and the run's ``ctx.state``
     when it changed after the last checkpoint. Kept apart from closing, so that a close the
@@ -107,8 +108,8 @@ async def _invoke(exe: Execution, args: list[Any], kwargs: dict[str, Any]) -> An
     if wf.is_async:
         return await wf.fn(WorkflowContext(exe), *args, **kwargs)
     ctx = contextvars.copy_context()
-    return await exe.loop.run_in_executor(
-        exe.rt.workflow_pool, lambda: ctx.run(wf.fn, SyncWorkflowContext(exe), *args, **kwargs)
+    return await exe.rt.workflow_pool.run(
+        exe.loop, lambda: ctx.run(wf.fn, SyncWorkflowContext(exe), *args, **kwargs)
     )
 
 
@@ -273,7 +274,7 @@ def _checkpoint_failed(unwind: CheckpointFailed) -> ClaimOutcome:
 # --- stepstone check --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckResult:
     """Whether the code now deployed can continue a run: replayed without executing any step."""
 

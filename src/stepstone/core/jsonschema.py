@@ -30,14 +30,13 @@ import json
 import re
 import types
 import typing
-import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from stepstone.core.codec import is_pydantic_model
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -62,6 +61,9 @@ def first_problem(value: object, schema: JSONSchema) -> str | None:
 
     Raises :class:`InvalidArgument` when ``schema`` itself is not a valid JSON Schema.
     """
+    trivial = _type_only(schema)
+    if trivial is not None and _plain_json(value) and trivial(value):
+        return None
     text = _schema_key(schema)
     fast = _fast(text)
     if fast is not None and _plain_json(value):
@@ -87,6 +89,8 @@ def first_problem(value: object, schema: JSONSchema) -> str | None:
 
 def check_schema(schema: JSONSchema) -> None:
     """Raise :class:`InvalidArgument`, naming the bad part, unless ``schema`` is Draft 2020-12."""
+    if _type_only(schema) is not None:
+        return
     text = _schema_key(schema)
     if _fast(text) is None:
         _compiled(text)
@@ -98,6 +102,37 @@ def _schema_key(schema: JSONSchema) -> str:
         return json.dumps(schema, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"a JSON Schema must be plain JSON: {exc}") from None
+
+
+# A schema of one ``type`` name (with a title or description at most), the commonest there is
+# (``inputs: {type: object}``), is decided here: importing jsonschema-rs for it would be 3% of a
+# short ``stepstone run -f``. Only a value that conforms is decided; a problem is still worded
+# by jsonschema.
+_TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
+    "object": lambda v: type(v) is dict,
+    "array": lambda v: type(v) is list,
+    "string": lambda v: type(v) is str,
+    "boolean": lambda v: type(v) is bool,
+    "null": lambda v: v is None,
+    "number": lambda v: type(v) is int or type(v) is float,
+    "integer": lambda v: type(v) is int or (type(v) is float and v.is_integer()),
+}
+
+
+def _type_only(schema: JSONSchema) -> Callable[[object], bool] | None:
+    """The check of a schema that says only ``type: NAME`` (or nothing), else ``None``."""
+    if not isinstance(schema, dict) or not schema.keys() <= {"type", "title", "description"}:
+        return None
+    if not all(isinstance(schema.get(k, ""), str) for k in ("title", "description")):
+        return None
+    kind = schema.get("type")
+    if kind is None:
+        return _anything
+    return _TYPE_CHECKS.get(kind) if isinstance(kind, str) else None
+
+
+def _anything(_: object) -> bool:
+    return True
 
 
 # Keys where jsonschema-rs may accept what jsonschema refuses (a match anywhere, even a property
@@ -282,7 +317,7 @@ def _pydantic_refs(models: dict[type, JSONSchema]) -> JSONSchema:
     return dict(top.get("$defs", {}))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class _Schemas:
     """One walk over an annotation; Pydantic models found on the way are collected in ``models``
     (each with the placeholder dict its ``$ref`` goes into)."""
@@ -320,7 +355,7 @@ class _Schemas:
         return self.of_class(tp)
 
     def of_class(self, tp: type) -> JSONSchema:
-        simple = _SIMPLE.get(tp)
+        simple = _simple().get(tp)
         if simple is not None:
             return dict(simple)
         if is_pydantic_model(tp):
@@ -342,25 +377,32 @@ class _Schemas:
             }
         if issubclass(tp, enum.Enum):
             return {"title": tp.__name__, "enum": [m.value for m in tp]}
-        for base, schema in _SIMPLE.items():
+        for base, schema in _simple().items():
             if issubclass(tp, base):
                 return dict(schema)
         return {}
 
 
-_SIMPLE: dict[type, JSONSchema] = {
-    bool: {"type": "boolean"},
-    int: {"type": "integer"},
-    float: {"type": "number"},
-    str: {"type": "string"},
-    list: {"type": "array"},
-    tuple: {"type": "array"},
-    dict: {"type": "object"},
-    datetime: {"type": "string", "format": "date-time"},
-    date: {"type": "string", "format": "date"},
-    time: {"type": "string"},
-    timedelta: {"type": "number"},
-    uuid.UUID: {"type": "string", "format": "uuid"},
-    Decimal: {"type": "string"},
-    bytes: {"type": "string"},
-}
+@lru_cache(maxsize=1)
+def _simple() -> dict[type, JSONSchema]:
+    """The schema of each plain class (uuid and decimal imported here: ~2 ms a CLI process
+    that never makes a schema need not pay)."""
+    import uuid
+    from decimal import Decimal
+
+    return {
+        bool: {"type": "boolean"},
+        int: {"type": "integer"},
+        float: {"type": "number"},
+        str: {"type": "string"},
+        list: {"type": "array"},
+        tuple: {"type": "array"},
+        dict: {"type": "object"},
+        datetime: {"type": "string", "format": "date-time"},
+        date: {"type": "string", "format": "date"},
+        time: {"type": "string"},
+        timedelta: {"type": "number"},
+        uuid.UUID: {"type": "string", "format": "uuid"},
+        Decimal: {"type": "string"},
+        bytes: {"type": "string"},
+    }

@@ -6,10 +6,11 @@ by the codec) so that adapters never need to know about user types.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
+
+from stepstone.core.frozen import frozen
 
 __all__ = [
     "describe_wait",
@@ -92,7 +93,7 @@ class StepStatus(StrEnum):
 Control = Literal["cancel", "pause"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ErrorInfo:
     """A failure as stored: enough to show it, rebuild it on replay and retry past it."""
 
@@ -108,7 +109,7 @@ Audience = Literal["user", "agent", "system"]
 RiskLevel = Literal["low", "medium", "high"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WaitInfo:
     """What a signal wait tells whoever must answer it: the step waiting, a prompt, a short
     summary, who should answer (``audience``) and how risky the continuation is. Stored with
@@ -147,7 +148,7 @@ class WaitInfo:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Wait:
     """One thing a suspended run waits for. ``until`` is the timer or the wait's timeout;
     ``schema_json`` the JSON Schema a signal's payload must match; ``info`` what a signal wait
@@ -167,7 +168,7 @@ Labels = tuple[tuple[str, str], ...]
 Strategy = Literal["direct", "round_robin", "least_loaded", "threshold"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Routing:
     """Where a run may be claimed and how it shares its queue.
 
@@ -187,7 +188,7 @@ class Routing:
 NO_ROUTING = Routing()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueueSpec:
     """A queue's limits, stored so that every worker enforces the same ones.
 
@@ -204,7 +205,7 @@ class QueueSpec:
     rate_limit_per_key: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PoolSpec:
     """How runs that name a pool are assigned to its workers.
 
@@ -219,7 +220,7 @@ class PoolSpec:
     threshold: float = 0.8
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueueStats:
     """What a queue holds now, and how fast it drains."""
 
@@ -239,7 +240,7 @@ class QueueStats:
         return self.completed_recently / self.window_s if self.window_s else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewRun:
     """A run to create. ``input_json`` is ``{"args": [...], "kwargs": {...}}``."""
 
@@ -274,7 +275,7 @@ def describe_wait(wait: Wait) -> str:
     return f"timer{until}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Run:
     """A run as stored."""
 
@@ -313,7 +314,7 @@ class Run:
         return self.state in TERMINAL_STATES
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Claim:
     """A run held by a worker under a lease; every write the worker makes carries the token."""
 
@@ -328,7 +329,7 @@ class Claim:
         return self.run.run_id
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LeaseStatus:
     """One lease as seen by a heartbeat: still held, and any control requested meanwhile."""
 
@@ -337,7 +338,7 @@ class LeaseStatus:
     control: Control | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepRecord:
     """One journal entry: the outcome of the call at ``(run_id, seq)``."""
 
@@ -352,7 +353,7 @@ class StepRecord:
     finished_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SignalRecord:
     """A signal sent to a run; ``consumed_seq`` is the wait that took it.
 
@@ -375,7 +376,7 @@ class SignalRecord:
         return self.problem is not None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EventRecord:
     """A progress event emitted by a run (``source="user"``) or a lifecycle entry (``"system"``)."""
 
@@ -388,7 +389,7 @@ class EventRecord:
     idx: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WorkerInfo:
     """A worker (or an in-process client) that can hold leases."""
 
@@ -413,7 +414,7 @@ class WorkerInfo:
         return (now - self.heartbeat_at).total_seconds() <= self.lease_s
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunQuery:
     """A filter for listing runs, newest first."""
 
@@ -425,7 +426,7 @@ class RunQuery:
     before_run_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunExport:
     """Everything stored about one run, to copy it between stores."""
 
@@ -438,7 +439,7 @@ class RunExport:
 InboxOutcome = Literal["done", "failed", "cancelled", "waiting"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Launch:
     """A run started by ``stepstone launch``: its outcomes go to the inbox.
 
@@ -449,7 +450,7 @@ class Launch:
     budget_usd: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InboxItem:
     """One outcome of a launched run, recorded in the same transaction as the state change:
     ``done``, ``failed``, ``cancelled`` or ``waiting`` (for a signal: a human's answer).

@@ -9,11 +9,11 @@ its :class:`Claim`; a write whose ``lease_token`` is stale changes nothing and r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import (
     Claim,
     Control,
@@ -35,6 +35,7 @@ from stepstone.core.model import (
     Wait,
     WorkerInfo,
 )
+from stepstone.core.schedules import FiredTick, FireTemplate, ScheduleInfo, ScheduleSpec
 
 __all__ = [
     "Blocked",
@@ -58,41 +59,41 @@ PayloadCheck = Callable[[str], str | None]
 # --- how a claim ends ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Completed:
     output_json: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Failed:
     error: ErrorInfo
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Cancelled:
     """``reason`` None: the reason given when the cancel was requested."""
 
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Paused:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Blocked:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Suspended:
     """The run waits; it becomes claimable at the earliest ``until`` or when a wait is satisfied."""
 
     waits: tuple[Wait, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Released:
     """The worker hands the run back unfinished; not counted as a recovery. ``reason``: why, when
     it is not a graceful shutdown (the store refused a checkpoint). The run is claimable again
@@ -105,7 +106,7 @@ class Released:
 ClaimOutcome = Completed | Failed | Cancelled | Paused | Blocked | Suspended | Released
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClaimFilter:
     """Which runs a worker may claim: its queues and the workflows it can execute."""
 
@@ -113,7 +114,7 @@ class ClaimFilter:
     workflows: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewEvent:
     """An event to append. User events carry ``idx`` (their order in the run) so replays dedupe."""
 
@@ -341,6 +342,52 @@ class Store(Protocol):
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         """Per queue: unfinished runs by state, runs finished in the last ``window_s``, and the
         age of the oldest due pending run."""
+        ...
+
+    # --- schedules -----------------------------------------------------------------------
+    async def save_schedule(
+        self, spec: ScheduleSpec, *, now: datetime, replace: bool = False
+    ) -> ScheduleInfo:
+        """Store a schedule; it first fires at its first tick after ``now``. A name already
+        stored with another definition is InvalidArgument unless ``replace`` (then it fires from
+        ``now`` on); with the same definition it is left as it is."""
+        ...
+
+    async def get_schedule(self, name: str) -> ScheduleInfo | None: ...
+
+    async def list_schedules(self) -> list[ScheduleInfo]: ...
+
+    async def pause_schedule(self, name: str, paused: bool, *, now: datetime) -> ScheduleInfo:
+        """Pause (no tick fires) or resume (from the first tick after ``now``) a schedule."""
+        ...
+
+    async def delete_schedule(self, name: str) -> None:
+        """Forget a schedule (ScheduleNotFound if there is none); its runs stay."""
+        ...
+
+    async def next_schedule_due(
+        self, workflows: Sequence[str], *, now: datetime
+    ) -> datetime | None:
+        """A cheap read: when a schedule of these workflows is next due (None: none is)."""
+        ...
+
+    async def fire_schedules(
+        self, templates: Mapping[str, FireTemplate], *, now: datetime, limit: int = 100
+    ) -> list[FiredTick]:
+        """Start the due ticks of the schedules of the workflows in ``templates`` (by their
+        overlap and catchup policies) and move each schedule's next fire time, atomically: each
+        tick starts one run however many processes fire at once."""
+        ...
+
+    async def start_ticks(
+        self, name: str, ticks: Sequence[datetime], template: FireTemplate, *, now: datetime
+    ) -> list[FiredTick]:
+        """Start the runs of these ticks of schedule ``name`` now (trigger, backfill), whatever
+        its overlap policy; a tick whose run exists starts nothing new."""
+        ...
+
+    async def import_schedules(self, schedules: Sequence[ScheduleInfo]) -> int:
+        """Store copied schedules as they are (names already present are skipped)."""
         ...
 
     # --- inbox ---------------------------------------------------------------------------

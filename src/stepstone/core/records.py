@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import ErrorInfo, EventRecord, StepRecord, Wait
 
 __all__ = [
@@ -63,7 +63,7 @@ def _at(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Until:
     """A timer's due time: a sleep's end, or when a retrying step's next attempt is due."""
 
@@ -77,7 +77,7 @@ class Until:
         return cls(_at(_fields(text).get("until")))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SignalWait:
     """A signal wait that found no signal; ``until`` is when it times out (None: never).
 
@@ -94,7 +94,7 @@ class SignalWait:
         return cls(Until.decode(text).at)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SignalOutcome:
     """How a signal wait ended: the signal's payload (JSON text), or it timed out."""
 
@@ -114,7 +114,7 @@ class SignalOutcome:
         return cls(_compact(fields.get("payload")))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChildRef:
     """The child run a start or a wait refers to (every child record names it)."""
 
@@ -128,7 +128,7 @@ class ChildRef:
         return cls(str(_fields(text).get("run_id")))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChildOutcome:
     """How a waited-for child run ended: its state, and its output or error (type and message)."""
 
@@ -173,7 +173,7 @@ def waits_from_event(data: dict[str, Any]) -> tuple[Wait, ...]:
     return tuple(Wait(w["kind"], 0, w.get("name"), _at(w.get("until"))) for w in data["waits"])
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FailureRecord:
     """An error the run's current rows no longer show: a step's failed attempt (``seq``,
     ``step``, ``attempt`` set) or, before a ``retry``, the run's own failure (they are None)."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
 __all__ = ["NO_RETRY", "RetryPolicy"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetryPolicy:
     """How a failing step is retried.
 

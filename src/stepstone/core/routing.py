@@ -11,10 +11,11 @@ ones, whatever version of the code it runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:  # the model is imported on use: `import stepstone` stays light
@@ -37,7 +38,7 @@ def _positive(what: str, value: object) -> None:
         raise InvalidArgument(f"{what} must be a whole number >= 1, got {value!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Queue:
     """A queue with limits that every worker enforces.
 
@@ -88,7 +89,7 @@ class Queue:
 _STRATEGIES = ("direct", "round_robin", "least_loaded", "threshold")  # model.Strategy
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Pool:
     """A pool of workers and how runs that name it are assigned to them.
 
@@ -181,7 +182,7 @@ def routing_for(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StartOptions:
     """How a run is started, apart from its input: identity, queue, timing and routing.
 

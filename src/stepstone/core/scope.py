@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import StepstoneError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class StepCaller(Protocol):
     ) -> Any: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepInfo:
     """What a running step knows about itself (see :func:`current_step`)."""
 

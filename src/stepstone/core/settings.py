@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
 __all__ = ["Settings"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Settings:
     """How executions hold and renew leases and how they wait.
 
@@ -20,7 +19,9 @@ class Settings:
     ``max_recoveries``: how many times a run may lose its worker before it fails.
     ``retry_suspend_after_s``: retry back-offs longer than this suspend the run instead of holding
     a worker slot. ``grace_s``: on shutdown, how long running steps may finish before their runs
-    are handed back.
+    are handed back. ``schedule_check_s``: how often an idle worker reads when the next schedule
+    is due (between those reads it wakes at the due time it knows; a schedule added by another
+    process is seen within this).
     """
 
     lease_s: float = 30.0
@@ -29,9 +30,10 @@ class Settings:
     max_recoveries: int = 5
     retry_suspend_after_s: float = 5.0
     grace_s: float = 10.0
+    schedule_check_s: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("lease_s", "poll_s", "grace_s"):
+        for name in ("lease_s", "poll_s", "grace_s", "schedule_check_s"):
             if getattr(self, name) <= 0 and name != "grace_s":
                 raise InvalidArgument(f"Settings.{name} must be > 0")
         if self.heartbeat_s is not None and not 0 < self.heartbeat_s < self.lease_s:

@@ -15,13 +15,13 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepstone.core import codec
 from stepstone.core.definitions import Step, StepOptions
 from stepstone.core.failures import error_info, mark_steps, rebuild_error
+from stepstone.core.frozen import frozen
 from stepstone.core.ids import idempotency_key
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
 from stepstone.core.records import Until
@@ -46,7 +46,7 @@ log = logging.getLogger("stepstone.steps")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepSpec:
     """One step call: its journal position, name, body, arguments and options."""
 
@@ -319,7 +319,7 @@ class Steps:
         ctx = contextvars.copy_context()
         call = functools.partial(ctx.run, fn, *args, **kwargs)
         exe = self._exe
-        result = await exe.loop.run_in_executor(exe.rt.step_pool, call)
+        result = await exe.rt.step_pool.run(exe.loop, call)
         if inspect.isawaitable(result):
             result = await result
         return result

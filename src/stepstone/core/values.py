@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,8 @@ from stepstone.core.port import NewEvent
 from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    import uuid
+
     from stepstone.core.engine import Execution
 
 __all__ = ["StateView", "Values"]
@@ -73,6 +74,8 @@ class Values:
         return value
 
     def new_uuid(self) -> uuid.UUID:
+        import uuid  # imported at the first ctx.uuid(): ~2 ms a CLI process need not pay
+
         return self.journaled(StepKind.UUID, uuid.uuid4, uuid.UUID)  # type: ignore[no-any-return]
 
     # --- state -------------------------------------------------------------------------------

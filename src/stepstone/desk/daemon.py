@@ -17,14 +17,15 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from stepstone.core.frozen import frozen
 
 __all__ = ["DaemonFiles", "DaemonLock", "daemon_pid", "fingerprint", "spawn_daemon", "stop_daemon"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DaemonFiles:
     """Where the daemon's lock (with its pid) and its log live (``~/.stepstone/...``)."""
 

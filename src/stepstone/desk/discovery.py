@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import SkillError, SkillNotFound
 
 __all__ = ["SkillInfo", "SkillRoot", "find_skill", "find_skills", "read_skill_toml"]
@@ -26,7 +27,7 @@ SkillKind = Literal["stepstone", "sagaflow", "broken"]
 SAGAFLOW_NOTE = "a sagaflow skill (register()): listed, not run; port it to skill.py"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SkillRoot:
     """One folder of the skills path and how it got there (``origin``, e.g. ``./skills`` or
     ``STEPSTONE_SKILLS_PATH``). ``sagaflow_only``: only sagaflow skills are looked for (the
@@ -37,7 +38,7 @@ class SkillRoot:
     sagaflow_only: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SkillInfo:
     """A skill folder as found (nothing imported yet). ``note`` says why a ``broken`` or
     ``sagaflow`` skill cannot run; ``shadowed_by`` is the folder of the same name found first."""

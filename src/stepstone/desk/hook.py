@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import InboxItem
 from stepstone.desk.files import write_atomically
 from stepstone.errors import InvalidArgument
@@ -37,7 +37,7 @@ MATCHER = "startup|resume"
 EVENT = "SessionStart"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HookState:
     """Whether our SessionStart hook is in ``path`` (and with which command); ``changed``:
     this call wrote the file; ``backup``: where the file was copied first."""

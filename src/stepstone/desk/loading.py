@@ -16,12 +16,13 @@ import inspect
 import sys
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from stepstone.core.definitions import Registry, Workflow
+from stepstone.core.frozen import frozen
 from stepstone.desk.decorator import SKILL_MARK
 from stepstone.desk.discovery import SkillInfo, SkillRoot, find_skills
 from stepstone.desk.files import SkillFolder
@@ -30,7 +31,7 @@ from stepstone.errors import SkillError
 __all__ = ["LoadedSkill", "Param", "load_skill", "load_skills", "registry_of"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Param:
     """A launch argument: a parameter of the skill's workflow after ``ctx``."""
 
@@ -49,7 +50,7 @@ class Param:
         return str(self.type).replace("typing.", "")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LoadedSkill:
     """A skill ready to launch: where it was found, its workflow and its launch arguments."""
 

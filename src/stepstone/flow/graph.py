@@ -7,10 +7,10 @@ import inspect
 import json
 import typing
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 from stepstone.flow.tasks import TaskMetadata, code_digest, declared, task_id_for
 
@@ -79,7 +79,7 @@ class LoopResult:
         return f"LoopResult.{self.tag}({self.value!r})"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class TaskNode:
     """One task: a function run as a checkpointed step named ``task_id``."""
 
@@ -123,7 +123,7 @@ def make_task(fn: Callable[..., Any], name: str | None = None) -> TaskNode:
     )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class Branch:
     """One branch of a fork: tasks in a chain; ``name`` keys its output in the join's input."""
 
@@ -131,7 +131,7 @@ class Branch:
     tasks: tuple[TaskNode, ...]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class ForkNode:
     """Branches run concurrently on the same input; the join gets ``{branch name: output}``."""
 
@@ -139,7 +139,7 @@ class ForkNode:
     join: TaskNode
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class RouteNode:
     """``key`` picks one branch by the string it returns; output ``{"branch", "result"}``."""
 
@@ -149,7 +149,7 @@ class RouteNode:
     default: tuple[TaskNode, ...] | None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class LoopNode:
     """``body`` runs until it returns ``LoopResult.done(v)`` or ``max_iterations`` is reached."""
 
@@ -158,7 +158,7 @@ class LoopNode:
     on_max: OnMax
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class DelayNode:
     """A durable timer; the value passes through unchanged."""
 
@@ -166,7 +166,7 @@ class DelayNode:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class SignalNode:
     """Waits for ``signal_name``; its payload is the next value. ``on_timeout`` (a task given
     the value that reached the wait) replaces it when ``timeout_s`` runs out; without one the
@@ -178,7 +178,7 @@ class SignalNode:
     on_timeout: TaskNode | None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class SubflowNode:
     """Another flow's graph, run inline (``.then_flow``)."""
 
@@ -189,7 +189,7 @@ class SubflowNode:
 Node = TaskNode | ForkNode | RouteNode | LoopNode | DelayNode | SignalNode | SubflowNode
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class Graph:
     """A built flow: its name, metadata and nodes in order."""
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import Run, RunState
 
 __all__ = ["WorkflowStatus", "by_reason", "status_of"]
@@ -28,7 +28,7 @@ def _split(reason: str | None) -> tuple[str | None, str | None]:
     return match["reason"], match["by"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WorkflowStatus:
     """Where a flow's run is: ``status`` is one of ``"completed"``, ``"failed"``,
     ``"cancelled"``, ``"in_progress"``, ``"paused"``, ``"waiting"`` (a delay: see ``wake_at``),

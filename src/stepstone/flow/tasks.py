@@ -8,10 +8,11 @@ import inspect
 import linecache
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
+from stepstone.core.frozen import frozen
 from stepstone.core.retry import RetryPolicy as CoreRetryPolicy
 from stepstone.errors import InvalidArgument
 
@@ -114,7 +115,7 @@ def _retry_of(retries: int | CoreRetryPolicy | None) -> CoreRetryPolicy | None:
     raise InvalidArgument(f"retries must be an int or a RetryPolicy, got {retries!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TaskMetadata:
     """What ``@task`` says about a task (``get_task_context().metadata``)."""
 
@@ -127,7 +128,7 @@ class TaskMetadata:
     priority: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TaskExecutionContext:
     """Where a running task is: its flow, run ("instance"), task id and metadata."""
 

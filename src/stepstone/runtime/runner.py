@@ -25,6 +25,7 @@ from stepstone.core.clock import Clock, SystemClock
 from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.engine import Execution, Runtime
 from stepstone.core.executor import ExecutionHooks
+from stepstone.core.frozen import frozen
 from stepstone.core.model import Claim, Labels, RunState, WorkerInfo, describe_wait
 from stepstone.core.port import Released, Store
 from stepstone.core.scope import Credentials, credentials_scope
@@ -45,7 +46,7 @@ class _Active:
     exe: Execution | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunnerOptions:
     """Who a runner is and what it serves: registered in the worker registry as given.
 

@@ -8,10 +8,11 @@ walker (:mod:`stepstone.spec.walk`) only reads them. Values that hold ``${...}``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stepstone.core.frozen import frozen
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.spec.expr import Expr, Template
 
@@ -33,7 +34,7 @@ STEPSTONE = "stepstone/v1"
 VERSIONS = (CHECKPOINTFLOW, STEPSTONE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Case:
     """A ``when`` -> ``next`` rule (an await_event transition or a switch case)."""
 
@@ -41,7 +42,7 @@ class Case:
     next: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Branch:
     """One branch of a ``parallel`` step: a step of the document (``start_at``) or inline
     ``steps`` (stepstone/v1)."""
@@ -50,7 +51,7 @@ class Branch:
     steps: tuple[StepSpec, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class StepSpec:
     """One step as checked: its raw fields and what was compiled from them.
 
@@ -85,7 +86,7 @@ class StepSpec:
         return self.kind in ("cli", "api", "python") and self.next is None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class Document:
     """A whole checked document."""
 

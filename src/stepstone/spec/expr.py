@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from stepstone.core.frozen import frozen
 
 __all__ = [
     "Expr",
@@ -93,7 +94,7 @@ def _string_end(text: str, i: int) -> int:
     return len(text)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Expr:
     """One compiled expression; ``text`` is the source as written."""
 
@@ -197,7 +198,7 @@ def _closing_brace(text: str, i: int) -> int:
     return -1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Template:
     """A string with ``${...}`` parts: rendering an exact ``${x}`` keeps the value's type."""
 

@@ -14,8 +14,8 @@ rules decide what *falls through* (follows a step that did not jump):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from stepstone.core.frozen import frozen
 from stepstone.spec.document import StepSpec
 from stepstone.spec.source import JsonPath, Source, did_you_mean
 
@@ -24,7 +24,7 @@ __all__ = ["Sequence_", "check_graph"]
 BRANCH_KINDS = ("cli", "api", "python", "end", "workflow")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Sequence_:
     """One list of steps (the workflow's, a foreach body's, an inline branch's) and its rules."""
 

@@ -22,10 +22,10 @@ import json
 import socket
 import ssl
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import ApiCallFailed, ApiTimeout, BlockedAddress, InvalidArgument
 
 __all__ = ["ApiResult", "blocked_reason", "call_api", "check_addresses"]
@@ -41,7 +41,7 @@ _CREDENTIALS = ("authorization", "cookie", "proxy-authorization")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ApiResult:
     """The response: ``headers`` with lower-case names (repeated ones joined by ``", "``),
     ``body_text`` decoded (the declared charset, else UTF-8), ``json`` the parsed body when it

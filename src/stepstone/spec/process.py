@@ -17,7 +17,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from stepstone.core.frozen import frozen
 
 __all__ = ["CliResult", "run_process", "run_process_async"]
 
@@ -25,7 +26,7 @@ _DRAIN_S = 2.0  # after a timeout kill: how long to wait for the pipes to close
 _READ = 65536
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CliResult:
     """What a command did. ``exit_code`` is negative when a signal ended it (-9: killed)."""
 

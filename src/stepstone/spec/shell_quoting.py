@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument, TemplateError
 from stepstone.spec.template import Ref, Template, ref_text
 
@@ -200,7 +201,7 @@ class _Quoting:
         return i + 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShellCommand:
     """A command ready for ``sh -c``: its text with the n-th ``${...}`` replaced by a reference
     to ``STEPSTONE_V<n>`` fitted to its quoting context, and those expressions in order. It does

@@ -8,12 +8,11 @@ records ``{"outputs", "stdout", "stderr", "exit_code"}`` so its output stays wit
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import SpecStepError
 from stepstone.spec.document import StepSpec, render_value
 from stepstone.spec.expr import ExprProblem, compile_expr, to_text
@@ -21,12 +20,20 @@ from stepstone.spec.expr import ExprProblem, compile_expr, to_text
 if TYPE_CHECKING:
     from stepstone.core.model import StepRecord
 
-__all__ = ["StepLog", "api_body", "check_outputs", "cli_body", "python_body", "step_logs"]
+__all__ = [
+    "StepLog",
+    "api_body",
+    "check_outputs",
+    "cli_body",
+    "python_async_body",
+    "python_body",
+    "step_logs",
+]
 
 _TAIL = 400  # characters of stderr quoted in a failure
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepLog:
     """What one ``cli`` step printed, as recorded with the run."""
 
@@ -176,16 +183,20 @@ def api_body(
     return {"outputs": outputs, "status": response.status}
 
 
-async def python_body(spec: StepSpec, scope: Mapping[str, Any]) -> dict[str, Any]:
-    """Call a ``python`` step's function with its rendered ``inputs`` as keyword arguments."""
+def python_body(spec: StepSpec, scope: Mapping[str, Any]) -> dict[str, Any]:
+    """Call a ``python`` step's plain function with its rendered ``inputs`` as keyword
+    arguments (a sync step body: the engine runs it on its step thread pool)."""
     fn = spec.function
     assert fn is not None
-    kwargs = render(spec, "inputs", scope, {}) or {}
-    if inspect.iscoroutinefunction(fn):
-        outputs = await fn(**kwargs)
-    else:
-        import asyncio
+    outputs = fn(**(render(spec, "inputs", scope, {}) or {}))
+    check_outputs(spec, outputs)
+    return {"outputs": outputs}
 
-        outputs = await asyncio.to_thread(fn, **kwargs)
+
+async def python_async_body(spec: StepSpec, scope: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`python_body` for an ``async def`` function (awaited on the loop)."""
+    fn = spec.function
+    assert fn is not None
+    outputs = await fn(**(render(spec, "inputs", scope, {}) or {}))
     check_outputs(spec, outputs)
     return {"outputs": outputs}

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument, TemplateError
 
 __all__ = ["Ref", "Template", "join_commands", "parse_template", "ref_text", "value_text"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ref:
     """One ``${...}`` of a template: the expression text and the offset of its ``$`` in the text."""
 
@@ -24,7 +24,7 @@ class Ref:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Template:
     """A command string with its ``${...}`` expressions located: literal text and :class:`Ref`."""
 

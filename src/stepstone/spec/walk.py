@@ -11,13 +11,21 @@ produced is in ``steps.<id>`` of the scope, rebuilt identically on replay from t
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stepstone.errors import SpecStepError, WaitTimeout
 from stepstone.spec.document import StepSpec
 from stepstone.spec.expr import Expr, ExprProblem
-from stepstone.spec.steps import api_body, check_outputs, cli_body, python_body, render
+from stepstone.spec.steps import (
+    api_body,
+    check_outputs,
+    cli_body,
+    python_async_body,
+    python_body,
+    render,
+)
 
 if TYPE_CHECKING:
     from stepstone.core.context import WorkflowContext
@@ -162,8 +170,8 @@ class Walk:
             hosts = [*doc.defaults.get("allow_hosts", ()), *spec.fields.get("allow_hosts", ())]
             api = functools.partial(api_body, spec, scope, hosts or None)
             return self.ctx.step(name, api, retry=spec.retry)
-        py = functools.partial(python_body, spec, scope)
-        return self.ctx.step(name, py, retry=spec.retry, timeout_s=spec.timeout_s)
+        run = python_async_body if inspect.iscoroutinefunction(spec.function) else python_body
+        return self.ctx.step(name, run, spec, scope, retry=spec.retry, timeout_s=spec.timeout_s)
 
     async def execute(self, spec: StepSpec) -> str | None:
         """Run one step; return the id it jumps to, if any."""

@@ -12,12 +12,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import PoolSpec, QueueSpec
 
 __all__ = ["Candidate", "Limits", "PoolWorker", "choose_pool_worker"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Candidate:
     """A claimable run as the claim query returns it."""
 
@@ -144,7 +145,7 @@ class Limits:
         return max((s.rate_period_s or 0.0 for s in self.specs.values()), default=0.0)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PoolWorker:
     """A live worker of a pool with its load (executing plus assigned, not yet claimed)."""
 

@@ -2,17 +2,18 @@
 starts embedded can grow without losing history.
 
 Runs are copied in run-id order in batches, each with its journal, signals and events, plus the
-declared queues and pools. Runs already in the destination are skipped, so an interrupted copy
-can simply be started again. Workers are not copied: they register themselves.
+declared queues and pools and the schedules (as they are: paused or not, next fire time). Runs
+and schedules already in the destination are skipped, so an interrupted copy can simply be
+started again. Workers are not copied: they register themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from stepstone.core.bounds import INT_MAX, INT_MIN
+from stepstone.core.frozen import frozen
 from stepstone.core.model import RunExport
 from stepstone.core.port import Store
 from stepstone.errors import StepstoneError
@@ -20,7 +21,7 @@ from stepstone.errors import StepstoneError
 __all__ = ["CopyReport", "copy_store", "uncopyable"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CopyReport:
     """What a copy did."""
 
@@ -31,6 +32,8 @@ class CopyReport:
     events: int
     queues: int
     pools: int
+    schedules: int = 0
+    """Schedules added (those already in the target are skipped)."""
     refused: tuple[tuple[str, str], ...] = ()
     """Runs not copied, each with why (a value the target cannot hold, or its error)."""
 
@@ -43,14 +46,15 @@ async def copy_store(
     batch: int = 500,
     progress: Callable[[int, int], None] | None = None,
 ) -> CopyReport:
-    """Copy every run (with its steps, signals and events), queue and pool from ``source`` into
-    ``target``; ``progress(seen, added)`` is called after each batch."""
+    """Copy every run (with its steps, signals and events), queue, pool and schedule from
+    ``source`` into ``target``; ``progress(seen, added)`` is called after each batch."""
     queues = await source.list_queues()
     if queues:
         await target.declare_queues(queues, now=now)
     pools = await source.list_pools()
     if pools:
         await target.declare_pools(pools, now=now)
+    schedules = await target.import_schedules(await source.list_schedules())
     seen = added = steps = signals = events = 0
     refused: list[tuple[str, str]] = []
     after: str | None = None
@@ -73,7 +77,17 @@ async def copy_store(
         after = exported[-1].run.run_id
         if progress is not None:
             progress(seen, added)
-    return CopyReport(seen, added, steps, signals, events, len(queues), len(pools), tuple(refused))
+    return CopyReport(
+        seen,
+        added,
+        steps,
+        signals,
+        events,
+        len(queues),
+        len(pools),
+        schedules=schedules,
+        refused=tuple(refused),
+    )
 
 
 def uncopyable(export: RunExport) -> str | None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import (
     EventRecord,
     Labels,
@@ -30,6 +30,7 @@ from stepstone.core.model import (
     StepStatus,
     WorkerInfo,
 )
+from stepstone.core.schedules import ScheduleInfo, ScheduleSpec
 from stepstone.store.serde import dump_error, dump_waits, load_error, load_waits
 
 __all__ = ["Columns", "Row", "dump_labels", "exports", "load_labels"]
@@ -83,7 +84,7 @@ def _by_run(pairs: Iterable[tuple[str, _T]]) -> dict[str, list[_T]]:
     return grouped
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Columns:
     """How one dialect stores times and lists of names; the mappings built on that."""
 
@@ -206,6 +207,52 @@ class Columns:
     @staticmethod
     def pool(row: Row) -> PoolSpec:
         return PoolSpec(row["name"], row["strategy"], row["threshold"])
+
+    def schedule(self, row: Row) -> ScheduleInfo:
+        t = self.time_in
+        spec = ScheduleSpec(
+            name=row["name"],
+            workflow=row["workflow"],
+            cron=row["cron"],
+            timezone=row["timezone"],
+            input_json=row["input"],
+            overlap=row["overlap"],
+            catchup=row["catchup"],
+            jitter_s=float(row["jitter_s"]),
+            queue=row["queue"],
+        )
+        return ScheduleInfo(
+            spec,
+            paused=bool(row["paused"]),
+            next_fire_at=t(row["next_fire_at"]),
+            last_tick_at=t(row["last_tick_at"]),
+            last_run_id=row["last_run_id"],
+            buffered_at=t(row["buffered_at"]),
+            created_at=t(row["created_at"]),
+            updated_at=t(row["updated_at"]),
+        )
+
+    def schedule_params(self, info: ScheduleInfo) -> dict[str, Any]:
+        """Every column of a schedule, for ``insert_schedule`` and ``redefine_schedule``."""
+        o, s = self.time_out, info.spec
+        return {
+            "name": s.name,
+            "workflow": s.workflow,
+            "cron": s.cron,
+            "timezone": s.timezone,
+            "input": s.input_json,
+            "overlap": s.overlap,
+            "catchup": s.catchup,
+            "jitter_s": float(s.jitter_s),
+            "queue": s.queue,
+            "paused": info.paused,
+            "next_fire_at": o(info.next_fire_at),
+            "last_tick_at": o(info.last_tick_at),
+            "last_run_id": info.last_run_id,
+            "buffered_at": o(info.buffered_at),
+            "created_at": o(info.created_at),
+            "updated_at": o(info.updated_at),
+        }
 
     def queue_stats(self, rows: Iterable[Row], now: datetime, window_s: float) -> list[QueueStats]:
         """Assemble ``queue_stats`` rows (queue, state, n, oldest_due) into one record per queue;

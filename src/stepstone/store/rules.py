@@ -12,10 +12,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stepstone.core.frozen import frozen
 from stepstone.core.model import (
     TERMINAL_STATES,
     Control,
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Transition:
     """What an operator's action writes.
 

@@ -23,10 +23,12 @@ from stepstone.core.definitions import Registry, Workflow, as_registry
 from stepstone.core.model import Claim
 from stepstone.core.port import ClaimFilter, Store
 from stepstone.core.routing import Pool, Queue, labels_of
+from stepstone.core.schedules import Schedule
 from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, StoreError
 from stepstone.runtime.logs import QuietLog
 from stepstone.runtime.runner import Runner, RunnerOptions
+from stepstone.runtime.schedules import ScheduleFirer
 from stepstone.store import open_store_for_use
 
 __all__ = ["Worker"]
@@ -47,7 +49,9 @@ class Worker:
     start, so every worker enforces them. ``labels``: what it offers to runs that require
     labels. ``pool``: the worker pool it belongs to (a :class:`Pool` also stores its strategy).
     ``credentials``: readable inside steps through :func:`stepstone.worker_credentials`, never
-    stored or logged.
+    stored or logged. ``schedules``: :class:`Schedule` objects to store at start, besides those
+    of the registry or module (``@workflow(schedule=...)``, module-level ``Schedule``); every
+    worker fires the due schedules of the workflows it serves, each tick exactly once.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class Worker:
         labels: Mapping[str, object] | None = None,
         pool: str | Pool | None = None,
         credentials: Mapping[str, Any] | None = None,
+        schedules: Iterable[Schedule] = (),
         settings: Settings | None = None,
         clock: Clock | None = None,
         worker_id: str | None = None,
@@ -71,10 +76,13 @@ class Worker:
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
+        for schedule in schedules:
+            self.registry.add_schedule(schedule)
         if not len(self.registry):
             raise InvalidArgument(
                 "Worker needs at least one workflow (workflows=[...] or a module)"
             )
+        self.registry.schedules()  # each names a workflow served here: refused now, not later
         items = (queue,) if isinstance(queue, str | Queue) else tuple(queue)
         if not items or not all(isinstance(q, Queue) or (isinstance(q, str) and q) for q in items):
             raise InvalidArgument(f"queue must be a non-empty name or names, got {queue!r}")
@@ -107,6 +115,9 @@ class Worker:
             credentials=credentials,
         )
         self.filter = ClaimFilter(queues=queues, workflows=self.registry.names())
+        self.firer = ScheduleFirer(
+            self.store, self.registry, self.clock, self.settings.schedule_check_s
+        )
         self.tasks: set[asyncio.Task[Any]] = set()
         self.executed = 0
         self.ready = threading.Event()
@@ -156,6 +167,7 @@ class Worker:
         if self.declared_pool is not None:
             await self.store.declare_pools([self.declared_pool], now=self.clock.now())
         await self.runner.start()
+        await self.firer.declare()
         log.info(
             "worker %s serving queues %s, workflows %s",
             self.worker_id,
@@ -180,6 +192,7 @@ class Worker:
             claimed = 0
             try:
                 token = await self.store.change_token()
+                await self._fire_schedules()
                 if free > 0:
                     claimed = await self._claim(free)
                 if backoff:
@@ -201,7 +214,22 @@ class Worker:
                 if claimed == free and len(self.tasks) < self.concurrency:
                     continue
             timeout = await self._idle_timeout() if free > claimed else self.settings.poll_s
+            scheduled = self.firer.wake_in(self.clock.now())
+            if scheduled is not None:
+                timeout = min(timeout, scheduled)
             await self._idle(timeout, token)
+
+    async def _fire_schedules(self) -> None:
+        """Fire the due schedules; a defect in one (not the store's trouble, which backs the
+        whole loop off) is logged and never stops the worker executing runs."""
+        try:
+            await self.firer.fire_due()
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._quiet.warning(
+                "schedules", "worker %s: firing schedules failed: %r", self.worker_id, exc
+            )
 
     async def _claim(self, free: int) -> int:
         now = self.clock.now()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -22,6 +21,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import StoreError
 from stepstone.store.postgres.sql import Q
 
@@ -37,7 +37,7 @@ _POLL_WITHOUT_LISTENER_S = 0.1
 _FIRST_LISTEN_S = 2.0  # how long a first token or wait waits for the listener to connect
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LinkSettings:
     """How to connect: the libpq conninfo (with stepstone's session options), the redacted URL
     for messages, and the password to keep out of them."""

@@ -678,6 +678,96 @@ INSERT INTO stepstone.events (run_id, idx, kind, data, source, created_at)
 VALUES (%(run_id)s, %(idx)s, %(kind)s, %(data)s, %(source)s, %(created_at)s)
 ON CONFLICT DO NOTHING;
 
+-- name: insert_schedule
+INSERT INTO stepstone.schedules (
+    name, workflow, cron, timezone, input, overlap, catchup, jitter_s, queue, paused,
+    next_fire_at, last_tick_at, last_run_id, buffered_at, created_at, updated_at
+) VALUES (
+    %(name)s, %(workflow)s, %(cron)s, %(timezone)s, %(input)s, %(overlap)s, %(catchup)s,
+    %(jitter_s)s, %(queue)s, %(paused)s, %(next_fire_at)s, %(last_tick_at)s, %(last_run_id)s,
+    %(buffered_at)s, %(created_at)s, %(updated_at)s
+)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
+-- name: redefine_schedule
+UPDATE stepstone.schedules SET
+    workflow = %(workflow)s, cron = %(cron)s, timezone = %(timezone)s, input = %(input)s,
+    overlap = %(overlap)s, catchup = %(catchup)s, jitter_s = %(jitter_s)s, queue = %(queue)s,
+    next_fire_at = %(next_fire_at)s, buffered_at = NULL, updated_at = %(updated_at)s
+WHERE name = %(name)s
+RETURNING *;
+
+-- name: get_schedule
+SELECT * FROM stepstone.schedules WHERE name = %(name)s;
+
+-- name: list_schedules
+SELECT * FROM stepstone.schedules ORDER BY name;
+
+-- name: set_schedule_paused
+UPDATE stepstone.schedules
+SET paused = %(paused)s, next_fire_at = %(next_fire_at)s, updated_at = %(now)s
+WHERE name = %(name)s
+RETURNING *;
+
+-- name: delete_schedule
+DELETE FROM stepstone.schedules WHERE name = %(name)s;
+
+-- name: due_schedules
+-- Schedules of these workflows with a tick due, or a tick held back by buffer_one; locked so
+-- that another firer skips them (it fires the others) instead of waiting.
+SELECT * FROM stepstone.schedules
+WHERE NOT paused AND (next_fire_at <= %(now)s OR buffered_at IS NOT NULL)
+  AND workflow = ANY(%(workflows)s::text[])
+ORDER BY next_fire_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: next_schedule_due
+-- When a schedule of these workflows is next due (now, while one holds back a tick).
+SELECT MIN(CASE WHEN buffered_at IS NOT NULL THEN %(now)s::timestamptz ELSE next_fire_at END)
+       AS due
+FROM stepstone.schedules
+WHERE NOT paused AND workflow = ANY(%(workflows)s::text[]);
+
+-- name: advance_schedule
+-- Only from the next fire time this firing read: a firing that lost a race changes nothing.
+UPDATE stepstone.schedules SET
+    next_fire_at = %(next_fire_at)s, last_tick_at = %(last_tick_at)s,
+    last_run_id = %(last_run_id)s, buffered_at = %(buffered_at)s, updated_at = %(now)s
+WHERE name = %(name)s AND next_fire_at IS NOT DISTINCT FROM %(expected)s::timestamptz;
+
+-- name: create_tick_runs
+-- The runs of many schedule ticks at once (one array per column); the tick is the run's id and
+-- dedup key, so a tick whose run exists is skipped. Returns the runs created; wakes the workers.
+WITH created AS (
+    INSERT INTO stepstone.runs (
+        run_id, workflow, version, state, input, queue, priority, wake_at, created_at,
+        updated_at, dedup_key
+    )
+    SELECT t.run_id, t.workflow, t.version, 'pending', t.input, t.queue, t.priority, t.wake_at,
+           %(now)s, %(now)s, t.run_id
+    FROM unnest(
+        %(run_id_list)s::text[], %(workflow_list)s::text[], %(version_list)s::text[],
+        %(input_list)s::text[], %(queue_list)s::text[], %(priority_list)s::integer[],
+        %(wake_at_list)s::timestamptz[]
+    ) AS t(run_id, workflow, version, input, queue, priority, wake_at)
+    ON CONFLICT DO NOTHING
+    RETURNING run_id
+)
+SELECT created.run_id, (SELECT pg_notify('stepstone', '')) AS woke FROM created;
+
+-- name: advance_schedules
+-- advance_schedule for many schedules at once (one array per column).
+UPDATE stepstone.schedules AS s SET
+    next_fire_at = a.next_fire_at, last_tick_at = a.last_tick_at, last_run_id = a.last_run_id,
+    updated_at = %(now)s
+FROM unnest(
+    %(name_list)s::text[], %(expected_list)s::timestamptz[], %(next_fire_at_list)s::timestamptz[],
+    %(last_tick_at_list)s::timestamptz[], %(last_run_id_list)s::text[]
+) AS a(name, expected, next_fire_at, last_tick_at, last_run_id)
+WHERE s.name = a.name AND s.next_fire_at IS NOT DISTINCT FROM a.expected;
+
 -- name: record_launch
 -- A run started by `stepstone launch`: its outcomes go to the inbox. Written before the run.
 INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at)

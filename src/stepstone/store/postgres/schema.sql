@@ -158,6 +158,28 @@ CREATE TABLE stepstone.pools (
     updated_at   timestamptz NOT NULL
 );
 
+-- Schedules: a cron definition and where its firing is (next tick, run held back by
+-- overlap=buffer_one).
+CREATE TABLE stepstone.schedules (
+    name          text PRIMARY KEY,
+    workflow      text NOT NULL,
+    cron          text NOT NULL,
+    timezone      text NOT NULL,
+    input         text NOT NULL,
+    overlap       text NOT NULL,
+    catchup       text NOT NULL,
+    jitter_s      double precision NOT NULL DEFAULT 0,
+    queue         text,
+    paused        boolean NOT NULL DEFAULT false,
+    next_fire_at  timestamptz,
+    last_tick_at  timestamptz,
+    last_run_id   text,
+    buffered_at   timestamptz,
+    created_at    timestamptz NOT NULL,
+    updated_at    timestamptz NOT NULL
+);
+CREATE INDEX schedules_due ON stepstone.schedules (next_fire_at) WHERE NOT paused;
+
 -- The desk's inbox: launched runs, and one row per outcome of each (see migration inbox).
 CREATE TABLE stepstone.launches (
     run_id       text PRIMARY KEY,

@@ -43,7 +43,7 @@ batch), whether it wakes waiters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from stepstone.core.model import (
@@ -66,6 +66,7 @@ from stepstone.core.model import (
     WorkerInfo,
 )
 from stepstone.core.port import Cancelled, ClaimFilter, ClaimOutcome, NewEvent, PayloadCheck
+from stepstone.core.schedules import FiredTick, FireTemplate, ScheduleInfo, ScheduleSpec
 from stepstone.store import scripts
 from stepstone.store.postgres.database import StoreBase
 
@@ -258,6 +259,48 @@ class PostgresStore(StoreBase):
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         return await self._read(scripts.workers.queue_stats, now, window_s)
+
+    # --- schedules -----------------------------------------------------------------------------
+
+    async def save_schedule(
+        self, spec: ScheduleSpec, *, now: datetime, replace: bool = False
+    ) -> ScheduleInfo:
+        return await self._write(scripts.schedules.save_schedule, spec, now, replace, notify=True)
+
+    async def get_schedule(self, name: str) -> ScheduleInfo | None:
+        return await self._read(scripts.schedules.get_schedule, name)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        return await self._read(scripts.schedules.list_schedules)
+
+    async def pause_schedule(self, name: str, paused: bool, *, now: datetime) -> ScheduleInfo:
+        script = scripts.schedules.pause_schedule
+        return await self._write(script, name, paused, now, notify=True)
+
+    async def delete_schedule(self, name: str) -> None:
+        await self._write(scripts.schedules.delete_schedule, name)
+
+    async def next_schedule_due(
+        self, workflows: Sequence[str], *, now: datetime
+    ) -> datetime | None:
+        return await self._read(scripts.schedules.next_schedule_due, workflows, now)
+
+    async def fire_schedules(
+        self, templates: Mapping[str, FireTemplate], *, now: datetime, limit: int = 100
+    ) -> list[FiredTick]:
+        if not templates:
+            return []
+        script = scripts.schedules.fire_schedules
+        return await self._write(script, templates, now, limit, notify=True)
+
+    async def start_ticks(
+        self, name: str, ticks: Sequence[datetime], template: FireTemplate, *, now: datetime
+    ) -> list[FiredTick]:
+        args = (name, ticks, template, now)
+        return await self._write(scripts.schedules.start_ticks, *args, notify=True)
+
+    async def import_schedules(self, schedules: Sequence[ScheduleInfo]) -> int:
+        return await self._write(scripts.schedules.import_schedules, schedules)
 
     # --- inbox -------------------------------------------------------------------------------
 

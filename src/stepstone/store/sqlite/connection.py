@@ -9,9 +9,9 @@ import contextlib
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from stepstone.core.frozen import frozen
 from stepstone.errors import SchemaError, StoreError, StoreReadOnly, StoreUnavailable
 from stepstone.store.sqlite.checkpoint import FALLBACK_CHECKPOINT_PAGES
 from stepstone.store.sqlite.errors import convert, is_busy
@@ -19,7 +19,7 @@ from stepstone.store.sqlite.errors import convert, is_busy
 __all__ = ["DatabaseFile", "open_connection"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DatabaseFile:
     """Which file (``path``, or ``url`` in messages) and how long to wait for its lock."""
 

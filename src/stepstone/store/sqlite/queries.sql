@@ -476,6 +476,84 @@ INSERT INTO events (run_id, idx, kind, data, source, created_at)
 VALUES (:run_id, :idx, :kind, :data, :source, :created_at)
 ON CONFLICT DO NOTHING;
 
+-- name: insert_schedule
+INSERT INTO schedules (
+    name, workflow, cron, timezone, input, overlap, catchup, jitter_s, queue, paused,
+    next_fire_at, last_tick_at, last_run_id, buffered_at, created_at, updated_at
+) VALUES (
+    :name, :workflow, :cron, :timezone, :input, :overlap, :catchup, :jitter_s, :queue, :paused,
+    :next_fire_at, :last_tick_at, :last_run_id, :buffered_at, :created_at, :updated_at
+)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
+-- name: redefine_schedule
+UPDATE schedules SET
+    workflow = :workflow, cron = :cron, timezone = :timezone, input = :input,
+    overlap = :overlap, catchup = :catchup, jitter_s = :jitter_s, queue = :queue,
+    next_fire_at = :next_fire_at, buffered_at = NULL, updated_at = :updated_at
+WHERE name = :name
+RETURNING *;
+
+-- name: get_schedule
+SELECT * FROM schedules WHERE name = :name;
+
+-- name: list_schedules
+SELECT * FROM schedules ORDER BY name;
+
+-- name: set_schedule_paused
+UPDATE schedules SET paused = :paused, next_fire_at = :next_fire_at, updated_at = :now
+WHERE name = :name
+RETURNING *;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE name = :name;
+
+-- name: due_schedules
+-- Schedules of these workflows with a tick due, or a tick held back by buffer_one.
+SELECT * FROM schedules
+WHERE paused = 0 AND (next_fire_at <= :now OR buffered_at IS NOT NULL)
+  AND workflow IN (SELECT value FROM json_each(:workflows))
+ORDER BY next_fire_at
+LIMIT :limit;
+
+-- name: next_schedule_due
+-- When a schedule of these workflows is next due (now, while one holds back a tick).
+SELECT MIN(CASE WHEN buffered_at IS NOT NULL THEN :now ELSE next_fire_at END) AS due
+FROM schedules
+WHERE paused = 0 AND workflow IN (SELECT value FROM json_each(:workflows));
+
+-- name: advance_schedule
+-- Only from the next fire time this firing read: a firing that lost a race changes nothing.
+UPDATE schedules SET
+    next_fire_at = :next_fire_at, last_tick_at = :last_tick_at, last_run_id = :last_run_id,
+    buffered_at = :buffered_at, updated_at = :now
+WHERE name = :name AND next_fire_at IS :expected;
+
+-- name: create_tick_runs
+-- The runs of many schedule ticks at once (:ticks, a JSON list of objects); the tick is the run's
+-- id and dedup key, so a tick whose run exists is skipped. Returns the runs created.
+INSERT INTO runs (
+    run_id, workflow, version, state, input, queue, priority, wake_at, created_at, updated_at,
+    dedup_key
+)
+SELECT t.value ->> 'run_id', t.value ->> 'workflow', t.value ->> 'version', 'pending',
+       t.value ->> 'input', t.value ->> 'queue', t.value ->> 'priority', t.value ->> 'wake_at',
+       :now, :now, t.value ->> 'run_id'
+FROM json_each(:ticks) AS t
+WHERE true
+ON CONFLICT DO NOTHING
+RETURNING run_id;
+
+-- name: advance_schedules
+-- advance_schedule for many schedules at once (:advances, a JSON list of objects).
+UPDATE schedules SET
+    next_fire_at = a.value ->> 'next_fire_at', last_tick_at = a.value ->> 'last_tick_at',
+    last_run_id = a.value ->> 'last_run_id', updated_at = :now
+FROM json_each(:advances) AS a
+WHERE schedules.name = a.value ->> 'name'
+  AND schedules.next_fire_at IS a.value ->> 'expected';
+
 -- name: record_launch
 -- A run started by `stepstone launch`: its outcomes go to the inbox. Written before the run.
 INSERT INTO launches (run_id, skill, budget_usd, launched_at)

@@ -137,6 +137,28 @@ CREATE TABLE pools (
     updated_at   REAL NOT NULL
 );
 
+-- Schedules: a cron definition and where its firing is (next tick, run held back by
+-- overlap=buffer_one).
+CREATE TABLE schedules (
+    name          TEXT PRIMARY KEY,
+    workflow      TEXT NOT NULL,
+    cron          TEXT NOT NULL,
+    timezone      TEXT NOT NULL,
+    input         TEXT NOT NULL,
+    overlap       TEXT NOT NULL,
+    catchup       TEXT NOT NULL,
+    jitter_s      REAL NOT NULL DEFAULT 0,
+    queue         TEXT,
+    paused        INTEGER NOT NULL DEFAULT 0,
+    next_fire_at  REAL,
+    last_tick_at  REAL,
+    last_run_id   TEXT,
+    buffered_at   REAL,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE paused = 0;
+
 -- The desk's inbox: launched runs, and one row per outcome of each (see migration inbox).
 CREATE TABLE launches (
     run_id       TEXT PRIMARY KEY,

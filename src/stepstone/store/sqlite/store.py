@@ -10,7 +10,7 @@ this class only says how each one runs here: in a write transaction committed wi
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -35,6 +35,7 @@ from stepstone.core.model import (
     WorkerInfo,
 )
 from stepstone.core.port import ClaimFilter, ClaimOutcome, NewEvent, PayloadCheck
+from stepstone.core.schedules import FiredTick, FireTemplate, ScheduleInfo, ScheduleSpec
 from stepstone.store import scripts
 from stepstone.store.scripts.tx import Tx
 from stepstone.store.sqlite.database import Database
@@ -273,6 +274,50 @@ class SQLiteStore:
 
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         return self._read(scripts.workers.queue_stats, now, window_s)
+
+    # --- schedules ---------------------------------------------------------------------------
+
+    async def save_schedule(
+        self, spec: ScheduleSpec, *, now: datetime, replace: bool = False
+    ) -> ScheduleInfo:
+        return await self._write(scripts.schedules.save_schedule, spec, now, replace, full=True)
+
+    async def get_schedule(self, name: str) -> ScheduleInfo | None:
+        return self._read(scripts.schedules.get_schedule, name)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        return self._read(scripts.schedules.list_schedules)
+
+    async def pause_schedule(self, name: str, paused: bool, *, now: datetime) -> ScheduleInfo:
+        return await self._write(scripts.schedules.pause_schedule, name, paused, now, full=True)
+
+    async def delete_schedule(self, name: str) -> None:
+        await self._write(scripts.schedules.delete_schedule, name, full=True)
+
+    async def next_schedule_due(
+        self, workflows: Sequence[str], *, now: datetime
+    ) -> datetime | None:
+        return self._read(scripts.schedules.next_schedule_due, workflows, now)
+
+    async def fire_schedules(
+        self, templates: Mapping[str, FireTemplate], *, now: datetime, limit: int = 100
+    ) -> list[FiredTick]:
+        if not templates:
+            return []
+        due = self._read(scripts.schedules.next_schedule_due, sorted(templates), now)
+        if due is None or due > now:
+            return []  # a read: the firers that come second must not queue for the write lock
+        script = scripts.schedules.fire_schedules
+        return await self._write(script, templates, now, limit, full=True)
+
+    async def start_ticks(
+        self, name: str, ticks: Sequence[datetime], template: FireTemplate, *, now: datetime
+    ) -> list[FiredTick]:
+        args = (name, ticks, template, now)
+        return await self._write(scripts.schedules.start_ticks, *args, full=True)
+
+    async def import_schedules(self, schedules: Sequence[ScheduleInfo]) -> int:
+        return await self._write(scripts.schedules.import_schedules, schedules, full=True)
 
     # --- inbox -------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
--- stepstone PostgreSQL schema 4: the desk's inbox. A run started by `stepstone launch` has a
+-- stepstone PostgreSQL schema 5: the desk's inbox. A run started by `stepstone launch` has a
 -- row in `launches` (written before the run, so no launched run exists unmarked); each outcome
 -- of such a run (done, failed, cancelled, waiting for a signal) is one `inbox` row, inserted by
 -- the statement sequence that makes the state change, in its transaction. `mark` is the lease

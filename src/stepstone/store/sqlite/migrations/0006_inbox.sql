@@ -1,4 +1,4 @@
--- stepstone SQLite schema 5: the desk's inbox. A run started by `stepstone launch` has a row in
+-- stepstone SQLite schema 6: the desk's inbox. A run started by `stepstone launch` has a row in
 -- `launches` (written before the run, so no launched run exists unmarked); each outcome of such
 -- a run (done, failed, cancelled, waiting for a signal) is one `inbox` row, inserted by the
 -- statement sequence that makes the state change, in its transaction. `mark` is the lease token

@@ -1,0 +1,88 @@
+"""The daemon thread pool that runs sync steps: results, errors, cancellation, a closed loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from stepstone.runtime.threads import DaemonThreadPool
+
+
+@pytest.fixture
+def pool() -> DaemonThreadPool:
+    return DaemonThreadPool(2, "test")
+
+
+async def test_run_returns_the_result_from_a_pool_thread(pool: DaemonThreadPool) -> None:
+    loop = asyncio.get_running_loop()
+    name = await pool.run(loop, lambda: threading.current_thread().name)
+    assert name.startswith("test-")
+    assert name != threading.current_thread().name
+
+
+async def test_run_raises_the_calls_exception(pool: DaemonThreadPool) -> None:
+    def boom() -> None:
+        raise KeyError("k")
+
+    with pytest.raises(KeyError, match="k"):
+        await pool.run(asyncio.get_running_loop(), boom)
+
+
+async def test_stop_iteration_becomes_a_runtime_error(pool: DaemonThreadPool) -> None:
+    def stop() -> None:
+        raise StopIteration
+
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await pool.run(asyncio.get_running_loop(), stop)
+
+
+async def test_a_call_cancelled_before_it_starts_never_runs() -> None:
+    pool = DaemonThreadPool(1, "one")
+    loop = asyncio.get_running_loop()
+    release, started = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def blocker() -> None:
+        started.set()
+        release.wait(10)
+
+    first = pool.run(loop, blocker)
+    await asyncio.to_thread(started.wait, 10)
+    second = pool.run(loop, lambda: ran.append("second"))
+    second.cancel()
+    release.set()
+    await first
+    await pool.run(loop, lambda: ran.append("third"))
+    assert ran == ["third"]
+
+
+async def test_a_timed_out_call_finishes_and_its_result_is_dropped(pool: DaemonThreadPool) -> None:
+    loop = asyncio.get_running_loop()
+    release, done = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        release.wait(10)
+        done.set()
+        return "late"
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(pool.run(loop, slow), 0.05)
+    release.set()
+    assert await asyncio.to_thread(done.wait, 10)
+    assert await pool.run(loop, lambda: "next") == "next"
+
+
+def test_a_result_for_a_closed_loop_is_dropped_and_the_thread_serves_on() -> None:
+    pool = DaemonThreadPool(1, "closed")
+    loop = asyncio.new_event_loop()
+    release = threading.Event()
+    pool.run(loop, lambda: release.wait(10))
+    loop.close()
+    release.set()
+    other = asyncio.new_event_loop()
+    try:
+        assert other.run_until_complete(pool.run(other, lambda: 7)) == 7
+    finally:
+        other.close()
