@@ -41,3 +41,19 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
 
 def test_every_example_is_covered() -> None:
     assert {p.name for p in EXAMPLES.glob("*.py")} == set(EXPECTED)
+
+
+@pytest.mark.slow
+def test_the_example_skill_launches_offline(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "STEPSTONE_SKILLS_PATH": str(EXAMPLES / "skills")}
+    env = {k: v for k, v in env.items() if k not in ("STEPSTONE_DB", "STEPSTONE_APP")}
+    launch = [sys.executable, "-m", "stepstone", "launch", "greeter", "ann", "--arg", "times=2"]
+    result = subprocess.run(
+        [*launch, "--await"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello, ann! Hello, ann!\n"
+    inbox = (tmp_path / ".stepstone" / "INBOX.md").read_text()
+    assert "greeted ann:\nHello, ann! Hello, ann!" in inbox
+    [run_folder] = (tmp_path / ".stepstone" / "runs").iterdir()
+    assert (run_folder / "prompt.txt").read_text().endswith("---\nHello, ann!\n")

@@ -51,6 +51,7 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
         "0004_signal_problem",
         "0005_schedules",
         "0006_ledger",
+        "0007_inbox",
     ]
     await store.close()
 

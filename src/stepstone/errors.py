@@ -39,6 +39,7 @@ __all__ = [
     "NonDeterminismError",
     "OutcomeUnknown",
     "PauseRequested",
+    "PromptError",
     "RunFailed",
     "RunNotFound",
     "ScheduleNotFound",
@@ -46,6 +47,8 @@ __all__ = [
     "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
+    "SkillError",
+    "SkillNotFound",
     "SpecError",
     "SpecStepError",
     "TemplateError",
@@ -131,6 +134,27 @@ class ScheduleNotFound(StepstoneError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no schedule named {name!r}")
         self.name = name
+
+
+class SkillNotFound(StepstoneError, LookupError):
+    """No skill of this name in any folder of the skills path."""
+
+    def __init__(self, name: str, searched: tuple[str, ...], known: tuple[str, ...] = ()) -> None:
+        where = ", ".join(searched) or "no skills folder"
+        hint = f"; found: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"no skill {name!r} (looked in {where}){hint}")
+        self.name, self.searched, self.known = name, searched, known
+
+
+class SkillError(InvalidArgument):
+    """A skill folder cannot be used: no ``skill.py``, an import that fails, no workflow or
+    several in it, a bad ``skill.toml``, a run-folder path outside the run's folder. The
+    message names the file."""
+
+
+class PromptError(InvalidArgument):
+    """A prompt cannot be filled: no such prompt file, bad front matter, or a ``$variable`` the
+    call did not give (named, with the file)."""
 
 
 class RunNotFound(StepstoneError, LookupError):

@@ -14,6 +14,7 @@ from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.cli.shapes import check_json
+from stepstone.core.definitions import Registry
 from stepstone.core.executor import CheckResult
 from stepstone.core.settings import Settings
 from stepstone.errors import ChecksFailed, StoreUnavailable
@@ -26,8 +27,17 @@ __all__ = ["cmd_check", "cmd_migrate", "cmd_worker"]
 def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
     """Serve until SIGINT/SIGTERM. Once claiming, one line ``worker <id> ready: ...`` goes to
     stderr (scripts and tests wait for it instead of sleeping)."""
-    registry = load_app(ns.app)
-    declared_queues, declared_pools = app_declarations(ns.app)
+    registry = load_app(ns.app) if ns.app else Registry()
+    declared_queues, declared_pools = app_declarations(ns.app) if ns.app else ({}, {})
+    mirror = None
+    if ns.skills:
+        from stepstone.cli.desk import inbox_mirror, serve_skills, skill_queues  # on use
+
+        skills = serve_skills(session)
+        for wf in skills:
+            registry.add(wf)
+        ns.queue = ns.queue or skill_queues(skills)
+        mirror = inbox_mirror(session)
     tunables = {"lease_s": ns.lease_s, "poll_s": ns.poll_s, "grace_s": ns.grace_s}
     settings = Settings(**{k: v for k, v in tunables.items() if v is not None})
     # a queue or pool the app declares in code brings its limits or strategy along
@@ -54,7 +64,13 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
         )
 
     threading.Thread(target=announce, name="stepstone-cli-ready", daemon=True).start()
-    worker.run()
+    if mirror is not None:
+        mirror.start()  # runs end here: INBOX.md is re-rendered after each change
+    try:
+        worker.run()
+    finally:
+        if mirror is not None:
+            mirror.stop()
     data = {"worker_id": worker.worker_id, "executed": worker.executed}
     return Output(
         data,

@@ -21,6 +21,7 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
          and inspect of such a run), or paused itself before a model call that would pass its
          budget (start --wait, run, resume: raise the budget, then unpause it)
     8    check found runs that the code now loaded cannot continue
+    9    doctor found a failing check (printed with the command that fixes it)
     40   waiting / still waiting (checkpointflow's code): run, resume and start --wait handed the
          run back at a signal wait (its own or a child run's; the output says what it waits for
          and the resume command), --timeout-s ran out before the run finished, or status and
@@ -46,9 +47,12 @@ checkpointflow's codes: 0 ok, 10 validation, 20 runtime, 30 step failed, 40 wait
 cancelled, 60 persistence, 70 concurrency, 90 internal (see ``stepstone.cli.cpf``).
 
 Only this package reads the environment: ``STEPSTONE_DB`` (``--db``), ``STEPSTONE_APP``
-(``--app``), ``HOME`` (``flows`` looks in ``~/.stepstone/flows``; ``~/.stepstone/config.toml``
-configures models) and the model settings ``STEPSTONE_LLM_*``, ``STEPSTONE_OPENAI_*``,
-``ANTHROPIC_API_KEY`` (see :mod:`stepstone.models.config`), read by commands that execute runs.
+(``--app``), ``STEPSTONE_SKILLS_PATH`` (skills), ``HOME`` (``flows`` looks in
+``~/.stepstone/flows``; skills in ``~/.stepstone/skills`` and ``~/.claude/skills``, their runs'
+files in ``~/.stepstone/runs``, the inbox file is ``~/.stepstone/INBOX.md``;
+``~/.stepstone/config.toml`` configures models) and the model settings ``STEPSTONE_LLM_*``,
+``STEPSTONE_OPENAI_*``, ``ANTHROPIC_API_KEY`` (see :mod:`stepstone.models.config`), read by
+commands that execute runs.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from stepstone.cli.desk_parser import ENV_SKILLS_PATH
 from stepstone.cli.output import Output
 from stepstone.cli.parser import APP_REQUIRED, ENV_APP, ENV_DB, build_parser, check_values
 from stepstone.cli.render import Screen
@@ -83,6 +88,7 @@ from stepstone.errors import (
     ScheduleNotFound,
     SchemaError,
     SignalPayloadError,
+    SkillNotFound,
     StoreCorrupt,
     StoreError,
     StoreReadOnly,
@@ -107,6 +113,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     AlreadyResumed: 70,
     RunNotFound: 3,
     ScheduleNotFound: 3,
+    SkillNotFound: 3,
     WorkflowNotFound: 3,
     AppNotFound: 3,
     SchemaError: 6,
@@ -132,13 +139,14 @@ MEANINGS: dict[int, str] = {
     0: "ok",
     1: "unexpected internal error (run with -v for the traceback)",
     2: "usage error",
-    3: "not found: run, schedule, workflow, or app module",
+    3: "not found: run, schedule, workflow, app module or skill",
     4: "invalid input: bad JSON or value in a flag, bad payload, unknown signal name, or a "
     "state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
     6: "schema missing or outdated: run `stepstone migrate`",
     7: "the run failed, was cancelled, is blocked or paused by a budget",
     8: "check found runs the code now loaded cannot continue",
+    9: "doctor found a failing check (each is printed with the command that fixes it)",
     40: "waiting / still waiting: handed back at a signal wait (with the resume command), "
     "--timeout-s ran out, or (status, inspect) the run is not finished",
     70: "already resumed: another resume or signal answered the wait first",
@@ -179,6 +187,14 @@ _COMMANDS: dict[str, str] = {
     "init": "scaffold:cmd_init",
     "guide": "scaffold:cmd_guide",
     "validate": "scaffold:cmd_validate",
+    "launch": "desk:cmd_launch",
+    "skills": "desk:cmd_skills",
+    "skill": "desk:cmd_skill",
+    "inbox": "desk:cmd_inbox",
+    "dismiss": "desk:cmd_dismiss",
+    "hook": "hook:cmd_hook",
+    "doctor": "doctor:cmd_doctor",
+    "daemon": "daemon:cmd_daemon",
 }
 
 
@@ -216,9 +232,10 @@ def exit_codes_epilog() -> str:
         "concurrency, 90 internal)."
     )
     lines.append(
-        f"environment: {ENV_DB} (--db), {ENV_APP} (--app), HOME (flows, "
-        "~/.stepstone/config.toml), STEPSTONE_LLM_PROVIDER/_MODEL/_SCRIPT/_TIER_*, "
-        "STEPSTONE_OPENAI_BASE_URL/_API_KEY, ANTHROPIC_API_KEY (models for ctx.llm)"
+        f"environment: {ENV_DB} (--db), {ENV_APP} (--app), {ENV_SKILLS_PATH} (skills), "
+        "HOME (flows, skills, runs' files, INBOX.md, ~/.stepstone/config.toml), "
+        "STEPSTONE_LLM_PROVIDER/_MODEL/_SCRIPT/_TIER_*, STEPSTONE_OPENAI_BASE_URL/_API_KEY, "
+        "ANTHROPIC_API_KEY (models for ctx.llm)"
     )
     return "\n".join(lines)
 
@@ -234,6 +251,12 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
     owns_process = argv is None and gc.isenabled()
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["hook", "session-start"]:  # on every Claude Code session start: keep it lean
+        from stepstone.cli.hook import session_start_fast
+
+        fast = session_start_fast(argv[2:], env)
+        if fast is not None:
+            return fast
     screen = Screen()
     session = Session(db=None, json="--json" in argv, screen=screen, env=env)
     if owns_process:
@@ -249,7 +272,8 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None)
         session.db = ns.db or env.get(ENV_DB) or None
         if hasattr(ns, "app") and not ns.app:
             ns.app = env.get(ENV_APP) or None
-            if ns.app is None and ns.command in APP_REQUIRED and not getattr(ns, "file", None):
+            given = getattr(ns, "file", None) or getattr(ns, "skills", False)
+            if ns.app is None and ns.command in APP_REQUIRED and not given:
                 either = " or -f FILE" if hasattr(ns, "file") else ""
                 raise UsageError(
                     f"--app MODULE{either} is required (or set {ENV_APP}) "

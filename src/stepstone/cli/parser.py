@@ -20,6 +20,7 @@ from stepstone.cli.agent_parser import (
     until_option,
     workflow_args,
 )
+from stepstone.cli.desk_parser import add_desk_commands
 from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
 from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument, UsageError
@@ -260,6 +261,13 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
 
     p = command("worker", "serve runs of the app's workflows until SIGINT/SIGTERM")
     _app_option(p, required=True)
+    p.add_argument(
+        "--skills",
+        action="store_true",
+        help="serve every skill of the skills path (launched runs), with --app or instead of it; "
+        "skills that fail to load are reported and skipped. Also keeps ~/.stepstone/INBOX.md "
+        "up to date and shows a desktop notification for each new inbox item",
+    )
     p.add_argument(
         "--queue",
         action="append",
@@ -587,6 +595,7 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
         command("schedule", "cron schedules that workers fire: " + _SCHEDULES), common
     )
     add_agent_commands(command, _app_option)
+    add_desk_commands(command, common, epilog)
     return parser
 
 

@@ -229,3 +229,8 @@ class Client:
     delete_schedule = _blocking(AsyncClient.delete_schedule)
     trigger_schedule = _blocking(AsyncClient.trigger_schedule)
     backfill_schedule = _blocking(AsyncClient.backfill_schedule)
+
+    record_launch = _blocking(AsyncClient.record_launch)
+    inbox = _blocking(AsyncClient.inbox)
+    dismiss = _blocking(AsyncClient.dismiss)
+    count_unread = _blocking(AsyncClient.count_unread)

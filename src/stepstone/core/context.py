@@ -13,11 +13,13 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import Execution
-from stepstone.core.model import Audience, RiskLevel, WaitInfo
+from stepstone.core.model import Audience, RiskLevel, StepKind, WaitInfo
+from stepstone.core.resources import NOTIFY_EVENT, NOTIFY_LEVELS, Prompt, SkillResources
 from stepstone.core.retry import RetryPolicy
 from stepstone.core.steps import StepCall, resolve_step
 from stepstone.core.values import StateView
@@ -94,6 +96,63 @@ class _ContextBase:
     def uuid(self) -> Any:
         """A random UUID, recorded: a replay sees the same value."""
         return self._exe.values.new_uuid()
+
+    def prompt(self, name: str, /, **variables: Any) -> Prompt:
+        """The skill's prompt ``prompts/NAME.md`` with ``$var`` filled from ``variables``.
+
+        The filled text is recorded like ``ctx.now()``: a replay returns what the first
+        execution saw, even if the file changed since. A variable the prompt uses and the call
+        does not give raises :class:`~stepstone.errors.PromptError` naming it and the file.
+        The result is a ``str`` (a :class:`~stepstone.core.resources.Prompt`) that also carries
+        the front matter's ``tier`` and ``max_tokens``.
+
+        >>> text = ctx.prompt("greeter.user", name="ann")
+        """
+
+        def fill() -> dict[str, Any]:
+            return self._resources("prompt", name).fill_prompt(name, variables).to_json()
+
+        data = self._exe.values.journaled(StepKind.PROMPT, fill, dict, name)
+        return Prompt.from_json(data)
+
+    def artifact(self, path: str, content: str | bytes) -> Path:
+        """Write ``content`` to ``path`` (relative) inside this run's folder, atomically, once:
+        the write is recorded, and a replay returns the path without writing again. Returns the
+        file's absolute path (``~/.stepstone/runs/RUN/PATH`` for launched skills)."""
+        if not isinstance(content, str | bytes):
+            raise InvalidArgument(
+                f"ctx.artifact({path!r}): content must be str or bytes, "
+                f"got {type(content).__name__}"
+            )
+
+        def write() -> str:
+            return self._resources("artifact", path).write_artifact(self.run_id, path, content)
+
+        written = self._exe.values.journaled(StepKind.ARTIFACT, write, str, path)
+        return Path(written)
+
+    def notify(self, summary: str, *, level: str = "info") -> None:
+        """Say what this run's next inbox item shows (a launched run's outcome: done, failed,
+        cancelled or waiting) instead of the default (its result, error, reason or question).
+        ``level`` is ``info``, ``warning`` or ``error``. Recorded once: a replay does not repeat
+        it. Multi-line summaries are kept as they are."""
+        if not isinstance(summary, str) or not summary.strip():
+            raise InvalidArgument("ctx.notify(summary): summary must be a non-empty string")
+        if level not in NOTIFY_LEVELS:
+            raise InvalidArgument(
+                f"ctx.notify level= must be one of {', '.join(NOTIFY_LEVELS)}, got {level!r}"
+            )
+        self._exe.values.emit(NOTIFY_EVENT, {"summary": summary, "level": level})
+
+    def _resources(self, call: str, what: str) -> SkillResources:
+        res = self._exe.wf.resources
+        if res is None:
+            raise InvalidArgument(
+                f"ctx.{call}({what!r}): workflow {self.workflow!r} was not loaded as a skill, so "
+                "it has no prompts folder nor run folder (launch it with `stepstone launch`, or "
+                "serve it with `stepstone worker --skills`)"
+            )
+        return res
 
     def _until(self, seconds: float) -> datetime:
         if seconds < 0:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 from stepstone.core.errortypes import AppErrors
 from stepstone.core.frozen import frozen
+from stepstone.core.resources import SkillResources
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.routing import KeyFunction, labels_of
 from stepstone.core.scope import active_caller
@@ -181,6 +182,7 @@ class Workflow(Generic[P, R]):
         "is_async",
         "max_recoveries",
         "name",
+        "resources",
         "schedule",
         "signals",
     )
@@ -204,6 +206,9 @@ class Workflow(Generic[P, R]):
         self.max_recoveries = max_recoveries
         self.signals = dict(signals)
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.resources: SkillResources | None = None
+        """A skill's prompts and run folder (``ctx.prompt``, ``ctx.artifact``); set by
+        :mod:`stepstone.desk` when it loads the workflow from a skill folder."""
         self.__dict__["_version"] = version
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn

@@ -40,6 +40,9 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "Audience",
+    "InboxItem",
+    "InboxOutcome",
+    "Launch",
     "RiskLevel",
     "Wait",
     "WaitInfo",
@@ -76,6 +79,8 @@ class StepKind(StrEnum):
     NOW = "now"
     RANDOM = "random"
     UUID = "uuid"
+    PROMPT = "prompt"  # ctx.prompt: the filled text, so a replay sees what the first run saw
+    ARTIFACT = "artifact"  # ctx.artifact: the file written, so a replay does not rewrite it
 
 
 class StepStatus(StrEnum):
@@ -434,3 +439,39 @@ class RunExport:
     signals: tuple[SignalRecord, ...]
     events: tuple[EventRecord, ...]
     ledger: tuple[LedgerEntry, ...] = ()
+
+
+InboxOutcome = Literal["done", "failed", "cancelled", "waiting"]
+
+
+@frozen
+class Launch:
+    """A run started by ``stepstone launch``: its outcomes go to the inbox.
+
+    ``budget_usd`` is kept with the launch for the operator (it is not enforced yet)."""
+
+    run_id: str
+    skill: str
+    budget_usd: float | None = None
+
+
+@frozen
+class InboxItem:
+    """One outcome of a launched run, recorded in the same transaction as the state change:
+    ``done``, ``failed``, ``cancelled`` or ``waiting`` (for a signal: a human's answer).
+    ``summary`` is what the run said with ``ctx.notify`` since its previous item, else what the
+    outcome says (the result, the error, the reason, what the wait asks); ``read_at`` is set by
+    ``dismiss``."""
+
+    item_id: int
+    run_id: str
+    skill: str
+    outcome: InboxOutcome
+    level: str
+    summary: str
+    created_at: datetime
+    read_at: datetime | None = None
+
+    @property
+    def unread(self) -> bool:
+        return self.read_at is None

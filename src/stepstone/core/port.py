@@ -19,6 +19,8 @@ from stepstone.core.model import (
     Control,
     ErrorInfo,
     EventRecord,
+    InboxItem,
+    Launch,
     LeaseStatus,
     NewRun,
     PoolSpec,
@@ -160,6 +162,11 @@ class Store(Protocol):
     async def wait_for_change(self, timeout_s: float, *, since: object = None) -> None:
         """Return when something was committed after ``since`` (a :meth:`change_token`;
         default: from now), or after ``timeout_s``. Spurious returns are allowed."""
+        ...
+
+    async def server_now(self) -> datetime:
+        """The database's own clock (PostgreSQL: the server's; SQLite: this machine's), to tell
+        how far this process's clock is off (``stepstone doctor``)."""
         ...
 
     # --- runs ----------------------------------------------------------------------------
@@ -424,15 +431,36 @@ class Store(Protocol):
         """Store copied schedules as they are (names already present are skipped)."""
         ...
 
+    # --- inbox ---------------------------------------------------------------------------
+    async def record_launch(self, launch: Launch, *, now: datetime) -> None:
+        """Mark a run as launched (before it is created): each of its outcomes (done, failed,
+        cancelled, waiting for a signal) then gets one inbox item, written in the transaction
+        that makes the change. Idempotent."""
+        ...
+
+    async def list_inbox(self, *, include_read: bool = False, limit: int = 1000) -> list[InboxItem]:
+        """Unread items oldest first; with ``include_read`` then the read ones, newest first."""
+        ...
+
+    async def count_unread(self) -> int:
+        """How many inbox items are unread (a cheap read: the session hook's)."""
+        ...
+
+    async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
+        """Mark the unread items of ``run_id`` (None: every one) read; how many."""
+        ...
+
     # --- housekeeping --------------------------------------------------------------------
     async def purge_runs(self, *, finished_before: datetime, states: Sequence[RunState]) -> int:
         """Delete finished runs (of these terminal states) that finished before the given time,
-        with their steps, signals and events; returns how many runs."""
+        with their steps, signals, events, launch marks and inbox items; returns how many
+        runs."""
         ...
 
     async def delete_run(self, run_id: str) -> None:
-        """Delete one finished run with its steps, signals and events, in one transaction; a
-        run not finished raises RunStateError (naming its state) and is left as it is."""
+        """Delete one finished run with its steps, signals, events, launch mark and inbox
+        items, in one transaction; a run not finished raises RunStateError (naming its state)
+        and is left as it is."""
         ...
 
     async def export_runs(self, *, after_run_id: str | None, limit: int) -> list[RunExport]:

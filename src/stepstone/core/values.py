@@ -40,15 +40,18 @@ class Values:
 
     # --- now, random, uuid -------------------------------------------------------------------
 
-    def journaled(self, kind: StepKind, make: Callable[[], Any], tp: Any) -> Any:
-        """``ctx.now()``/``random()``/``uuid()``: replay the recorded value or record a new one."""
+    def journaled(
+        self, kind: StepKind, make: Callable[[], Any], tp: Any, name: str | None = None
+    ) -> Any:
+        """``ctx.now()``/``random()``/``uuid()`` (and ``ctx.prompt``/``ctx.artifact``, named):
+        replay the recorded value or record a new one."""
         exe = self._exe
         exe.raise_if_unwinding()
         seq = exe.journal.allocate()
-        name = kind.value
+        name = kind.value if name is None else name
         record = exe.journal.lookup(seq, kind, name)
         if record is not None:
-            return codec.decode(record.output_json, tp, f"ctx.{name}() #{seq}")
+            return codec.decode(record.output_json, tp, f"ctx.{kind.value}() #{seq}")
         exe.frontier(seq)
         value = make()
         exe.record_later(

@@ -327,6 +327,26 @@ WITH finished AS (
         state_data = COALESCE(%(state_data)s::text, state_data)
     WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING run_id
+),
+noted AS (
+    -- a launched run's inbox row for this outcome (see record_outcome)
+    INSERT INTO stepstone.inbox
+        (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
+    SELECT l.run_id, l.skill, %(outcome)s, %(token)s,
+           COALESCE(n.data::jsonb ->> 'level', %(level)s),
+           COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
+           n.event_id, %(now)s
+    FROM finished f
+    JOIN stepstone.launches l ON l.run_id = f.run_id
+    LEFT JOIN LATERAL (
+        SELECT event_id, data FROM stepstone.events
+        WHERE run_id = %(run_id)s AND kind = %(notify_kind)s AND source = 'user'
+          AND event_id > COALESCE(
+              (SELECT MAX(notify_event_id) FROM stepstone.inbox WHERE run_id = %(run_id)s), 0)
+        ORDER BY event_id DESC LIMIT 1
+    ) n ON true
+    WHERE %(outcome)s::text IS NOT NULL
+    ON CONFLICT DO NOTHING
 )
 SELECT run_id, pg_notify('stepstone', '') AS woke FROM finished;
 
@@ -340,6 +360,26 @@ WITH parked AS (
         state_data = COALESCE(%(state_data)s::text, state_data)
     WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING run_id
+),
+noted AS (
+    -- a launched run's inbox row for this outcome (see record_outcome)
+    INSERT INTO stepstone.inbox
+        (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
+    SELECT l.run_id, l.skill, %(outcome)s, %(token)s,
+           COALESCE(n.data::jsonb ->> 'level', %(level)s),
+           COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
+           n.event_id, %(now)s
+    FROM parked f
+    JOIN stepstone.launches l ON l.run_id = f.run_id
+    LEFT JOIN LATERAL (
+        SELECT event_id, data FROM stepstone.events
+        WHERE run_id = %(run_id)s AND kind = %(notify_kind)s AND source = 'user'
+          AND event_id > COALESCE(
+              (SELECT MAX(notify_event_id) FROM stepstone.inbox WHERE run_id = %(run_id)s), 0)
+        ORDER BY event_id DESC LIMIT 1
+    ) n ON true
+    WHERE %(outcome)s::text IS NOT NULL
+    ON CONFLICT DO NOTHING
 )
 SELECT run_id, pg_notify('stepstone', '') AS woke FROM parked;
 
@@ -627,6 +667,12 @@ DELETE FROM stepstone.signals WHERE run_id = ANY(%(run_ids)s::text[]);
 -- name: delete_events
 DELETE FROM stepstone.events WHERE run_id = ANY(%(run_ids)s::text[]);
 
+-- name: delete_launches
+DELETE FROM stepstone.launches WHERE run_id = ANY(%(run_ids)s::text[]);
+
+-- name: delete_inbox
+DELETE FROM stepstone.inbox WHERE run_id = ANY(%(run_ids)s::text[]);
+
 -- name: export_runs
 SELECT * FROM stepstone.runs
 WHERE (%(after)s::text IS NULL OR run_id > %(after)s::text)
@@ -840,3 +886,47 @@ FROM unnest(
     %(last_tick_at_list)s::timestamptz[], %(last_run_id_list)s::text[]
 ) AS a(name, expected, next_fire_at, last_tick_at, last_run_id)
 WHERE s.name = a.name AND s.next_fire_at IS NOT DISTINCT FROM a.expected;
+
+-- name: record_launch
+-- A run started by `stepstone launch`: its outcomes go to the inbox. Written before the run.
+INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at)
+VALUES (%(run_id)s, %(skill)s, %(budget_usd)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: record_outcome
+-- One inbox row for an outcome of a launched run (nothing for other runs), in the transaction
+-- of the state change. The summary and level are the run's latest ctx.notify since its
+-- previous row, else the outcome's own.
+INSERT INTO stepstone.inbox
+    (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
+SELECT l.run_id, l.skill, %(outcome)s, %(mark)s,
+       COALESCE(n.data::jsonb ->> 'level', %(level)s),
+       COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
+       n.event_id, %(now)s
+FROM stepstone.launches l
+LEFT JOIN LATERAL (
+    SELECT event_id, data FROM stepstone.events
+    WHERE run_id = %(run_id)s AND kind = %(notify_kind)s AND source = 'user'
+      AND event_id > COALESCE(
+          (SELECT MAX(notify_event_id) FROM stepstone.inbox WHERE run_id = %(run_id)s), 0)
+    ORDER BY event_id DESC LIMIT 1
+) n ON true
+WHERE l.run_id = %(run_id)s
+ON CONFLICT DO NOTHING;
+
+-- name: list_inbox
+-- Unread first (oldest first), then read ones, newest first.
+(SELECT * FROM stepstone.inbox WHERE read_at IS NULL ORDER BY item_id LIMIT %(limit)s)
+UNION ALL
+(SELECT * FROM stepstone.inbox WHERE %(all)s AND read_at IS NOT NULL
+ ORDER BY item_id DESC LIMIT %(limit)s);
+
+-- name: server_now
+SELECT clock_timestamp() AS now;
+
+-- name: count_unread
+SELECT COUNT(*) AS n FROM stepstone.inbox WHERE read_at IS NULL;
+
+-- name: dismiss_inbox
+UPDATE stepstone.inbox SET read_at = %(now)s
+WHERE read_at IS NULL AND (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text);

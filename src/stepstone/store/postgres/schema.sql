@@ -212,3 +212,26 @@ CREATE TABLE stepstone.budgets (
     updated_at    timestamptz NOT NULL,
     PRIMARY KEY (scope, name)
 );
+
+-- The desk's inbox: launched runs, and one row per outcome of each (see migration inbox).
+CREATE TABLE stepstone.launches (
+    run_id       text PRIMARY KEY,
+    skill        text NOT NULL,
+    budget_usd   double precision,
+    launched_at  timestamptz NOT NULL
+);
+
+CREATE TABLE stepstone.inbox (
+    item_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id           text NOT NULL,
+    skill            text NOT NULL,
+    outcome          text NOT NULL,
+    mark             bigint NOT NULL,
+    level            text NOT NULL,
+    summary          text NOT NULL,
+    notify_event_id  bigint,
+    created_at       timestamptz NOT NULL,
+    read_at          timestamptz
+);
+CREATE UNIQUE INDEX inbox_once ON stepstone.inbox (run_id, outcome, mark);
+CREATE INDEX inbox_unread ON stepstone.inbox (item_id) WHERE read_at IS NULL;

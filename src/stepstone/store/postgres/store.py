@@ -59,6 +59,8 @@ from stepstone.core.model import (
     Claim,
     Control,
     EventRecord,
+    InboxItem,
+    Launch,
     LeaseStatus,
     NewRun,
     PoolSpec,
@@ -333,6 +335,23 @@ class PostgresStore(StoreBase):
 
     async def import_schedules(self, schedules: Sequence[ScheduleInfo]) -> int:
         return await self._write(scripts.schedules.import_schedules, schedules)
+
+    # --- inbox -------------------------------------------------------------------------------
+
+    async def record_launch(self, launch: Launch, *, now: datetime) -> None:
+        await self._write(scripts.inbox.record_launch, launch, now, tx=False, safe=False)
+
+    async def list_inbox(self, *, include_read: bool = False, limit: int = 1000) -> list[InboxItem]:
+        return await self._read(scripts.inbox.list_inbox, include_read, limit)
+
+    async def server_now(self) -> datetime:
+        return await self._read(scripts.inbox.server_now)
+
+    async def count_unread(self) -> int:
+        return await self._read(scripts.inbox.count_unread)
+
+    async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
+        return await self._write(scripts.inbox.dismiss, run_id, now, tx=False, safe=False)
 
     # --- housekeeping --------------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from stepstone.core.model import TERMINAL_STATES, Control, Run
+from stepstone.core.model import TERMINAL_STATES, Control, Run, RunState
 from stepstone.errors import RunNotFound, Transient
 from stepstone.store.rules import control_transition
+from stepstone.store.scripts import inbox
 from stepstone.store.scripts.runs import event, get_run, reread
 from stepstone.store.scripts.tx import Tx
 
@@ -56,6 +57,9 @@ async def control(
         }
         if await tx.run("set_state", params) != 1:
             raise Transient(f"run {run.run_id} left state {run.state.value} while being changed")
+        if change.state is RunState.CANCELLED:
+            said = inbox.outcome_of_cancel(change.reason or "cancelled")
+            await inbox.record_outcome(tx, run.run_id, "cancelled", run.lease_token, said, now)
     if change.wake_parent and run.parent_run_id:
         await tx.run("wake_parent", {"run_id": run.parent_run_id, "now": now})
     if change.cascade and cascade:

@@ -23,6 +23,15 @@ __all__ = [
 
 PURGE_BATCH = 500  # runs per purge transaction, so other writers are never held up for long
 
+HISTORY = (
+    "delete_steps",
+    "delete_signals",
+    "delete_events",
+    "delete_launches",
+    "delete_inbox",
+)
+"""What goes with a deleted run: its journal, signals, events, launch mark and inbox items."""
+
 
 def purgeable_states(states: Sequence[RunState]) -> list[str]:
     """The states to purge, checked: only finished runs may be purged."""
@@ -34,16 +43,16 @@ def purgeable_states(states: Sequence[RunState]) -> list[str]:
 
 async def purge_batch(tx: Tx, finished_before: datetime, kinds: list[str]) -> int:
     """Delete up to :data:`PURGE_BATCH` runs finished before ``finished_before`` in these states,
-    with their steps, signals and events; how many runs."""
+    with their :data:`HISTORY`; how many runs."""
     params = {"before": finished_before, "states": kinds, "limit": PURGE_BATCH}
     ids = [r["run_id"] for r in await tx.all("purgeable_runs", params)]
-    for statement in ("delete_steps", "delete_signals", "delete_events", "delete_runs"):
+    for statement in (*HISTORY, "delete_runs"):
         await tx.run(statement, {"run_ids": ids})
     return len(ids)
 
 
 async def remove_run(tx: Tx, run_id: str) -> None:
-    """Delete one finished run with its steps, signals and events; an unfinished run is left
+    """Delete one finished run with its :data:`HISTORY`; an unfinished run is left
     as it is (RunStateError naming its state), a missing one is RunNotFound."""
     if await tx.run("delete_finished_run", {"run_id": run_id}) != 1:
         run = await get_run(tx, run_id)
@@ -51,7 +60,7 @@ async def remove_run(tx: Tx, run_id: str) -> None:
             raise RunNotFound(run_id)
         finished = "a completed, failed or cancelled run"
         raise RunStateError(run_id, run.state.value, "delete", finished)
-    for statement in ("delete_steps", "delete_signals", "delete_events"):
+    for statement in HISTORY:
         await tx.run(statement, {"run_ids": [run_id]})
 
 

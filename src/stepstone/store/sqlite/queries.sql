@@ -430,6 +430,12 @@ DELETE FROM signals WHERE run_id IN (SELECT value FROM json_each(:run_ids));
 -- name: delete_events
 DELETE FROM events WHERE run_id IN (SELECT value FROM json_each(:run_ids));
 
+-- name: delete_launches
+DELETE FROM launches WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: delete_inbox
+DELETE FROM inbox WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
 -- name: export_runs
 SELECT * FROM runs
 WHERE (:after IS NULL OR run_id > :after)
@@ -620,3 +626,49 @@ UPDATE schedules SET
 FROM json_each(:advances) AS a
 WHERE schedules.name = a.value ->> 'name'
   AND schedules.next_fire_at IS a.value ->> 'expected';
+
+-- name: record_launch
+-- A run started by `stepstone launch`: its outcomes go to the inbox. Written before the run.
+INSERT INTO launches (run_id, skill, budget_usd, launched_at)
+VALUES (:run_id, :skill, :budget_usd, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: record_outcome
+-- One inbox row for an outcome of a launched run (nothing for other runs), in the transaction
+-- of the state change. The summary and level are the run's latest ctx.notify since its
+-- previous row, else the outcome's own.
+INSERT INTO inbox (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
+SELECT l.run_id, l.skill, :outcome, :mark,
+       COALESCE(json_extract(n.data, '$.level'), :level),
+       COALESCE(json_extract(n.data, '$.summary'), :summary),
+       n.event_id, :now
+FROM launches l
+LEFT JOIN (
+    SELECT event_id, data FROM events
+    WHERE run_id = :run_id AND kind = :notify_kind AND source = 'user'
+      AND event_id > COALESCE(
+          (SELECT MAX(notify_event_id) FROM inbox WHERE run_id = :run_id), 0)
+    ORDER BY event_id DESC LIMIT 1
+) n ON 1
+WHERE l.run_id = :run_id
+ON CONFLICT DO NOTHING;
+
+-- name: list_inbox
+-- Unread first (oldest first), then read ones, newest first.
+SELECT * FROM (
+    SELECT * FROM inbox WHERE read_at IS NULL ORDER BY item_id LIMIT :limit
+)
+UNION ALL
+SELECT * FROM (
+    SELECT * FROM inbox WHERE :all AND read_at IS NOT NULL ORDER BY item_id DESC LIMIT :limit
+);
+
+-- name: server_now
+SELECT (julianday('now') - 2440587.5) * 86400.0 AS now;
+
+-- name: count_unread
+SELECT COUNT(*) AS n FROM inbox WHERE read_at IS NULL;
+
+-- name: dismiss_inbox
+UPDATE inbox SET read_at = :now
+WHERE read_at IS NULL AND (:run_id IS NULL OR run_id = :run_id);

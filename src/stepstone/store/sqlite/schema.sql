@@ -191,3 +191,26 @@ CREATE TABLE budgets (
     updated_at    REAL NOT NULL,
     PRIMARY KEY (scope, name)
 );
+
+-- The desk's inbox: launched runs, and one row per outcome of each (see migration inbox).
+CREATE TABLE launches (
+    run_id       TEXT PRIMARY KEY,
+    skill        TEXT NOT NULL,
+    budget_usd   REAL,
+    launched_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE inbox (
+    item_id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id           TEXT NOT NULL,
+    skill            TEXT NOT NULL,
+    outcome          TEXT NOT NULL,
+    mark             INTEGER NOT NULL,
+    level            TEXT NOT NULL,
+    summary          TEXT NOT NULL,
+    notify_event_id  INTEGER,
+    created_at       REAL NOT NULL,
+    read_at          REAL
+);
+CREATE UNIQUE INDEX inbox_once ON inbox (run_id, outcome, mark);
+CREATE INDEX inbox_unread ON inbox (item_id) WHERE read_at IS NULL;

@@ -81,6 +81,7 @@ class SQLiteTx:
     columns = COLUMNS
     claims_in_one_statement = False
     record_step_logs_failures = False
+    close_records_outcome = False
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -109,6 +110,7 @@ class SQLiteReads:
     columns = COLUMNS
     claims_in_one_statement = False
     record_step_logs_failures = False
+    close_records_outcome = False
 
     def __init__(self, read: Callable[[str, Params], list[sqlite3.Row]]) -> None:
         self._read = read
