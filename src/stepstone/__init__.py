@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from stepstone.core.asking import Answer
 from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
 from stepstone.core.retry import RetryPolicy
 from stepstone.core.routing import Pool, Queue, StartOptions
@@ -121,6 +122,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Answer",
     "AsyncClient",
     "AsyncRunHandle",
     "CheckResult",

@@ -161,6 +161,8 @@ _COMMANDS: dict[str, str] = {
     "run": "operate:cmd_run",
     "result": "operate:cmd_result",
     "signal": "operate:cmd_signal",
+    "approve": "gates:cmd_approve",
+    "answer": "gates:cmd_answer",
     "cancel": "operate:cmd_cancel",
     "pause": "operate:cmd_pause",
     "unpause": "operate:cmd_unpause",

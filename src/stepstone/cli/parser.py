@@ -423,6 +423,45 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
     )
     _app_option(p, required=False)
 
+    def gate_options(p: argparse.ArgumentParser, required: bool) -> None:
+        run_arg(p)
+        p.add_argument(
+            "--gate",
+            metavar="G",
+            help="the gate (ctx.ask's gate=) to answer"
+            + ("" if required else " (default: the only one the run waits at)"),
+        )
+        p.add_argument(
+            "--as",
+            dest="as_",
+            metavar="WHO",
+            help="who answers, recorded with the answer; a gate with approvers= takes only "
+            "one of them (default: $USER)",
+        )
+        p.add_argument("--comment", metavar="TEXT", help="recorded with the answer")
+
+    p = command(
+        "approve",
+        "approve (or --reject) a run waiting at a ctx.ask approval gate; a name not among the "
+        "gate's approvers is exit 4 and the run keeps waiting",
+    )
+    gate_options(p, required=False)
+    p.add_argument("--reject", action="store_true", help="reject instead of approving")
+
+    p = command(
+        "answer",
+        "answer a run waiting at a ctx.ask gate (text, choice, form): the answer must fit the "
+        "gate's schema (else exit 4, naming the path)",
+    )
+    gate_options(p, required=False)
+    p.add_argument(
+        "--input",
+        metavar="JSON|@FILE|-",
+        required=True,
+        help="the answer as JSON (a string, an option, the form's object); @FILE reads a "
+        "file, - stdin",
+    )
+
     p = command("cancel", "cancel a run (a running run stops at its next step boundary)")
     run_arg(p)
     p.add_argument("--reason", metavar="TEXT", help="recorded with the cancellation")

@@ -21,6 +21,7 @@ from stepstone.core.model import (
     Run,
     SignalRecord,
     StepRecord,
+    Wait,
     WorkerInfo,
 )
 from stepstone.store import redact_url
@@ -32,6 +33,7 @@ __all__ = [
     "event_json",
     "queue_json",
     "run_json",
+    "answer_command",
     "signal_command",
     "signal_json",
     "step_duration_s",
@@ -66,6 +68,26 @@ def signal_command(run_id: str, name: str, db: str | None = None) -> str:
     return " ".join(parts)
 
 
+def answer_command(run_id: str, gate: str, kind: str, db: str | None = None) -> str:
+    """The exact shell command that answers a ``ctx.ask`` gate: ``stepstone approve`` for an
+    approval (add ``--reject`` to reject), else ``stepstone answer ... --input JSON``."""
+    parts = ["stepstone", "approve" if kind == "approval" else "answer", shlex.quote(run_id)]
+    parts += ["--gate", shlex.quote(gate)]
+    if kind != "approval":
+        parts += ["--input", "JSON"]
+    if db is not None:
+        shown = '"$STEPSTONE_DB"' if redact_url(db) != db else shlex.quote(db)
+        parts += ["--db", shown]
+    return " ".join(parts)
+
+
+def _answer_command(run_id: str, wait: Wait, db: str | None) -> str | None:
+    ask = wait.info.ask if wait.info is not None else None
+    if ask is None or wait.name is None:
+        return None
+    return answer_command(run_id, wait.name, ask, db)
+
+
 def waits_json(run: Run, db: str | None = None) -> list[dict[str, Any]]:
     """What the run waits for, structured: kind, name, until, the payload's JSON Schema, and
     the command that resumes it (signal waits; timers and children resume by themselves)."""
@@ -79,6 +101,9 @@ def waits_json(run: Run, db: str | None = None) -> list[dict[str, Any]]:
             "resume_command": (
                 signal_command(run.run_id, w.name, db) if w.kind == "signal" and w.name else None
             ),
+            "question": w.info.prompt if w.info is not None and w.info.ask else None,
+            "ask": w.info.ask if w.info is not None else None,
+            "answer_command": _answer_command(run.run_id, w, db),
         }
         for w in run.waits
         if w.seq >= 0

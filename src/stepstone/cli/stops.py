@@ -12,6 +12,7 @@ from stepstone.cli import cpf
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
+from stepstone.cli.shapes import answer_command
 from stepstone.client import Client
 from stepstone.client.base import raise_for
 from stepstone.client.views import SignalWait
@@ -46,9 +47,11 @@ def resume_command(
     return " ".join(parts)
 
 
-def wait_json(held: SignalWait, command: str) -> dict[str, Any]:
-    """One signal wait as the waiting envelope shows it."""
+def wait_json(held: SignalWait, command: str, db: str | None = None) -> dict[str, Any]:
+    """One signal wait as the waiting envelope shows it (a ``ctx.ask`` gate: with its kind and
+    the ``stepstone approve``/``answer`` command)."""
     wait, info = held.wait, held.wait.info
+    ask = info.ask if info is not None else None
     return {
         "run_id": held.run_id,
         "step": (info.step if info is not None else None) or held.event,
@@ -60,12 +63,17 @@ def wait_json(held: SignalWait, command: str) -> dict[str, Any]:
         "input_schema": json.loads(wait.schema_json) if wait.schema_json else None,
         "timeout_at": wait.until.isoformat() if wait.until is not None else None,
         "resume_command": command,
+        "ask": ask,
+        "answer_command": (
+            answer_command(held.run_id, held.event, ask, db) if ask is not None else None
+        ),
     }
 
 
 def _waiting(run: Run, holds: list[SignalWait], session: Session, flags: tuple[str, ...]) -> Output:
     waits = [
-        wait_json(h, resume_command(run.run_id, h.event, db=session.db, flags=flags)) for h in holds
+        wait_json(h, resume_command(run.run_id, h.event, db=session.db, flags=flags), session.db)
+        for h in holds
     ]
     first = waits[0]
     data = {
@@ -91,6 +99,8 @@ def _waiting(run: Run, holds: list[SignalWait], session: Session, flags: tuple[s
             if w["input_schema"] is not None:
                 schema = json.dumps(w["input_schema"], ensure_ascii=False)
                 screen.line(f"  input schema: {schema}")
+            if w["answer_command"] is not None:
+                screen.line(f"answer it with: {w['answer_command']}")
             screen.line("resume it with (response.json holds the answer):")
             screen.line(f"  {w['resume_command']}")
 

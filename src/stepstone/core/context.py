@@ -9,6 +9,7 @@ thin facades over one :class:`~stepstone.core.engine.Execution` and its collabor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from stepstone.core.asking import Answer, AskKind, AskPlan, plan_ask
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import Execution
 from stepstone.core.model import Audience, RiskLevel, StepKind, WaitInfo
@@ -74,6 +76,76 @@ class _ContextBase:
     def state(self) -> MutableMapping[str, Any]:
         """Run state, visible from outside (``client.describe``); saved at the next checkpoint."""
         return self._state
+
+    def _ask(
+        self,
+        question: str,
+        kind: str,
+        *,
+        gate: str | None,
+        options: Sequence[Any] | None,
+        schema: Mapping[str, Any] | None,
+        timeout_s: float | None,
+        approvers: Sequence[str] | None,
+        summary: str | None,
+        risk_level: RiskLevel | None,
+        multiple: bool = False,
+        allow_custom: bool = False,
+        skippable: bool = False,
+    ) -> Coroutine[Any, Any, Answer]:
+        plan = plan_ask(
+            question,
+            kind,
+            gate=gate,
+            options=options,
+            schema=schema,
+            approvers=approvers,
+            multiple=multiple,
+            allow_custom=allow_custom,
+            skippable=skippable,
+        )
+        info = wait_info(plan.gate, question, summary, "user", risk_level)
+        assert info is not None  # the question is its prompt
+        waiting = self._exe.waits.call_signal(
+            plan.gate, timeout_s, plan.schema, dataclasses.replace(info, ask=plan.kind)
+        )
+        return _answered(waiting, plan)
+
+    def _user(
+        self,
+        question: str,
+        input_type: str,
+        options: Sequence[Any] | None,
+        allow_custom: bool,
+        skippable: bool,
+        timeout_s: float | None,
+        gate: str | None,
+    ) -> Coroutine[Any, Any, Any]:
+        kinds = {
+            "text": "text",
+            "approval": "approval",
+            "select": "choice",
+            "multiselect": "choice",
+        }
+        if input_type not in kinds:
+            raise InvalidArgument(
+                f"wait_for_user input_type= must be one of {', '.join(kinds)}, got {input_type!r}"
+            )
+        asked = self._ask(
+            question,
+            kinds[input_type],
+            gate=gate or "user_input",
+            options=options,
+            schema=None,
+            timeout_s=timeout_s,
+            approvers=None,
+            summary=None,
+            risk_level=None,
+            multiple=input_type == "multiselect",
+            allow_custom=allow_custom,
+            skippable=skippable,
+        )
+        return _value_of(asked)
 
     @property
     def is_replaying(self) -> bool:
@@ -348,6 +420,65 @@ class WorkflowContext(_ContextBase):
         info = wait_info(step, prompt, summary, audience, risk_level)
         return JournalCall(self._exe.waits.call_signal(name, timeout_s, schema, info))
 
+    def ask(
+        self,
+        question: str,
+        *,
+        kind: AskKind = "approval",
+        gate: str | None = None,
+        options: Sequence[Any] | None = None,
+        schema: Mapping[str, Any] | None = None,
+        approvers: Sequence[str] | None = None,
+        timeout_s: float | None = None,
+        summary: str | None = None,
+        risk_level: RiskLevel | None = None,
+    ) -> Awaitable[Answer]:
+        """Ask a human and wait (freeing the worker) for the answer, as the named ``gate``.
+
+        ``kind``: ``"approval"`` (yes/no: ``stepstone approve RUN --gate G [--reject]``),
+        ``"text"``, ``"choice"`` (one of ``options``) or ``"form"`` (an object valid against the
+        JSON Schema ``schema``), answered with ``stepstone answer RUN --gate G --input JSON``.
+        The answer is checked against the gate's schema by whoever delivers it, before it reaches
+        the run. With ``approvers``, only one of those names may answer (``--as WHO``); the
+        :class:`~stepstone.Answer` records who did either way. Each gate is answered separately;
+        the default gate is ``"approval"`` for an approval, else ``"answer"``. After
+        ``timeout_s`` the call raises :class:`~stepstone.WaitTimeout`.
+
+        >>> ok = await ctx.ask("Publish the report?", gate="publish", approvers=["ana", "bo"])
+        >>> if not ok.approved: ...
+        """
+        return JournalCall(
+            self._ask(
+                question,
+                kind,
+                gate=gate,
+                options=options,
+                schema=schema,
+                timeout_s=timeout_s,
+                approvers=approvers,
+                summary=summary,
+                risk_level=risk_level,
+            )
+        )
+
+    def wait_for_user(
+        self,
+        question: str,
+        *,
+        input_type: str = "text",
+        options: Sequence[Any] | None = None,
+        allow_custom: bool = False,
+        skippable: bool = False,
+        timeout_s: float | None = None,
+        gate: str | None = None,
+    ) -> Awaitable[Any]:
+        """agnt5's name for :meth:`ask`: ``input_type`` ``text``, ``approval``, ``select`` (one of
+        ``options``; ``allow_custom``: or any text) or ``multiselect`` (a list of them);
+        ``skippable``: the answer may be null. Returns the answer's value (gate ``user_input``)."""
+        return JournalCall(
+            self._user(question, input_type, options, allow_custom, skippable, timeout_s, gate)
+        )
+
     def llm(
         self,
         prompt: str | Sequence[Mapping[str, Any]],
@@ -492,6 +623,50 @@ class SyncWorkflowContext(_ContextBase):
         info = wait_info(step, prompt, summary, audience, risk_level)
         return self._exe.block(self._exe.waits.call_signal(name, timeout_s, schema, info))
 
+    def ask(
+        self,
+        question: str,
+        *,
+        kind: AskKind = "approval",
+        gate: str | None = None,
+        options: Sequence[Any] | None = None,
+        schema: Mapping[str, Any] | None = None,
+        approvers: Sequence[str] | None = None,
+        timeout_s: float | None = None,
+        summary: str | None = None,
+        risk_level: RiskLevel | None = None,
+    ) -> Answer:
+        """:meth:`WorkflowContext.ask`, blocking."""
+        asked = self._ask(
+            question,
+            kind,
+            gate=gate,
+            options=options,
+            schema=schema,
+            timeout_s=timeout_s,
+            approvers=approvers,
+            summary=summary,
+            risk_level=risk_level,
+        )
+        answer: Answer = self._exe.block(asked)
+        return answer
+
+    def wait_for_user(
+        self,
+        question: str,
+        *,
+        input_type: str = "text",
+        options: Sequence[Any] | None = None,
+        allow_custom: bool = False,
+        skippable: bool = False,
+        timeout_s: float | None = None,
+        gate: str | None = None,
+    ) -> Any:
+        """:meth:`WorkflowContext.wait_for_user`, blocking."""
+        return self._exe.block(
+            self._user(question, input_type, options, allow_custom, skippable, timeout_s, gate)
+        )
+
     def llm(
         self,
         prompt: str | Sequence[Mapping[str, Any]],
@@ -593,3 +768,11 @@ def wait_info(
     if step is prompt is summary is audience is risk_level is None:
         return None
     return WaitInfo(step, prompt, summary, audience, risk_level)  # type: ignore[arg-type]
+
+
+async def _answered(waiting: Coroutine[Any, Any, Any], plan: AskPlan) -> Answer:
+    return plan.answer(await waiting)
+
+
+async def _value_of(asked: Coroutine[Any, Any, Answer]) -> Any:
+    return (await asked).value

@@ -123,6 +123,8 @@ class WaitInfo:
     summary: str | None = None
     audience: Audience | None = None
     risk_level: RiskLevel | None = None
+    ask: str | None = None
+    """The kind of a ``ctx.ask`` gate (approval, text, choice, form); None for a plain wait."""
 
     def to_json(self) -> dict[str, str]:
         """The fields that are set, as JSON."""
@@ -134,6 +136,7 @@ class WaitInfo:
                 ("summary", self.summary),
                 ("audience", self.audience),
                 ("risk_level", self.risk_level),
+                ("ask", self.ask),
             )
             if v is not None
         }
@@ -148,6 +151,7 @@ class WaitInfo:
             data.get("summary"),
             data.get("audience"),
             data.get("risk_level"),
+            data.get("ask"),
         )
 
 
