@@ -327,26 +327,6 @@ WITH finished AS (
         state_data = COALESCE(%(state_data)s::text, state_data)
     WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING run_id
-),
-noted AS (
-    -- a launched run's inbox row for this outcome (see record_outcome)
-    INSERT INTO stepstone.inbox
-        (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
-    SELECT l.run_id, l.skill, %(outcome)s, %(token)s,
-           COALESCE(n.data::jsonb ->> 'level', %(level)s),
-           COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
-           n.event_id, %(now)s
-    FROM finished f
-    JOIN stepstone.launches l ON l.run_id = f.run_id
-    LEFT JOIN LATERAL (
-        SELECT event_id, data FROM stepstone.events
-        WHERE run_id = %(run_id)s AND kind = %(notify_kind)s AND source = 'user'
-          AND event_id > COALESCE(
-              (SELECT MAX(notify_event_id) FROM stepstone.inbox WHERE run_id = %(run_id)s), 0)
-        ORDER BY event_id DESC LIMIT 1
-    ) n ON true
-    WHERE %(outcome)s::text IS NOT NULL
-    ON CONFLICT DO NOTHING
 )
 SELECT run_id, pg_notify('stepstone', '') AS woke FROM finished;
 
@@ -360,26 +340,6 @@ WITH parked AS (
         state_data = COALESCE(%(state_data)s::text, state_data)
     WHERE run_id = %(run_id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING run_id
-),
-noted AS (
-    -- a launched run's inbox row for this outcome (see record_outcome)
-    INSERT INTO stepstone.inbox
-        (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
-    SELECT l.run_id, l.skill, %(outcome)s, %(token)s,
-           COALESCE(n.data::jsonb ->> 'level', %(level)s),
-           COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
-           n.event_id, %(now)s
-    FROM parked f
-    JOIN stepstone.launches l ON l.run_id = f.run_id
-    LEFT JOIN LATERAL (
-        SELECT event_id, data FROM stepstone.events
-        WHERE run_id = %(run_id)s AND kind = %(notify_kind)s AND source = 'user'
-          AND event_id > COALESCE(
-              (SELECT MAX(notify_event_id) FROM stepstone.inbox WHERE run_id = %(run_id)s), 0)
-        ORDER BY event_id DESC LIMIT 1
-    ) n ON true
-    WHERE %(outcome)s::text IS NOT NULL
-    ON CONFLICT DO NOTHING
 )
 SELECT run_id, pg_notify('stepstone', '') AS woke FROM parked;
 

@@ -28,7 +28,6 @@ class PostgresTx:
     columns = COLUMNS
     claims_in_one_statement = True  # find_claimable and claim_run take and log in one CTE
     record_step_logs_failures = True  # record_step's CTE appends a failed attempt's event
-    close_records_outcome = True  # finish_run's and park_run's CTEs add the inbox row
 
     def __init__(self, conn: Conn, attempt: int) -> None:
         self.conn = conn
@@ -60,7 +59,6 @@ class PostgresReads:
     columns = COLUMNS
     claims_in_one_statement = True
     record_step_logs_failures = True
-    close_records_outcome = True
 
     def __init__(self, rows: Callable[[str, Params], Awaitable[list[dict[str, Any]]]]) -> None:
         self._rows = rows

@@ -26,7 +26,6 @@ __all__ = [
     "outcome_of_cancel",
     "outcome_of_end",
     "outcome_of_wait",
-    "outcome_params",
     "record_launch",
     "record_outcome",
     "server_now",
@@ -57,15 +56,16 @@ async def record_outcome(
     """The inbox row of this outcome, if the run was launched (``summary``: (level, text), the
     default when the run said nothing with ctx.notify)."""
     level, text = summary
-    params = {"run_id": run_id, "mark": mark, "now": now, **outcome_params(outcome, level, text)}
+    params: dict[str, Any] = {
+        "run_id": run_id,
+        "outcome": outcome,
+        "mark": mark,
+        "level": level,
+        "summary": text,
+        "notify_kind": NOTIFY_EVENT,
+        "now": now,
+    }
     await tx.run("record_outcome", params)
-
-
-def outcome_params(
-    outcome: InboxOutcome | None, level: str | None, summary: str | None
-) -> dict[str, Any]:
-    """The parameters of a statement that records an outcome (none when ``outcome`` is None)."""
-    return {"outcome": outcome, "level": level, "summary": summary, "notify_kind": NOTIFY_EVENT}
 
 
 def outcome_of_end(output_json: str | None, error: ErrorInfo | None) -> tuple[str, str]:

@@ -42,20 +42,17 @@ async def close_claim(
             current = await get_run(tx, claim.run_id)
             reason = outcome.reason or (current.control_reason if current else None) or "cancelled"
             error = json.dumps({"type": "Cancelled", "message": reason})
+        params = {**base, "state": state.value, "output": output, "error": error}
+        if await tx.run("finish_run", params) != 1:
+            return await _closed_before(tx, claim, now)
         if isinstance(outcome, port.Completed):
             said = inbox.outcome_of_end(outcome.output_json, None)
         elif isinstance(outcome, port.Failed):
             said = inbox.outcome_of_end(None, outcome.error)
         else:
             said = inbox.outcome_of_cancel(reason)
-        noted = _noted(tx, _ENDED[state], said)
-        params = {**base, "state": state.value, "output": output, "error": error, **noted}
-        if await tx.run("finish_run", params) != 1:
-            return await _closed_before(tx, claim, now)
-        if not tx.close_records_outcome:
-            await inbox.record_outcome(
-                tx, claim.run_id, _ENDED[state], claim.lease_token, said, now
-            )
+        ended = _ENDED[state]
+        await inbox.record_outcome(tx, claim.run_id, ended, claim.lease_token, said, now)
         if claim.run.parent_run_id:
             await tx.run("wake_parent", {"run_id": claim.run.parent_run_id, "now": now})
         if isinstance(outcome, port.Cancelled):
@@ -80,15 +77,15 @@ async def close_claim(
         except LeaseLost:
             return await _closed_before(tx, claim, now)
         state, wake_at, waits = await _suspended_state(tx, claim.run_id, outcome, now)
-    question = None
-    if state is RunState.WAITING and isinstance(outcome, port.Suspended):
-        question = inbox.outcome_of_wait(outcome.waits)  # None: it waits for no one's answer
-    noted = _noted(tx, "waiting" if question is not None else None, question)
     params = {**base, "state": state.value, "error": error, "waits": waits, "wake_at": wake_at}
-    if await tx.run("park_run", {**params, **noted}) != 1:
+    if await tx.run("park_run", params) != 1:
         return await _closed_before(tx, claim, now)
-    if question is not None and not tx.close_records_outcome:
-        await inbox.record_outcome(tx, claim.run_id, "waiting", claim.lease_token, question, now)
+    if state is RunState.WAITING and isinstance(outcome, port.Suspended):
+        question = inbox.outcome_of_wait(outcome.waits)
+        if question is not None:
+            await inbox.record_outcome(
+                tx, claim.run_id, "waiting", claim.lease_token, question, now
+            )
     detail = waits_event(outcome.waits) if isinstance(outcome, port.Suspended) else None
     if isinstance(outcome, port.Released) and outcome.reason is not None:
         detail = {"reason": outcome.reason, "retry_after_s": outcome.delay_s}
@@ -104,15 +101,6 @@ _ENDED: dict[RunState, InboxOutcome] = {
     RunState.FAILED: "failed",
     RunState.CANCELLED: "cancelled",
 }
-
-
-def _noted(tx: Tx, outcome: InboxOutcome | None, said: tuple[str, str] | None) -> dict[str, Any]:
-    """The inbox parameters of ``finish_run``/``park_run`` where they record the outcome
-    themselves (:attr:`Tx.close_records_outcome`); none elsewhere."""
-    if not tx.close_records_outcome:
-        return {}
-    level, summary = said if said is not None else (None, None)
-    return inbox.outcome_params(outcome, level, summary)
 
 
 async def _closed_before(tx: Tx, claim: Claim, now: datetime) -> RunState:

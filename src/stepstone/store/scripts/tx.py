@@ -38,18 +38,12 @@ class Tx(Protocol):
     a failed attempt (its ``failed_attempt`` parameter) in the same statement (PostgreSQL: a
     CTE, so the retry path costs no round trip more); without it (SQLite), the script appends
     it with ``insert_event`` in the same transaction.
-
-    ``close_records_outcome``: ``finish_run`` and ``park_run`` also insert a launched run's
-    inbox row (their ``outcome``, ``level``, ``summary`` parameters; none when ``outcome`` is
-    null) in the same statement (PostgreSQL: a CTE, so ending a run costs no round trip more);
-    without it (SQLite), the script runs ``record_outcome`` in the same transaction.
     """
 
     attempt: int
     columns: Columns
     claims_in_one_statement: bool
     record_step_logs_failures: bool
-    close_records_outcome: bool
 
     async def one(self, name: str, params: Params) -> Row | None:
         """Execute block ``name``; its first row, or None."""

@@ -81,7 +81,6 @@ class SQLiteTx:
     columns = COLUMNS
     claims_in_one_statement = False
     record_step_logs_failures = False
-    close_records_outcome = False
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -110,7 +109,6 @@ class SQLiteReads:
     columns = COLUMNS
     claims_in_one_statement = False
     record_step_logs_failures = False
-    close_records_outcome = False
 
     def __init__(self, read: Callable[[str, Params], list[sqlite3.Row]]) -> None:
         self._read = read
