@@ -42,6 +42,7 @@ __all__ = [
     "RunFailed",
     "RunNotFound",
     "ScheduleNotFound",
+    "WebhookNotFound",
     "RunStateError",
     "RunsNotCopied",
     "SchemaError",
@@ -130,6 +131,14 @@ class ScheduleNotFound(StepstoneError, LookupError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"no schedule named {name!r}")
+        self.name = name
+
+
+class WebhookNotFound(StepstoneError, LookupError):
+    """No webhook binding has this name."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(f"no webhook named {name!r} in {where}")
         self.name = name
 
 

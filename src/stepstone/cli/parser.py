@@ -20,6 +20,7 @@ from stepstone.cli.agent_parser import (
     until_option,
     workflow_args,
 )
+from stepstone.cli.serve_parser import add_serve_commands
 from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
 from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument, UsageError
@@ -587,6 +588,7 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
         command("schedule", "cron schedules that workers fire: " + _SCHEDULES), common
     )
     add_agent_commands(command, _app_option)
+    add_serve_commands(command, _app_option, common)
     return parser
 
 
