@@ -8,6 +8,9 @@ token, and (exit 4) when a binding's secret variable is unset or names a workflo
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ from stepstone.web.bindings import (
 from stepstone.web.settings import ServeSettings
 
 __all__ = ["cmd_serve", "cmd_webhook"]
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _hooks_path(ns: argparse.Namespace, session: Session) -> Path:
@@ -81,6 +86,17 @@ def cmd_serve(ns: argparse.Namespace, session: Session) -> Output:
     screen = session.screen
 
     class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # SIGINT and SIGTERM stop serving gracefully, and that is a clean exit (0), as for
+            # `stepstone worker`; uvicorn would re-raise the signal once it stopped
+            handlers = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if self.started:
