@@ -23,6 +23,7 @@ EXPECTED = {
     "start_options.py": "charged ana 42.00 with key ...4242",
     "llm_scripted.py": "'score': 0.92} (after 2 model turns)",
     "schedules.py": "again: ['existing', 'existing', 'existing']",
+    "serve_webhook.py": "is completed: reserved 2 x espresso-beans",
 }
 
 
