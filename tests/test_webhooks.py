@@ -7,14 +7,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from stepstone import Client
-from stepstone.web import ServeSettings, WebhookBinding
+from stepstone import Client, WorkflowContext, workflow
+from stepstone.errors import InvalidArgument
+from stepstone.web import ServeSettings, WebhookBinding, sign
 from tests.apps import web_app
 from tests.webserver import serving
 
@@ -85,8 +87,9 @@ def test_a_good_signature_starts_one_run_and_a_redelivery_nothing(
     ],
 )
 def test_a_bad_missing_or_stale_signature_is_401_and_writes_nothing(
-    base: str, headers_for: object, says: str
+    base: str, headers_for: object, says: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="stepstone.web")
     body = json.dumps({"order": 8}).encode()
     r = httpx.post(base + "/hooks/plain", content=body, headers=headers_for(body))  # type: ignore[operator]
     assert r.status_code == 401, r.text
@@ -96,6 +99,8 @@ def test_a_bad_missing_or_stale_signature_is_401_and_writes_nothing(
     hooks = {h["name"]: h for h in httpx.get(base + "/api/hooks").json()["hooks"]}
     assert hooks["plain"]["rejected"] == 1
     assert "secret" not in json.dumps(hooks)
+    assert "webhook plain: delivery refused" in caplog.text  # logged, counted...
+    assert SECRET not in caplog.text  # ...and never with the secret
 
 
 def test_without_a_delivery_id_the_signature_is_the_dedup_key(base: str) -> None:
@@ -174,3 +179,28 @@ def test_hooks_need_no_api_token_but_their_signature(sqlite_url: str) -> None:
         assert r.status_code == 202
         r = httpx.post(base + "/hooks/plain", content=body, headers=_plain(body, secret="x"))
         assert r.status_code == 401
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "x" * 65, "hé"])
+def test_a_bad_webhook_name_fails_at_the_decorator(name: str) -> None:
+    with pytest.raises(InvalidArgument, match="webhook= must be 1-64 letters"):
+
+        @workflow(webhook=name)
+        def hooked(ctx: WorkflowContext, payload: dict[str, object]) -> None:
+            pass
+
+
+def test_the_signing_helper_matches_what_is_checked() -> None:
+    from stepstone.web.signatures import BadSignature, verify_delivery
+
+    body = b'{"k": 1}'
+    now = 1_700_000_000
+    for preset in ("stepstone", "github", "stripe"):
+        payload = b'{"id": "evt_1"}' if preset == "stripe" else body
+        headers = {
+            k.lower(): v for k, v in sign(SECRET, payload, timestamp=now, preset=preset).items()
+        }
+        headers["x-github-delivery"] = "g-1"
+        assert verify_delivery(preset, SECRET, headers, payload, now_s=now + 299).payload
+        with pytest.raises(BadSignature):
+            verify_delivery(preset, SECRET + "x", headers, payload, now_s=now)
