@@ -263,3 +263,25 @@ def test_a_public_bind_without_a_token_is_refused() -> None:
         ServeSettings(host="0.0.0.0")
     assert ServeSettings(host="::1").token is None
     assert ServeSettings(host="0.0.0.0", token=TOKEN).host == "0.0.0.0"
+
+
+def test_cors_is_off_by_default_and_on_for_named_origins(sqlite_url: str) -> None:
+    with Client(sqlite_url, workflows=web_app):
+        pass
+    preflight = {
+        "origin": "https://ops.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    with serving(sqlite_url, workflows=web_app) as url:
+        r = httpx.get(url + "/api/runs", headers={"origin": "https://ops.example"})
+        assert "access-control-allow-origin" not in r.headers
+        r = httpx.options(url + "/api/runs", headers=preflight)
+        assert "access-control-allow-origin" not in r.headers
+    settings = ServeSettings(cors_origins=("https://ops.example",))
+    with serving(sqlite_url, workflows=web_app, settings=settings) as url:
+        r = httpx.options(url + "/api/runs", headers=preflight)
+        assert r.headers["access-control-allow-origin"] == "https://ops.example"
+        other = {**preflight, "origin": "https://evil.example"}
+        r = httpx.options(url + "/api/runs", headers=other)
+        assert r.headers.get("access-control-allow-origin") != "https://evil.example"
