@@ -285,3 +285,15 @@ def test_cors_is_off_by_default_and_on_for_named_origins(sqlite_url: str) -> Non
         other = {**preflight, "origin": "https://evil.example"}
         r = httpx.options(url + "/api/runs", headers=other)
         assert r.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+def test_a_quiet_stream_sends_keepalives_and_a_client_may_leave(sqlite_url: str) -> None:
+    with Client(sqlite_url, workflows=web_app) as client:
+        client.run_until_wait(web_app.approve, "k", run_id="k-1")
+    settings = ServeSettings(keepalive_s=0.05)
+    with serving(sqlite_url, workflows=web_app, settings=settings) as url:
+        with httpx.stream("GET", url + "/api/runs/k-1/events", timeout=30) as r:
+            lines = r.iter_lines()
+            assert next(line for line in lines if line) == ": keepalive"
+        # the stream was left while the run still waits; the server goes on answering
+        assert httpx.get(url + "/api/runs/k-1").json()["state"] == "waiting"

@@ -7,11 +7,13 @@ OpenAPI document are both made from it. Shapes are those of ``--json`` (stepston
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -27,6 +29,7 @@ from stepstone.client.shapes import (
     timeline_json,
     worker_json,
 )
+from stepstone.core.model import EventRecord
 from stepstone.core.routing import StartOptions
 from stepstone.errors import InvalidArgument
 from stepstone.web.http import read_json
@@ -113,11 +116,33 @@ async def run_events(request: Request) -> Response:
     system = request.query_params.get("system") == "true"
     await client.get(run_id)  # 404 before the stream starts
 
+    keepalive_s = _settings(request).keepalive_s
+
     async def stream() -> AsyncIterator[str]:
-        events = client.events(run_id, follow=follow, after_id=int(last), include_system=system)
-        async for event in events:
-            data = json.dumps(event_json(event))
-            yield f"id: {event.event_id}\nevent: {event.kind}\ndata: {data}\n\n"
+        events = cast(
+            AsyncGenerator[EventRecord, None],
+            client.events(run_id, follow=follow, after_id=int(last), include_system=system),
+        )
+        nxt: asyncio.Future[EventRecord] | None = None
+        try:
+            while True:
+                # a comment line while the run is quiet keeps proxies from closing the stream
+                # and finds a client that went away
+                nxt = asyncio.ensure_future(anext(events))
+                while not (await asyncio.wait({nxt}, timeout=keepalive_s))[0]:
+                    yield ": keepalive\n\n"
+                try:
+                    event = nxt.result()
+                except StopAsyncIteration:
+                    break
+                data = json.dumps(event_json(event))
+                yield f"id: {event.event_id}\nevent: {event.kind}\ndata: {data}\n\n"
+        finally:  # the client went away (or the run ended): stop following
+            if nxt is not None and not nxt.done():
+                nxt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                    await nxt
+            await events.aclose()
         run = await client.get(run_id)
         yield f"event: end\ndata: {json.dumps({'state': run.state.value})}\n\n"
 

@@ -40,13 +40,15 @@ class ServeSettings:
     """``token``: required on every route but ``/health`` (and the signed ``/hooks``) when set,
     as ``Authorization: Bearer <token>`` or ``X-Stepstone-Token``. ``cors_origins``: origins
     allowed to call the API from a browser (none: CORS is off). ``max_body_bytes``: larger
-    request bodies get 413."""
+    request bodies get 413. ``keepalive_s``: the longest silence on an event stream."""
 
     host: str = "127.0.0.1"
     port: int = 8420
     token: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1 << 20
+    keepalive_s: float = 15.0
+    """How long an event stream may stay silent before a ``: keepalive`` comment is sent."""
 
     def __post_init__(self) -> None:
         check_bind(self.host, self.token)
