@@ -71,6 +71,14 @@ def test_a_public_bind_without_a_token_exits_2(cli: Cli) -> None:
     assert "--token" in line
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--port", "70000"), ("--port", "-1"), ("--max-body-bytes", "0")]
+)
+def test_bad_serve_flags_exit_4_naming_them(cli: Cli, flag: str, value: str) -> None:
+    proc = cli("serve", flag, value, code=4)
+    assert _stderr_line(proc).startswith(f"stepstone: {flag} {value}: must be")
+
+
 def test_a_missing_secret_variable_exits_4_naming_it(cli: Cli) -> None:
     cli("webhook", "add", "gh", "--workflow", "on_push", "--secret-env", "GH_SECRET", db=False)
     proc = cli("serve", "--app", APP, "--port", "0", code=4)

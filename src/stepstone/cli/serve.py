@@ -64,6 +64,10 @@ def _bindings(
 def cmd_serve(ns: argparse.Namespace, session: Session) -> Output:
     """Serve until SIGINT/SIGTERM; once listening, ``serving on http://HOST:PORT`` goes to
     stderr (scripts and tests wait for that line)."""
+    if not 0 <= ns.port <= 65535:
+        raise InvalidArgument(f"--port {ns.port}: must be between 0 (any free port) and 65535")
+    if ns.max_body_bytes < 1:
+        raise InvalidArgument(f"--max-body-bytes {ns.max_body_bytes}: must be at least 1")
     token = ns.token or session.env.get(ENV_TOKEN) or None
     settings = ServeSettings(
         host=ns.host,
