@@ -204,3 +204,13 @@ def test_the_signing_helper_matches_what_is_checked() -> None:
         assert verify_delivery(preset, SECRET, headers, payload, now_s=now + 299).payload
         with pytest.raises(BadSignature):
             verify_delivery(preset, SECRET + "x", headers, payload, now_s=now)
+
+
+def test_bindings_and_signatures_import_no_web_framework() -> None:
+    """`stepstone webhook` works without the web extra: only `create_app` needs Starlette."""
+    import subprocess
+    import sys
+
+    probe = "import sys, stepstone.web, stepstone.cli.serve; print('starlette' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

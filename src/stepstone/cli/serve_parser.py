@@ -32,7 +32,7 @@ def add_serve_commands(
         "letters, schedules; OpenAPI at /openapi.json) and the signed webhooks (POST "
         "/hooks/NAME) until SIGINT/SIGTERM. Needs the web extra: pip install 'stepstone[web]'. "
         "Bound to 127.0.0.1 it needs no token; any other --host refuses to start without "
-        "--token (exit 2)",
+        "--token (exit 2). --app is needed to start runs (POST /api/runs and the webhooks)",
     )
     p.add_argument("--host", default="127.0.0.1", help="the address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8420, help="the port (default: 8420; 0: any free)")
@@ -52,6 +52,7 @@ def add_serve_commands(
     p.add_argument(
         "--max-body-bytes",
         type=int,
+        metavar="N",
         default=1 << 20,
         help="larger request bodies get 413 (default: 1048576)",
     )
