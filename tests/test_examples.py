@@ -24,6 +24,7 @@ EXPECTED = {
     "llm_scripted.py": "'score': 0.92} (after 2 model turns)",
     "schedules.py": "again: ['existing', 'existing', 'existing']",
     "approval_gates.py": "Q4 report published on the blog (legal: ana, channel: bo)",
+    "serve_webhook.py": "is completed: reserved 2 x espresso-beans",
 }
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from stepstone import AsyncClient, RetryPolicy, RunFailed, WorkflowContext, step, workflow
-from stepstone.cli.shapes import description_json
+from stepstone.client.shapes import description_json
 from stepstone.core.model import RunState
 from stepstone.core.port import Store
 

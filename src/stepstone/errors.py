@@ -43,6 +43,7 @@ __all__ = [
     "RunFailed",
     "RunNotFound",
     "ScheduleNotFound",
+    "WebhookNotFound",
     "RunStateError",
     "RunsNotCopied",
     "SchemaError",
@@ -155,6 +156,14 @@ class SkillError(InvalidArgument):
 class PromptError(InvalidArgument):
     """A prompt cannot be filled: no such prompt file, bad front matter, or a ``$variable`` the
     call did not give (named, with the file)."""
+
+
+class WebhookNotFound(StepstoneError, LookupError):
+    """No webhook binding has this name."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(f"no webhook named {name!r} in {where}")
+        self.name = name
 
 
 class RunNotFound(StepstoneError, LookupError):

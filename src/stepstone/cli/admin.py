@@ -13,7 +13,7 @@ from stepstone.cli.inputs import parse_credentials, parse_labels
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
-from stepstone.cli.shapes import check_json
+from stepstone.client.shapes import check_json
 from stepstone.core.definitions import Registry
 from stepstone.core.executor import CheckResult
 from stepstone.core.settings import Settings

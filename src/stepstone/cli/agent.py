@@ -13,10 +13,10 @@ from stepstone.cli.output import Output
 from stepstone.cli.parser import ENV_APP
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
-from stepstone.cli.shapes import description_json, event_json, step_json
 from stepstone.cli.stops import WAITING, stop_output, wait_json
 from stepstone.cli.stops import resume_command as resume_line
 from stepstone.client import Client
+from stepstone.client.shapes import description_json, event_json, step_json
 from stepstone.core.model import TERMINAL_STATES, Run, RunState
 from stepstone.errors import UsageError
 

@@ -11,7 +11,7 @@ from stepstone.cli.operate import cmd_retry
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen, fmt_time, one_line
 from stepstone.cli.session import Session
-from stepstone.cli.shapes import queue_json, run_json, worker_json
+from stepstone.client.shapes import queue_json, run_json, worker_json
 from stepstone.errors import RunsNotCopied
 from stepstone.store import open_store, redact_url
 from stepstone.store.copy import CopyReport, copy_store

@@ -4,9 +4,10 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
 
     0    ok
     1    unexpected internal error (run with -v for the traceback)
-    2    usage error: unknown command or flag, missing argument
-    3    not found: no such run, no such schedule, no such workflow in the app, the app module
-         cannot be imported
+    2    usage error: unknown command or flag, missing argument; `serve` on a non-loopback
+         --host without --token (or STEPSTONE_TOKEN), or without the web extra installed
+    3    not found: no such run, no such schedule or webhook, no such workflow in the app, the
+         app module cannot be imported
     4    invalid input: bad JSON in --input/--data/--patch (the message names the flag, line and
          column, or the JSON path), a flag value out of range or malformed (named), a bad cron
          expression or time zone, a schedule name taken (without --replace), an unknown --arg
@@ -47,12 +48,13 @@ checkpointflow's codes: 0 ok, 10 validation, 20 runtime, 30 step failed, 40 wait
 cancelled, 60 persistence, 70 concurrency, 90 internal (see ``stepstone.cli.cpf``).
 
 Only this package reads the environment: ``STEPSTONE_DB`` (``--db``), ``STEPSTONE_APP``
-(``--app``), ``STEPSTONE_SKILLS_PATH`` (skills), ``HOME`` (``flows`` looks in
-``~/.stepstone/flows``; skills in ``~/.stepstone/skills`` and ``~/.claude/skills``, their runs'
-files in ``~/.stepstone/runs``, the inbox file is ``~/.stepstone/INBOX.md``;
-``~/.stepstone/config.toml`` configures models) and the model settings ``STEPSTONE_LLM_*``,
-``STEPSTONE_OPENAI_*``, ``ANTHROPIC_API_KEY`` (see :mod:`stepstone.models.config`), read by
-commands that execute runs.
+(``--app``), ``STEPSTONE_SKILLS_PATH`` (skills), ``STEPSTONE_TOKEN`` (``serve --token``),
+``STEPSTONE_WEBHOOKS`` (the webhook bindings file) and the secret variables the bindings name,
+``HOME`` (``flows`` looks in ``~/.stepstone/flows``; skills in ``~/.stepstone/skills`` and
+``~/.claude/skills``, their runs' files in ``~/.stepstone/runs``, the inbox file is
+``~/.stepstone/INBOX.md``; ``~/.stepstone/config.toml`` configures models) and the model
+settings ``STEPSTONE_LLM_*``, ``STEPSTONE_OPENAI_*``, ``ANTHROPIC_API_KEY`` (see
+:mod:`stepstone.models.config`), read by commands that execute runs.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ from stepstone.errors import (
     UnknownSignal,
     UsageError,
     WaitTimeout,
+    WebhookNotFound,
     WorkflowNotFound,
 )
 
@@ -114,6 +117,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     RunNotFound: 3,
     ScheduleNotFound: 3,
     SkillNotFound: 3,
+    WebhookNotFound: 3,
     WorkflowNotFound: 3,
     AppNotFound: 3,
     SchemaError: 6,
@@ -138,8 +142,8 @@ EXIT_CODES: dict[type[BaseException], int] = {
 MEANINGS: dict[int, str] = {
     0: "ok",
     1: "unexpected internal error (run with -v for the traceback)",
-    2: "usage error",
-    3: "not found: run, schedule, workflow, app module or skill",
+    2: "usage error (serve: a non-loopback --host without a token, or no web extra)",
+    3: "not found: run, schedule, webhook, workflow, app module or skill",
     4: "invalid input: bad JSON or value in a flag, bad payload, unknown signal name, or a "
     "state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
@@ -197,6 +201,8 @@ _COMMANDS: dict[str, str] = {
     "hook": "hook:cmd_hook",
     "doctor": "doctor:cmd_doctor",
     "daemon": "daemon:cmd_daemon",
+    "serve": "serve:cmd_serve",
+    "webhook": "serve:cmd_webhook",
 }
 
 

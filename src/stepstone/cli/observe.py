@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen, fmt_ms, fmt_time, one_line, state_cell
 from stepstone.cli.session import Session
-from stepstone.cli.shapes import (
+from stepstone.client.shapes import (
     description_json,
     event_json,
     run_json,

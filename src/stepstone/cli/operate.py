@@ -20,9 +20,9 @@ from stepstone.cli.output import Output
 from stepstone.cli.progress import RunWatch
 from stepstone.cli.render import Screen, fmt_time
 from stepstone.cli.session import Session
-from stepstone.cli.shapes import run_json, waiting_for
 from stepstone.cli.stops import stop_output
 from stepstone.client import Client, RunHandle
+from stepstone.client.shapes import run_json, waiting_for
 from stepstone.core.definitions import Workflow
 from stepstone.core.ids import new_run_id
 from stepstone.core.model import Run, RunState

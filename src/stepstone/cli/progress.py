@@ -15,8 +15,8 @@ from types import TracebackType
 
 from stepstone.cli.render import fmt_time
 from stepstone.cli.session import Session
-from stepstone.cli.shapes import signal_command
 from stepstone.client import Client
+from stepstone.client.shapes import signal_command
 from stepstone.core.model import RunState
 
 __all__ = ["RunWatch", "status_line"]

@@ -8,7 +8,6 @@ input, and to stamp runs with its code version. Every check happens before anyth
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -17,28 +16,12 @@ from stepstone.cli.inputs import parse_workflow_input
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen, fmt_time
 from stepstone.cli.session import Session
+from stepstone.client.shapes import schedule_json
 from stepstone.core.definitions import Registry
-from stepstone.core.schedules import FiredTick, Schedule, ScheduleInfo
+from stepstone.core.schedules import FiredTick, Schedule
 from stepstone.errors import InvalidArgument, UsageError
 
-__all__ = ["cmd_schedule", "schedule_json"]
-
-
-def schedule_json(info: ScheduleInfo) -> dict[str, Any]:
-    s = info.spec
-
-    def iso(at: datetime | None) -> str | None:
-        return at.isoformat() if at is not None else None
-
-    return {
-        **{k: v for k, v in dataclasses.asdict(s).items() if k != "input_json"},
-        "input": s.input_json,
-        "paused": info.paused,
-        "next_fire_at": iso(info.next_fire_at),
-        "last_tick_at": iso(info.last_tick_at),
-        "last_run_id": info.last_run_id,
-        "buffered_at": iso(info.buffered_at),
-    }
+__all__ = ["cmd_schedule"]
 
 
 def _fired_json(f: FiredTick) -> dict[str, Any]:

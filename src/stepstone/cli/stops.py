@@ -12,9 +12,9 @@ from stepstone.cli import cpf
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
-from stepstone.cli.shapes import answer_command
 from stepstone.client import Client
 from stepstone.client.base import raise_for
+from stepstone.client.shapes import answer_command
 from stepstone.client.views import SignalWait
 from stepstone.core.model import Run, RunState
 from stepstone.store import redact_url

@@ -137,13 +137,15 @@ class Inspecting(ClientBase):
 
         Event ids grow with insertion, but on PostgreSQL an id can commit after a higher one
         (two writers at once), so a follower re-reads a short window behind its position and
-        skips the ids it has yielded: nothing is missed and nothing is yielded twice.
+        skips the ids it has yielded: nothing is missed and nothing is yielded twice. Nothing at
+        or before ``after_id`` is yielded (the caller's own position, e.g. SSE's Last-Event-ID).
         """
         await self.get(run_id)
         seen: set[int] = set()
+        floor = after_id  # the caller has seen up to here (a resumed SSE stream: Last-Event-ID)
         while True:
             token = await self.store.change_token()
-            start = max(after_id - _LOOKBACK, 0) if follow else after_id
+            start = max(after_id - _LOOKBACK, floor) if follow else after_id
             fresh = [
                 e
                 for e in await self.store.read_events(run_id, after_id=start)
@@ -161,7 +163,9 @@ class Inspecting(ClientBase):
                 return
             run = await self.get(run_id)
             if run.is_finished:
-                final = await self.store.read_events(run_id, after_id=max(after_id - _LOOKBACK, 0))
+                final = await self.store.read_events(
+                    run_id, after_id=max(after_id - _LOOKBACK, floor)
+                )
                 if all(e.event_id in seen for e in final):
                     return
                 continue

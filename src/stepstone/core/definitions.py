@@ -185,6 +185,7 @@ class Workflow(Generic[P, R]):
         "resources",
         "schedule",
         "signals",
+        "webhook",
     )
 
     def __init__(
@@ -197,9 +198,12 @@ class Workflow(Generic[P, R]):
         max_recoveries: int | None,
         signals: Mapping[str, Any],
         schedule: Schedule | None = None,
+        webhook: str | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
+        self.webhook = webhook
+        """The webhook of ``@workflow(webhook=...)``: ``POST /hooks/{webhook}`` starts a run."""
         self.schedule = schedule
         """The schedule of ``@workflow(schedule=...)`` (named after the workflow), else None."""
         self.defaults = defaults
@@ -295,6 +299,7 @@ def workflow(
     budget: Budget | None = None,
     schedule: str | None = None,
     timezone: str = "UTC",
+    webhook: str | None = None,
 ) -> _WorkflowDecorator: ...
 
 
@@ -316,6 +321,7 @@ def workflow(
     budget: Budget | None = None,
     schedule: str | None = None,
     timezone: str = "UTC",
+    webhook: str | None = None,
 ) -> Any:
     """Declare a workflow. The first parameter receives the :class:`WorkflowContext`.
 
@@ -334,7 +340,20 @@ def workflow(
     workers serving it (exactly one per tick): ``@workflow(schedule="0 9 * * 1-5",
     timezone="Europe/Paris")``. The workflow must take no arguments; for inputs or policies
     declare a :class:`~stepstone.Schedule`. A bad expression or zone fails here.
+
+    ``webhook`` names a hook of ``stepstone serve``: a signed ``POST /hooks/{webhook}`` starts
+    a run with the delivery's JSON body as the one argument (``"github"`` and ``"stripe"``
+    check those senders' signatures; see the README, "HTTP API and webhooks").
     """
+    if webhook is not None and (
+        not isinstance(webhook, str)
+        or not webhook
+        or len(webhook) > 64
+        or not all(c.isascii() and (c.isalnum() or c in "_-") for c in webhook)
+    ):
+        raise InvalidArgument(
+            f"@workflow webhook= must be 1-64 letters, digits, '_' or '-', got {webhook!r}"
+        )
     if deadline_s is not None and deadline_s <= 0:
         raise InvalidArgument(f"workflow deadline_s must be > 0, got {deadline_s}")
     if max_recoveries is not None and max_recoveries < 0:
@@ -361,6 +380,7 @@ def workflow(
             ),
             max_recoveries=max_recoveries,
             signals=signals or {},
+            webhook=webhook,
         )
         if schedule is not None:
             from stepstone.core.schedules import Schedule

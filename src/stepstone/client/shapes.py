@@ -6,6 +6,7 @@ values, not strings; times are ISO 8601 in UTC; durations are ``*_s`` in seconds
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from datetime import datetime
@@ -24,16 +25,18 @@ from stepstone.core.model import (
     Wait,
     WorkerInfo,
 )
+from stepstone.core.schedules import ScheduleInfo
 from stepstone.store import redact_url
 
 __all__ = [
+    "answer_command",
     "check_json",
     "description_json",
     "error_json",
     "event_json",
     "queue_json",
     "run_json",
-    "answer_command",
+    "schedule_json",
     "signal_command",
     "signal_json",
     "step_duration_s",
@@ -290,3 +293,17 @@ def queue_json(name: str, stats: QueueStats | None, spec: QueueSpec | None) -> d
             "rate_limit_per_key": spec.rate_limit_per_key,
         }
     return data
+
+
+def schedule_json(info: ScheduleInfo) -> dict[str, Any]:
+    s = info.spec
+
+    return {
+        **{k: v for k, v in dataclasses.asdict(s).items() if k != "input_json"},
+        "input": s.input_json,
+        "paused": info.paused,
+        "next_fire_at": _iso(info.next_fire_at),
+        "last_tick_at": _iso(info.last_tick_at),
+        "last_run_id": info.last_run_id,
+        "buffered_at": _iso(info.buffered_at),
+    }

@@ -1,0 +1,155 @@
+"""The ASGI app of ``stepstone serve``: the JSON API, the webhooks, OpenAPI, and their guard.
+
+The guard, in order, for every request: the token (when one is set: every route but
+``/health`` and the signed ``/hooks``), then CSRF (a write must be JSON or carry the token
+header: a browser form cannot send either across origins without a CORS preflight, which is
+off unless ``cors_origins`` allows it), then the Host header on a loopback bind (a DNS
+rebinding page cannot borrow the local server).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from stepstone.client import AsyncClient
+from stepstone.client.base import StoreLike, WorkflowsLike
+from stepstone.errors import StepstoneError
+from stepstone.web.api import ROUTES
+from stepstone.web.bindings import WebhookBinding
+from stepstone.web.hooks import HookState, receive_hook
+from stepstone.web.http import HttpError, error_response
+from stepstone.web.openapi import openapi_document
+from stepstone.web.settings import ServeSettings, is_loopback
+
+__all__ = ["TOKEN_HEADER", "create_app"]
+
+TOKEN_HEADER = "x-stepstone-token"
+_OPEN = ("/health",)
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+
+def _given_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get(TOKEN_HEADER)
+
+
+class _Guard(BaseHTTPMiddleware):
+    def __init__(self, app: Any, settings: ServeSettings) -> None:
+        super().__init__(app)
+        self.settings = settings
+
+    async def dispatch(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        try:
+            self._check(request)
+        except HttpError as exc:
+            return error_response(exc)
+        return await call_next(request)
+
+    def _check(self, request: Request) -> None:
+        path, s = request.url.path, self.settings
+        if path.startswith("/hooks/"):
+            return  # a hook is authenticated by its signature
+        token = _given_token(request)
+        if (
+            s.token is not None
+            and path not in _OPEN
+            and (token is None or not hmac.compare_digest(token.encode(), s.token.encode()))
+        ):
+            raise HttpError(401, "missing or wrong token", "Unauthorized")
+        if request.method in _WRITES and request.headers.get(TOKEN_HEADER) is None:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                raise HttpError(
+                    415,
+                    "a write needs Content-Type: application/json (or the X-Stepstone-Token "
+                    "header)",
+                    "CSRF",
+                )
+        if is_loopback(s.host) and s.token is None:
+            host = request.headers.get("host", "").rsplit(":", 1)[0]
+            if host and host not in _LOCAL_HOSTS:
+                raise HttpError(403, f"Host {host!r} is not this machine", "Forbidden")
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+def create_app(
+    store: StoreLike = None,
+    *,
+    workflows: WorkflowsLike = None,
+    settings: ServeSettings | None = None,
+    hooks: Iterable[WebhookBinding] = (),
+    client_factory: Callable[[], AsyncClient] | None = None,
+) -> Starlette:
+    """The ASGI app; serve it with uvicorn (``stepstone serve`` does).
+
+    The client is opened when the app starts (its lifespan) on ``store`` with ``workflows``
+    (needed to start runs and hook runs by name), or made by ``client_factory``; it is closed
+    when the app stops.
+
+    >>> app = create_app("sqlite:///runs.db", workflows=my_app, hooks=[binding])
+    >>> uvicorn.run(app, host="127.0.0.1", port=8420)
+    """
+    settings = settings or ServeSettings()
+    states = {h.name: HookState(h) for h in hooks}
+
+    def make_client() -> AsyncClient:
+        if client_factory is not None:
+            return client_factory()
+        return AsyncClient(store, workflows=workflows)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = make_client()
+        app.state.client = client
+        try:
+            yield
+        finally:
+            await client.close()
+
+    routes = [Route(r.path, r.handler, methods=[r.method]) for r in ROUTES]
+    routes.append(Route("/hooks/{name}", receive_hook, methods=["POST"]))
+    routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
+    middleware = [Middleware(_Guard, settings=settings)]
+    if settings.cors_origins:
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["content-type", "authorization", TOKEN_HEADER, "last-event-id"],
+            ),
+        )
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        return error_response(exc)
+
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        # StepstoneError and HttpError are answers (404, 409, 422...); anything else is a 500
+        exception_handlers={StepstoneError: on_error, HttpError: on_error, Exception: on_error},
+    )
+    app.state.settings = settings
+    app.state.hooks = states
+    return app
