@@ -60,9 +60,9 @@ def run_workers(url: str, app: Path, workers: int, seconds: float) -> tuple[date
     """Start ``workers`` worker processes, leave them ``seconds``, stop them; the window."""
     env = {**os.environ, "PYTHONPATH": str(app.parent)}
     argv = [str(STEPSTONE), "worker", "--app", app.stem, "--db", url, "--concurrency", "64"]
+    logs = [open(app.parent / f"worker-{i}.log", "w") for i in range(workers)]  # noqa: SIM115
     procs = [
-        subprocess.Popen(argv, env=env, cwd=app.parent, stderr=subprocess.PIPE, text=True)
-        for _ in range(workers)
+        subprocess.Popen(argv, env=env, cwd=app.parent, stdout=log, stderr=log) for log in logs
     ]
     started = datetime.now(UTC)
     try:
@@ -76,9 +76,11 @@ def run_workers(url: str, app: Path, workers: int, seconds: float) -> tuple[date
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    for proc in procs:
+    for log in logs:
+        log.close()
+    for i, proc in enumerate(procs):
         if proc.returncode not in (0, -signal.SIGTERM):
-            err = proc.stderr.read() if proc.stderr else ""
+            err = (app.parent / f"worker-{i}.log").read_text()
             raise SystemExit(f"a worker exited {proc.returncode}:\n{err[-2000:]}")
     return started, stopped
 
