@@ -214,3 +214,19 @@ def test_bindings_and_signatures_import_no_web_framework() -> None:
     probe = "import sys, stepstone.web, stepstone.cli.serve; print('starlette' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_deliveries_whose_ids_differ_start_different_runs(base: str) -> None:
+    """Delivery ids outside ``[A-Za-z0-9._:-]{1,100}`` are hashed, not mangled: ``a/b`` and
+    ``a_b``, or two long ids sharing their first 100 characters, are different deliveries."""
+    body = b'{"n": 2}'
+    long = "x" * 120
+    ids = ["a/b", "a_b", long + "1", long + "2", "a/b"]
+    got = [
+        httpx.post(base + "/hooks/plain", content=body, headers=_plain(body, delivery=d)).json()
+        for d in ids
+    ]
+    assert [g["created"] for g in got] == [True, True, True, True, False]
+    assert got[1]["run_id"] == "hook-plain-a_b"
+    assert got[0]["run_id"].startswith("hook-plain-~") and got[4]["run_id"] == got[0]["run_id"]
+    assert len({g["run_id"] for g in got}) == 4

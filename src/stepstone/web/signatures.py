@@ -39,7 +39,7 @@ PRESETS = ("stepstone", "github", "stripe")
 REPLAY_WINDOW_S = 300.0
 """How far a signed timestamp may be from now (either way), in seconds: five minutes."""
 
-_DELIVERY_ID = re.compile(r"[^A-Za-z0-9._:-]")
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 class BadSignature(Exception):
@@ -144,10 +144,15 @@ def _stripe_fields(header: str) -> dict[str, list[str]]:
 
 
 def _clean_id(delivery_id: str) -> str:
-    cleaned = _DELIVERY_ID.sub("_", delivery_id)[:100]
-    if not cleaned:
+    """The delivery id as it goes into the run id: kept when it is up to 100 of
+    ``[A-Za-z0-9._:-]`` (GitHub's GUIDs, Stripe's event ids), else ``~`` and the SHA-256 of it.
+    One to one (``~`` is never kept), so two deliveries never share a run; replacing characters
+    or cutting the id short would make ``a/b`` and ``a_b`` one delivery."""
+    if not delivery_id:
         raise BadSignature("empty delivery id")
-    return cleaned
+    if _DELIVERY_ID.fullmatch(delivery_id):
+        return delivery_id
+    return "~" + hashlib.sha256(delivery_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _json(body: bytes) -> object:
