@@ -12,6 +12,7 @@ import json
 import shlex
 from typing import Any
 
+from stepstone.client.shapes import db_flag
 from stepstone.client.views import SignalWait
 from stepstone.core.model import Run, RunState
 from stepstone.errors import (
@@ -29,7 +30,6 @@ from stepstone.errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from stepstone.store import redact_url
 
 __all__ = ["SCHEMA_VERSION", "error_envelope", "exit_for_state", "run_envelope"]
 
@@ -71,9 +71,7 @@ def exit_for_state(status: str) -> int:
 def _resume(run_id: str, event: str, db: str | None, flags: tuple[str, ...]) -> str:
     parts = ["stepstone", "resume", "--run-id", shlex.quote(run_id), "--event", shlex.quote(event)]
     parts += ["--input", "@response.json", *(shlex.quote(f) for f in flags)]
-    if db is not None:
-        parts += ["--db", '"$STEPSTONE_DB"' if redact_url(db) != db else shlex.quote(db)]
-    return " ".join(parts)
+    return " ".join([*parts, *db_flag(db)])
 
 
 def _wait(run: Run, held: SignalWait, db: str | None, flags: tuple[str, ...]) -> dict[str, Any]:

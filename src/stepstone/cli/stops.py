@@ -14,10 +14,9 @@ from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.client import Client
 from stepstone.client.base import raise_for
-from stepstone.client.shapes import answer_command
+from stepstone.client.shapes import answer_command, db_flag
 from stepstone.client.views import SignalWait
 from stepstone.core.model import Run, RunState
-from stepstone.store import redact_url
 
 __all__ = ["WAITING", "resume_command", "stop_output", "wait_json"]
 
@@ -41,10 +40,7 @@ def resume_command(
     run = ["--run-id", shlex.quote(run_id)] if cpf_form else [shlex.quote(run_id)]
     parts = ["stepstone", "resume", *run, "--event", shlex.quote(event), "--input", RESPONSE]
     parts += [shlex.quote(f) for f in flags]
-    if db is not None:
-        shown = '"$STEPSTONE_DB"' if redact_url(db) != db else shlex.quote(db)
-        parts += ["--db", shown]
-    return " ".join(parts)
+    return " ".join([*parts, *db_flag(db)])
 
 
 def wait_json(held: SignalWait, command: str, db: str | None = None) -> dict[str, Any]:

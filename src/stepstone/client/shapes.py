@@ -31,6 +31,7 @@ from stepstone.store import redact_url
 __all__ = [
     "answer_command",
     "check_json",
+    "db_flag",
     "description_json",
     "error_json",
     "event_json",
@@ -61,14 +62,19 @@ def waiting_for(run: Run) -> list[str]:
     return [describe_wait(w) for w in run.waits if w.seq >= 0]
 
 
+def db_flag(db: str | None) -> list[str]:
+    """``--db URL`` for a printed command (none without ``db``); a URL holding a password is not
+    written out: ``"$STEPSTONE_DB"`` stands in for it."""
+    if db is None:
+        return []
+    return ["--db", '"$STEPSTONE_DB"' if redact_url(db) != db else shlex.quote(db)]
+
+
 def signal_command(run_id: str, name: str, db: str | None = None) -> str:
     """The exact shell command that answers a signal wait (``JSON`` is the payload to fill in).
     A ``db`` holding a password is not written out: ``$STEPSTONE_DB`` stands in for it."""
     parts = ["stepstone", "signal", shlex.quote(run_id), shlex.quote(name), "--data", "JSON"]
-    if db is not None:
-        shown = '"$STEPSTONE_DB"' if redact_url(db) != db else shlex.quote(db)
-        parts += ["--db", shown]
-    return " ".join(parts)
+    return " ".join([*parts, *db_flag(db)])
 
 
 def answer_command(run_id: str, gate: str, kind: str, db: str | None = None) -> str:
@@ -78,10 +84,7 @@ def answer_command(run_id: str, gate: str, kind: str, db: str | None = None) -> 
     parts += ["--gate", shlex.quote(gate)]
     if kind != "approval":
         parts += ["--input", "JSON"]
-    if db is not None:
-        shown = '"$STEPSTONE_DB"' if redact_url(db) != db else shlex.quote(db)
-        parts += ["--db", shown]
-    return " ".join(parts)
+    return " ".join([*parts, *db_flag(db)])
 
 
 def _answer_command(run_id: str, wait: Wait, db: str | None) -> str | None:
