@@ -36,6 +36,7 @@ from stepstone.errors import (
     InvalidArgument,
     MalformedOutput,
     MaxRecoveriesExceeded,
+    MemoryConflict,
     ModelAuthError,
     ModelError,
     ModelInvalidRequest,
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from stepstone.core.executor import CheckResult
     from stepstone.core.ledger import Budget, CostLine
     from stepstone.core.llm import LLMResult, Models
+    from stepstone.core.memory import Memory
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
     from stepstone.core.schedules import Schedule, ScheduleInfo
@@ -92,6 +94,7 @@ _LAZY = {
     "CostLine": "stepstone.core.ledger",
     "LLMResult": "stepstone.core.llm",
     "Models": "stepstone.core.llm",
+    "Memory": "stepstone.core.memory",
     "QueueStats": "stepstone.core.model",
     "Run": "stepstone.core.model",
     "RunState": "stepstone.core.model",
@@ -138,6 +141,8 @@ __all__ = [
     "LLMResult",
     "MalformedOutput",
     "MaxRecoveriesExceeded",
+    "Memory",
+    "MemoryConflict",
     "ModelAuthError",
     "ModelError",
     "ModelInvalidRequest",

@@ -36,6 +36,8 @@ __all__ = [
     "ModelRateLimited",
     "ModelUnavailable",
     "MaxRecoveriesExceeded",
+    "MemoryConflict",
+    "MemoryNotFound",
     "NonDeterminismError",
     "OutcomeUnknown",
     "PauseRequested",
@@ -166,6 +168,10 @@ class WebhookNotFound(StepstoneError, LookupError):
         self.name = name
 
 
+class MemoryNotFound(StepstoneError, LookupError):
+    """No memory document at this scope, owner and key."""
+
+
 class RunNotFound(StepstoneError, LookupError):
     """No run has this id in the store."""
 
@@ -195,6 +201,23 @@ class AlreadyResumed(RunStateError):
             f"{state}; another resume or signal was delivered first)",
         )
         self.name = name
+
+
+class MemoryConflict(StepstoneError):
+    """A memory write was computed from a version another run has since replaced (the write
+    did not land). ``Memory.update`` runs its step again on the new value; ``Memory.set``
+    after a read raises this."""
+
+    def __init__(self, where: str, expected: int, found: int) -> None:
+        super().__init__(where, expected, found)
+        self.where, self.expected, self.found = where, expected, found
+
+    def __str__(self) -> str:
+        return (
+            f"memory {self.where} changed under this write: it was computed from version "
+            f"{self.expected}, the document is now at version {self.found} (another run wrote "
+            "it; Memory.update retries on the new value)"
+        )
 
 
 class DuplicateRun(StepstoneError):

@@ -21,6 +21,7 @@ from stepstone.cli.agent_parser import (
     workflow_args,
 )
 from stepstone.cli.desk_parser import add_desk_commands
+from stepstone.cli.memory import add_memory_commands
 from stepstone.cli.serve_parser import add_serve_commands
 from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
 from stepstone.core.frozen import frozen
@@ -636,6 +637,7 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
     )
     add_agent_commands(command, _app_option)
     add_desk_commands(command, common, epilog)
+    add_memory_commands(command, common)
     add_serve_commands(command, _app_option, common)
     return parser
 

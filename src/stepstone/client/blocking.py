@@ -234,3 +234,7 @@ class Client:
     inbox = _blocking(AsyncClient.inbox)
     dismiss = _blocking(AsyncClient.dismiss)
     count_unread = _blocking(AsyncClient.count_unread)
+    memory_get = _blocking(AsyncClient.memory_get)
+    memory_set = _blocking(AsyncClient.memory_set)
+    memory_delete = _blocking(AsyncClient.memory_delete)
+    memory_list = _blocking(AsyncClient.memory_list)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from stepstone.core.asking import Answer, AskKind, AskPlan, plan_ask
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import Execution
+from stepstone.core.memory import Memory, MemoryScope
 from stepstone.core.model import Audience, RiskLevel, StepKind, WaitInfo
 from stepstone.core.resources import NOTIFY_EVENT, NOTIFY_LEVELS, Prompt, SkillResources
 from stepstone.core.retry import RetryPolicy
@@ -534,6 +535,19 @@ class WorkflowContext(_ContextBase):
 
         return JournalCall(finish())
 
+    def memory(self, scope: MemoryScope, key: str, *, owner: str | None = None) -> Memory:
+        """A durable JSON document shared across runs: ``scope`` ``"session"`` or ``"user"``
+        (``owner=`` names the session or user) or ``"global"``. ``await mem.get(default=)``
+        reads it (recorded: a replay sees what this run saw), ``await mem.update(fn)`` reads,
+        applies ``fn`` and writes in one step (compare-and-set; another run's write in between
+        runs the step again on the newer value), ``await mem.set(value)`` writes on the version
+        read. Each write lands in the transaction that records its step, so it lands once.
+
+        >>> notes = ctx.memory("user", "notes", owner=user_id)
+        >>> await notes.update(lambda doc: (doc or []) + [summary])
+        """
+        return Memory(self._exe, JournalCall, scope, key, owner)
+
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> Awaitable[R]:
         """Run ``wf`` as a child run and wait for its result (a failed child raises RunFailed)."""
         return JournalCall(self._exe.children.call(wf, args, kwargs, start_only=False))
@@ -699,6 +713,10 @@ class SyncWorkflowContext(_ContextBase):
         exe = self._exe
         step = call_llm(exe, call, name=name or "llm", retry=retry, timeout_s=timeout_s)
         return call.finish(exe.block(step.run()))
+
+    def memory(self, scope: MemoryScope, key: str, *, owner: str | None = None) -> Memory:
+        """:meth:`WorkflowContext.memory`: its ``get``/``set``/``update`` block and return."""
+        return Memory(self._exe, self._exe.block, scope, key, owner)
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> R:
         result: R = self._exe.block(self._exe.children.call(wf, args, kwargs, start_only=False))

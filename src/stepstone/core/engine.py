@@ -37,6 +37,7 @@ from stepstone.errors import (
     DeadlinePassed,
     HandBack,
     LeaseLost,
+    MemoryConflict,
     PauseRequested,
     StoreError,
     Suspend,
@@ -46,6 +47,7 @@ from stepstone.errors import (
 if TYPE_CHECKING:
     from stepstone.core.ledger import MeteredCall
     from stepstone.core.llm import Models
+    from stepstone.core.memory import MemoryWrite
     from stepstone.core.settings import Settings
 
 __all__ = ["Execution", "Runtime"]
@@ -186,9 +188,16 @@ class Execution:
 
     # --- writes ------------------------------------------------------------------------------
 
-    async def persist(self, record: StepRecord, metered: MeteredCall | None = None) -> None:
+    async def persist(
+        self,
+        record: StepRecord,
+        metered: MeteredCall | None = None,
+        memory: MemoryWrite | None = None,
+    ) -> None:
         """Record one journal entry (fenced by the lease) and honour any control request; a
-        model call the step made (``metered``) goes to the cost ledger in the same write."""
+        model call the step made (``metered``) goes to the cost ledger in the same write, and so
+        does the memory document it wrote (``memory``: a conflict raises MemoryConflict and
+        records nothing)."""
         await self.flush_background()
         state_json = self.values.take_state()
         ledger = None
@@ -201,10 +210,19 @@ class Execution:
             )
         try:
             control = await self.rt.store.record_step(
-                self.claim, record, now=self.now(), state_json=state_json, ledger=ledger
+                self.claim,
+                record,
+                now=self.now(),
+                state_json=state_json,
+                ledger=ledger,
+                memory=memory,
             )
         except StoreError as exc:
             raise self.store_failed(exc) from exc
+        except MemoryConflict:
+            if state_json is not None:
+                self.values.state_changed()  # rolled back with the record: write it next time
+            raise
         self.journal.remember(record)
         if control is not None:
             self.on_control(control)

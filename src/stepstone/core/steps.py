@@ -23,6 +23,7 @@ from stepstone.core.definitions import Step, StepOptions
 from stepstone.core.failures import error_info, mark_steps, rebuild_error
 from stepstone.core.frozen import frozen
 from stepstone.core.ids import idempotency_key
+from stepstone.core.memory import MemoryWrite, Written, conflict_again, conflict_pause
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
 from stepstone.core.records import Until
 from stepstone.core.retry import NO_RETRY, RetryPolicy
@@ -31,6 +32,7 @@ from stepstone.errors import (
     DeadlinePassed,
     EncodeError,
     InvalidArgument,
+    MemoryConflict,
     OutcomeUnknown,
     StepTimeout,
     Unwind,
@@ -208,6 +210,7 @@ class Steps:
         exe = self._exe
         options = spec.options
         retry = options.retry if callable(spec.fn) else NO_RETRY  # an awaitable runs only once
+        conflicts = 0
         while True:
             exe.check_deadline()
             started = exe.now()
@@ -216,10 +219,13 @@ class Steps:
                     spec.record(StepStatus.STARTED, attempts=attempt, started_at=started)
                 )
             metered: MeteredCall | None = None
+            write: MemoryWrite | None = None
             try:
                 value = await self._attempt(spec, attempt)
                 if isinstance(value, Metered):
                     value, metered = value.value, value.call
+                elif isinstance(value, Written):
+                    value, write = value.value, value.write
                 output = codec.encode(value, f"{spec.where} result")
             except (Unwind, asyncio.CancelledError):
                 raise
@@ -263,16 +269,32 @@ class Steps:
                 await self._back_off(spec.seq, retry_at)
                 attempt += 1
                 continue
-            await exe.persist(
-                spec.record(
-                    StepStatus.COMPLETED,
-                    output_json=output,
+            completed = spec.record(
+                StepStatus.COMPLETED,
+                output_json=output,
+                attempts=attempt,
+                started_at=started,
+                finished_at=exe.now(),
+            )
+            try:
+                await exe.persist(completed, metered, write)
+            except MemoryConflict as exc:  # nothing was recorded: the write did not land
+                conflicts += 1
+                if conflict_again(exc, write, conflicts):
+                    # an update reads the newer version and computes again, after a jittered
+                    # pause that grows with the contention (so many writers spread out)
+                    await asyncio.sleep(conflict_pause(conflicts))
+                    continue
+                failed = spec.record(
+                    StepStatus.FAILED,
+                    error=error_info(exc),
                     attempts=attempt,
                     started_at=started,
                     finished_at=exe.now(),
-                ),
-                metered,
-            )
+                )
+                await exe.persist(failed, metered)
+                mark_steps(exc, (spec.seq,))
+                raise
             # Return what a replay would return, so first runs and replays cannot diverge.
             if output == "null":
                 return None

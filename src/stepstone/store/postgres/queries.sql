@@ -890,3 +890,49 @@ SELECT COUNT(*) AS n FROM stepstone.inbox WHERE read_at IS NULL;
 -- name: dismiss_inbox
 UPDATE stepstone.inbox SET read_at = %(now)s
 WHERE read_at IS NULL AND (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text);
+
+-- name: get_memory
+-- One memory document (ctx.memory), with its version and the step that last wrote it.
+SELECT scope, owner, key, value, version, run_id, seq, updated_at
+FROM stepstone.memory WHERE scope = %(scope)s AND owner = %(owner)s AND key = %(key)s;
+
+-- name: create_memory
+-- The first write of a document read as absent (version 0): nothing if another write won.
+INSERT INTO stepstone.memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (%(scope)s, %(owner)s, %(key)s, %(value)s, 1, %(run_id)s, %(seq)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: update_memory
+-- Compare-and-set: the write lands only on the version the writer read.
+UPDATE stepstone.memory
+SET value = %(value)s, version = version + 1, run_id = %(run_id)s, seq = %(seq)s,
+    updated_at = %(now)s
+WHERE scope = %(scope)s AND owner = %(owner)s AND key = %(key)s AND version = %(expected)s;
+
+-- name: put_memory
+-- A write that does not depend on a read (last writer wins); the new version.
+INSERT INTO stepstone.memory AS m (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (%(scope)s, %(owner)s, %(key)s, %(value)s, 1, %(run_id)s, %(seq)s, %(now)s)
+ON CONFLICT (scope, owner, key) DO UPDATE
+SET value = excluded.value, version = m.version + 1, run_id = excluded.run_id,
+    seq = excluded.seq, updated_at = excluded.updated_at
+RETURNING version;
+
+-- name: delete_memory
+DELETE FROM stepstone.memory
+WHERE scope = %(scope)s AND owner = %(owner)s AND key = %(key)s;
+
+-- name: list_memory
+-- Documents by scope, then owner (either may be null: any), then key.
+SELECT scope, owner, key, value, version, run_id, seq, updated_at
+FROM stepstone.memory
+WHERE (%(scope)s::text IS NULL OR scope = %(scope)s)
+  AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+ORDER BY scope, owner, key
+LIMIT %(limit)s;
+
+-- name: import_memory
+-- A copied document as it was (`db copy`); one already here is kept.
+INSERT INTO stepstone.memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (%(scope)s, %(owner)s, %(key)s, %(value)s, %(version)s, %(run_id)s, %(seq)s, %(now)s)
+ON CONFLICT DO NOTHING;

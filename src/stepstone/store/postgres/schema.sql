@@ -235,3 +235,16 @@ CREATE TABLE stepstone.inbox (
 );
 CREATE UNIQUE INDEX inbox_once ON stepstone.inbox (run_id, outcome, mark);
 CREATE INDEX inbox_unread ON stepstone.inbox (item_id) WHERE read_at IS NULL;
+
+-- Durable memory (ctx.memory): see migration memory.
+CREATE TABLE stepstone.memory (
+    scope       text NOT NULL,
+    owner       text NOT NULL,
+    key         text NOT NULL,
+    value       text NOT NULL,
+    version     bigint NOT NULL,
+    run_id      text,
+    seq         integer,
+    updated_at  timestamptz NOT NULL,
+    PRIMARY KEY (scope, owner, key)
+);

@@ -672,3 +672,46 @@ SELECT COUNT(*) AS n FROM inbox WHERE read_at IS NULL;
 -- name: dismiss_inbox
 UPDATE inbox SET read_at = :now
 WHERE read_at IS NULL AND (:run_id IS NULL OR run_id = :run_id);
+
+-- name: get_memory
+-- One memory document (ctx.memory), with its version and the step that last wrote it.
+SELECT scope, owner, key, value, version, run_id, seq, updated_at
+FROM memory WHERE scope = :scope AND owner = :owner AND key = :key;
+
+-- name: create_memory
+-- The first write of a document read as absent (version 0): nothing if another write won.
+INSERT INTO memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (:scope, :owner, :key, :value, 1, :run_id, :seq, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: update_memory
+-- Compare-and-set: the write lands only on the version the writer read.
+UPDATE memory
+SET value = :value, version = version + 1, run_id = :run_id, seq = :seq, updated_at = :now
+WHERE scope = :scope AND owner = :owner AND key = :key AND version = :expected;
+
+-- name: put_memory
+-- A write that does not depend on a read (last writer wins); the new version.
+INSERT INTO memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (:scope, :owner, :key, :value, 1, :run_id, :seq, :now)
+ON CONFLICT (scope, owner, key) DO UPDATE
+SET value = excluded.value, version = memory.version + 1, run_id = excluded.run_id,
+    seq = excluded.seq, updated_at = excluded.updated_at
+RETURNING version;
+
+-- name: delete_memory
+DELETE FROM memory WHERE scope = :scope AND owner = :owner AND key = :key;
+
+-- name: list_memory
+-- Documents by scope, then owner (either may be null: any), then key.
+SELECT scope, owner, key, value, version, run_id, seq, updated_at
+FROM memory
+WHERE (:scope IS NULL OR scope = :scope) AND (:owner IS NULL OR owner = :owner)
+ORDER BY scope, owner, key
+LIMIT :limit;
+
+-- name: import_memory
+-- A copied document as it was (`db copy`); one already here is kept.
+INSERT INTO memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (:scope, :owner, :key, :value, :version, :run_id, :seq, :now)
+ON CONFLICT DO NOTHING;

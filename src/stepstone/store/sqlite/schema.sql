@@ -214,3 +214,16 @@ CREATE TABLE inbox (
 );
 CREATE UNIQUE INDEX inbox_once ON inbox (run_id, outcome, mark);
 CREATE INDEX inbox_unread ON inbox (item_id) WHERE read_at IS NULL;
+
+-- Durable memory (ctx.memory): see migration memory.
+CREATE TABLE memory (
+    scope       TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    run_id      TEXT,
+    seq         INTEGER,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (scope, owner, key)
+) WITHOUT ROWID;
