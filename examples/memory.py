@@ -42,7 +42,8 @@ async def main() -> None:
         )
         visits = await client.memory_get("global", "visits")
         ann: Any = await client.memory_get("user", "profile", owner="ann")
-        assert visits is not None and ann is not None
+        assert visits is not None
+        assert ann is not None
         print(f"visits: {visits.value} (version {visits.version}); ann: {ann.value['topics']}")
 
 

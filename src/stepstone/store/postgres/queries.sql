@@ -696,8 +696,60 @@ INSERT INTO stepstone.ledger (
 )
 ON CONFLICT (run_id, seq, created_at) DO NOTHING;
 
+-- name: add_ledger_day
+-- A new ledger row added to its day's sums (in the transaction that inserted it).
+INSERT INTO stepstone.ledger_days AS d (day, workflow, queue, model, calls, input_tokens,
+    output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_s)
+VALUES ((%(created_at)s::timestamptz AT TIME ZONE 'UTC')::date, %(workflow)s, %(queue)s,
+        %(model)s, 1, %(input_tokens)s, %(output_tokens)s,
+        coalesce(%(cache_read_tokens)s::bigint, 0), coalesce(%(cache_write_tokens)s::bigint, 0),
+        %(cost_usd)s, %(latency_s)s)
+ON CONFLICT (day, workflow, queue, model) DO UPDATE SET
+    calls = d.calls + 1,
+    input_tokens = d.input_tokens + excluded.input_tokens,
+    output_tokens = d.output_tokens + excluded.output_tokens,
+    cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
+    cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
+    cost_usd = d.cost_usd + excluded.cost_usd,
+    latency_s = d.latency_s + excluded.latency_s;
+
 -- name: cost_rollup
--- Ledger rows added up, grouped by %(by)s ('model', 'workflow', 'day' in UTC; NULL: one total).
+-- The ledger added up, grouped by %(by)s ('model', 'workflow', 'day' in UTC; NULL: one total):
+-- whole days from ledger_days (from %(first_day)s on), the rows of the partial day before it
+-- (from %(since)s to %(first_day_at)s) from the ledger itself.
+SELECT key,
+       sum(calls)::bigint AS calls,
+       sum(input_tokens)::bigint AS input_tokens,
+       sum(output_tokens)::bigint AS output_tokens,
+       sum(cache_read_tokens)::bigint AS cache_read_tokens,
+       sum(cache_write_tokens)::bigint AS cache_write_tokens,
+       sum(cost_usd) AS cost_usd,
+       sum(latency_s) AS latency_s
+FROM (
+    SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                WHEN 'day' THEN to_char(day, 'YYYY-MM-DD') END AS key,
+           calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+           cost_usd, latency_s
+    FROM stepstone.ledger_days
+    WHERE day >= %(first_day)s::date
+      AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+    UNION ALL
+    SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') END,
+           1, input_tokens, output_tokens, coalesce(cache_read_tokens, 0),
+           coalesce(cache_write_tokens, 0), cost_usd, latency_s
+    FROM stepstone.ledger
+    WHERE created_at >= %(since)s::timestamptz AND created_at < %(first_day_at)s::timestamptz
+      AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+) AS parts
+GROUP BY 1
+HAVING sum(calls) > 0
+ORDER BY cost_usd DESC, key;
+
+-- name: cost_of_run
+-- One run's ledger rows added up (its primary key prefix), grouped by %(by)s.
 SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
                 WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') END AS key,
        count(*) AS calls,
@@ -708,10 +760,10 @@ SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
        coalesce(sum(cost_usd), 0.0) AS cost_usd,
        coalesce(sum(latency_s), 0.0) AS latency_s
 FROM stepstone.ledger
-WHERE (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text)
+WHERE run_id = %(run_id)s
   AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
+  AND created_at >= %(since)s::timestamptz
 GROUP BY 1
 HAVING count(*) > 0
 ORDER BY cost_usd DESC, key;
@@ -746,16 +798,32 @@ SELECT coalesce(sum(cost_usd), 0.0) AS usd,
 FROM stepstone.ledger WHERE run_id = %(name)s AND created_at >= %(since)s;
 
 -- name: spent_by_workflow
-SELECT coalesce(sum(cost_usd), 0.0) AS usd,
-       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
-                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
-FROM stepstone.ledger WHERE workflow = %(name)s AND created_at >= %(since)s;
+-- Whole days from ledger_days, the partial day before them from the ledger.
+SELECT coalesce(sum(usd), 0.0) AS usd, coalesce(sum(tokens), 0)::bigint AS tokens
+FROM (
+    SELECT cost_usd AS usd,
+           input_tokens + output_tokens + cache_read_tokens + cache_write_tokens AS tokens
+    FROM stepstone.ledger_days WHERE workflow = %(name)s AND day >= %(first_day)s::date
+    UNION ALL
+    SELECT cost_usd, input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                     + coalesce(cache_write_tokens, 0)
+    FROM stepstone.ledger
+    WHERE workflow = %(name)s AND created_at >= %(since)s AND created_at < %(first_day_at)s
+) AS parts;
 
 -- name: spent_by_queue
-SELECT coalesce(sum(cost_usd), 0.0) AS usd,
-       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
-                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
-FROM stepstone.ledger WHERE queue = %(name)s AND created_at >= %(since)s;
+-- Whole days from ledger_days, the partial day before them from the ledger.
+SELECT coalesce(sum(usd), 0.0) AS usd, coalesce(sum(tokens), 0)::bigint AS tokens
+FROM (
+    SELECT cost_usd AS usd,
+           input_tokens + output_tokens + cache_read_tokens + cache_write_tokens AS tokens
+    FROM stepstone.ledger_days WHERE queue = %(name)s AND day >= %(first_day)s::date
+    UNION ALL
+    SELECT cost_usd, input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                     + coalesce(cache_write_tokens, 0)
+    FROM stepstone.ledger
+    WHERE queue = %(name)s AND created_at >= %(since)s AND created_at < %(first_day_at)s
+) AS parts;
 
 -- name: insert_schedule
 INSERT INTO stepstone.schedules (

@@ -248,3 +248,21 @@ CREATE TABLE stepstone.memory (
     updated_at  timestamptz NOT NULL,
     PRIMARY KEY (scope, owner, key)
 );
+
+-- The ledger added up per UTC day, workflow, queue and model (see migration memory_ledger_days).
+CREATE TABLE stepstone.ledger_days (
+    day                 date NOT NULL,
+    workflow            text NOT NULL,
+    queue               text NOT NULL,
+    model               text NOT NULL,
+    calls               bigint NOT NULL,
+    input_tokens        bigint NOT NULL,
+    output_tokens       bigint NOT NULL,
+    cache_read_tokens   bigint NOT NULL,
+    cache_write_tokens  bigint NOT NULL,
+    cost_usd            double precision NOT NULL,
+    latency_s           double precision NOT NULL,
+    PRIMARY KEY (day, workflow, queue, model)
+);
+CREATE INDEX ledger_days_by_workflow ON stepstone.ledger_days (workflow, day);
+CREATE INDEX ledger_days_by_queue ON stepstone.ledger_days (queue, day);

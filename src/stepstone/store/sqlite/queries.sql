@@ -490,8 +490,59 @@ VALUES (:run_id, :seq, :step, :workflow, :queue, :model, :input_tokens, :output_
         :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_s, :created_at)
 ON CONFLICT (run_id, seq, created_at) DO NOTHING;
 
+-- name: add_ledger_day
+-- A new ledger row added to its day's sums (in the transaction that inserted it).
+INSERT INTO ledger_days AS d (day, workflow, queue, model, calls, input_tokens, output_tokens,
+                              cache_read_tokens, cache_write_tokens, cost_usd, latency_s)
+VALUES (date(:created_at, 'unixepoch'), :workflow, :queue, :model, 1, :input_tokens,
+        :output_tokens, coalesce(:cache_read_tokens, 0), coalesce(:cache_write_tokens, 0),
+        :cost_usd, :latency_s)
+ON CONFLICT (day, workflow, queue, model) DO UPDATE SET
+    calls = d.calls + 1,
+    input_tokens = d.input_tokens + excluded.input_tokens,
+    output_tokens = d.output_tokens + excluded.output_tokens,
+    cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
+    cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
+    cost_usd = d.cost_usd + excluded.cost_usd,
+    latency_s = d.latency_s + excluded.latency_s;
+
 -- name: cost_rollup
--- Ledger rows added up, grouped by :by ('model', 'workflow', 'day' in UTC; NULL: one total).
+-- The ledger added up, grouped by :by ('model', 'workflow', 'day' in UTC; NULL: one total):
+-- whole days from ledger_days (from :first_day on), the rows of the partial day before it
+-- (from :since to :first_day_at) from the ledger itself.
+SELECT key,
+       sum(calls) AS calls,
+       sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens,
+       sum(cache_read_tokens) AS cache_read_tokens,
+       sum(cache_write_tokens) AS cache_write_tokens,
+       sum(cost_usd) AS cost_usd,
+       sum(latency_s) AS latency_s
+FROM (
+    SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                    WHEN 'day' THEN day END AS key,
+           calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+           cost_usd, latency_s
+    FROM ledger_days
+    WHERE day >= :first_day
+      AND (:workflow IS NULL OR workflow = :workflow)
+      AND (:queue IS NULL OR queue = :queue)
+    UNION ALL
+    SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                    WHEN 'day' THEN date(created_at, 'unixepoch') END,
+           1, input_tokens, output_tokens, coalesce(cache_read_tokens, 0),
+           coalesce(cache_write_tokens, 0), cost_usd, latency_s
+    FROM ledger
+    WHERE created_at >= :since AND created_at < :first_day_at
+      AND (:workflow IS NULL OR workflow = :workflow)
+      AND (:queue IS NULL OR queue = :queue)
+)
+GROUP BY 1
+HAVING sum(calls) > 0
+ORDER BY cost_usd DESC, key;
+
+-- name: cost_of_run
+-- One run's ledger rows added up (its primary key prefix), grouped by :by.
 SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
                 WHEN 'day' THEN date(created_at, 'unixepoch') END AS key,
        count(*) AS calls,
@@ -502,10 +553,10 @@ SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
        coalesce(sum(cost_usd), 0.0) AS cost_usd,
        coalesce(sum(latency_s), 0.0) AS latency_s
 FROM ledger
-WHERE (:run_id IS NULL OR run_id = :run_id)
+WHERE run_id = :run_id
   AND (:workflow IS NULL OR workflow = :workflow)
   AND (:queue IS NULL OR queue = :queue)
-  AND (:since IS NULL OR created_at >= :since)
+  AND created_at >= :since
 GROUP BY 1
 HAVING count(*) > 0
 ORDER BY cost_usd DESC, key;
@@ -538,16 +589,30 @@ SELECT coalesce(sum(cost_usd), 0.0) AS usd,
 FROM ledger WHERE run_id = :name AND created_at >= :since;
 
 -- name: spent_by_workflow
-SELECT coalesce(sum(cost_usd), 0.0) AS usd,
-       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
-                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
-FROM ledger WHERE workflow = :name AND created_at >= :since;
+-- Whole days from ledger_days, the partial day before them from the ledger.
+SELECT coalesce(sum(usd), 0.0) AS usd, coalesce(sum(tokens), 0) AS tokens
+FROM (
+    SELECT cost_usd AS usd,
+           input_tokens + output_tokens + cache_read_tokens + cache_write_tokens AS tokens
+    FROM ledger_days WHERE workflow = :name AND day >= :first_day
+    UNION ALL
+    SELECT cost_usd, input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                     + coalesce(cache_write_tokens, 0)
+    FROM ledger WHERE workflow = :name AND created_at >= :since AND created_at < :first_day_at
+);
 
 -- name: spent_by_queue
-SELECT coalesce(sum(cost_usd), 0.0) AS usd,
-       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
-                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
-FROM ledger WHERE queue = :name AND created_at >= :since;
+-- Whole days from ledger_days, the partial day before them from the ledger.
+SELECT coalesce(sum(usd), 0.0) AS usd, coalesce(sum(tokens), 0) AS tokens
+FROM (
+    SELECT cost_usd AS usd,
+           input_tokens + output_tokens + cache_read_tokens + cache_write_tokens AS tokens
+    FROM ledger_days WHERE queue = :name AND day >= :first_day
+    UNION ALL
+    SELECT cost_usd, input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                     + coalesce(cache_write_tokens, 0)
+    FROM ledger WHERE queue = :name AND created_at >= :since AND created_at < :first_day_at
+);
 
 -- name: insert_schedule
 INSERT INTO schedules (

@@ -227,3 +227,21 @@ CREATE TABLE memory (
     updated_at  REAL NOT NULL,
     PRIMARY KEY (scope, owner, key)
 ) WITHOUT ROWID;
+
+-- The ledger added up per UTC day, workflow, queue and model (see migration memory_ledger_days).
+CREATE TABLE ledger_days (
+    day                 TEXT NOT NULL,
+    workflow            TEXT NOT NULL,
+    queue               TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    calls               INTEGER NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_write_tokens  INTEGER NOT NULL,
+    cost_usd            REAL NOT NULL,
+    latency_s           REAL NOT NULL,
+    PRIMARY KEY (day, workflow, queue, model)
+) WITHOUT ROWID;
+CREATE INDEX ledger_days_by_workflow ON ledger_days (workflow, day);
+CREATE INDEX ledger_days_by_queue ON ledger_days (queue, day);
