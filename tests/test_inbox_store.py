@@ -133,3 +133,36 @@ async def test_deleting_or_purging_a_run_takes_its_items_and_launch_mark(store: 
     claim = await claim_one(store, "purged")
     await store.close_claim(claim, Completed("1"), now=at(6))
     assert [i.run_id for i in await store.list_inbox(include_read=True)] == ["kept"]
+
+
+async def test_a_budget_pause_is_one_paused_item(store: Store) -> None:
+    from stepstone.core.port import Paused
+
+    claim = await launched(store, "r1")
+    reason = "run 'r1' budget: $0.003000 of $0.002500"
+    assert await store.close_claim(claim, Paused(reason), now=at(2)) is RunState.PAUSED
+    [item] = await store.list_inbox()
+    assert (item.outcome, item.level) == ("paused", "warning")
+    assert item.summary == f"paused by a budget: {reason}"
+
+
+async def test_a_child_of_a_launched_run_reaches_the_inbox_only_when_it_waits(
+    store: Store,
+) -> None:
+    from stepstone.core.model import NewRun, StepKind, StepRecord, StepStatus
+
+    parent = await launched(store, "p1")
+    record = StepRecord(0, "child", StepKind.CHILD, StepStatus.STARTED, started_at=at(1))
+    child = NewRun("c1", "wf", "v1", "null", parent_run_id="p1", parent_seq=0)
+    await store.start_child(parent, record, child, now=at(1))
+    [claim] = await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(2))
+    assert claim.run_id == "c1"
+    wait = Wait("signal", 0, "approval", info=WaitInfo(prompt="Ship it?"))
+    await store.close_claim(claim, Suspended((wait,)), now=at(3))
+    [item] = await store.list_inbox()
+    assert (item.run_id, item.skill, item.outcome) == ("c1", "greeter", "waiting")
+    assert item.summary == "child run of p1: waits for signal 'approval': Ship it?"
+    await store.send_signal("c1", "approval", "true", now=at(4))
+    [again] = await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(5))
+    await store.close_claim(again, Completed("1"), now=at(6))  # the child's end: no item
+    assert [i.run_id for i in await store.list_inbox()] == ["c1"]

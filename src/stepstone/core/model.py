@@ -445,7 +445,7 @@ class RunExport:
     ledger: tuple[LedgerEntry, ...] = ()
 
 
-InboxOutcome = Literal["done", "failed", "cancelled", "waiting"]
+InboxOutcome = Literal["done", "failed", "cancelled", "waiting", "paused"]
 
 
 @frozen

@@ -921,15 +921,24 @@ INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at)
 VALUES (%(run_id)s, %(skill)s, %(budget_usd)s, %(now)s)
 ON CONFLICT DO NOTHING;
 
+-- name: launch_child
+-- A child of a launched run is marked with the launched run it comes from (see record_outcome).
+INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at, via)
+SELECT %(child_id)s, skill, NULL, %(now)s, COALESCE(via, run_id)
+FROM stepstone.launches WHERE run_id = %(run_id)s
+ON CONFLICT DO NOTHING;
+
 -- name: record_outcome
 -- One inbox row for an outcome of a launched run (nothing for other runs), in the transaction
--- of the state change. The summary and level are the run's latest ctx.notify since its
--- previous row, else the outcome's own.
+-- of the state change; a child of a launched run (`via`) only when it waits for a human or is
+-- paused by a budget. The summary and level are the run's latest ctx.notify since its previous
+-- row, else the outcome's own.
 INSERT INTO stepstone.inbox
     (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
 SELECT l.run_id, l.skill, %(outcome)s, %(mark)s,
        COALESCE(n.data::jsonb ->> 'level', %(level)s),
-       COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
+       CASE WHEN l.via IS NULL THEN '' ELSE 'child run of ' || l.via || ': ' END
+       || COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
        n.event_id, %(now)s
 FROM stepstone.launches l
 LEFT JOIN LATERAL (
@@ -939,7 +948,7 @@ LEFT JOIN LATERAL (
           (SELECT MAX(notify_event_id) FROM stepstone.inbox WHERE run_id = %(run_id)s), 0)
     ORDER BY event_id DESC LIMIT 1
 ) n ON true
-WHERE l.run_id = %(run_id)s
+WHERE l.run_id = %(run_id)s AND (l.via IS NULL OR %(outcome)s IN ('waiting', 'paused'))
 ON CONFLICT DO NOTHING;
 
 -- name: list_inbox

@@ -218,7 +218,8 @@ CREATE TABLE stepstone.launches (
     run_id       text PRIMARY KEY,
     skill        text NOT NULL,
     budget_usd   double precision,
-    launched_at  timestamptz NOT NULL
+    launched_at  timestamptz NOT NULL,
+    via          text
 );
 
 CREATE TABLE stepstone.inbox (

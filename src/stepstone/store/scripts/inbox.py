@@ -23,10 +23,12 @@ __all__ = [
     "count_unread",
     "dismiss",
     "list_inbox",
+    "outcome_of_budget",
     "outcome_of_cancel",
     "outcome_of_end",
     "outcome_of_wait",
     "record_launch",
+    "record_child_launch",
     "record_outcome",
     "server_now",
 ]
@@ -43,6 +45,13 @@ async def record_launch(tx: Tx, launch: Launch, now: datetime) -> None:
         "now": now,
     }
     await tx.run("record_launch", params)
+
+
+async def record_child_launch(tx: Tx, parent_run_id: str, child_id: str, now: datetime) -> None:
+    """Mark a child of a launched run (nothing for other runs): its waits for a human and its
+    budget pauses then reach the inbox, named as the child of the launched run."""
+    params = {"run_id": parent_run_id, "child_id": child_id, "now": now}
+    await tx.run("launch_child", params)
 
 
 async def record_outcome(
@@ -80,6 +89,10 @@ def outcome_of_end(output_json: str | None, error: ErrorInfo | None) -> tuple[st
 
 def outcome_of_cancel(reason: str) -> tuple[str, str]:
     return "warning", _cut(f"cancelled: {reason}")
+
+
+def outcome_of_budget(reason: str) -> tuple[str, str]:
+    return "warning", _cut(f"paused by a budget: {reason}")
 
 
 def outcome_of_wait(waits: Sequence[Wait]) -> tuple[str, str] | None:

@@ -22,6 +22,7 @@ from stepstone.core.model import (
 from stepstone.core.port import NewEvent
 from stepstone.core.records import failure_event
 from stepstone.errors import LeaseLost
+from stepstone.store.scripts.inbox import record_child_launch
 from stepstone.store.scripts.ledger import insert_entry
 from stepstone.store.scripts.memory import write_memory
 from stepstone.store.scripts.runs import event, fence, insert_run
@@ -76,6 +77,7 @@ async def start_child(
     """Create ``child`` and record the step that started it, together."""
     await fence(tx, claim)
     stored, _ = await insert_run(tx, child, now, None, 0)
+    await record_child_launch(tx, claim.run_id, child.run_id, now)
     await tx.run("record_step", tx.columns.step_params(claim.run_id, claim.lease_token, record))
     return stored
 

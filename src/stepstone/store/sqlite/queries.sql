@@ -698,14 +698,22 @@ INSERT INTO launches (run_id, skill, budget_usd, launched_at)
 VALUES (:run_id, :skill, :budget_usd, :now)
 ON CONFLICT DO NOTHING;
 
+-- name: launch_child
+-- A child of a launched run is marked with the launched run it comes from (see record_outcome).
+INSERT INTO launches (run_id, skill, budget_usd, launched_at, via)
+SELECT :child_id, skill, NULL, :now, COALESCE(via, run_id) FROM launches WHERE run_id = :run_id
+ON CONFLICT DO NOTHING;
+
 -- name: record_outcome
 -- One inbox row for an outcome of a launched run (nothing for other runs), in the transaction
--- of the state change. The summary and level are the run's latest ctx.notify since its
--- previous row, else the outcome's own.
+-- of the state change; a child of a launched run (`via`) only when it waits for a human or is
+-- paused by a budget. The summary and level are the run's latest ctx.notify since its previous
+-- row, else the outcome's own.
 INSERT INTO inbox (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
 SELECT l.run_id, l.skill, :outcome, :mark,
        COALESCE(json_extract(n.data, '$.level'), :level),
-       COALESCE(json_extract(n.data, '$.summary'), :summary),
+       CASE WHEN l.via IS NULL THEN '' ELSE 'child run of ' || l.via || ': ' END
+       || COALESCE(json_extract(n.data, '$.summary'), :summary),
        n.event_id, :now
 FROM launches l
 LEFT JOIN (
@@ -715,7 +723,7 @@ LEFT JOIN (
           (SELECT MAX(notify_event_id) FROM inbox WHERE run_id = :run_id), 0)
     ORDER BY event_id DESC LIMIT 1
 ) n ON 1
-WHERE l.run_id = :run_id
+WHERE l.run_id = :run_id AND (l.via IS NULL OR :outcome IN ('waiting', 'paused'))
 ON CONFLICT DO NOTHING;
 
 -- name: list_inbox

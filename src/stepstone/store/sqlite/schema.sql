@@ -197,7 +197,8 @@ CREATE TABLE launches (
     run_id       TEXT PRIMARY KEY,
     skill        TEXT NOT NULL,
     budget_usd   REAL,
-    launched_at  REAL NOT NULL
+    launched_at  REAL NOT NULL,
+    via          TEXT
 ) WITHOUT ROWID;
 
 CREATE TABLE inbox (

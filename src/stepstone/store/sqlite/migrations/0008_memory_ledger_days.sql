@@ -4,6 +4,9 @@
 -- writes: a write is compare-and-set on the version read, in the transaction that records the
 -- step that wrote it; `run_id`/`seq` name that step, so a write whose commit went unanswered is
 -- recognised as its own.
+--
+-- launches.via: a child run of a launched run is marked too (via = the launched run), so that
+-- its waits for a human and its budget pauses reach the inbox (not its other outcomes).
 
 CREATE TABLE memory (
     scope       TEXT NOT NULL,
@@ -42,3 +45,5 @@ SELECT date(created_at, 'unixepoch'), workflow, queue, model, count(*), sum(inpu
        sum(output_tokens), coalesce(sum(cache_read_tokens), 0),
        coalesce(sum(cache_write_tokens), 0), sum(cost_usd), sum(latency_s)
 FROM ledger GROUP BY 1, 2, 3, 4;
+
+ALTER TABLE launches ADD COLUMN via TEXT;
