@@ -1013,3 +1013,24 @@ LIMIT %(limit)s;
 INSERT INTO stepstone.memory (scope, owner, key, value, version, run_id, seq, updated_at)
 VALUES (%(scope)s, %(owner)s, %(key)s, %(value)s, %(version)s, %(run_id)s, %(seq)s, %(now)s)
 ON CONFLICT DO NOTHING;
+
+-- name: export_launches
+SELECT * FROM stepstone.launches WHERE run_id = ANY(%(run_ids)s::text[]);
+
+-- name: export_inbox
+SELECT * FROM stepstone.inbox WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY item_id;
+
+-- name: import_launch
+INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at, via)
+VALUES (%(run_id)s, %(skill)s, %(budget_usd)s::double precision, %(launched_at)s, %(via)s)
+ON CONFLICT DO NOTHING;
+
+-- name: import_inbox
+-- A copied item; one whose summary came from a ctx.notify points at the run's latest.
+INSERT INTO stepstone.inbox
+    (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at, read_at)
+VALUES (%(run_id)s, %(skill)s, %(outcome)s, %(mark)s, %(level)s, %(summary)s,
+        CASE WHEN %(notified)s THEN (SELECT MAX(event_id) FROM stepstone.events
+                                     WHERE run_id = %(run_id)s AND kind = %(notify_kind)s) END,
+        %(created_at)s, %(read_at)s)
+ON CONFLICT DO NOTHING;

@@ -788,3 +788,24 @@ LIMIT :limit;
 INSERT INTO memory (scope, owner, key, value, version, run_id, seq, updated_at)
 VALUES (:scope, :owner, :key, :value, :version, :run_id, :seq, :now)
 ON CONFLICT DO NOTHING;
+
+-- name: export_launches
+SELECT * FROM launches WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: export_inbox
+SELECT * FROM inbox WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY item_id;
+
+-- name: import_launch
+INSERT INTO launches (run_id, skill, budget_usd, launched_at, via)
+VALUES (:run_id, :skill, :budget_usd, :launched_at, :via)
+ON CONFLICT DO NOTHING;
+
+-- name: import_inbox
+-- A copied item; one whose summary came from a ctx.notify points at the run's latest.
+INSERT INTO inbox (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at,
+                   read_at)
+VALUES (:run_id, :skill, :outcome, :mark, :level, :summary,
+        CASE WHEN :notified THEN (SELECT MAX(event_id) FROM events
+                                  WHERE run_id = :run_id AND kind = :notify_kind) END,
+        :created_at, :read_at)
+ON CONFLICT DO NOTHING;
