@@ -14,8 +14,9 @@ file or on PostgreSQL.
 >>> Client().run(hello, "world")
 'hello world'
 
-Heavy parts (the client, worker, stores) are imported on first use, so ``import stepstone`` stays
-fast and imports no database driver.
+Every name is imported on first use (the errors excepted), so ``import stepstone`` stays fast
+and imports no database driver: the SessionStart hook, which runs at every Claude Code session
+start, imports none of the engine.
 """
 
 from __future__ import annotations
@@ -23,11 +24,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from stepstone.core.asking import Answer
-from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
-from stepstone.core.retry import RetryPolicy
-from stepstone.core.routing import Pool, Queue, StartOptions
-from stepstone.core.scope import StepInfo, current_step, worker_credentials
 from stepstone.errors import (
     DeadlineExceeded,
     DecodeError,
@@ -67,14 +63,19 @@ from stepstone.errors import (
 if TYPE_CHECKING:
     from stepstone.client import AsyncClient, AsyncRunHandle, Client, RunHandle
     from stepstone.client.views import RunDescription, TimelineEntry
+    from stepstone.core.asking import Answer
     from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
+    from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
     from stepstone.core.executor import CheckResult
     from stepstone.core.ledger import Budget, CostLine
     from stepstone.core.llm import LLMResult, Models
     from stepstone.core.memory import Memory
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
+    from stepstone.core.retry import RetryPolicy
+    from stepstone.core.routing import Pool, Queue, StartOptions
     from stepstone.core.schedules import Schedule, ScheduleInfo
+    from stepstone.core.scope import StepInfo, current_step, worker_credentials
     from stepstone.core.settings import Settings
     from stepstone.store import open_store
     from stepstone.worker import Worker
@@ -82,6 +83,19 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Answer": "stepstone.core.asking",
+    "Registry": "stepstone.core.definitions",
+    "Step": "stepstone.core.definitions",
+    "Workflow": "stepstone.core.definitions",
+    "step": "stepstone.core.definitions",
+    "workflow": "stepstone.core.definitions",
+    "RetryPolicy": "stepstone.core.retry",
+    "Pool": "stepstone.core.routing",
+    "Queue": "stepstone.core.routing",
+    "StartOptions": "stepstone.core.routing",
+    "StepInfo": "stepstone.core.scope",
+    "current_step": "stepstone.core.scope",
+    "worker_credentials": "stepstone.core.scope",
     "AsyncClient": "stepstone.client",
     "AsyncRunHandle": "stepstone.client",
     "Client": "stepstone.client",
