@@ -66,6 +66,7 @@ from stepstone.errors import (
 if TYPE_CHECKING:
     from stepstone.client import AsyncClient, AsyncRunHandle, Client, RunHandle
     from stepstone.client.views import RunDescription, TimelineEntry
+    from stepstone.core.agentloop import AgentResult, AgentTurn, Tool, ToolRun
     from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
     from stepstone.core.executor import CheckResult
     from stepstone.core.ledger import Budget, CostLine
@@ -84,6 +85,10 @@ _LAZY = {
     "AsyncRunHandle": "stepstone.client",
     "Client": "stepstone.client",
     "RunHandle": "stepstone.client",
+    "AgentResult": "stepstone.core.agentloop",
+    "AgentTurn": "stepstone.core.agentloop",
+    "Tool": "stepstone.core.agentloop",
+    "ToolRun": "stepstone.core.agentloop",
     "ChildHandle": "stepstone.core.context",
     "SyncWorkflowContext": "stepstone.core.context",
     "WorkflowContext": "stepstone.core.context",
@@ -122,6 +127,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AgentResult",
+    "AgentTurn",
     "Answer",
     "AsyncClient",
     "AsyncRunHandle",
@@ -180,6 +187,8 @@ __all__ = [
     "StoreUnavailable",
     "SyncWorkflowContext",
     "TimelineEntry",
+    "Tool",
+    "ToolRun",
     "UnknownSignal",
     "WaitTimeout",
     "Workflow",
