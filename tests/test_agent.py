@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +26,8 @@ from stepstone.core.agentloop import INJECT_SIGNAL
 from stepstone.core.llm import Models, Price, ToolCall, Usage
 from stepstone.core.model import StepKind, StepStatus
 from stepstone.core.port import Store
-from stepstone.models import ScriptedProvider, ScriptedReply
+from stepstone.models import OpenAICompatibleProvider, ScriptedProvider, ScriptedReply
+from tests.llm_server import Answer, chat_reply, llm_server
 
 CALLS: list[str] = []
 
@@ -256,3 +259,60 @@ async def test_bad_arguments_fail_the_call_naming_them(
         with pytest.raises(RunFailed, match=message):
             await client.run(misused, how, run_id=f"bad-{how}")
         assert await store.load_steps(f"bad-{how}") == []
+
+
+def _example() -> Any:
+    path = Path(__file__).resolve().parent.parent / "examples" / "agent_research.py"
+    spec = importlib.util.spec_from_file_location("agent_research_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_agent_runs_against_an_openai_compatible_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = _example()
+
+    def calls(*named: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {"id": f"t{i}", "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+            for i, (n, a) in enumerate(named)
+        ]
+
+    summary = {"title": "Loops", "points": ["a", "b", "c"], "sources": 2}
+    with llm_server() as server:
+        server.queue(
+            Answer(body=chat_reply(None, tool_calls=calls(("search", {"query": "loops"})))),
+            Answer(body=chat_reply("", tool_calls=calls(("fetch", {"url": "u"}), ("nope", {})))),
+            Answer(body=chat_reply(json.dumps(summary), prompt_tokens=40, completion_tokens=9)),
+        )
+        models = Models(
+            [OpenAICompatibleProvider(f"{server.url}/v1")], tiers={"balanced": "local-model"}
+        )
+        example.run_example(models, f"sqlite:///{tmp_path / 'agent.db'}")
+        assert server.calls == 3
+        out = capsys.readouterr().out
+        assert "completed: published 'Loops' (3 points)" in out
+        assert "3 model calls, 62 tokens in" in out
+        first, _, last = (r["body"] for r in server.requests)
+        # the tools in the provider's own format, their schemas from the annotations
+        assert first["tools"][0] == {
+            "type": "function",
+            "function": {
+                "name": "search",
+                "description": "Search the web; returns result URLs.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
+                    "required": ["query"],
+                },
+            },
+        }
+        assert first["model"] == "local-model"
+        tool_results = [m for m in last["messages"] if m["role"] == "tool"]
+        assert [m["tool_call_id"] for m in tool_results] == ["t0", "t0", "t1"]
+        assert tool_results[2]["content"].startswith("error: unknown tool 'nope'")
+        assert "is_error" not in tool_results[2]
+        assert last["messages"][2]["tool_calls"][0]["function"]["name"] == "search"
