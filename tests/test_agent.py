@@ -27,7 +27,7 @@ from stepstone.core.llm import Models, Price, ToolCall, Usage
 from stepstone.core.model import StepKind, StepStatus
 from stepstone.core.port import Store
 from stepstone.models import OpenAICompatibleProvider, ScriptedProvider, ScriptedReply
-from tests.llm_server import Answer, chat_reply, llm_server
+from tests.llm_server import Answer, chat_reply, llm_server, messages_reply
 
 CALLS: list[str] = []
 
@@ -316,3 +316,34 @@ def test_the_example_agent_runs_against_an_openai_compatible_server(
         assert tool_results[2]["content"].startswith("error: unknown tool 'nope'")
         assert "is_error" not in tool_results[2]
         assert last["messages"][2]["tool_calls"][0]["function"]["name"] == "search"
+
+
+@workflow
+async def anthropic_agent(ctx: WorkflowContext) -> str:
+    return (await ctx.agent("sum it", tools=[add])).text
+
+
+async def test_an_agent_speaks_anthropic_tool_blocks(store: Store) -> None:
+    pytest.importorskip("anthropic")
+    from stepstone.models.anthropic import AnthropicProvider
+
+    final = {**messages_reply("done"), "content": [{"type": "text", "text": "done"}]}
+    with llm_server() as server:
+        server.queue(Answer(body=messages_reply("looking")), Answer(body=final))
+        provider = AnthropicProvider(api_key="sk-test", base_url=server.url)
+        async with AsyncClient(store, models=Models([provider], default_model="c")) as client:
+            assert await client.run(anthropic_agent, run_id="an-1") == "done"
+        sent = server.requests[1]["body"]
+        [tool] = sent["tools"]
+        assert tool["name"] == "add" and tool["input_schema"]["required"] == ["a", "b"]
+        assert sent["messages"][-1] == {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "tu_1",
+                    "content": "error: unknown tool 'search' (tools: add)",
+                    "is_error": True,
+                }
+            ],
+        }
