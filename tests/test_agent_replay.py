@@ -171,3 +171,27 @@ async def test_cancel_with_a_reason_stops_a_live_loop(store: Store) -> None:
         assert info.value.message == "the operator has the answer"
         names = [s.name for s in (await client.describe("live")).steps]
         assert names == ["stepstone.inject", "agent", "slow"], "no model turn after the cancel"
+
+
+def test_inject_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'inject.db'}"
+    v1 = _app(tmp_path, "v1")
+    models = Models([ScriptedProvider(_replies())], default_model="m")
+    with Client(db, workflows=load_app(v1), models=models) as client:
+        client._portal.call(client.store.migrate)
+        handle = client.start("researcher", "x", run_id="pending")
+        assert main(["inject", "pending", "be brief", "--db", db, "--json"], env={}) == 0
+        assert json.loads(capsys.readouterr().out)["data"] == {
+            "run_id": "pending",
+            "note": "be brief",
+        }
+        assert main(["inject", "pending", " ", "--db", db], env={}) == 4
+        assert client.run("researcher", "x", run_id="pending") == "all found"
+        assert handle.result() == "all found"
+        provider = models.providers["scripted"]
+        assert isinstance(provider, ScriptedProvider)
+        first = [m["content"] for m in provider.requests[0].messages]
+        assert first == ["research x", "[operator note] be brief"]
+        # a finished run takes no more notes
+        assert main(["inject", "pending", "late", "--db", db], env={}) == 4
+        assert "is completed" in capsys.readouterr().err
