@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from stepstone.core.llm import LLMResult, Models
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
+    from stepstone.core.rerun import ReplayResult
     from stepstone.core.schedules import Schedule, ScheduleInfo
     from stepstone.core.settings import Settings
     from stepstone.store import open_store
@@ -93,6 +94,7 @@ _LAZY = {
     "SyncWorkflowContext": "stepstone.core.context",
     "WorkflowContext": "stepstone.core.context",
     "CheckResult": "stepstone.core.executor",
+    "ReplayResult": "stepstone.core.rerun",
     "Budget": "stepstone.core.ledger",
     "CostLine": "stepstone.core.ledger",
     "LLMResult": "stepstone.core.llm",
@@ -158,6 +160,7 @@ __all__ = [
     "Queue",
     "QueueStats",
     "Registry",
+    "ReplayResult",
     "RetryPolicy",
     "Run",
     "RunDescription",
