@@ -105,6 +105,7 @@ def script() -> ScriptedProvider:
                     call("fetch", 3, url="bad.example"),
                     call("nope", 4),
                     call("add", 5, a=1, b="x"),
+                    call("add", 7, a=1, b=2, c=3),
                     call("add", 6, a=1, b=2),
                 ),
                 usage=Usage(20, 5),
@@ -135,6 +136,7 @@ async def test_an_agent_runs_tools_as_steps_and_errors_go_back_to_the_model(
             ["fetch", None, "error: ConnectionError: cannot reach bad.example"],
             ["nope", None, "error: unknown tool 'nope' (tools: add, fetch, search)"],
             ["add", None, "error: bad arguments for 'add': $.b: expected integer, got string"],
+            ["add", None, "error: bad arguments for 'add': unknown argument 'c'"],
             ["add", 3, None],
         ]
         assert out["tokens"] == 75 and out["usd"] == pytest.approx((60 + 30) / 1e6)
@@ -144,7 +146,7 @@ async def test_an_agent_runs_tools_as_steps_and_errors_go_back_to_the_model(
         assert provider.requests[0].tools[0].parameters["properties"]["query"]["type"] == "object"
         last = provider.requests[2].messages
         errors = [m for m in last if m.get("is_error")]
-        assert [m["tool_call_id"] for m in errors] == ["c3", "c4", "c5"]
+        assert [m["tool_call_id"] for m in errors] == ["c3", "c4", "c5", "c7"]
         assert last[0] == {"role": "user", "content": "Research durable"}
         # each turn and each tool call that ran is its own step; polls for notes are signals
         steps = [(s.name, s.status) for s in await store.load_steps("ag-1")]

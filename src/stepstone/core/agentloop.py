@@ -118,6 +118,7 @@ class _Bound:
     options: StepOptions
     rtype: Any
     hints: dict[str, Any]
+    names: frozenset[str] | None  # the arguments it takes (None: any, it has **kwargs)
 
 
 def bind_tools(tools: Sequence[Any]) -> dict[str, _Bound]:
@@ -153,9 +154,11 @@ def bind_tools(tools: Sequence[Any]) -> dict[str, _Bound]:
         except Exception:
             hints = {}
         rtype = step.return_type if step is not None else hints.get("return", codec._NO_HINT)
-        params = set(inspect.signature(fn).parameters)
+        params = inspect.signature(fn).parameters
         hints = {k: v for k, v in hints.items() if k in params}
-        bound[spec.name] = _Bound(spec, fn, options, rtype, hints)
+        varkw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        names = None if varkw else frozenset(params)
+        bound[spec.name] = _Bound(spec, fn, options, rtype, hints, names)
     return bound
 
 
@@ -237,7 +240,9 @@ async def _run_tool(exe: Execution, tools: dict[str, _Bound], call: ToolCall, tu
         known = ", ".join(sorted(tools)) or "none"
         error = f"error: unknown tool {call.name!r} (tools: {known})"
         return ToolRun(turn, call.id, call.name, call.arguments, error=error)
-    problem = first_problem(call.arguments, tool.spec.parameters)
+    unknown = sorted(set(call.arguments) - tool.names) if tool.names is not None else []
+    problem = f"unknown argument {unknown[0]!r}" if unknown else None
+    problem = problem or first_problem(call.arguments, tool.spec.parameters)
     if problem is not None:
         error = f"error: bad arguments for {call.name!r}: {problem}"
         return ToolRun(turn, call.id, call.name, call.arguments, error=error)

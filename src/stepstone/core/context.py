@@ -564,6 +564,8 @@ class WorkflowContext(_ContextBase):
         one reply per turn and one result per tool call: a resumed run rebuilds the
         conversation from them without calling the model again. With ``inject`` (the default),
         notes sent with ``stepstone inject RUN "note"`` join the conversation at the next turn.
+        Run loops one after another (a loop takes its journal positions as it goes, so two in
+        ``ctx.parallel`` would not replay alike); for loops at once, use child workflows.
 
         >>> found = await ctx.agent("Find three sources on X", tools=[search, fetch],
         ...                         tier="balanced", max_turns=20, output=Sources)
