@@ -63,6 +63,7 @@ from stepstone.errors import (
 if TYPE_CHECKING:
     from stepstone.client import AsyncClient, AsyncRunHandle, Client, RunHandle
     from stepstone.client.views import RunDescription, TimelineEntry
+    from stepstone.core.agentloop import AgentResult, AgentTurn, Tool, ToolRun
     from stepstone.core.asking import Answer
     from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
     from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from stepstone.core.memory import Memory
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
+    from stepstone.core.rerun import ReplayResult
     from stepstone.core.retry import RetryPolicy
     from stepstone.core.routing import Pool, Queue, StartOptions
     from stepstone.core.schedules import Schedule, ScheduleInfo
@@ -100,10 +102,15 @@ _LAZY = {
     "AsyncRunHandle": "stepstone.client",
     "Client": "stepstone.client",
     "RunHandle": "stepstone.client",
+    "AgentResult": "stepstone.core.agentloop",
+    "AgentTurn": "stepstone.core.agentloop",
+    "Tool": "stepstone.core.agentloop",
+    "ToolRun": "stepstone.core.agentloop",
     "ChildHandle": "stepstone.core.context",
     "SyncWorkflowContext": "stepstone.core.context",
     "WorkflowContext": "stepstone.core.context",
     "CheckResult": "stepstone.core.executor",
+    "ReplayResult": "stepstone.core.rerun",
     "Budget": "stepstone.core.ledger",
     "CostLine": "stepstone.core.ledger",
     "LLMResult": "stepstone.core.llm",
@@ -139,6 +146,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AgentResult",
+    "AgentTurn",
     "Answer",
     "AsyncClient",
     "AsyncRunHandle",
@@ -170,6 +179,7 @@ __all__ = [
     "Queue",
     "QueueStats",
     "Registry",
+    "ReplayResult",
     "RetryPolicy",
     "Run",
     "RunDescription",
@@ -199,6 +209,8 @@ __all__ = [
     "StoreUnavailable",
     "SyncWorkflowContext",
     "TimelineEntry",
+    "Tool",
+    "ToolRun",
     "UnknownSignal",
     "WaitTimeout",
     "Workflow",

@@ -47,6 +47,7 @@ __all__ = [
     "ScheduleNotFound",
     "WebhookNotFound",
     "RunStateError",
+    "ReplayDiverged",
     "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
@@ -530,6 +531,22 @@ class ChecksFailed(StepstoneError):
             "(deploying it would block them)"
         )
         self.failed, self.total, self.output = failed, total, output
+
+
+class ReplayDiverged(StepstoneError):
+    """``stepstone replay`` found where the code now loaded leaves the run's journal: ``seq``,
+    ``step``, what was recorded (``expected``) and what the code did (``got``); ``output`` is
+    the report the CLI prints before exiting with this error's code."""
+
+    def __init__(
+        self, run_id: str, seq: int | None, step: str, expected: str, got: str, output: object
+    ) -> None:
+        at = f"step {step!r} #{seq}" if seq is not None else step or "the result"
+        super().__init__(
+            f"run {run_id} diverges from its journal at {at}: expected {expected}, got {got}"
+        )
+        self.run_id, self.seq, self.step = run_id, seq, step
+        self.expected, self.got, self.output = expected, got, output
 
 
 class RunsNotCopied(StepstoneError):

@@ -23,6 +23,7 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
          budget (start --wait, run, resume: raise the budget, then unpause it)
     8    check found runs that the code now loaded cannot continue
     9    doctor found a failing check (printed with the command that fixes it)
+    11   replay found where the code now loaded leaves the run's journal (step, seq, expected, got)
     40   waiting / still waiting (checkpointflow's code): run, resume and start --wait handed the
          run back at a signal wait (its own or a child run's; the output says what it waits for
          and the resume command), --timeout-s ran out before the run finished, or status and
@@ -84,6 +85,7 @@ from stepstone.errors import (
     EncodeError,
     InvalidArgument,
     MemoryNotFound,
+    ReplayDiverged,
     RunFailed,
     RunNotFound,
     RunsNotCopied,
@@ -130,6 +132,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     RunFailed: 7,
     DuplicateRun: 4,
     ChecksFailed: 8,
+    ReplayDiverged: 11,
     RunsNotCopied: 4,
     WaitTimeout: 40,
     InvalidArgument: 4,
@@ -153,6 +156,7 @@ MEANINGS: dict[int, str] = {
     7: "the run failed, was cancelled, is blocked or paused by a budget",
     8: "check found runs the code now loaded cannot continue",
     9: "doctor found a failing check (each is printed with the command that fixes it)",
+    11: "replay found where the code now loaded leaves the run's journal",
     40: "waiting / still waiting: handed back at a signal wait (with the resume command), "
     "--timeout-s ran out, or (status, inspect) the run is not finished",
     70: "already resumed: another resume or signal answered the wait first",
@@ -167,6 +171,8 @@ _COMMANDS: dict[str, str] = {
     "run": "operate:cmd_run",
     "result": "operate:cmd_result",
     "signal": "operate:cmd_signal",
+    "inject": "loops:cmd_inject",
+    "replay": "loops:cmd_replay",
     "approve": "gates:cmd_approve",
     "answer": "gates:cmd_answer",
     "cancel": "operate:cmd_cancel",

@@ -29,6 +29,7 @@ from stepstone.core.values import StateView
 from stepstone.errors import InvalidArgument, Suspend, Unwind
 
 if TYPE_CHECKING:
+    from stepstone.core.agentloop import AgentResult, AgentTurn
     from stepstone.core.llm import LLMResult, Tier
 
 __all__ = ["ChildHandle", "SyncWorkflowContext", "WorkflowContext"]
@@ -548,6 +549,62 @@ class WorkflowContext(_ContextBase):
         """
         return Memory(self._exe, JournalCall, scope, key, owner)
 
+    def agent(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        system: str | None = None,
+        tools: Sequence[Any] = (),
+        model: str | None = None,
+        tier: Tier | None = None,
+        max_turns: int = 10,
+        stop_when: Callable[[AgentTurn], bool] | None = None,
+        output: Any = None,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        name: str = "agent",
+        retry: RetryPolicy | None = None,
+        inject: bool = True,
+    ) -> Awaitable[AgentResult]:
+        """Run a durable tool-use loop and return its :class:`~stepstone.AgentResult`.
+
+        Each model turn is a ``ctx.llm`` step named ``name`` (``retry=`` is its policy); each
+        tool call the model makes runs as an ordinary step named after the tool, with the
+        tool's own retry policy (``tools=``: functions, ``@step`` functions or
+        :class:`~stepstone.Tool`; schemas from their annotations). A tool that still fails, an
+        unknown tool or bad arguments go back to the model as an error result. The loop ends
+        when the model answers without tool calls, when ``stop_when(turn)`` is true, or after
+        ``max_turns``; ``output=`` parses the final answer (see :meth:`llm`). The journal holds
+        one reply per turn and one result per tool call: a resumed run rebuilds the
+        conversation from them without calling the model again. With ``inject`` (the default),
+        notes sent with ``stepstone inject RUN "note"`` join the conversation at the next turn.
+        Run loops one after another (a loop takes its journal positions as it goes, so two in
+        ``ctx.parallel`` would not replay alike); for loops at once, use child workflows.
+
+        >>> found = await ctx.agent("Find three sources on X", tools=[search, fetch],
+        ...                         tier="balanced", max_turns=20, output=Sources)
+        """
+        from stepstone.core.agentloop import call_agent
+
+        return JournalCall(
+            call_agent(
+                self._exe,
+                messages,
+                system=system,
+                tools=tools,
+                model=model,
+                tier=tier,
+                max_turns=max_turns,
+                stop_when=stop_when,
+                output=output,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                name=name,
+                retry=retry,
+                inject=inject,
+            )
+        )
+
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> Awaitable[R]:
         """Run ``wf`` as a child run and wait for its result (a failed child raises RunFailed)."""
         return JournalCall(self._exe.children.call(wf, args, kwargs, start_only=False))
@@ -717,6 +774,45 @@ class SyncWorkflowContext(_ContextBase):
     def memory(self, scope: MemoryScope, key: str, *, owner: str | None = None) -> Memory:
         """:meth:`WorkflowContext.memory`: its ``get``/``set``/``update`` block and return."""
         return Memory(self._exe, self._exe.block, scope, key, owner)
+
+    def agent(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        system: str | None = None,
+        tools: Sequence[Any] = (),
+        model: str | None = None,
+        tier: Tier | None = None,
+        max_turns: int = 10,
+        stop_when: Callable[[AgentTurn], bool] | None = None,
+        output: Any = None,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        name: str = "agent",
+        retry: RetryPolicy | None = None,
+        inject: bool = True,
+    ) -> AgentResult:
+        """:meth:`WorkflowContext.agent`, blocking: a durable tool-use loop."""
+        from stepstone.core.agentloop import call_agent
+
+        exe = self._exe
+        loop = call_agent(
+            exe,
+            messages,
+            system=system,
+            tools=tools,
+            model=model,
+            tier=tier,
+            max_turns=max_turns,
+            stop_when=stop_when,
+            output=output,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            name=name,
+            retry=retry,
+            inject=inject,
+        )
+        return exe.block(loop)
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> R:
         result: R = self._exe.block(self._exe.children.call(wf, args, kwargs, start_only=False))

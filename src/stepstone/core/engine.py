@@ -120,6 +120,10 @@ class Execution:
         self.wf = wf
         self.journal = Journal(claim.run.run_id, records)
         self.check_only = check_only
+        # `stepstone replay --from-seq N`: ordinary steps from seq N on run again and are
+        # compared with their records (stepstone.core.rerun); reexecuted counts them
+        self.reexecute_from: int | None = None
+        self.reexecuted = 0
         self.loop = asyncio.get_running_loop()
         self.parked: list[Wait] = []  # what the run waits for when it suspends
         self.unwind: BaseException | None = None

@@ -322,9 +322,10 @@ class Store(Protocol):
         check: PayloadCheck | None = None,
     ) -> str | None:
         """Consume the oldest unconsumed ``name`` signal into journal entry ``seq`` and return
-        its payload; or, if there is none, record ``seq`` as waiting (until ``until``) and return
-        None. A signal whose payload ``check`` finds a problem with is marked rejected by
-        ``seq`` (with that problem) and the next one is tried."""
+        its payload; or, if there is none, record ``seq`` as waiting (until ``until``; as timed out
+        when ``until`` is not after ``now``) and return None. A signal whose payload ``check``
+        finds a problem with is marked rejected by ``seq`` (with that problem) and the next one
+        is tried."""
         ...
 
     async def list_signals(self, run_id: str) -> list[SignalRecord]: ...

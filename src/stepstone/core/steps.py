@@ -42,7 +42,10 @@ if TYPE_CHECKING:
     from stepstone.core.engine import Execution
     from stepstone.core.ledger import MeteredCall
 
-__all__ = ["Metered", "StepCall", "StepSpec", "Steps", "resolve_step"]
+__all__ = ["MODEL_CALL", "Metered", "StepCall", "StepSpec", "Steps", "resolve_step"]
+
+MODEL_CALL = "__stepstone_model_call__"
+"""Set on a ``ctx.llm`` step's body: ``stepstone replay --from-seq`` never calls it again."""
 
 log = logging.getLogger("stepstone.steps")
 
@@ -178,6 +181,8 @@ class Steps:
         if record is not None:
             _close_unused(spec.fn)
             if record.status is StepStatus.COMPLETED:
+                if exe.reexecute_from is not None and spec.seq >= exe.reexecute_from:
+                    await self._run_again(spec, record.output_json)
                 return codec.decode(record.output_json, spec.rtype, f"{spec.where} result")
             if record.status is StepStatus.FAILED:
                 assert record.error is not None
@@ -299,6 +304,20 @@ class Steps:
             if output == "null":
                 return None
             return codec.decode(output, spec.rtype, f"{spec.where} result")
+
+    async def _run_again(self, spec: StepSpec, recorded: str | None) -> None:
+        """``stepstone replay --from-seq``: run a recorded step's body once more (a model call
+        never: its recorded reply is the cassette) and compare the result, writing nothing."""
+        if getattr(spec.fn, MODEL_CALL, False):
+            return
+        from stepstone.core.rerun import compare_output
+
+        self._exe.reexecuted += 1
+        try:
+            value = await self._attempt(spec, 1)
+        except Exception as exc:  # it completed when recorded: raising now is a divergence
+            value = exc
+        compare_output(spec.seq, spec.name, recorded, value)
 
     async def _back_off(self, seq: int, retry_at: datetime) -> None:
         """Wait before the next attempt: in place when short, else suspend and free the worker."""
