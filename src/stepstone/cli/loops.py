@@ -8,7 +8,6 @@ import dataclasses
 from collections.abc import Callable
 
 from stepstone.cli.agent_parser import Command, run_arg
-from stepstone.cli.app import load_app
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
@@ -51,6 +50,8 @@ def cmd_inject(ns: argparse.Namespace, session: Session) -> Output:
 
 
 def cmd_replay(ns: argparse.Namespace, session: Session) -> Output:
+    from stepstone.cli.app import load_app  # imported on use: the parser imports this module
+
     with session.client(load_app(ns.app)) as client:
         report = client.replay(ns.run_id, from_seq=ns.from_seq)
     data = dataclasses.asdict(report)

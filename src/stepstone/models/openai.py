@@ -12,11 +12,8 @@ in an error, a log line or the store.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,6 +94,9 @@ class OpenAICompatibleProvider:
         return payload
 
     def _post(self, body: bytes) -> Any:
+        import urllib.error  # imported on the first call: http.client and ssl cost ~10 ms
+        import urllib.request
+
         headers = {"Content-Type": "application/json", **self.headers}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -215,6 +215,8 @@ def retry_after_s(headers: Mapping[str, str] | Any) -> float | None:
         return max(float(value), 0.0)
     except ValueError:
         pass
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
