@@ -138,3 +138,33 @@ async def test_a_rate_limit_budget_sleeps_for_its_window_instead_of_pausing(
     assert scripted.calls == 2
     with pytest.raises(InvalidArgument, match="needs period_s"):
         Budget(tokens=1, on_limit="wait")
+
+
+@workflow(concurrency_key=lambda customer: customer)
+async def for_customer(ctx: WorkflowContext, customer: str) -> str:
+    return (await ctx.llm(f"for {customer}", model="cheap", max_tokens=10)).text
+
+
+async def test_a_key_budget_limits_the_runs_of_one_concurrency_key_only(store: Store) -> None:
+    """Per-key tokens per minute: runs started with one concurrency key share its budget; a
+    run of another key is not held back by it."""
+    from stepstone import Settings, Worker
+    from tests.test_worker import Serving
+
+    scripted = provider()  # 1000 tokens a call
+    models = Models([scripted], prices=PRICES)
+    worker = Worker(store, workflows=[for_customer], models=models, settings=Settings(poll_s=0.05))
+    async with AsyncClient(store, workflows=[for_customer]) as client, Serving(worker):
+        await client.set_budget(Budget(tokens=1005, period_s=3600, alerts=()), key="acme")
+        assert await (await client.start(for_customer, "acme", run_id="a1")).result() == "ok"
+        globex = await client.start(for_customer, "globex", run_id="g1")
+        assert await globex.result() == "ok"  # another key: its own count
+        held = await client.start(for_customer, "acme", run_id="a2")
+        await wait_for_state(client, "a2", RunState.PAUSED)
+        [use] = await client.budget_use("a2")
+        assert (use.spec.scope, use.spec.name) == ("key", "acme")
+        assert use.spent_tokens == 1000  # a1: one call of 1000 tokens (g1 counts for globex)
+        assert scripted.calls == 2
+        await client.set_budget(None, key="acme")
+        await client.unpause("a2")
+        assert await held.result() == "ok"

@@ -69,7 +69,7 @@ def _filtered(ns: argparse.Namespace) -> bool:
 def cmd_budget(ns: argparse.Namespace, session: Session) -> Output:
     if ns.budget_command == "list":
         return _list_budgets(ns, session)
-    scope = {"run_id": ns.run, "workflow": ns.workflow, "queue": ns.queue}
+    scope = {"run_id": ns.run, "workflow": ns.workflow, "queue": ns.queue, "key": ns.key}
     budget = None
     if ns.budget_command == "set":
         budget = _budget_of(ns)

@@ -551,7 +551,7 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
         help="one line per model, workflow or UTC day (default: one total)",
     )
 
-    p = command("budget", "model-call budgets of runs, workflows and queues (stored, shared)")
+    p = command("budget", "model-call budgets of runs, workflows, queues and keys (stored, shared)")
     budget = p.add_subparsers(dest="budget_command", metavar="ACTION", required=True)
     b = budget.add_parser(
         "set",
@@ -562,6 +562,12 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
     scope.add_argument("--run", metavar="RUN", help="the budget of this run")
     scope.add_argument("--workflow", metavar="W", help="the budget of this workflow's runs")
     scope.add_argument("--queue", metavar="Q", help="the budget of the runs on this queue")
+    scope.add_argument(
+        "--key",
+        metavar="K",
+        help="the budget of the runs started with this concurrency key (one customer's tokens "
+        "per minute: --key acme --tokens 50000 --period 60 --wait)",
+    )
     b.add_argument("--usd", type=_nonnegative_float, help="limit in USD")
     b.add_argument("--tokens", type=_nonnegative_int, help="limit in tokens (in, out, cache)")
     b.add_argument(
@@ -594,6 +600,7 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
     scope.add_argument("--run", metavar="RUN")
     scope.add_argument("--workflow", metavar="W")
     scope.add_argument("--queue", metavar="Q")
+    scope.add_argument("--key", metavar="K")
     b = budget.add_parser(
         "list", help="every budget (with --run RUN: what it has spent)", parents=[common]
     )

@@ -224,18 +224,26 @@ class Inspecting(ClientBase):
         run_id: str | None = None,
         workflow: str | None = None,
         queue: str | None = None,
+        key: str | None = None,
     ) -> None:
-        """Store the model-call budget of one run, workflow or queue (exactly one of them);
-        ``None`` removes it. Every worker checks it against the ledger before each call, so
-        it holds across restarts and workers. A run paused by a budget goes on once the
-        budget is raised and the run unpaused.
+        """Store the model-call budget of one run, workflow, queue or concurrency key (exactly
+        one of them); ``None`` removes it. Every worker checks it against the ledger before each
+        call, so it holds across restarts and workers. A run paused by a budget goes on once
+        the budget is raised and the run unpaused. A ``key`` budget counts the calls of every
+        run started with that ``concurrency_key`` (one customer, one API key of yours).
 
         >>> client.set_budget(Budget(usd=5.0, period_s=86400), workflow="research")
+        >>> client.set_budget(Budget(tokens=50_000, period_s=60, on_limit="wait"), key="acme")
         """
-        named = [(s, n) for s, n in (("run", run_id), ("workflow", workflow), ("queue", queue))]
+        named = [
+            (s, n)
+            for s, n in (("run", run_id), ("workflow", workflow), ("queue", queue), ("key", key))
+        ]
         given = [(s, n) for s, n in named if n is not None]
         if len(given) != 1 or not given[0][1]:
-            raise InvalidArgument("set_budget needs exactly one of run_id=, workflow=, queue=")
+            raise InvalidArgument(
+                "set_budget needs exactly one of run_id=, workflow=, queue=, key="
+            )
         scope, name = given[0]
         assert name is not None
         await self.store.set_budget(scope, name, budget, now=self.clock.now())  # type: ignore[arg-type]
@@ -248,7 +256,11 @@ class Inspecting(ClientBase):
         """The budgets a run's next model call counts against, with what each has spent."""
         run = await self.get(run_id)
         return await self.store.budget_use(
-            run.run_id, run.workflow, run.queue, now=self.clock.now()
+            run.run_id,
+            run.workflow,
+            run.queue,
+            now=self.clock.now(),
+            key=run.routing.concurrency_key,
         )
 
     async def workers(self) -> builtins.list[WorkerInfo]:

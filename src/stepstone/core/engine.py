@@ -210,7 +210,14 @@ class Execution:
 
             run = self.run
             ledger = LedgerEntry(
-                run.run_id, record.seq, record.name, self.wf.name, run.queue, metered, self.now()
+                run.run_id,
+                record.seq,
+                record.name,
+                self.wf.name,
+                run.queue,
+                metered,
+                self.now(),
+                run.routing.concurrency_key,
             )
         try:
             control = await self.rt.store.record_step(

@@ -53,6 +53,9 @@ class LedgerEntry:
     queue: str
     call: MeteredCall
     created_at: datetime
+    concurrency_key: str | None = None
+    """The run's concurrency key (``StartOptions(concurrency_key=)``): what a ``key`` budget
+    counts, e.g. one customer's tokens per minute."""
 
 
 @frozen
@@ -80,8 +83,8 @@ class CostLine:
     latency_s: float
 
 
-BudgetScope = Literal["run", "workflow", "queue"]
-BUDGET_SCOPES: tuple[BudgetScope, ...] = ("run", "workflow", "queue")
+BudgetScope = Literal["run", "workflow", "queue", "key"]
+BUDGET_SCOPES: tuple[BudgetScope, ...] = ("run", "workflow", "queue", "key")
 
 
 @frozen
@@ -132,7 +135,8 @@ class Budget:
 
 @frozen
 class BudgetSpec:
-    """A budget as stored: its scope (``run``, ``workflow`` or ``queue``) and name."""
+    """A budget as stored: its scope (``run``, ``workflow``, ``queue`` or ``key``: a
+    concurrency key) and name."""
 
     scope: BudgetScope
     name: str

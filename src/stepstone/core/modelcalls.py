@@ -319,7 +319,10 @@ async def _budget_uses(exe: Execution) -> list[BudgetUse]:
     """The stored budgets this call counts against; a workflow's own per-run budget is stored
     with the run at its first model call (raise it there: ``stepstone budget set --run``)."""
     store, run = exe.rt.store, exe.run
-    uses = await exe.store_call(store.budget_use(run.run_id, exe.wf.name, run.queue, now=exe.now()))
+    key = run.routing.concurrency_key
+    uses = await exe.store_call(
+        store.budget_use(run.run_id, exe.wf.name, run.queue, now=exe.now(), key=key)
+    )
     own = exe.wf.defaults.budget
     if own is not None and not any(u.spec.scope == "run" for u in uses):
         await exe.store_call(store.set_budget("run", run.run_id, own, now=exe.now()))

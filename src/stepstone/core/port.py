@@ -384,10 +384,11 @@ class Store(Protocol):
     async def list_budgets(self) -> list[BudgetSpec]: ...
 
     async def budget_use(
-        self, run_id: str, workflow: str, queue: str, *, now: datetime
+        self, run_id: str, workflow: str, queue: str, *, now: datetime, key: str | None = None
     ) -> list[BudgetUse]:
         """The stored budgets a model call of this run counts against (its run's, its
-        workflow's, its queue's), each with what the ledger holds against it now."""
+        workflow's, its queue's, its concurrency ``key``'s), each with what the ledger holds
+        against it now."""
         ...
 
     # --- schedules -----------------------------------------------------------------------

@@ -207,6 +207,7 @@ class Columns:
             row["queue"],
             call,
             self._time(row["created_at"]),
+            row["concurrency_key"],
         )
 
     def worker(self, row: Row) -> WorkerInfo:

@@ -688,11 +688,11 @@ ON CONFLICT DO NOTHING;
 -- row; a step run again after `retry` (a new call) adds one.
 INSERT INTO stepstone.ledger (
     run_id, seq, step, workflow, queue, model, input_tokens, output_tokens,
-    cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at
+    cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at, concurrency_key
 ) VALUES (
     %(run_id)s, %(seq)s, %(step)s, %(workflow)s, %(queue)s, %(model)s, %(input_tokens)s,
     %(output_tokens)s, %(cache_read_tokens)s::bigint, %(cache_write_tokens)s::bigint,
-    %(cost_usd)s, %(latency_s)s, %(created_at)s
+    %(cost_usd)s, %(latency_s)s, %(created_at)s, %(concurrency_key)s
 )
 ON CONFLICT (run_id, seq, created_at) DO NOTHING;
 
@@ -789,13 +789,20 @@ SELECT * FROM stepstone.budgets ORDER BY scope, name;
 -- The budgets a model call of this run counts against.
 SELECT * FROM stepstone.budgets
 WHERE (scope = 'run' AND name = %(run_id)s) OR (scope = 'workflow' AND name = %(workflow)s)
-   OR (scope = 'queue' AND name = %(queue)s);
+   OR (scope = 'queue' AND name = %(queue)s) OR (scope = 'key' AND name = %(key)s::text);
 
 -- name: spent_by_run
 SELECT coalesce(sum(cost_usd), 0.0) AS usd,
        coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
                     + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
 FROM stepstone.ledger WHERE run_id = %(name)s AND created_at >= %(since)s;
+
+-- name: spent_by_key
+-- A concurrency key's calls (its budgets are rate limits: short periods, few rows).
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
+FROM stepstone.ledger WHERE concurrency_key = %(name)s AND created_at >= %(since)s;
 
 -- name: spent_by_workflow
 -- Whole days from ledger_days, the partial day before them from the ledger.

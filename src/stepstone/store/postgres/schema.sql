@@ -194,11 +194,14 @@ CREATE TABLE stepstone.ledger (
     cost_usd            double precision NOT NULL,
     latency_s           double precision NOT NULL,
     created_at          timestamptz NOT NULL,
+    concurrency_key     text,
     PRIMARY KEY (run_id, seq, created_at)
 );
 CREATE INDEX ledger_by_time ON stepstone.ledger (created_at);
 CREATE INDEX ledger_by_workflow ON stepstone.ledger (workflow, created_at);
 CREATE INDEX ledger_by_queue ON stepstone.ledger (queue, created_at);
+CREATE INDEX ledger_by_key ON stepstone.ledger (concurrency_key, created_at)
+    WHERE concurrency_key IS NOT NULL;
 
 CREATE TABLE stepstone.budgets (
     scope         text NOT NULL,

@@ -40,6 +40,7 @@ async def insert_entry(tx: Tx, entry: LedgerEntry) -> None:
         "cost_usd": call.cost_usd,
         "latency_s": call.latency_s,
         "created_at": tx.columns.time_out(entry.created_at),
+        "concurrency_key": entry.concurrency_key,
     }
     if await tx.run("insert_ledger", params):  # not on a retried transaction's second try
         await tx.run("add_ledger_day", params)
@@ -84,7 +85,12 @@ async def cost(tx: Tx, query: CostQuery) -> list[CostLine]:
 
 # --- budgets -----------------------------------------------------------------------------------
 
-_SPENT = {"run": "spent_by_run", "workflow": "spent_by_workflow", "queue": "spent_by_queue"}
+_SPENT = {
+    "run": "spent_by_run",
+    "workflow": "spent_by_workflow",
+    "queue": "spent_by_queue",
+    "key": "spent_by_key",
+}
 
 
 async def set_budget(
@@ -113,11 +119,11 @@ async def list_budgets(tx: Tx) -> list[BudgetSpec]:
 
 
 async def budget_use(
-    tx: Tx, run_id: str, workflow: str, queue: str, now: datetime
+    tx: Tx, run_id: str, workflow: str, queue: str, now: datetime, key: str | None = None
 ) -> list[BudgetUse]:
-    """The budgets a model call of this run counts against, each with what the ledger holds
-    against it within its period (one indexed sum per budget)."""
-    params = {"run_id": run_id, "workflow": workflow, "queue": queue}
+    """The budgets a model call of this run counts against (``key``: its concurrency key), each
+    with what the ledger holds against it within its period (one indexed sum per budget)."""
+    params = {"run_id": run_id, "workflow": workflow, "queue": queue, "key": key}
     uses = []
     for row in await tx.all("budgets_for", params):
         spec = _spec(tx, row)

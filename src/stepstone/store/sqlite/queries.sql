@@ -485,9 +485,11 @@ ON CONFLICT DO NOTHING;
 -- write). The same write again (a retried transaction: same run, step and time) keeps the first
 -- row; a step run again after `retry` (a new call) adds one.
 INSERT INTO ledger (run_id, seq, step, workflow, queue, model, input_tokens, output_tokens,
-                    cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at)
+                    cache_read_tokens, cache_write_tokens, cost_usd, latency_s, created_at,
+                    concurrency_key)
 VALUES (:run_id, :seq, :step, :workflow, :queue, :model, :input_tokens, :output_tokens,
-        :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_s, :created_at)
+        :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_s, :created_at,
+        :concurrency_key)
 ON CONFLICT (run_id, seq, created_at) DO NOTHING;
 
 -- name: add_ledger_day
@@ -580,13 +582,20 @@ SELECT * FROM budgets ORDER BY scope, name;
 -- The budgets a model call of this run counts against.
 SELECT * FROM budgets
 WHERE (scope = 'run' AND name = :run_id) OR (scope = 'workflow' AND name = :workflow)
-   OR (scope = 'queue' AND name = :queue);
+   OR (scope = 'queue' AND name = :queue) OR (scope = 'key' AND name = :key);
 
 -- name: spent_by_run
 SELECT coalesce(sum(cost_usd), 0.0) AS usd,
        coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
                     + coalesce(cache_write_tokens, 0)), 0) AS tokens
 FROM ledger WHERE run_id = :name AND created_at >= :since;
+
+-- name: spent_by_key
+-- A concurrency key's calls (its budgets are rate limits: short periods, few rows).
+SELECT coalesce(sum(cost_usd), 0.0) AS usd,
+       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
+FROM ledger WHERE concurrency_key = :name AND created_at >= :since;
 
 -- name: spent_by_workflow
 -- Whole days from ledger_days, the partial day before them from the ledger.

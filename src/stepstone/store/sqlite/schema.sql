@@ -173,11 +173,14 @@ CREATE TABLE ledger (
     cost_usd            REAL NOT NULL,
     latency_s           REAL NOT NULL,
     created_at          REAL NOT NULL,
+    concurrency_key     TEXT,
     PRIMARY KEY (run_id, seq, created_at)
 );
 CREATE INDEX ledger_by_time ON ledger (created_at);
 CREATE INDEX ledger_by_workflow ON ledger (workflow, created_at);
 CREATE INDEX ledger_by_queue ON ledger (queue, created_at);
+CREATE INDEX ledger_by_key ON ledger (concurrency_key, created_at)
+    WHERE concurrency_key IS NOT NULL;
 
 CREATE TABLE budgets (
     scope         TEXT NOT NULL,

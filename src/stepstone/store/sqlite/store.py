@@ -308,9 +308,10 @@ class SQLiteStore:
         return self._read(scripts.ledger.list_budgets)
 
     async def budget_use(
-        self, run_id: str, workflow: str, queue: str, *, now: datetime
+        self, run_id: str, workflow: str, queue: str, *, now: datetime, key: str | None = None
     ) -> list[BudgetUse]:
-        return self._read(scripts.ledger.budget_use, run_id, workflow, queue, now)
+        args = (run_id, workflow, queue, now, key)
+        return self._read(scripts.ledger.budget_use, *args)
 
     # --- schedules ---------------------------------------------------------------------------
 

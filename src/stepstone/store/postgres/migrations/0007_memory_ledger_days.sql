@@ -47,3 +47,9 @@ SELECT (created_at AT TIME ZONE 'UTC')::date, workflow, queue, model, count(*),
 FROM stepstone.ledger GROUP BY 1, 2, 3, 4;
 
 ALTER TABLE stepstone.launches ADD COLUMN via text;
+
+-- ledger.concurrency_key: the run's concurrency key, which a budget of scope 'key' counts (one
+-- customer's tokens per minute, say).
+ALTER TABLE stepstone.ledger ADD COLUMN concurrency_key text;
+CREATE INDEX ledger_by_key ON stepstone.ledger (concurrency_key, created_at)
+    WHERE concurrency_key IS NOT NULL;

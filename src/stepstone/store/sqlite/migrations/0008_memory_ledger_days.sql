@@ -47,3 +47,9 @@ SELECT date(created_at, 'unixepoch'), workflow, queue, model, count(*), sum(inpu
 FROM ledger GROUP BY 1, 2, 3, 4;
 
 ALTER TABLE launches ADD COLUMN via TEXT;
+
+-- ledger.concurrency_key: the run's concurrency key, which a budget of scope 'key' counts (one
+-- customer's tokens per minute, say).
+ALTER TABLE ledger ADD COLUMN concurrency_key TEXT;
+CREATE INDEX ledger_by_key ON ledger (concurrency_key, created_at)
+    WHERE concurrency_key IS NOT NULL;
