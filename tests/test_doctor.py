@@ -67,3 +67,37 @@ def test_the_clock_is_compared_with_postgresql(tmp_path: Path, pg_url: str) -> N
     assert found["store"]["status"] == "ok" and found["clock"]["status"] == "ok"
     assert found["clock"]["detail"].endswith("s against the database server")
     assert "disk" not in found and "wal" not in found
+
+
+def test_the_model_check_is_offline_or_one_free_call_that_names_the_problem(
+    tmp_path: Path,
+) -> None:
+    from tests.llm_server import Answer, llm_server
+
+    cli = Cli(tmp_path)
+    cli("migrate")
+    assert checks(cli, 9)["model"] == {
+        "check": "model",
+        "status": "ok",
+        "detail": "offline: scripted provider",
+        "fix": None,
+    }
+    with llm_server() as server:
+        cli.env.update(
+            STEPSTONE_LLM_PROVIDER="openai",
+            STEPSTONE_OPENAI_BASE_URL=f"{server.url}/v1",
+            STEPSTONE_OPENAI_API_KEY="sk-doctor-secret",
+        )
+        server.queue(
+            Answer(body={"data": [{"id": "m1"}, {"id": "m2"}]}),
+            Answer(401, {"error": {"message": "invalid api key"}}),
+        )
+        ok = checks(cli, 9)["model"]
+        assert ok["status"] == "ok" and ok["detail"].endswith("/v1 answers (2 models)")
+        bad = checks(cli, 9)["model"]
+        assert bad["status"] == "fail" and "HTTP 401: invalid api key" in bad["detail"]
+        assert bad["fix"] is not None and "STEPSTONE_OPENAI_API_KEY" in bad["fix"]
+        assert [r["path"] for r in server.requests] == ["/v1/models", "/v1/models"]
+        assert all("sk-doctor-secret" not in str(c) for c in (ok, bad))
+    down = checks(cli, 9)["model"]  # the server is gone
+    assert down["status"] == "fail" and "cannot reach" in down["detail"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import shlex
 import shutil
 import time
@@ -25,7 +24,7 @@ from stepstone.core.port import Store
 from stepstone.desk.daemon import daemon_pid
 from stepstone.desk.hook import hook_state
 from stepstone.desk.loading import load_skills
-from stepstone.errors import InvalidArgument, StoreError
+from stepstone.errors import InvalidArgument, ModelError, StoreError
 from stepstone.store import DEFAULT_DB_PATH, open_store
 
 __all__ = ["DOCTOR_FAILED", "cmd_doctor"]
@@ -36,6 +35,8 @@ MIN_FREE_BYTES = 512 * 1024**2
 MAX_WAL_BYTES = 256 * 1024**2
 MAX_SKEW_S = 2.0
 MAX_HEARTBEAT_AGE_S = 60.0
+MODEL_CHECK_S = 10.0
+"""How long the model provider has to answer its check."""
 
 Status = Literal["ok", "fail", "skip"]
 
@@ -50,7 +51,7 @@ class Check:
 
 def cmd_doctor(ns: argparse.Namespace, session: Session) -> Output:
     checks = asyncio.run(_store_checks(session))
-    checks += [_skills(session), _hook(session), _model_provider()]
+    checks += [_skills(session), _hook(session), _model_provider(session)]
     failed = [c for c in checks if c.status == "fail"]
     data = [{"check": c.name, "status": c.status, "detail": c.detail, "fix": c.fix} for c in checks]
 
@@ -166,7 +167,29 @@ def _hook(session: Session) -> Check:
     return Check("hook", "ok", f"in {path}")
 
 
-def _model_provider() -> Check:
-    if importlib.util.find_spec("stepstone.agents") is None:
-        return Check("model", "skip", "no model layer in this build: skills run offline")
-    return Check("model", "skip", "the model layer is present; doctor does not check it yet")
+def _model_provider(session: Session) -> Check:
+    """The provider ``ctx.llm`` calls by default: offline (scripted), or reachable and taking
+    its key (one call that spends no tokens: the model list)."""
+    try:
+        models = session.models()
+    except InvalidArgument as exc:
+        return Check("model", "fail", str(exc), "fix ~/.stepstone/config.toml or STEPSTONE_LLM_*")
+    provider = models.providers[models.default]
+    check = getattr(provider, "check", None)
+    if check is None:
+        return Check("model", "ok", f"offline: {provider.name} provider")
+    try:
+        detail = asyncio.run(asyncio.wait_for(check(), MODEL_CHECK_S))
+    except TimeoutError:
+        detail, kind = f"no answer in {MODEL_CHECK_S:g} s", "unavailable"
+    except ModelError as exc:
+        detail, kind = str(exc), type(exc).__name__
+    else:
+        return Check("model", "ok", f"{provider.name}: {detail}")
+    fix = (
+        "set the key: STEPSTONE_OPENAI_API_KEY / ANTHROPIC_API_KEY (or [llm.openai] api_key_env)"
+        if kind == "ModelAuthError"
+        else "check the base URL ([llm.openai] base_url / STEPSTONE_OPENAI_BASE_URL) and that "
+        "the server runs; STEPSTONE_LLM_PROVIDER=scripted works offline"
+    )
+    return Check("model", "fail", f"{provider.name}: {detail}", fix)

@@ -48,6 +48,21 @@ class AnthropicProvider:
     def __repr__(self) -> str:
         return f"AnthropicProvider(name={self.name!r})"
 
+    async def check(self) -> str:
+        """One cheap call (the model list: no tokens spent) to tell whether the API answers and
+        takes the key; what it says, or a ModelError."""
+        try:
+            page = await self._client.models.list(limit=1)
+        except self._sdk.APIStatusError as exc:
+            headers = getattr(exc.response, "headers", None)
+            raise error_for_status(
+                self.name, exc.status_code, str(exc.message)[:300], retry_after_s(headers)
+            ) from None
+        except self._sdk.APIConnectionError as exc:
+            raise ModelUnavailable(self.name, f"cannot reach the API: {exc}") from None
+        first = next(iter(page.data), None)
+        return "the API answers" + (f" (e.g. {first.id})" if first is not None else "")
+
     async def complete(self, request: ModelRequest) -> ModelReply:
         kwargs: dict[str, Any] = {
             "model": request.model,

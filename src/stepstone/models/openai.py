@@ -93,15 +93,26 @@ class OpenAICompatibleProvider:
             }
         return payload
 
+    async def check(self) -> str:
+        """One cheap call (``GET {base_url}/models``: no tokens spent) to tell whether the
+        endpoint answers and takes the key; what it says, or a ModelError."""
+        data = await asyncio.to_thread(self._send, "GET", "/models", None)
+        models = data.get("data") if isinstance(data, Mapping) else None
+        count = f" ({len(models)} models)" if isinstance(models, list) else ""
+        return f"{self.base_url} answers{count}"
+
     def _post(self, body: bytes) -> Any:
+        return self._send("POST", "/chat/completions", body)
+
+    def _send(self, method: str, path: str, body: bytes | None) -> Any:
         import urllib.error  # imported on the first call: http.client and ssl cost ~10 ms
         import urllib.request
 
         headers = {"Content-Type": "application/json", **self.headers}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        url = f"{self.base_url}/chat/completions"
-        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        url = f"{self.base_url}{path}"
+        req = urllib.request.Request(url, data=body, headers=headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 raw = resp.read()
