@@ -214,3 +214,16 @@ def test_the_cli_reads_writes_lists_and_deletes(sqlite_url: str) -> None:
     assert cli("memory", "delete", "user", "prefs", "--owner", "ann")[0] == 0
     code, out = cli("memory", "get", "user", "prefs", "--owner", "ann")
     assert code == 3 and out["error"]["type"] == "MemoryNotFound"  # type: ignore[index]
+
+
+async def test_replay_from_a_seq_takes_memory_accesses_from_the_journal(store: Store) -> None:
+    """A memory read or write is recorded like a model reply: `replay --from-seq` compares the
+    code against it without reading or writing the document again."""
+    async with AsyncClient(store, workflows=[count_visit]) as client:
+        assert await client.run(count_visit, "zed", run_id="rp1") == 1
+        await client.memory_set("user", "visits", {"n": 41}, owner="zed")  # moved on since
+        report = await client.replay("rp1", from_seq=0)
+        assert report.ok and report.divergence is None, report
+        assert report.reexecuted == 0  # the one step is a memory update: not run again
+        doc = await client.memory_get("user", "visits", owner="zed")
+        assert doc is not None and doc.value == {"n": 41} and doc.version == 2

@@ -151,7 +151,10 @@ class Memory:
 
     def _call(self, verb: str, body: Callable[[], Awaitable[Any]]) -> Awaitable[dict[str, Any]]:
         """Take the next journal position for ``body`` (run once: retries are the caller's)."""
+        from stepstone.core.steps import MODEL_CALL  # steps imports this module
+
         options = StepOptions(retry=NO_RETRY)
+        setattr(body, MODEL_CALL, True)  # replay --from-seq: the recorded access is the cassette
         return self._exe.steps.lazy(f"memory.{verb} {self._where()}", body, (), {}, options, dict)
 
     async def _value(self, call: Awaitable[dict[str, Any]]) -> Any:

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["MODEL_CALL", "Metered", "StepCall", "StepSpec", "Steps", "resolve_step"]
 
 MODEL_CALL = "__stepstone_model_call__"
-"""Set on a ``ctx.llm`` step's body: ``stepstone replay --from-seq`` never calls it again."""
+"""Set on a step body whose recorded result is the cassette (a ``ctx.llm`` call, a
+``ctx.memory`` read or write): ``stepstone replay --from-seq`` never calls it again."""
 
 log = logging.getLogger("stepstone.steps")
 
