@@ -52,6 +52,8 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
         "0005_schedules",
         "0006_ledger",
         "0007_inbox",
+        "0008_reserved",
+        "0009_trace_context",
     ]
     await store.close()
 
