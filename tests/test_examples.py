@@ -25,6 +25,7 @@ EXPECTED = {
     "schedules.py": "again: ['existing', 'existing', 'existing']",
     "approval_gates.py": "Q4 report published on the blog (legal: ana, channel: bo)",
     "serve_webhook.py": "is completed: reserved 2 x espresso-beans",
+    "tracing.py": " spans, 1 trace",
 }
 
 
