@@ -277,3 +277,37 @@ def test_worker_otel_flag_refuses_an_unknown_exporter(tmp_path: Any) -> None:
     cli.env.update(OTEL_TRACES_EXPORTER="zipkin-ish")
     error = cli.json("worker", "--app", "app", "--otel", code=2)["error"]
     assert "OTEL_TRACES_EXPORTER='zipkin-ish'" in error["message"]
+
+
+async def test_a_webhook_with_a_traceparent_starts_a_run_in_that_trace(
+    sqlite_url: str, traced: Traced
+) -> None:
+    import json
+    import time
+
+    import httpx
+
+    from stepstone.web import WebhookBinding, sign
+    from tests.webserver import serving
+
+    secret = "a-secret-of-the-test-sender"
+    hook = WebhookBinding("orders", "traced_child", "stepstone", secret)
+    body = json.dumps(3).encode()
+    from opentelemetry import propagate
+
+    with traced.tracer_provider.get_tracer("sender").start_as_current_span("deliver") as sender:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the sender's traceparent header
+    with serving(sqlite_url, workflows=APP, hooks=[hook], tracing=traced.otel) as base:
+        headers = {
+            **sign(secret, body, timestamp=int(time.time())),
+            "X-Stepstone-Delivery": "d-1",
+            **carrier,
+        }
+        async with httpx.AsyncClient(base_url=base) as http:
+            r = await http.post("/hooks/orders", content=body, headers=headers)
+    assert r.status_code == 202, r.text
+    async with AsyncClient(sqlite_url, workflows=APP) as client:
+        carried = (await client.get(r.json()["run_id"])).trace_context
+    assert carried is not None
+    assert f"{sender.get_span_context().trace_id:032x}" in carried

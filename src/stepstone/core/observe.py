@@ -53,6 +53,11 @@ class Observer(Protocol):
         """The trace context active here, serialised for a new run (None: none active)."""
         ...
 
+    def joined(self, carrier: Mapping[str, str]) -> AbstractContextManager[None]:
+        """The trace context ``carrier`` holds (a request's ``traceparent`` header, say)
+        current in the block: runs started there join that trace."""
+        ...
+
     def attempt(self, claim: Claim) -> AbstractContextManager[AttemptObservation]:
         """An execution of ``claim``, continuing the trace its run carries."""
         ...

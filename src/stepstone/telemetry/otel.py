@@ -76,6 +76,19 @@ class OpenTelemetry:
         (self._propagator or propagate.get_global_textmap()).inject(carrier)
         return json.dumps(carrier, sort_keys=True, separators=(",", ":")) if carrier else None
 
+    @contextmanager
+    def joined(self, carrier: Mapping[str, str]) -> Iterator[None]:
+        """The trace context in ``carrier`` (W3C ``traceparent``/``tracestate`` by default)
+        current in the block."""
+        token = otel_context.attach(self._extract(carrier))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+    def _extract(self, carrier: Mapping[str, str]) -> otel_context.Context:
+        return (self._propagator or propagate.get_global_textmap()).extract(carrier)
+
     def _parent(self, run: Run) -> otel_context.Context | None:
         if not run.trace_context:
             return None
@@ -85,7 +98,7 @@ class OpenTelemetry:
             return None  # not written by a propagator: the run starts a trace of its own
         if not isinstance(carrier, dict):
             return None
-        return (self._propagator or propagate.get_global_textmap()).extract(carrier)
+        return self._extract(carrier)
 
     # --- spans --------------------------------------------------------------------------------
 
