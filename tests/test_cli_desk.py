@@ -177,3 +177,42 @@ def test_worker_skills_notifies_the_desktop_of_new_items_once(desk: Cli) -> None
             time.sleep(0.05)
     [line] = calls.read_text().splitlines()
     assert "stepstone: hello done|greeted eve: Hello, eve!|" in line
+
+
+SPENDER = """
+from stepstone import WorkflowContext
+from stepstone.desk import skill
+
+
+@skill
+async def spender(ctx: WorkflowContext, calls: int = 4) -> list[str]:
+    return [(await ctx.llm(f"q{i}", model="cheap", max_tokens=10)).text for i in range(calls)]
+"""
+
+
+def test_a_launch_budget_is_stored_and_pauses_the_run_before_it_is_passed(desk: Cli) -> None:
+    (desk.cwd / "skills" / "spender").mkdir(parents=True)
+    (desk.cwd / "skills" / "spender" / "skill.py").write_text(SPENDER)
+    replies = desk.cwd / "replies.json"
+    replies.write_text(
+        json.dumps([{"text": "ok", "repeat": True, "usage": {"input_tokens": 1000}}])
+    )
+    (desk.cwd / ".stepstone").mkdir(exist_ok=True)
+    (desk.cwd / ".stepstone" / "config.toml").write_text(
+        f'[llm]\nprovider = "scripted"\nscript = "{replies}"\n'
+        "[llm.prices.cheap]\ninput = 1.0\noutput = 1.0\n"  # each call: 0.001 USD (+ 10 out)
+    )
+    out = desk("launch", "spender", "--budget-usd", "0.0025", "--run-id", "s-1", "--await", code=7)
+    assert "budget" in out.stderr
+    assert "stepstone launch spender --run-id s-1 --budget-usd USD --await" in out.stderr
+    [budget] = desk.data("budget", "list", "--run", "s-1")
+    # three calls fit (the third's worst case is its short prompt), the fourth would pass it
+    assert budget["usd"] == 0.0025 and budget["spent_usd"] == pytest.approx(0.003)
+    [item] = desk.data("inbox")
+    assert (item["run_id"], item["outcome"]) == ("s-1", "paused")
+    assert item["summary"].startswith("paused by a budget: run 's-1' budget")
+    # raised (a relaunch with a new budget), it goes on from the third call
+    done = desk.data("launch", "spender", "--run-id", "s-1", "--budget-usd", "1", "--await")
+    assert done["result"] == ["ok"] * 4
+    [line] = desk.data("cost", "s-1")
+    assert line["calls"] == 4

@@ -22,9 +22,11 @@ EXPECTED = {
     "flow_pipeline.py": "doc-7 is completed: {'approved': True, 'by': 'ana'}",
     "start_options.py": "charged ana 42.00 with key ...4242",
     "llm_scripted.py": "'score': 0.92} (after 2 model turns)",
+    "agent_research.py": "completed: published 'Durable agent loops' (2 points)",
     "schedules.py": "again: ['existing', 'existing', 'existing']",
     "approval_gates.py": "Q4 report published on the blog (legal: ana, channel: bo)",
     "serve_webhook.py": "is completed: reserved 2 x espresso-beans",
+    "memory.py": "visits: 14 (version 14); ann: ['durability', 'schedules']",
     "tracing.py": " spans, 1 trace",
 }
 

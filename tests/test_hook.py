@@ -112,3 +112,38 @@ def test_session_start_prints_the_unread_items_for_claude_code(cli: Cli) -> None
     ]
     cli("dismiss", "--all")
     assert cli("hook", "session-start").stdout == ""
+
+
+def test_on_the_embedded_store_the_hook_reads_the_inbox_without_the_engine(cli: Cli) -> None:
+    """The lean read (sqlite3 and the store's named queries) prints what the read through the
+    store prints, and loads no asyncio, client or engine: it runs at every session start."""
+    import subprocess
+    import sys
+
+    (cli.cwd / "skills" / "hello").mkdir(parents=True)
+    (cli.cwd / "skills" / "hello" / "skill.py").write_text(HELLO)
+    for name in ("ann", "bob"):
+        cli("launch", "hello", name, "--run-id", f"r-{name}", "--await")
+    lean = (
+        "import sys, json\n"
+        f"sys.argv = ['stepstone', 'hook', 'session-start', '--db', {cli.db!r}]\n"
+        "from stepstone.cli.entry import main\n"
+        "assert main() == 0\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    full = (
+        "from stepstone.cli.hook import session_start_fast\n"
+        f"session_start_fast(['--db', {cli.db!r}], {{}})\n"
+    )
+
+    def python(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=cli.env, check=True
+        )
+
+    lean_run, full_run = python(lean), python(full)
+    assert lean_run.stdout == full_run.stdout
+    assert "2 unread result(s)" in lean_run.stdout
+    loaded = set(json.loads(lean_run.stderr))
+    for heavy in ("asyncio", "stepstone.client", "stepstone.core.engine", "stepstone.cli.main"):
+        assert heavy not in loaded, heavy

@@ -4,6 +4,7 @@ state change, never for other runs, never twice (run on SQLite and PostgreSQL)."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,70 @@ async def test_deleting_or_purging_a_run_takes_its_items_and_launch_mark(store: 
     claim = await claim_one(store, "purged")
     await store.close_claim(claim, Completed("1"), now=at(6))
     assert [i.run_id for i in await store.list_inbox(include_read=True)] == ["kept"]
+
+
+async def test_a_budget_pause_is_one_paused_item(store: Store) -> None:
+    from stepstone.core.port import Paused
+
+    claim = await launched(store, "r1")
+    reason = "run 'r1' budget: $0.003000 of $0.002500"
+    assert await store.close_claim(claim, Paused(reason), now=at(2)) is RunState.PAUSED
+    [item] = await store.list_inbox()
+    assert (item.outcome, item.level) == ("paused", "warning")
+    assert item.summary == f"paused by a budget: {reason}"
+
+
+async def test_a_child_of_a_launched_run_reaches_the_inbox_only_when_it_waits(
+    store: Store,
+) -> None:
+    from stepstone.core.model import NewRun, StepKind, StepRecord, StepStatus
+
+    parent = await launched(store, "p1")
+    record = StepRecord(0, "child", StepKind.CHILD, StepStatus.STARTED, started_at=at(1))
+    child = NewRun("c1", "wf", "v1", "null", parent_run_id="p1", parent_seq=0)
+    await store.start_child(parent, record, child, now=at(1))
+    [claim] = await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(2))
+    assert claim.run_id == "c1"
+    wait = Wait("signal", 0, "approval", info=WaitInfo(prompt="Ship it?"))
+    await store.close_claim(claim, Suspended((wait,)), now=at(3))
+    [item] = await store.list_inbox()
+    assert (item.run_id, item.skill, item.outcome) == ("c1", "greeter", "waiting")
+    assert item.summary == "child run of p1: waits for signal 'approval': Ship it?"
+    await store.send_signal("c1", "approval", "true", now=at(4))
+    [again] = await store.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(5))
+    await store.close_claim(again, Completed("1"), now=at(6))  # the child's end: no item
+    assert [i.run_id for i in await store.list_inbox()] == ["c1"]
+
+
+async def test_db_copy_takes_launches_and_inbox_items_along(store: Store, tmp_path: Path) -> None:
+    from stepstone import open_store
+    from stepstone.store.copy import copy_store
+
+    claim = await launched(store, "r1")
+    await store.append_events(
+        claim,
+        [NewEvent(NOTIFY_EVENT, json.dumps({"summary": "said", "level": "info"}), 0)],
+        now=at(1),
+    )
+    await store.close_claim(claim, Suspended((Wait("signal", 1, "go"),)), now=at(2))
+    await store.dismiss_inbox("r1", now=at(3))
+    target = open_store(f"sqlite:///{tmp_path}/copy.db")
+    await target.migrate()
+    try:
+        report = await copy_store(store, target, now=at(4))
+        assert report.inbox == 1
+        [before] = await store.list_inbox(include_read=True)
+        [after] = await target.list_inbox(include_read=True)
+        keep = ("run_id", "skill", "outcome", "level", "summary", "created_at", "read_at")
+        assert [getattr(after, k) for k in keep] == [getattr(before, k) for k in keep]
+        assert after.notified and after.summary == "said"
+        # the copy goes on as the original would: the end is one more item, the notify used
+        await target.send_signal("r1", "go", "true", now=at(5))
+        [again] = await target.claim_runs(W1, ALL, limit=1, lease_s=30, now=at(6))
+        await target.close_claim(again, Completed('"ok"'), now=at(7))
+        [done] = await target.list_inbox()
+        assert (done.outcome, done.summary) == ("done", "ok")
+        assert (await copy_store(store, target, now=at(8))).inbox == 1  # seen; nothing added
+        assert len(await target.list_inbox(include_read=True)) == 2
+    finally:
+        await target.close()

@@ -26,8 +26,19 @@ def server() -> Iterator[LLMServer]:
         yield s
 
 
-def openai_models(server: LLMServer, **kw: Any) -> Models:
-    provider = OpenAICompatibleProvider(f"{server.url}/v1", api_key=KEY, **kw)
+@pytest.fixture(params=["stdlib", "sdk"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """The OpenAI-compatible provider over the stdlib, and through the official SDK."""
+    if request.param == "sdk" and importlib.util.find_spec("openai") is None:
+        pytest.skip("no openai SDK")
+    return str(request.param)
+
+
+def openai_models(server: LLMServer, transport: str = "stdlib", **kw: Any) -> Models:
+    from stepstone.models import OpenAIProvider
+
+    kind = OpenAIProvider if transport == "sdk" else OpenAICompatibleProvider
+    provider = kind(f"{server.url}/v1", api_key=KEY, **kw)
     return Models([provider], default_model="m1", prices={"m1": Price(1.0, 2.0, 0.5)})
 
 
@@ -50,7 +61,7 @@ def lookup(term: str) -> str:
 
 
 async def test_openai_compatible_reply_tools_and_usage(
-    sqlite_store: Store, server: LLMServer
+    sqlite_store: Store, server: LLMServer, transport: str
 ) -> None:
     call = {
         "id": "c1",
@@ -58,7 +69,7 @@ async def test_openai_compatible_reply_tools_and_usage(
         "function": {"name": "lookup", "arguments": '{"term": "x"}'},
     }
     server.queue(Answer(body=chat_reply("hi", cached=4, prompt_tokens=10, tool_calls=[call])))
-    async with AsyncClient(sqlite_store, models=openai_models(server)) as client:
+    async with AsyncClient(sqlite_store, models=openai_models(server, transport)) as client:
         out = await client.run(ask, "hello", run_id="o1")
         [line] = await client.cost("o1")
     assert out == {
@@ -73,7 +84,8 @@ async def test_openai_compatible_reply_tools_and_usage(
     assert line.cost_usd == pytest.approx((6 * 1.0 + 7 * 2.0 + 4 * 0.5) / 1e6)
     [request] = server.requests
     assert request["path"] == "/v1/chat/completions"
-    assert request["headers"]["Authorization"] == f"Bearer {KEY}"
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert headers["authorization"] == f"Bearer {KEY}"
     body = request["body"]
     assert body["messages"][0] == {"role": "system", "content": "be brief"}
     assert body["messages"][1] == {"role": "user", "content": "hello"}
@@ -82,14 +94,14 @@ async def test_openai_compatible_reply_tools_and_usage(
 
 
 async def test_rate_limits_are_retried_after_retry_after_and_counted_once(
-    sqlite_store: Store, server: LLMServer
+    sqlite_store: Store, server: LLMServer, transport: str
 ) -> None:
     server.queue(
         Answer(429, {"error": {"message": "slow down"}}, {"Retry-After": "0.2"}),
         Answer(503, {"error": {"message": "overloaded"}}),
         Answer(body=chat_reply("finally")),
     )
-    async with AsyncClient(sqlite_store, models=openai_models(server)) as client:
+    async with AsyncClient(sqlite_store, models=openai_models(server, transport)) as client:
         out = await client.run(ask, "hello", run_id="o2")
         [step] = (await client.describe("o2")).steps
         [line] = await client.cost("o2")
@@ -98,11 +110,11 @@ async def test_rate_limits_are_retried_after_retry_after_and_counted_once(
 
 
 async def test_auth_errors_fail_at_once_and_never_show_the_key(
-    sqlite_store: Store, server: LLMServer
+    sqlite_store: Store, server: LLMServer, transport: str
 ) -> None:
     server.queue(Answer(401, {"error": {"message": "invalid api key"}}))
     server.default = Answer(body=chat_reply("never"))
-    async with AsyncClient(sqlite_store, models=openai_models(server)) as client:
+    async with AsyncClient(sqlite_store, models=openai_models(server, transport)) as client:
         with pytest.raises(RunFailed) as failed:
             await client.run(ask, "hello", run_id="o3")
         timeline = await client.timeline("o3")
@@ -203,6 +215,11 @@ output = 1.5
     assert models.resolve(None, "fast")[1] == "small"
     assert models.resolve("scripted/x", None)[0].name == "scripted"
     assert models.price("openai", "small") == Price(0.5, 1.5)
+    assert type(models.providers["openai"]).__name__ == "OpenAICompatibleProvider"
+    if importlib.util.find_spec("openai") is not None:  # sdk = true in the file, or the variable
+        sdk = load_models({**env, "STEPSTONE_OPENAI_SDK": "1"}).providers["openai"]
+        assert type(sdk).__name__ == "OpenAIProvider"
+        assert KEY not in repr(sdk)
 
 
 @pytest.mark.parametrize(

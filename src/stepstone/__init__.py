@@ -14,8 +14,9 @@ file or on PostgreSQL.
 >>> Client().run(hello, "world")
 'hello world'
 
-Heavy parts (the client, worker, stores) are imported on first use, so ``import stepstone`` stays
-fast and imports no database driver.
+Every name is imported on first use (the errors excepted), so ``import stepstone`` stays fast
+and imports no database driver: the SessionStart hook, which runs at every Claude Code session
+start, imports none of the engine.
 """
 
 from __future__ import annotations
@@ -23,11 +24,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from stepstone.core.asking import Answer
-from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
-from stepstone.core.retry import RetryPolicy
-from stepstone.core.routing import Pool, Queue, StartOptions
-from stepstone.core.scope import StepInfo, current_step, worker_credentials
 from stepstone.errors import (
     DeadlineExceeded,
     DecodeError,
@@ -36,6 +32,7 @@ from stepstone.errors import (
     InvalidArgument,
     MalformedOutput,
     MaxRecoveriesExceeded,
+    MemoryConflict,
     ModelAuthError,
     ModelError,
     ModelInvalidRequest,
@@ -66,13 +63,21 @@ from stepstone.errors import (
 if TYPE_CHECKING:
     from stepstone.client import AsyncClient, AsyncRunHandle, Client, RunHandle
     from stepstone.client.views import RunDescription, TimelineEntry
+    from stepstone.core.agentloop import AgentResult, AgentTurn, Tool, ToolRun
+    from stepstone.core.asking import Answer
     from stepstone.core.context import ChildHandle, SyncWorkflowContext, WorkflowContext
+    from stepstone.core.definitions import Registry, Step, Workflow, step, workflow
     from stepstone.core.executor import CheckResult
     from stepstone.core.ledger import Budget, CostLine
     from stepstone.core.llm import LLMResult, Models
+    from stepstone.core.memory import Memory
     from stepstone.core.model import QueueStats, Run, RunState, StepRecord, WorkerInfo
     from stepstone.core.port import Store
+    from stepstone.core.rerun import ReplayResult
+    from stepstone.core.retry import RetryPolicy
+    from stepstone.core.routing import Pool, Queue, StartOptions
     from stepstone.core.schedules import Schedule, ScheduleInfo
+    from stepstone.core.scope import StepInfo, current_step, worker_credentials
     from stepstone.core.settings import Settings
     from stepstone.store import open_store
     from stepstone.worker import Worker
@@ -80,18 +85,37 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Answer": "stepstone.core.asking",
+    "Registry": "stepstone.core.definitions",
+    "Step": "stepstone.core.definitions",
+    "Workflow": "stepstone.core.definitions",
+    "step": "stepstone.core.definitions",
+    "workflow": "stepstone.core.definitions",
+    "RetryPolicy": "stepstone.core.retry",
+    "Pool": "stepstone.core.routing",
+    "Queue": "stepstone.core.routing",
+    "StartOptions": "stepstone.core.routing",
+    "StepInfo": "stepstone.core.scope",
+    "current_step": "stepstone.core.scope",
+    "worker_credentials": "stepstone.core.scope",
     "AsyncClient": "stepstone.client",
     "AsyncRunHandle": "stepstone.client",
     "Client": "stepstone.client",
     "RunHandle": "stepstone.client",
+    "AgentResult": "stepstone.core.agentloop",
+    "AgentTurn": "stepstone.core.agentloop",
+    "Tool": "stepstone.core.agentloop",
+    "ToolRun": "stepstone.core.agentloop",
     "ChildHandle": "stepstone.core.context",
     "SyncWorkflowContext": "stepstone.core.context",
     "WorkflowContext": "stepstone.core.context",
     "CheckResult": "stepstone.core.executor",
+    "ReplayResult": "stepstone.core.rerun",
     "Budget": "stepstone.core.ledger",
     "CostLine": "stepstone.core.ledger",
     "LLMResult": "stepstone.core.llm",
     "Models": "stepstone.core.llm",
+    "Memory": "stepstone.core.memory",
     "QueueStats": "stepstone.core.model",
     "Run": "stepstone.core.model",
     "RunState": "stepstone.core.model",
@@ -122,6 +146,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AgentResult",
+    "AgentTurn",
     "Answer",
     "AsyncClient",
     "AsyncRunHandle",
@@ -138,6 +164,8 @@ __all__ = [
     "LLMResult",
     "MalformedOutput",
     "MaxRecoveriesExceeded",
+    "Memory",
+    "MemoryConflict",
     "ModelAuthError",
     "ModelError",
     "ModelInvalidRequest",
@@ -151,6 +179,7 @@ __all__ = [
     "Queue",
     "QueueStats",
     "Registry",
+    "ReplayResult",
     "RetryPolicy",
     "Run",
     "RunDescription",
@@ -180,6 +209,8 @@ __all__ = [
     "StoreUnavailable",
     "SyncWorkflowContext",
     "TimelineEntry",
+    "Tool",
+    "ToolRun",
     "UnknownSignal",
     "WaitTimeout",
     "Workflow",

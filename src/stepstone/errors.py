@@ -36,6 +36,8 @@ __all__ = [
     "ModelRateLimited",
     "ModelUnavailable",
     "MaxRecoveriesExceeded",
+    "MemoryConflict",
+    "MemoryNotFound",
     "NonDeterminismError",
     "OutcomeUnknown",
     "PauseRequested",
@@ -45,6 +47,7 @@ __all__ = [
     "ScheduleNotFound",
     "WebhookNotFound",
     "RunStateError",
+    "ReplayDiverged",
     "RunsNotCopied",
     "SchemaError",
     "SignalPayloadError",
@@ -166,6 +169,10 @@ class WebhookNotFound(StepstoneError, LookupError):
         self.name = name
 
 
+class MemoryNotFound(StepstoneError, LookupError):
+    """No memory document at this scope, owner and key."""
+
+
 class RunNotFound(StepstoneError, LookupError):
     """No run has this id in the store."""
 
@@ -195,6 +202,23 @@ class AlreadyResumed(RunStateError):
             f"{state}; another resume or signal was delivered first)",
         )
         self.name = name
+
+
+class MemoryConflict(StepstoneError):
+    """A memory write was computed from a version another run has since replaced (the write
+    did not land). ``Memory.update`` runs its step again on the new value; ``Memory.set``
+    after a read raises this."""
+
+    def __init__(self, where: str, expected: int, found: int) -> None:
+        super().__init__(where, expected, found)
+        self.where, self.expected, self.found = where, expected, found
+
+    def __str__(self) -> str:
+        return (
+            f"memory {self.where} changed under this write: it was computed from version "
+            f"{self.expected}, the document is now at version {self.found} (another run wrote "
+            "it; Memory.update retries on the new value)"
+        )
 
 
 class DuplicateRun(StepstoneError):
@@ -507,6 +531,22 @@ class ChecksFailed(StepstoneError):
             "(deploying it would block them)"
         )
         self.failed, self.total, self.output = failed, total, output
+
+
+class ReplayDiverged(StepstoneError):
+    """``stepstone replay`` found where the code now loaded leaves the run's journal: ``seq``,
+    ``step``, what was recorded (``expected``) and what the code did (``got``); ``output`` is
+    the report the CLI prints before exiting with this error's code."""
+
+    def __init__(
+        self, run_id: str, seq: int | None, step: str, expected: str, got: str, output: object
+    ) -> None:
+        at = f"step {step!r} #{seq}" if seq is not None else step or "the result"
+        super().__init__(
+            f"run {run_id} diverges from its journal at {at}: expected {expected}, got {got}"
+        )
+        self.run_id, self.seq, self.step = run_id, seq, step
+        self.expected, self.got, self.output = expected, got, output
 
 
 class RunsNotCopied(StepstoneError):

@@ -19,9 +19,10 @@ from stepstone.cli.render import Screen, fmt_time
 from stepstone.cli.session import Session
 from stepstone.cli.stops import WAITING
 from stepstone.client import Client
-from stepstone.client.base import raise_for
+from stepstone.client.base import paused_by_budget, raise_for
 from stepstone.core.definitions import Registry, Workflow
 from stepstone.core.ids import new_run_id
+from stepstone.core.ledger import Budget
 from stepstone.core.model import InboxItem, Launch, Run, RunState, describe_wait
 from stepstone.desk import (
     LoadedSkill,
@@ -36,7 +37,7 @@ from stepstone.desk import (
     write_inbox_file,
 )
 from stepstone.desk.mirror import InboxMirror
-from stepstone.errors import InvalidArgument, RunNotFound, SkillError, UsageError
+from stepstone.errors import InvalidArgument, RunFailed, RunNotFound, SkillError, UsageError
 
 __all__ = [
     "cmd_dismiss",
@@ -131,6 +132,11 @@ def cmd_launch(ns: argparse.Namespace, session: Session) -> Output:
         # an existing run keeps its input: its arguments are not asked for again
         kwargs = launch_arguments(skill, ns.values, ns.arg) if existing is None else {}
         client.record_launch(Launch(run_id, skill.name, budget))  # before the run exists
+        if budget is not None and (existing is None or ns.budget_usd is not None):
+            # the run's own budget, in the store: every worker checks it before each model call
+            client.set_budget(Budget(usd=budget), run_id=run_id)
+            if existing is not None and paused_by_budget(existing):
+                client.unpause(run_id)  # raised: it goes on (and pauses again if still short)
         if not ns.await_:
             if existing is None:
                 client.start(wf, run_id=run_id, **options, **kwargs)
@@ -175,7 +181,8 @@ def _launched(run: Run, skill: LoadedSkill, budget: float | None) -> dict[str, A
 
 
 def _stopped(run: Run, skill: LoadedSkill, budget: float | None) -> Output:
-    """The result of an awaited launch (exit 0), its failure (exit 7) or its question (40)."""
+    """The result of an awaited launch (exit 0), its failure or budget pause (exit 7), or its
+    question (40)."""
     data = _launched(run, skill, budget)
     if run.state is RunState.COMPLETED:
         value = json.loads(run.output_json) if run.output_json else None
@@ -186,6 +193,16 @@ def _stopped(run: Run, skill: LoadedSkill, budget: float | None) -> Output:
         return Output({**data, "result": value}, show)
     if run.state in (RunState.FAILED, RunState.CANCELLED, RunState.BLOCKED):
         raise_for(run)  # RunFailed: exit 7
+    if paused_by_budget(run):  # exit 7, saying how to go on
+        assert run.error is not None
+        relaunch = f"stepstone launch {skill.name} --run-id {run.run_id} --budget-usd USD --await"
+        raise RunFailed(
+            run.run_id,
+            run.state.value,
+            run.error.type,
+            f"{run.error.message}; or relaunch it with a higher budget: {relaunch}",
+            None,
+        )
     waits = [describe_wait(w) for w in run.waits]
     signals = [w.name for w in run.waits if w.kind == "signal" and w.name]
     name = signals[0] if signals else "NAME"

@@ -147,8 +147,9 @@ def cmd_db(ns: argparse.Namespace, session: Session) -> Output:
         screen.line(
             f"copied {report.runs_added} run(s) ({skipped} already there), {report.steps} step(s), "
             f"{report.signals} signal(s), {report.events} event(s), {report.ledger} ledger row(s), "
-            f"{report.queues} queue(s), {report.pools} pool(s) and {report.schedules} schedule(s) "
-            f"from {source} to {target}"
+            f"{report.inbox} inbox item(s), "
+            f"{report.queues} queue(s), {report.pools} pool(s), {report.schedules} schedule(s) "
+            f"and {report.memory} memory document(s) from {source} to {target}"
         )
 
     output = Output(data, human)

@@ -15,22 +15,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from stepstone.cli.entry import hook_db
 from stepstone.cli.output import Output
-from stepstone.cli.parser import ENV_DB
 from stepstone.cli.session import Session
-from stepstone.desk.hook import (
-    HOOK_MARK,
-    HookState,
-    hook_state,
-    install_hook,
-    session_start_output,
-    uninstall_hook,
-)
+from stepstone.desk.hook import HOOK_MARK, HookState, hook_state, install_hook, uninstall_hook
+from stepstone.desk.session_start import SHOWN, session_start_output
 
 __all__ = ["cmd_hook", "session_start_fast", "settings_path"]
-
-SHOWN = 10
-"""How many unread items the session's context lists (the rest are counted)."""
 
 
 def settings_path(session: Session) -> Path:
@@ -82,15 +73,13 @@ def _describe(state: HookState) -> str:
 
 def session_start_fast(args: list[str], env: Mapping[str, str]) -> int | None:
     """``hook session-start [--db URL]`` without building the whole parser (it runs at every
-    session start); None when ``args`` hold anything else (the full parser then reports it)."""
-    db = env.get(ENV_DB) or None
-    if args[:1] == ["--db"] and len(args) == 2:
-        db = args[1]
-    elif len(args) == 1 and args[0].startswith("--db="):
-        db = args[0][len("--db=") :]
-    elif args:
+    session start), through the store (PostgreSQL, or an SQLite store the lean read of
+    :mod:`stepstone.cli.entry` left to it); None when ``args`` hold anything else (the full
+    parser then reports it)."""
+    db = hook_db(args, env)
+    if db is False:
         return None
-    _session_start(Session(db=db, env=env))
+    _session_start(Session(db=db or None, env=env))
     return 0
 
 

@@ -23,6 +23,7 @@ Exit codes (the one table is ``EXIT_CODES`` below; ``stepstone --help`` prints i
          budget (start --wait, run, resume: raise the budget, then unpause it)
     8    check found runs that the code now loaded cannot continue
     9    doctor found a failing check (printed with the command that fixes it)
+    11   replay found where the code now loaded leaves the run's journal (step, seq, expected, got)
     40   waiting / still waiting (checkpointflow's code): run, resume and start --wait handed the
          run back at a signal wait (its own or a child run's; the output says what it waits for
          and the resume command), --timeout-s ran out before the run finished, or status and
@@ -85,6 +86,8 @@ from stepstone.errors import (
     DuplicateRun,
     EncodeError,
     InvalidArgument,
+    MemoryNotFound,
+    ReplayDiverged,
     RunFailed,
     RunNotFound,
     RunsNotCopied,
@@ -117,6 +120,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     UsageError: 2,
     AlreadyResumed: 70,
     RunNotFound: 3,
+    MemoryNotFound: 3,
     ScheduleNotFound: 3,
     SkillNotFound: 3,
     WebhookNotFound: 3,
@@ -130,6 +134,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     RunFailed: 7,
     DuplicateRun: 4,
     ChecksFailed: 8,
+    ReplayDiverged: 11,
     RunsNotCopied: 4,
     WaitTimeout: 40,
     InvalidArgument: 4,
@@ -145,7 +150,7 @@ MEANINGS: dict[int, str] = {
     0: "ok",
     1: "unexpected internal error (run with -v for the traceback)",
     2: "usage error (serve: a non-loopback --host without a token, or no web extra)",
-    3: "not found: run, schedule, webhook, workflow, app module or skill",
+    3: "not found: run, schedule, webhook, workflow, app module, skill or memory document",
     4: "invalid input: bad JSON or value in a flag, bad payload, unknown signal name, or a "
     "state that forbids it",
     5: "store unavailable, locked, corrupt or read-only",
@@ -153,6 +158,7 @@ MEANINGS: dict[int, str] = {
     7: "the run failed, was cancelled, is blocked or paused by a budget",
     8: "check found runs the code now loaded cannot continue",
     9: "doctor found a failing check (each is printed with the command that fixes it)",
+    11: "replay found where the code now loaded leaves the run's journal",
     40: "waiting / still waiting: handed back at a signal wait (with the resume command), "
     "--timeout-s ran out, or (status, inspect) the run is not finished",
     70: "already resumed: another resume or signal answered the wait first",
@@ -167,6 +173,8 @@ _COMMANDS: dict[str, str] = {
     "run": "operate:cmd_run",
     "result": "operate:cmd_result",
     "signal": "operate:cmd_signal",
+    "inject": "loops:cmd_inject",
+    "replay": "loops:cmd_replay",
     "approve": "gates:cmd_approve",
     "answer": "gates:cmd_answer",
     "cancel": "operate:cmd_cancel",
@@ -183,6 +191,7 @@ _COMMANDS: dict[str, str] = {
     "dlq": "fleet:cmd_dlq",
     "cost": "costs:cmd_cost",
     "budget": "costs:cmd_budget",
+    "memory": "memory:cmd_memory",
     "db": "fleet:cmd_db",
     "schedule": "schedules:cmd_schedule",
     "graph": "graph:cmd_graph",

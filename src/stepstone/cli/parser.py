@@ -21,6 +21,8 @@ from stepstone.cli.agent_parser import (
     workflow_args,
 )
 from stepstone.cli.desk_parser import add_desk_commands
+from stepstone.cli.loops import add_loop_commands
+from stepstone.cli.memory import add_memory_commands
 from stepstone.cli.serve_parser import add_serve_commands
 from stepstone.core.bounds import INT_MAX, INT_MIN, MAX_DURATION_S
 from stepstone.core.frozen import frozen
@@ -644,7 +646,9 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
     )
     add_agent_commands(command, _app_option)
     add_desk_commands(command, common, epilog)
+    add_memory_commands(command, common)
     add_serve_commands(command, _app_option, common)
+    add_loop_commands(command, _app_option)
     return parser
 
 
@@ -739,5 +743,5 @@ def _schedule_commands(p: argparse.ArgumentParser, common: argparse.ArgumentPars
     _app_option(b, required=True)
 
 
-APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph"})
+APP_REQUIRED = frozenset({"worker", "start", "run", "check", "graph", "replay"})
 """Commands that need the workflows' code: ``--app`` (or ``-f FILE`` where it is offered)."""

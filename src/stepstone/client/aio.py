@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stepstone.client.inbox import InboxReading
 from stepstone.client.inspecting import Inspecting
+from stepstone.client.memories import MemoryReading
 from stepstone.client.operating import Operating
 from stepstone.client.resuming import Resuming
 from stepstone.client.scheduling import Scheduling
@@ -11,7 +12,7 @@ from stepstone.client.scheduling import Scheduling
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(Resuming, Operating, Scheduling, Inspecting, InboxReading):
+class AsyncClient(Resuming, Operating, Scheduling, Inspecting, InboxReading, MemoryReading):
     """Start and manage durable runs (async). See :class:`Client` for the blocking form.
 
     >>> client = AsyncClient("sqlite:///app.db", workflows=[checkout])

@@ -31,6 +31,7 @@ from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from stepstone.core.ledger import Budget, BudgetSpec, BudgetUse, CostGroup, CostLine
+    from stepstone.core.rerun import ReplayResult
 
 __all__ = ["Inspecting"]
 
@@ -272,6 +273,26 @@ class Inspecting(ClientBase):
                 if unblock and result.ok and run.state is RunState.BLOCKED:
                     await self.store.retry_run(run.run_id, now=self.clock.now())
         return results
+
+    async def replay(self, run_id: str, *, from_seq: int | None = None) -> ReplayResult:
+        """Re-execute one run's workflow code (as this client loads it) against the run's
+        journal, writing nothing: recorded outcomes and model replies are returned as recorded,
+        and the first divergence (seq, step, expected, got) is reported. ``from_seq`` runs the
+        ordinary steps from that seq on again (never model calls) and compares their results.
+
+        >>> report = await client.replay("run-7")
+        >>> report.ok or report.divergence
+        """
+        from stepstone.core.rerun import replay_run
+
+        if from_seq is not None and (not isinstance(from_seq, int) or from_seq < 0):
+            raise InvalidArgument(f"from_seq must be an int >= 0, got {from_seq!r}")
+        run = await self.get(run_id)
+        wf = self.registry.resolve(run.workflow)
+        runner = await self._get_runner()
+        return await replay_run(
+            runner.runtime, Claim(run, "replay", run.lease_token), wf, from_seq=from_seq
+        )
 
 
 def _step_entries(step: StepRecord, fallback: datetime) -> builtins.list[TimelineEntry]:

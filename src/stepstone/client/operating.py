@@ -24,6 +24,16 @@ __all__ = ["Operating", "payload_problem_for"]
 class Operating(ClientBase):
     """Changing runs that exist, and the limits they run under."""
 
+    async def inject(self, run_id: str, note: str) -> None:
+        """Steer a run's ``ctx.agent`` loop: ``note`` joins its conversation (as a user message)
+        at the next model turn, recorded in the journal so a replay sees it at the same turn.
+        Kept until a loop takes it (a run with no loop never does)."""
+        from stepstone.core.agentloop import INJECT_SIGNAL
+
+        if not isinstance(note, str) or not note.strip():
+            raise InvalidArgument("inject: the note must be a non-empty string")
+        await self.signal(run_id, INJECT_SIGNAL, note, buffer=True)
+
     async def signal(
         self, run_id: str, name: str, payload: Any = None, *, buffer: bool = False
     ) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from stepstone.core.asking import Answer, AskKind, AskPlan, plan_ask
 from stepstone.core.definitions import Workflow
 from stepstone.core.engine import Execution
+from stepstone.core.memory import Memory, MemoryScope
 from stepstone.core.model import Audience, RiskLevel, StepKind, WaitInfo
 from stepstone.core.resources import NOTIFY_EVENT, NOTIFY_LEVELS, Prompt, SkillResources
 from stepstone.core.retry import RetryPolicy
@@ -28,6 +29,7 @@ from stepstone.core.values import StateView
 from stepstone.errors import InvalidArgument, Suspend, Unwind
 
 if TYPE_CHECKING:
+    from stepstone.core.agentloop import AgentResult, AgentTurn
     from stepstone.core.llm import LLMResult, Tier
 
 __all__ = ["ChildHandle", "SyncWorkflowContext", "WorkflowContext"]
@@ -534,6 +536,75 @@ class WorkflowContext(_ContextBase):
 
         return JournalCall(finish())
 
+    def memory(self, scope: MemoryScope, key: str, *, owner: str | None = None) -> Memory:
+        """A durable JSON document shared across runs: ``scope`` ``"session"`` or ``"user"``
+        (``owner=`` names the session or user) or ``"global"``. ``await mem.get(default=)``
+        reads it (recorded: a replay sees what this run saw), ``await mem.update(fn)`` reads,
+        applies ``fn`` and writes in one step (compare-and-set; another run's write in between
+        runs the step again on the newer value), ``await mem.set(value)`` writes on the version
+        read. Each write lands in the transaction that records its step, so it lands once.
+
+        >>> notes = ctx.memory("user", "notes", owner=user_id)
+        >>> await notes.update(lambda doc: (doc or []) + [summary])
+        """
+        return Memory(self._exe, JournalCall, scope, key, owner)
+
+    def agent(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        system: str | None = None,
+        tools: Sequence[Any] = (),
+        model: str | None = None,
+        tier: Tier | None = None,
+        max_turns: int = 10,
+        stop_when: Callable[[AgentTurn], bool] | None = None,
+        output: Any = None,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        name: str = "agent",
+        retry: RetryPolicy | None = None,
+        inject: bool = True,
+    ) -> Awaitable[AgentResult]:
+        """Run a durable tool-use loop and return its :class:`~stepstone.AgentResult`.
+
+        Each model turn is a ``ctx.llm`` step named ``name`` (``retry=`` is its policy); each
+        tool call the model makes runs as an ordinary step named after the tool, with the
+        tool's own retry policy (``tools=``: functions, ``@step`` functions or
+        :class:`~stepstone.Tool`; schemas from their annotations). A tool that still fails, an
+        unknown tool or bad arguments go back to the model as an error result. The loop ends
+        when the model answers without tool calls, when ``stop_when(turn)`` is true, or after
+        ``max_turns``; ``output=`` parses the final answer (see :meth:`llm`). The journal holds
+        one reply per turn and one result per tool call: a resumed run rebuilds the
+        conversation from them without calling the model again. With ``inject`` (the default),
+        notes sent with ``stepstone inject RUN "note"`` join the conversation at the next turn.
+        Run loops one after another (a loop takes its journal positions as it goes, so two in
+        ``ctx.parallel`` would not replay alike); for loops at once, use child workflows.
+
+        >>> found = await ctx.agent("Find three sources on X", tools=[search, fetch],
+        ...                         tier="balanced", max_turns=20, output=Sources)
+        """
+        from stepstone.core.agentloop import call_agent
+
+        return JournalCall(
+            call_agent(
+                self._exe,
+                messages,
+                system=system,
+                tools=tools,
+                model=model,
+                tier=tier,
+                max_turns=max_turns,
+                stop_when=stop_when,
+                output=output,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                name=name,
+                retry=retry,
+                inject=inject,
+            )
+        )
+
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> Awaitable[R]:
         """Run ``wf`` as a child run and wait for its result (a failed child raises RunFailed)."""
         return JournalCall(self._exe.children.call(wf, args, kwargs, start_only=False))
@@ -699,6 +770,49 @@ class SyncWorkflowContext(_ContextBase):
         exe = self._exe
         step = call_llm(exe, call, name=name or "llm", retry=retry, timeout_s=timeout_s)
         return call.finish(exe.block(step.run()))
+
+    def memory(self, scope: MemoryScope, key: str, *, owner: str | None = None) -> Memory:
+        """:meth:`WorkflowContext.memory`: its ``get``/``set``/``update`` block and return."""
+        return Memory(self._exe, self._exe.block, scope, key, owner)
+
+    def agent(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        system: str | None = None,
+        tools: Sequence[Any] = (),
+        model: str | None = None,
+        tier: Tier | None = None,
+        max_turns: int = 10,
+        stop_when: Callable[[AgentTurn], bool] | None = None,
+        output: Any = None,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        name: str = "agent",
+        retry: RetryPolicy | None = None,
+        inject: bool = True,
+    ) -> AgentResult:
+        """:meth:`WorkflowContext.agent`, blocking: a durable tool-use loop."""
+        from stepstone.core.agentloop import call_agent
+
+        exe = self._exe
+        loop = call_agent(
+            exe,
+            messages,
+            system=system,
+            tools=tools,
+            model=model,
+            tier=tier,
+            max_turns=max_turns,
+            stop_when=stop_when,
+            output=output,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            name=name,
+            retry=retry,
+            inject=inject,
+        )
+        return exe.block(loop)
 
     def child(self, wf: Workflow[Any, R], /, *args: Any, **kwargs: Any) -> R:
         result: R = self._exe.block(self._exe.children.call(wf, args, kwargs, start_only=False))

@@ -37,6 +37,7 @@ from stepstone.errors import (
     DeadlinePassed,
     HandBack,
     LeaseLost,
+    MemoryConflict,
     PauseRequested,
     StoreError,
     Suspend,
@@ -46,6 +47,7 @@ from stepstone.errors import (
 if TYPE_CHECKING:
     from stepstone.core.ledger import MeteredCall
     from stepstone.core.llm import Models
+    from stepstone.core.memory import MemoryWrite
     from stepstone.core.observe import Observer
     from stepstone.core.settings import Settings
 
@@ -121,6 +123,10 @@ class Execution:
         self.wf = wf
         self.journal = Journal(claim.run.run_id, records)
         self.check_only = check_only
+        # `stepstone replay --from-seq N`: ordinary steps from seq N on run again and are
+        # compared with their records (stepstone.core.rerun); reexecuted counts them
+        self.reexecute_from: int | None = None
+        self.reexecuted = 0
         self.loop = asyncio.get_running_loop()
         self.parked: list[Wait] = []  # what the run waits for when it suspends
         self.unwind: BaseException | None = None
@@ -189,9 +195,16 @@ class Execution:
 
     # --- writes ------------------------------------------------------------------------------
 
-    async def persist(self, record: StepRecord, metered: MeteredCall | None = None) -> None:
+    async def persist(
+        self,
+        record: StepRecord,
+        metered: MeteredCall | None = None,
+        memory: MemoryWrite | None = None,
+    ) -> None:
         """Record one journal entry (fenced by the lease) and honour any control request; a
-        model call the step made (``metered``) goes to the cost ledger in the same write."""
+        model call the step made (``metered``) goes to the cost ledger in the same write, and so
+        does the memory document it wrote (``memory``: a conflict raises MemoryConflict and
+        records nothing)."""
         await self.flush_background()
         state_json = self.values.take_state()
         ledger = None
@@ -204,10 +217,19 @@ class Execution:
             )
         try:
             control = await self.rt.store.record_step(
-                self.claim, record, now=self.now(), state_json=state_json, ledger=ledger
+                self.claim,
+                record,
+                now=self.now(),
+                state_json=state_json,
+                ledger=ledger,
+                memory=memory,
             )
         except StoreError as exc:
             raise self.store_failed(exc) from exc
+        except MemoryConflict:
+            if state_json is not None:
+                self.values.state_changed()  # rolled back with the record: write it next time
+            raise
         self.journal.remember(record)
         if control is not None:
             self.on_control(control)

@@ -440,27 +440,33 @@ class RunQuery:
 @frozen
 class RunExport:
     """Everything stored about one run, to copy it between stores (its model calls' ledger
-    rows included)."""
+    rows, its launch mark and its inbox items included)."""
 
     run: Run
     steps: tuple[StepRecord, ...]
     signals: tuple[SignalRecord, ...]
     events: tuple[EventRecord, ...]
     ledger: tuple[LedgerEntry, ...] = ()
+    launch: Launch | None = None
+    inbox: tuple[InboxItem, ...] = ()
 
 
-InboxOutcome = Literal["done", "failed", "cancelled", "waiting"]
+InboxOutcome = Literal["done", "failed", "cancelled", "waiting", "paused"]
 
 
 @frozen
 class Launch:
     """A run started by ``stepstone launch``: its outcomes go to the inbox.
 
-    ``budget_usd`` is kept with the launch for the operator (it is not enforced yet)."""
+    ``budget_usd``: the budget it was launched with (``launch`` also stores it as the run's
+    budget). ``via``: for a child of a launched run, the launched run it comes from (only its
+    waits and budget pauses reach the inbox). ``launched_at``: when (set by the store)."""
 
     run_id: str
     skill: str
     budget_usd: float | None = None
+    via: str | None = None
+    launched_at: datetime | None = None
 
 
 @frozen
@@ -479,6 +485,10 @@ class InboxItem:
     summary: str
     created_at: datetime
     read_at: datetime | None = None
+    mark: int = 0
+    """The lease token of the change (with run and outcome, the item's key)."""
+    notified: bool = False
+    """The summary came from a ``ctx.notify``."""
 
     @property
     def unread(self) -> bool:

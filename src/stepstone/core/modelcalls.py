@@ -39,7 +39,7 @@ from stepstone.core.model import Wait
 from stepstone.core.port import NewEvent
 from stepstone.core.retry import RetryPolicy
 from stepstone.core.scope import step_scope
-from stepstone.core.steps import Metered, StepCall
+from stepstone.core.steps import MODEL_CALL, Metered, StepCall
 from stepstone.core.structured import OutputProblem, parse_output, repair_prompt
 from stepstone.errors import (
     BudgetExhausted,
@@ -222,6 +222,7 @@ def call_llm(
     async def body() -> Metered:
         return await _complete(exe, call)
 
+    setattr(body, MODEL_CALL, True)
     step: StepCall[dict[str, Any]] = exe.steps.lazy(name, body, (), {}, options, codec._NO_HINT)
     return step
 
@@ -241,7 +242,8 @@ async def _complete(exe: Execution, call: LLMCall) -> Metered:
     provider, model = models.resolve(call.model, tier)
     system = call.system
     if call.schema is not None:
-        hint = "Answer with only a JSON value matching this JSON Schema:\n" + json.dumps(
+        lead = "When you answer without calling a tool, answer" if call.tools else "Answer"
+        hint = f"{lead} with only a JSON value matching this JSON Schema:\n" + json.dumps(
             call.schema, sort_keys=True
         )
         system = f"{system}\n\n{hint}" if system else hint

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         CostQuery,
         LedgerEntry,
     )
+    from stepstone.core.memory import MemoryDoc, MemoryWrite
 
 __all__ = [
     "Blocked",
@@ -269,9 +270,12 @@ class Store(Protocol):
         now: datetime,
         state_json: str | None = None,
         ledger: LedgerEntry | None = None,
+        memory: MemoryWrite | None = None,
     ) -> Control | None:
-        """Upsert one journal entry (fenced), with the model call it priced (``ledger``) in the
-        same transaction. Returns the control requested for the run, if any."""
+        """Upsert one journal entry (fenced), with the model call it priced (``ledger``) and
+        the memory document it wrote (``memory``, compare-and-set on its expected version:
+        MemoryConflict, and nothing written, when another write landed first) in the same
+        transaction. Returns the control requested for the run, if any."""
         ...
 
     async def start_child(
@@ -318,9 +322,10 @@ class Store(Protocol):
         check: PayloadCheck | None = None,
     ) -> str | None:
         """Consume the oldest unconsumed ``name`` signal into journal entry ``seq`` and return
-        its payload; or, if there is none, record ``seq`` as waiting (until ``until``) and return
-        None. A signal whose payload ``check`` finds a problem with is marked rejected by
-        ``seq`` (with that problem) and the next one is tried."""
+        its payload; or, if there is none, record ``seq`` as waiting (until ``until``; as timed out
+        when ``until`` is not after ``now``) and return None. A signal whose payload ``check``
+        finds a problem with is marked rejected by ``seq`` (with that problem) and the next one
+        is tried."""
         ...
 
     async def list_signals(self, run_id: str) -> list[SignalRecord]: ...
@@ -448,6 +453,32 @@ class Store(Protocol):
 
     async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
         """Mark the unread items of ``run_id`` (None: every one) read; how many."""
+        ...
+
+    # --- memory ------------------------------------------------------------------------
+    async def get_memory(self, scope: str, owner: str, key: str) -> MemoryDoc | None:
+        """One memory document, or None."""
+        ...
+
+    async def put_memory(
+        self, scope: str, owner: str, key: str, value_json: str, *, now: datetime
+    ) -> int:
+        """Write a document from outside any run (last writer wins); its new version."""
+        ...
+
+    async def delete_memory(self, scope: str, owner: str, key: str) -> bool:
+        """Delete a document; whether there was one."""
+        ...
+
+    async def list_memory(
+        self, *, scope: str | None = None, owner: str | None = None, limit: int = 1000
+    ) -> list[MemoryDoc]:
+        """Documents by scope, owner and key (filters optional)."""
+        ...
+
+    async def import_memory(self, docs: Sequence[MemoryDoc]) -> int:
+        """Store copied documents as they are (those already present are kept); how many
+        were added."""
         ...
 
     # --- housekeeping --------------------------------------------------------------------

@@ -23,6 +23,7 @@ from stepstone.core.definitions import Step, StepOptions
 from stepstone.core.failures import error_info, mark_steps, rebuild_error
 from stepstone.core.frozen import frozen
 from stepstone.core.ids import idempotency_key
+from stepstone.core.memory import MemoryWrite, Written, conflict_again, conflict_pause
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
 from stepstone.core.observe import StepObservation
 from stepstone.core.records import Until
@@ -32,6 +33,7 @@ from stepstone.errors import (
     DeadlinePassed,
     EncodeError,
     InvalidArgument,
+    MemoryConflict,
     OutcomeUnknown,
     StepTimeout,
     Unwind,
@@ -41,7 +43,10 @@ if TYPE_CHECKING:
     from stepstone.core.engine import Execution
     from stepstone.core.ledger import MeteredCall
 
-__all__ = ["Metered", "StepCall", "StepSpec", "Steps", "resolve_step"]
+__all__ = ["MODEL_CALL", "Metered", "StepCall", "StepSpec", "Steps", "resolve_step"]
+
+MODEL_CALL = "__stepstone_model_call__"
+"""Set on a ``ctx.llm`` step's body: ``stepstone replay --from-seq`` never calls it again."""
 
 log = logging.getLogger("stepstone.steps")
 
@@ -177,6 +182,8 @@ class Steps:
         if record is not None:
             _close_unused(spec.fn)
             if record.status is StepStatus.COMPLETED:
+                if exe.reexecute_from is not None and spec.seq >= exe.reexecute_from:
+                    await self._run_again(spec, record.output_json)
                 return codec.decode(record.output_json, spec.rtype, f"{spec.where} result")
             if record.status is StepStatus.FAILED:
                 assert record.error is not None
@@ -216,6 +223,7 @@ class Steps:
         exe = self._exe
         options = spec.options
         retry = options.retry if callable(spec.fn) else NO_RETRY  # an awaitable runs only once
+        conflicts = 0
         while True:
             exe.check_deadline()
             started = exe.now()
@@ -224,10 +232,13 @@ class Steps:
                     spec.record(StepStatus.STARTED, attempts=attempt, started_at=started)
                 )
             metered: MeteredCall | None = None
+            write: MemoryWrite | None = None
             try:
                 value = await self._attempt(spec, attempt)
                 if isinstance(value, Metered):
                     value, metered = value.value, value.call
+                elif isinstance(value, Written):
+                    value, write = value.value, value.write
                 output = codec.encode(value, f"{spec.where} result")
             except (Unwind, asyncio.CancelledError):
                 raise
@@ -274,21 +285,52 @@ class Steps:
                 await self._back_off(spec.seq, retry_at)
                 attempt += 1
                 continue
-            await exe.persist(
-                spec.record(
-                    StepStatus.COMPLETED,
-                    output_json=output,
+            completed = spec.record(
+                StepStatus.COMPLETED,
+                output_json=output,
+                attempts=attempt,
+                started_at=started,
+                finished_at=exe.now(),
+            )
+            try:
+                await exe.persist(completed, metered, write)
+            except MemoryConflict as exc:  # nothing was recorded: the write did not land
+                conflicts += 1
+                if conflict_again(exc, write, conflicts):
+                    # an update reads the newer version and computes again, after a jittered
+                    # pause that grows with the contention (so many writers spread out)
+                    await asyncio.sleep(conflict_pause(conflicts))
+                    continue
+                failed = spec.record(
+                    StepStatus.FAILED,
+                    error=error_info(exc),
                     attempts=attempt,
                     started_at=started,
                     finished_at=exe.now(),
-                ),
-                metered,
-            )
+                )
+                await exe.persist(failed, metered)
+                mark_steps(exc, (spec.seq,))
+                seen.failed(attempt, exc)
+                raise
             seen.completed(attempt)
             # Return what a replay would return, so first runs and replays cannot diverge.
             if output == "null":
                 return None
             return codec.decode(output, spec.rtype, f"{spec.where} result")
+
+    async def _run_again(self, spec: StepSpec, recorded: str | None) -> None:
+        """``stepstone replay --from-seq``: run a recorded step's body once more (a model call
+        never: its recorded reply is the cassette) and compare the result, writing nothing."""
+        if getattr(spec.fn, MODEL_CALL, False):
+            return
+        from stepstone.core.rerun import compare_output
+
+        self._exe.reexecuted += 1
+        try:
+            value = await self._attempt(spec, 1)
+        except Exception as exc:  # it completed when recorded: raising now is a divergence
+            value = exc
+        compare_output(spec.seq, spec.name, recorded, value)
 
     async def _back_off(self, seq: int, retry_at: datetime) -> None:
         """Wait before the next attempt: in place when short, else suspend and free the worker."""

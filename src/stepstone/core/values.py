@@ -90,6 +90,10 @@ class Values:
         del self.state[key]
         self._state_dirty = True
 
+    def state_changed(self) -> None:
+        """Mark the state as changed (a write that carried it was rolled back)."""
+        self._state_dirty = True
+
     def take_state(self) -> str | None:
         """The state as stored, if it changed since it was last taken (else None)."""
         if not self._state_dirty:

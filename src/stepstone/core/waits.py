@@ -138,8 +138,9 @@ class Waits:
             if tp is codec._NO_HINT
             else lambda text: payload_problem(json.loads(text), tp, name)
         )
+        now = exe.now()
         payload = await exe.store_call(
-            exe.rt.store.take_signal(exe.claim, seq, name, until=until, now=exe.now(), check=check)
+            exe.rt.store.take_signal(exe.claim, seq, name, until=until, now=now, check=check)
         )
         if payload is not None:
             taken = SignalOutcome(payload)
@@ -149,6 +150,14 @@ class Waits:
                 )
             )
             return self._result(taken, seq, name, timeout_s, tp)
+        if until is not None and now >= until:  # the store recorded the time-out (one write)
+            timed_out = SignalOutcome(timed_out=True)
+            exe.journal.remember(
+                StepRecord(
+                    seq, name, StepKind.SIGNAL, StepStatus.COMPLETED, output_json=timed_out.encode()
+                )
+            )
+            return self._result(timed_out, seq, name, timeout_s, tp)
         exe.journal.remember(
             StepRecord(
                 seq,
@@ -158,14 +167,6 @@ class Waits:
                 output_json=SignalWait(until).encode(),
             )
         )
-        if until is not None and exe.now() >= until:
-            timed_out = SignalOutcome(timed_out=True)
-            await exe.persist(
-                StepRecord(
-                    seq, name, StepKind.SIGNAL, StepStatus.COMPLETED, output_json=timed_out.encode()
-                )
-            )
-            return self._result(timed_out, seq, name, timeout_s, tp)
         schema = None if tp is codec._NO_HINT else codec.encode(_schema_of(tp), "signal schema")
         wait = Wait("signal", seq, name=name, until=until, schema_json=schema, info=info)
         raise exe.suspend(wait)

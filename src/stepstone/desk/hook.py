@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from stepstone.core.frozen import frozen
-from stepstone.core.model import InboxItem
 from stepstone.desk.files import write_atomically
+from stepstone.desk.session_start import EVENT, session_start_output
 from stepstone.errors import InvalidArgument
 
 __all__ = [
@@ -34,7 +33,6 @@ HOOK_MARK = "stepstone hook session-start"
 """Every command stepstone installs contains this: it is how our entry is recognised."""
 
 MATCHER = "startup|resume"
-EVENT = "SessionStart"
 
 
 @frozen
@@ -164,23 +162,3 @@ def _write(path: Path, data: dict[str, Any]) -> Path | None:
         shutil.copy2(path, backup)
     write_atomically(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
     return backup
-
-
-def session_start_output(items: Sequence[InboxItem], unread: int) -> str | None:
-    """What the hook prints: Claude Code's JSON for a SessionStart hook, whose
-    ``additionalContext`` lists the unread items (the newest ``len(items)`` of ``unread``);
-    None when nothing is unread (the hook prints nothing)."""
-    if unread == 0:
-        return None
-    lines = [f"stepstone inbox: {unread} unread result(s) of launched skills"]
-    for item in items:
-        first = (item.summary.strip().splitlines() or [""])[0]
-        first = first if len(first) <= 160 else first[:159] + "…"
-        lines.append(f"- {item.skill} {item.outcome} (run {item.run_id}): {first}")
-    if unread > len(items):
-        lines.append(f"- ... and {unread - len(items)} more")
-    lines.append("Read them with `stepstone inbox`; mark them read with `stepstone dismiss RUN`.")
-    payload = {
-        "hookSpecificOutput": {"hookEventName": EVENT, "additionalContext": "\n".join(lines)}
-    }
-    return json.dumps(payload, ensure_ascii=False)

@@ -46,7 +46,7 @@ Hello, $name!
 TOML = """\
 description = "Greets someone; a starting point for a skill of your own"
 queue = "default"
-# budget_usd = 0.50   # kept with each launch for now; not enforced yet
+# budget_usd = 0.50   # each launch's model-call budget (stored; the run pauses at it)
 """
 
 

@@ -8,7 +8,8 @@ variables (see :mod:`stepstone.models.config`):
 >>> from stepstone.models import Models, ScriptedProvider
 >>> client = Client(models=Models([ScriptedProvider.from_file("replies.yaml")]))
 
-The Anthropic SDK is imported only when an :class:`AnthropicProvider` is made.
+The Anthropic and OpenAI SDKs are imported only when an :class:`AnthropicProvider` or an
+:class:`OpenAIProvider` (the OpenAI-compatible chat API through the official SDK) is made.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from stepstone.models.scripted import ScriptedProvider, ScriptedReply
 
 if TYPE_CHECKING:
     from stepstone.models.anthropic import AnthropicProvider
+    from stepstone.models.openai_sdk import OpenAIProvider
 
 
 def __getattr__(name: str) -> Any:
@@ -45,6 +47,10 @@ def __getattr__(name: str) -> Any:
         from stepstone.models.anthropic import AnthropicProvider
 
         return AnthropicProvider
+    if name == "OpenAIProvider":
+        from stepstone.models.openai_sdk import OpenAIProvider
+
+        return OpenAIProvider
     raise AttributeError(f"module 'stepstone.models' has no attribute {name!r}")
 
 
@@ -58,6 +64,7 @@ __all__ = [
     "ModelRequest",
     "Models",
     "OpenAICompatibleProvider",
+    "OpenAIProvider",
     "Price",
     "ScriptedProvider",
     "ScriptedReply",

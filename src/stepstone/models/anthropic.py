@@ -110,6 +110,8 @@ def _message(m: Mapping[str, Any]) -> dict[str, Any]:
     if role == "tool":
         text = content if isinstance(content, str) else json.dumps(content)
         block = {"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": text}
+        if m.get("is_error"):
+            block["is_error"] = True
         return {"role": "user", "content": [block]}
     calls = m.get("tool_calls")
     if role == "assistant" and calls:

@@ -13,6 +13,7 @@ process environment by itself: the caller hands ``env`` in. The file::
     base_url = "http://127.0.0.1:11434/v1"
     api_key_env = "OPENAI_API_KEY"  # the variable holding the key (never the key in the file)
     json_schema = true              # the server constrains output to a JSON Schema
+    sdk = true                      # through the official SDK: pip install 'stepstone[openai]'
 
     [llm.anthropic]
     base_url = "https://api.anthropic.com"
@@ -29,6 +30,7 @@ process environment by itself: the caller hands ``env`` in. The file::
 Variables win over the file: ``STEPSTONE_LLM_PROVIDER``, ``STEPSTONE_LLM_MODEL``,
 ``STEPSTONE_LLM_SCRIPT``, ``STEPSTONE_LLM_TIER_FAST`` / ``_BALANCED`` / ``_BEST``,
 ``STEPSTONE_OPENAI_BASE_URL``, ``STEPSTONE_OPENAI_API_KEY`` (else ``OPENAI_API_KEY``),
+``STEPSTONE_OPENAI_SDK`` (1/0),
 ``STEPSTONE_ANTHROPIC_BASE_URL``, ``STEPSTONE_CONFIG`` (another file). With no provider named,
 ``anthropic`` is used when ``ANTHROPIC_API_KEY`` is set, ``openai`` when an OpenAI base URL or
 key is, else the offline ``scripted`` provider — so examples and tests run anywhere.
@@ -73,6 +75,7 @@ class ModelConfig:
     openai_base_url: str = OPENAI_URL
     openai_api_key: str | None = field(default=None, repr=False)
     openai_json_schema: bool = False
+    openai_sdk: bool = False
     anthropic_base_url: str | None = None
     anthropic_api_key: str | None = field(default=None, repr=False)
     tiers: Mapping[str, str] = field(default_factory=dict)
@@ -127,11 +130,19 @@ def load_model_config(env: Mapping[str, str], path: str | Path | None = None) ->
         openai_base_url=str(openai_url or OPENAI_URL),
         openai_api_key=openai_key,
         openai_json_schema=bool(openai.get("json_schema", False)),
+        openai_sdk=_flag(env.get("STEPSTONE_OPENAI_SDK"), openai.get("sdk", False)),
         anthropic_base_url=env.get("STEPSTONE_ANTHROPIC_BASE_URL") or anthropic.get("base_url"),
         anthropic_api_key=anthropic_key,
         tiers=tiers,
         prices=prices,
     )
+
+
+def _flag(text: str | None, default: object) -> bool:
+    """An on/off setting: the variable when set (1/true/yes/on, else off), else the file's."""
+    if text is None or text == "":
+        return bool(default)
+    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 def build_models(config: ModelConfig) -> Models:
@@ -152,7 +163,12 @@ def build_models(config: ModelConfig) -> Models:
             if config.provider == "anthropic":
                 raise
     if config.provider == "openai" or config.openai_api_key:
-        providers["openai"] = OpenAICompatibleProvider(
+        kind = OpenAICompatibleProvider
+        if config.openai_sdk:
+            from stepstone.models.openai_sdk import OpenAIProvider
+
+            kind = OpenAIProvider
+        providers["openai"] = kind(
             config.openai_base_url,
             api_key=config.openai_api_key,
             json_schema=config.openai_json_schema,

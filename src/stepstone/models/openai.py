@@ -155,6 +155,7 @@ class OpenAICompatibleProvider:
 def _message(m: Mapping[str, Any]) -> dict[str, Any]:
     """A stepstone message as the chat API takes it (tool calls as function calls)."""
     out = dict(m)
+    out.pop("is_error", None)  # an error tool result says so in its content here
     calls = out.get("tool_calls")
     if calls:
         out["tool_calls"] = [

@@ -7,14 +7,17 @@ A script is a list of replies (or ``{"replies": [...]}``)::
         text: "A short summary."
       - json: {title: "Q3", score: 0.9}     # the reply's text is this value as JSON
         usage: {input_tokens: 120, output_tokens: 30}
-      - tool_calls: [{name: search, arguments: {q: "stepstone"}}]
+      - tool_calls: [{name: search, arguments: {q: "stepstone"}}]   # id: optional (call_N)
       - error: {kind: rate_limited, retry_after_s: 0.1}   # once: the next call goes on
       - text: "served in order"     # a reply without match: the next unused one, in order
 
 A call takes the first unused reply whose ``match`` fits its last user message; failing that,
-the next unused reply without ``match``, in file order. A reply with ``repeat: true`` is never
-used up. No reply left: :class:`~stepstone.errors.ModelInvalidRequest` naming the prompt. Usage
-not given is estimated (a token per 4 characters), so costs and ledgers are non-zero offline.
+the next unused reply without ``match``, in file order. For a ``ctx.agent`` loop (whose last
+user message stays its prompt while tools answer) script one reply per turn, in order:
+``tool_calls`` for the turns that use tools, then the final answer. A reply with
+``repeat: true`` is never used up. No reply left: :class:`~stepstone.errors.ModelInvalidRequest`
+naming the prompt. Usage not given is estimated (a token per 4 characters), so costs and ledgers
+are non-zero offline.
 """
 
 from __future__ import annotations

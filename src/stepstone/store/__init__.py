@@ -5,12 +5,21 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from stepstone.core.port import Store
 from stepstone.errors import InvalidArgument
 
-__all__ = ["DEFAULT_DB_PATH", "open_store", "open_store_for_use", "redact_url"]
+if TYPE_CHECKING:
+    from stepstone.core.port import Store
+
+__all__ = [
+    "DEFAULT_DB_PATH",
+    "is_sqlite",
+    "open_store",
+    "open_store_for_use",
+    "redact_url",
+    "sqlite_path",
+]
 
 DEFAULT_DB_PATH = Path("~/.stepstone/stepstone.db")
 
@@ -40,10 +49,10 @@ def open_store(
             auto_migrate=True if auto_migrate is None else auto_migrate,
         )
     text = str(url)
-    if _is_sqlite(url):
+    if is_sqlite(url):
         from stepstone.store.sqlite.store import SQLiteStore
 
-        path = _sqlite_path(text)
+        path = sqlite_path(text)
         return SQLiteStore(path, durability=durability, auto_migrate=bool(auto_migrate))
     scheme = text.partition("://")[0]
     if scheme in ("postgresql", "postgres"):
@@ -72,14 +81,16 @@ def open_store_for_use(
     A ``Store`` is used as it is. From a URL, ``auto_migrate=None``: an SQLite file (named or
     the default) is created and migrated on first use; PostgreSQL is migrated explicitly
     (``stepstone migrate``), since its schema is shared by a whole fleet."""
+    from stepstone.core.port import Store  # imported on use: `import stepstone.store` stays light
+
     if isinstance(url, Store):
         return url, False
     if auto_migrate is None:
-        auto_migrate = _is_sqlite(url)
+        auto_migrate = is_sqlite(url)
     return open_store(url, auto_migrate=auto_migrate), True
 
 
-def _is_sqlite(url: str | Path | None) -> bool:
+def is_sqlite(url: str | Path | None) -> bool:
     """What :func:`open_store` opens as SQLite: no URL (the default), a path, or sqlite://."""
     if url is None or isinstance(url, Path):
         return True
@@ -87,7 +98,7 @@ def _is_sqlite(url: str | Path | None) -> bool:
     return "://" not in text or text.startswith("sqlite://")
 
 
-def _sqlite_path(text: str) -> str:
+def sqlite_path(text: str) -> str:
     """The file (or ``:memory:``) an SQLite URL or plain path names."""
     if "://" not in text:
         return text

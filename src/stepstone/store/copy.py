@@ -1,11 +1,12 @@
 """Copy everything from one store to another (SQLite to PostgreSQL and back), so a user who
 starts embedded can grow without losing history.
 
-Runs are copied in run-id order in batches, each with its journal, signals, events and the
-ledger rows of its model calls, plus the declared queues and pools and the schedules (as they
-are: paused or not, next fire time). Ledger rows of runs purged before the copy stay behind.
-Runs and schedules already in the destination are skipped, so an interrupted copy can simply be
-started again. Workers are not copied: they register themselves.
+Runs are copied in run-id order in batches, each with its journal, signals, events, the ledger
+rows of its model calls, its launch mark and its inbox items (read or not), plus the declared
+queues and pools, the schedules (as they are: paused or not, next fire time) and the memory
+documents (ctx.memory, versions kept). Ledger rows of runs purged before the copy stay behind.
+Runs, schedules and documents already in the destination are skipped, so an interrupted copy
+can simply be started again. Workers are not copied: they register themselves.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from stepstone.core.model import RunExport
 from stepstone.core.port import Store
 from stepstone.errors import StepstoneError
 
-__all__ = ["CopyReport", "copy_store", "uncopyable"]
+__all__ = ["MEMORY_MAX", "CopyReport", "copy_store", "uncopyable"]
+
+MEMORY_MAX = 10_000_000
+"""Memory documents copied at most (all of them, in practice)."""
 
 
 @frozen
@@ -39,6 +43,10 @@ class CopyReport:
     """Runs not copied, each with why (a value the target cannot hold, or its error)."""
     ledger: int = 0
     """Ledger rows (priced model calls) of the runs seen."""
+    memory: int = 0
+    """Memory documents added (those already in the target are kept)."""
+    inbox: int = 0
+    """Inbox items of the runs seen (launched runs' outcomes)."""
 
 
 async def copy_store(
@@ -58,9 +66,10 @@ async def copy_store(
     if pools:
         await target.declare_pools(pools, now=now)
     schedules = await target.import_schedules(await source.list_schedules())
+    memory = await target.import_memory(await source.list_memory(limit=MEMORY_MAX))
     seen = added = steps = signals = events = 0
     refused: list[tuple[str, str]] = []
-    ledger = 0
+    ledger = inbox = 0
     after: str | None = None
     while True:
         exported = await source.export_runs(after_run_id=after, limit=batch)
@@ -79,6 +88,7 @@ async def copy_store(
         signals += sum(len(e.signals) for e in exported)
         events += sum(len(e.events) for e in exported)
         ledger += sum(len(e.ledger) for e in exported)
+        inbox += sum(len(e.inbox) for e in exported)
         after = exported[-1].run.run_id
         if progress is not None:
             progress(seen, added)
@@ -93,6 +103,8 @@ async def copy_store(
         schedules=schedules,
         refused=tuple(refused),
         ledger=ledger,
+        memory=memory,
+        inbox=inbox,
     )
 
 

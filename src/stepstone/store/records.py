@@ -16,7 +16,9 @@ from stepstone.core.frozen import frozen
 from stepstone.core.ledger import LedgerEntry, MeteredCall
 from stepstone.core.model import (
     EventRecord,
+    InboxItem,
     Labels,
+    Launch,
     NewRun,
     PoolSpec,
     QueueSpec,
@@ -64,11 +66,16 @@ def exports(
     signals: Iterable[tuple[str, SignalRecord]],
     events: Iterable[tuple[str, EventRecord]],
     ledger: Iterable[LedgerEntry] = (),
+    launches: Iterable[Launch] = (),
+    inbox: Iterable[InboxItem] = (),
 ) -> list[RunExport]:
-    """Each run with its own steps, signals, events and ledger rows (given as ``(run_id,
-    record)`` in the order they were read), for :meth:`Store.export_runs`."""
+    """Each run with its own steps, signals, events, ledger rows, launch mark and inbox items
+    (given as ``(run_id, record)`` or carrying their run id, in the order they were read), for
+    :meth:`Store.export_runs`."""
     steps_of, signals_of, events_of = _by_run(steps), _by_run(signals), _by_run(events)
     ledger_of = _by_run((e.run_id, e) for e in ledger)
+    launch_of = {launch.run_id: launch for launch in launches}
+    inbox_of = _by_run((item.run_id, item) for item in inbox)
     return [
         RunExport(
             run,
@@ -76,6 +83,8 @@ def exports(
             tuple(signals_of.get(run.run_id, ())),
             tuple(events_of.get(run.run_id, ())),
             tuple(ledger_of.get(run.run_id, ())),
+            launch_of.get(run.run_id),
+            tuple(inbox_of.get(run.run_id, ())),
         )
         for run in runs
     ]

@@ -147,6 +147,19 @@ def signal_taken(seq: int, name: str, payload_json: str, now: datetime) -> StepR
     )
 
 
+def signal_timed_out(seq: int, name: str, now: datetime) -> StepRecord:
+    """The completed step of a wait whose time was up with no signal (a poll: ``timeout_s=0``)."""
+    return StepRecord(
+        seq,
+        name,
+        StepKind.SIGNAL,
+        StepStatus.COMPLETED,
+        output_json=SignalOutcome(timed_out=True).encode(),
+        started_at=now,
+        finished_at=now,
+    )
+
+
 def signal_awaited(seq: int, name: str, until: datetime | None, now: datetime) -> StepRecord:
     """The waiting step of a wait that found no signal (``until``: when it times out)."""
     return StepRecord(

@@ -698,8 +698,60 @@ INSERT INTO stepstone.ledger (
 )
 ON CONFLICT (run_id, seq, created_at) DO NOTHING;
 
+-- name: add_ledger_day
+-- A new ledger row added to its day's sums (in the transaction that inserted it).
+INSERT INTO stepstone.ledger_days AS d (day, workflow, queue, model, calls, input_tokens,
+    output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_s)
+VALUES ((%(created_at)s::timestamptz AT TIME ZONE 'UTC')::date, %(workflow)s, %(queue)s,
+        %(model)s, 1, %(input_tokens)s, %(output_tokens)s,
+        coalesce(%(cache_read_tokens)s::bigint, 0), coalesce(%(cache_write_tokens)s::bigint, 0),
+        %(cost_usd)s, %(latency_s)s)
+ON CONFLICT (day, workflow, queue, model) DO UPDATE SET
+    calls = d.calls + 1,
+    input_tokens = d.input_tokens + excluded.input_tokens,
+    output_tokens = d.output_tokens + excluded.output_tokens,
+    cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
+    cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
+    cost_usd = d.cost_usd + excluded.cost_usd,
+    latency_s = d.latency_s + excluded.latency_s;
+
 -- name: cost_rollup
--- Ledger rows added up, grouped by %(by)s ('model', 'workflow', 'day' in UTC; NULL: one total).
+-- The ledger added up, grouped by %(by)s ('model', 'workflow', 'day' in UTC; NULL: one total):
+-- whole days from ledger_days (from %(first_day)s on), the rows of the partial day before it
+-- (from %(since)s to %(first_day_at)s) from the ledger itself.
+SELECT key,
+       sum(calls)::bigint AS calls,
+       sum(input_tokens)::bigint AS input_tokens,
+       sum(output_tokens)::bigint AS output_tokens,
+       sum(cache_read_tokens)::bigint AS cache_read_tokens,
+       sum(cache_write_tokens)::bigint AS cache_write_tokens,
+       sum(cost_usd) AS cost_usd,
+       sum(latency_s) AS latency_s
+FROM (
+    SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                WHEN 'day' THEN to_char(day, 'YYYY-MM-DD') END AS key,
+           calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+           cost_usd, latency_s
+    FROM stepstone.ledger_days
+    WHERE day >= %(first_day)s::date
+      AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+    UNION ALL
+    SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') END,
+           1, input_tokens, output_tokens, coalesce(cache_read_tokens, 0),
+           coalesce(cache_write_tokens, 0), cost_usd, latency_s
+    FROM stepstone.ledger
+    WHERE created_at >= %(since)s::timestamptz AND created_at < %(first_day_at)s::timestamptz
+      AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+) AS parts
+GROUP BY 1
+HAVING sum(calls) > 0
+ORDER BY cost_usd DESC, key;
+
+-- name: cost_of_run
+-- One run's ledger rows added up (its primary key prefix), grouped by %(by)s.
 SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
                 WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') END AS key,
        count(*) AS calls,
@@ -710,10 +762,10 @@ SELECT CASE %(by)s::text WHEN 'model' THEN model WHEN 'workflow' THEN workflow
        coalesce(sum(cost_usd), 0.0) AS cost_usd,
        coalesce(sum(latency_s), 0.0) AS latency_s
 FROM stepstone.ledger
-WHERE (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text)
+WHERE run_id = %(run_id)s
   AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
+  AND created_at >= %(since)s::timestamptz
 GROUP BY 1
 HAVING count(*) > 0
 ORDER BY cost_usd DESC, key;
@@ -748,16 +800,32 @@ SELECT coalesce(sum(cost_usd), 0.0) AS usd,
 FROM stepstone.ledger WHERE run_id = %(name)s AND created_at >= %(since)s;
 
 -- name: spent_by_workflow
-SELECT coalesce(sum(cost_usd), 0.0) AS usd,
-       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
-                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
-FROM stepstone.ledger WHERE workflow = %(name)s AND created_at >= %(since)s;
+-- Whole days from ledger_days, the partial day before them from the ledger.
+SELECT coalesce(sum(usd), 0.0) AS usd, coalesce(sum(tokens), 0)::bigint AS tokens
+FROM (
+    SELECT cost_usd AS usd,
+           input_tokens + output_tokens + cache_read_tokens + cache_write_tokens AS tokens
+    FROM stepstone.ledger_days WHERE workflow = %(name)s AND day >= %(first_day)s::date
+    UNION ALL
+    SELECT cost_usd, input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                     + coalesce(cache_write_tokens, 0)
+    FROM stepstone.ledger
+    WHERE workflow = %(name)s AND created_at >= %(since)s AND created_at < %(first_day_at)s
+) AS parts;
 
 -- name: spent_by_queue
-SELECT coalesce(sum(cost_usd), 0.0) AS usd,
-       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
-                    + coalesce(cache_write_tokens, 0)), 0)::bigint AS tokens
-FROM stepstone.ledger WHERE queue = %(name)s AND created_at >= %(since)s;
+-- Whole days from ledger_days, the partial day before them from the ledger.
+SELECT coalesce(sum(usd), 0.0) AS usd, coalesce(sum(tokens), 0)::bigint AS tokens
+FROM (
+    SELECT cost_usd AS usd,
+           input_tokens + output_tokens + cache_read_tokens + cache_write_tokens AS tokens
+    FROM stepstone.ledger_days WHERE queue = %(name)s AND day >= %(first_day)s::date
+    UNION ALL
+    SELECT cost_usd, input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                     + coalesce(cache_write_tokens, 0)
+    FROM stepstone.ledger
+    WHERE queue = %(name)s AND created_at >= %(since)s AND created_at < %(first_day_at)s
+) AS parts;
 
 -- name: insert_schedule
 INSERT INTO stepstone.schedules (
@@ -855,15 +923,24 @@ INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at)
 VALUES (%(run_id)s, %(skill)s, %(budget_usd)s, %(now)s)
 ON CONFLICT DO NOTHING;
 
+-- name: launch_child
+-- A child of a launched run is marked with the launched run it comes from (see record_outcome).
+INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at, via)
+SELECT %(child_id)s, skill, NULL, %(now)s, COALESCE(via, run_id)
+FROM stepstone.launches WHERE run_id = %(run_id)s
+ON CONFLICT DO NOTHING;
+
 -- name: record_outcome
 -- One inbox row for an outcome of a launched run (nothing for other runs), in the transaction
--- of the state change. The summary and level are the run's latest ctx.notify since its
--- previous row, else the outcome's own.
+-- of the state change; a child of a launched run (`via`) only when it waits for a human or is
+-- paused by a budget. The summary and level are the run's latest ctx.notify since its previous
+-- row, else the outcome's own.
 INSERT INTO stepstone.inbox
     (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
 SELECT l.run_id, l.skill, %(outcome)s, %(mark)s,
        COALESCE(n.data::jsonb ->> 'level', %(level)s),
-       COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
+       CASE WHEN l.via IS NULL THEN '' ELSE 'child run of ' || l.via || ': ' END
+       || COALESCE(n.data::jsonb ->> 'summary', %(summary)s),
        n.event_id, %(now)s
 FROM stepstone.launches l
 LEFT JOIN LATERAL (
@@ -873,7 +950,7 @@ LEFT JOIN LATERAL (
           (SELECT MAX(notify_event_id) FROM stepstone.inbox WHERE run_id = %(run_id)s), 0)
     ORDER BY event_id DESC LIMIT 1
 ) n ON true
-WHERE l.run_id = %(run_id)s
+WHERE l.run_id = %(run_id)s AND (l.via IS NULL OR %(outcome)s IN ('waiting', 'paused'))
 ON CONFLICT DO NOTHING;
 
 -- name: list_inbox
@@ -892,3 +969,70 @@ SELECT COUNT(*) AS n FROM stepstone.inbox WHERE read_at IS NULL;
 -- name: dismiss_inbox
 UPDATE stepstone.inbox SET read_at = %(now)s
 WHERE read_at IS NULL AND (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text);
+
+-- name: get_memory
+-- One memory document (ctx.memory), with its version and the step that last wrote it.
+SELECT scope, owner, key, value, version, run_id, seq, updated_at
+FROM stepstone.memory WHERE scope = %(scope)s AND owner = %(owner)s AND key = %(key)s;
+
+-- name: create_memory
+-- The first write of a document read as absent (version 0): nothing if another write won.
+INSERT INTO stepstone.memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (%(scope)s, %(owner)s, %(key)s, %(value)s, 1, %(run_id)s, %(seq)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: update_memory
+-- Compare-and-set: the write lands only on the version the writer read.
+UPDATE stepstone.memory
+SET value = %(value)s, version = version + 1, run_id = %(run_id)s, seq = %(seq)s,
+    updated_at = %(now)s
+WHERE scope = %(scope)s AND owner = %(owner)s AND key = %(key)s AND version = %(expected)s;
+
+-- name: put_memory
+-- A write that does not depend on a read (last writer wins); the new version.
+INSERT INTO stepstone.memory AS m (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (%(scope)s, %(owner)s, %(key)s, %(value)s, 1, %(run_id)s, %(seq)s, %(now)s)
+ON CONFLICT (scope, owner, key) DO UPDATE
+SET value = excluded.value, version = m.version + 1, run_id = excluded.run_id,
+    seq = excluded.seq, updated_at = excluded.updated_at
+RETURNING version;
+
+-- name: delete_memory
+DELETE FROM stepstone.memory
+WHERE scope = %(scope)s AND owner = %(owner)s AND key = %(key)s;
+
+-- name: list_memory
+-- Documents by scope, then owner (either may be null: any), then key.
+SELECT scope, owner, key, value, version, run_id, seq, updated_at
+FROM stepstone.memory
+WHERE (%(scope)s::text IS NULL OR scope = %(scope)s)
+  AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+ORDER BY scope, owner, key
+LIMIT %(limit)s;
+
+-- name: import_memory
+-- A copied document as it was (`db copy`); one already here is kept.
+INSERT INTO stepstone.memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (%(scope)s, %(owner)s, %(key)s, %(value)s, %(version)s, %(run_id)s, %(seq)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: export_launches
+SELECT * FROM stepstone.launches WHERE run_id = ANY(%(run_ids)s::text[]);
+
+-- name: export_inbox
+SELECT * FROM stepstone.inbox WHERE run_id = ANY(%(run_ids)s::text[]) ORDER BY item_id;
+
+-- name: import_launch
+INSERT INTO stepstone.launches (run_id, skill, budget_usd, launched_at, via)
+VALUES (%(run_id)s, %(skill)s, %(budget_usd)s::double precision, %(launched_at)s, %(via)s)
+ON CONFLICT DO NOTHING;
+
+-- name: import_inbox
+-- A copied item; one whose summary came from a ctx.notify points at the run's latest.
+INSERT INTO stepstone.inbox
+    (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at, read_at)
+VALUES (%(run_id)s, %(skill)s, %(outcome)s, %(mark)s, %(level)s, %(summary)s,
+        CASE WHEN %(notified)s THEN (SELECT MAX(event_id) FROM stepstone.events
+                                     WHERE run_id = %(run_id)s AND kind = %(notify_kind)s) END,
+        %(created_at)s, %(read_at)s)
+ON CONFLICT DO NOTHING;

@@ -219,7 +219,8 @@ CREATE TABLE stepstone.launches (
     run_id       text PRIMARY KEY,
     skill        text NOT NULL,
     budget_usd   double precision,
-    launched_at  timestamptz NOT NULL
+    launched_at  timestamptz NOT NULL,
+    via          text
 );
 
 CREATE TABLE stepstone.inbox (
@@ -236,3 +237,34 @@ CREATE TABLE stepstone.inbox (
 );
 CREATE UNIQUE INDEX inbox_once ON stepstone.inbox (run_id, outcome, mark);
 CREATE INDEX inbox_unread ON stepstone.inbox (item_id) WHERE read_at IS NULL;
+
+-- Durable memory (ctx.memory): see migration memory.
+CREATE TABLE stepstone.memory (
+    scope       text NOT NULL,
+    owner       text NOT NULL,
+    key         text NOT NULL,
+    value       text NOT NULL,
+    version     bigint NOT NULL,
+    run_id      text,
+    seq         integer,
+    updated_at  timestamptz NOT NULL,
+    PRIMARY KEY (scope, owner, key)
+);
+
+-- The ledger added up per UTC day, workflow, queue and model (see migration memory_ledger_days).
+CREATE TABLE stepstone.ledger_days (
+    day                 date NOT NULL,
+    workflow            text NOT NULL,
+    queue               text NOT NULL,
+    model               text NOT NULL,
+    calls               bigint NOT NULL,
+    input_tokens        bigint NOT NULL,
+    output_tokens       bigint NOT NULL,
+    cache_read_tokens   bigint NOT NULL,
+    cache_write_tokens  bigint NOT NULL,
+    cost_usd            double precision NOT NULL,
+    latency_s           double precision NOT NULL,
+    PRIMARY KEY (day, workflow, queue, model)
+);
+CREATE INDEX ledger_days_by_workflow ON stepstone.ledger_days (workflow, day);
+CREATE INDEX ledger_days_by_queue ON stepstone.ledger_days (queue, day);

@@ -55,6 +55,7 @@ from stepstone.core.ledger import (
     CostQuery,
     LedgerEntry,
 )
+from stepstone.core.memory import MemoryDoc, MemoryWrite
 from stepstone.core.model import (
     Claim,
     Control,
@@ -181,11 +182,15 @@ class PostgresStore(StoreBase):
         now: datetime,
         state_json: str | None = None,
         ledger: LedgerEntry | None = None,
+        memory: MemoryWrite | None = None,
     ) -> Control | None:
-        # one statement in autocommit unless ctx.state changed too, or a model call is priced
-        together = state_json is not None or ledger is not None
-        args = (claim, record, state_json, ledger)
-        return await self._write(scripts.steps.record_step, *args, tx=together, safe=False)
+        # one statement in autocommit unless ctx.state changed too, a model call is priced or
+        # memory is written
+        together = state_json is not None or ledger is not None or memory is not None
+        args = (claim, record, state_json, ledger, memory)
+        # a memory write may raise MemoryConflict after the step's upsert: a savepoint in a batch
+        safe = memory is not None
+        return await self._write(scripts.steps.record_step, *args, tx=together, safe=safe)
 
     async def start_child(
         self, claim: Claim, record: StepRecord, child: NewRun, *, now: datetime
@@ -352,6 +357,29 @@ class PostgresStore(StoreBase):
 
     async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
         return await self._write(scripts.inbox.dismiss, run_id, now, tx=False, safe=False)
+
+    # --- memory ------------------------------------------------------------------------------
+
+    async def get_memory(self, scope: str, owner: str, key: str) -> MemoryDoc | None:
+        return await self._read(scripts.memory.get_memory, scope, owner, key)
+
+    async def put_memory(
+        self, scope: str, owner: str, key: str, value_json: str, *, now: datetime
+    ) -> int:
+        args = (scope, owner, key, value_json, now)
+        return await self._write(scripts.memory.put_memory, *args, tx=False, safe=False)
+
+    async def delete_memory(self, scope: str, owner: str, key: str) -> bool:
+        args = (scope, owner, key)
+        return await self._write(scripts.memory.delete_memory, *args, tx=False, safe=False)
+
+    async def import_memory(self, docs: Sequence[MemoryDoc]) -> int:
+        return await self._write(scripts.memory.import_memory, docs)
+
+    async def list_memory(
+        self, *, scope: str | None = None, owner: str | None = None, limit: int = 1000
+    ) -> list[MemoryDoc]:
+        return await self._read(scripts.memory.list_memory, scope, owner, limit)
 
     # --- housekeeping --------------------------------------------------------------------------
 

@@ -17,16 +17,21 @@ from typing import Any
 from stepstone.core.model import ErrorInfo, InboxItem, InboxOutcome, Launch, Wait
 from stepstone.core.resources import NOTIFY_EVENT
 from stepstone.errors import InvalidArgument
-from stepstone.store.scripts.tx import Tx
+from stepstone.store.scripts.tx import Row, Tx
 
 __all__ = [
     "count_unread",
     "dismiss",
+    "import_desk",
+    "inbox_item",
+    "launch_of",
     "list_inbox",
+    "outcome_of_budget",
     "outcome_of_cancel",
     "outcome_of_end",
     "outcome_of_wait",
     "record_launch",
+    "record_child_launch",
     "record_outcome",
     "server_now",
 ]
@@ -43,6 +48,13 @@ async def record_launch(tx: Tx, launch: Launch, now: datetime) -> None:
         "now": now,
     }
     await tx.run("record_launch", params)
+
+
+async def record_child_launch(tx: Tx, parent_run_id: str, child_id: str, now: datetime) -> None:
+    """Mark a child of a launched run (nothing for other runs): its waits for a human and its
+    budget pauses then reach the inbox, named as the child of the launched run."""
+    params = {"run_id": parent_run_id, "child_id": child_id, "now": now}
+    await tx.run("launch_child", params)
 
 
 async def record_outcome(
@@ -82,6 +94,10 @@ def outcome_of_cancel(reason: str) -> tuple[str, str]:
     return "warning", _cut(f"cancelled: {reason}")
 
 
+def outcome_of_budget(reason: str) -> tuple[str, str]:
+    return "warning", _cut(f"paused by a budget: {reason}")
+
+
 def outcome_of_wait(waits: Sequence[Wait]) -> tuple[str, str] | None:
     """The default (level, summary) of a run parked on a signal (a question for a human), or
     None when it waits only for timers or children (nothing to answer)."""
@@ -104,23 +120,60 @@ async def list_inbox(tx: Tx, include_read: bool, limit: int) -> list[InboxItem]:
     if limit < 1:
         raise InvalidArgument(f"limit must be >= 1, got {limit}")
     rows = await tx.all("list_inbox", {"all": include_read, "limit": limit})
-    items = []
-    for r in rows:
-        created = tx.columns.time_in(r["created_at"])
-        assert created is not None
-        items.append(
-            InboxItem(
-                r["item_id"],
-                r["run_id"],
-                r["skill"],
-                r["outcome"],
-                r["level"],
-                r["summary"],
-                created,
-                tx.columns.time_in(r["read_at"]),
-            )
-        )
-    return items
+    return [inbox_item(tx, r) for r in rows]
+
+
+def inbox_item(tx: Tx, r: Row) -> InboxItem:
+    created = tx.columns.time_in(r["created_at"])
+    assert created is not None
+    return InboxItem(
+        r["item_id"],
+        r["run_id"],
+        r["skill"],
+        r["outcome"],
+        r["level"],
+        r["summary"],
+        created,
+        tx.columns.time_in(r["read_at"]),
+        mark=r["mark"],
+        notified=r["notify_event_id"] is not None,
+    )
+
+
+def launch_of(tx: Tx, r: Row) -> Launch:
+    return Launch(
+        r["run_id"], r["skill"], r["budget_usd"], r["via"], tx.columns.time_in(r["launched_at"])
+    )
+
+
+async def import_desk(
+    tx: Tx, run_id: str, launch: Launch | None, items: Sequence[InboxItem]
+) -> None:
+    """A copied run's launch mark and inbox items, as they were (``db copy``). An item whose
+    summary came from a ``ctx.notify`` points at the run's latest notify event here."""
+    if launch is not None:
+        params = {
+            "run_id": run_id,
+            "skill": launch.skill,
+            "budget_usd": launch.budget_usd,
+            "via": launch.via,
+            "launched_at": tx.columns.time_out(launch.launched_at),
+        }
+        await tx.run("import_launch", params)
+    for item in items:
+        params = {
+            "run_id": run_id,
+            "skill": item.skill,
+            "outcome": item.outcome,
+            "mark": item.mark,
+            "level": item.level,
+            "summary": item.summary,
+            "notified": item.notified,
+            "notify_kind": NOTIFY_EVENT,
+            "created_at": tx.columns.time_out(item.created_at),
+            "read_at": tx.columns.time_out(item.read_at),
+        }
+        await tx.run("import_inbox", params)
 
 
 async def server_now(tx: Tx) -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from stepstone.core.ledger import (
     Budget,
@@ -18,6 +19,8 @@ from stepstone.core.ledger import (
 from stepstone.store.scripts.tx import Row, Tx
 
 __all__ = ["budget_use", "cost", "insert_entry", "list_budgets", "set_budget"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def insert_entry(tx: Tx, entry: LedgerEntry) -> None:
@@ -38,7 +41,21 @@ async def insert_entry(tx: Tx, entry: LedgerEntry) -> None:
         "latency_s": call.latency_s,
         "created_at": tx.columns.time_out(entry.created_at),
     }
-    await tx.run("insert_ledger", params)
+    if await tx.run("insert_ledger", params):  # not on a retried transaction's second try
+        await tx.run("add_ledger_day", params)
+
+
+def _days(tx: Tx, since: datetime | None) -> dict[str, Any]:
+    """Where a sum from ``since`` splits: whole UTC days from ``first_day`` on (read from
+    ledger_days), the ledger rows from ``since`` to ``first_day_at`` (the partial day)."""
+    since = (since or _EPOCH).astimezone(UTC)
+    midnight = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = midnight if midnight == since else midnight + timedelta(days=1)
+    return {
+        "since": tx.columns.time_out(since),
+        "first_day": first.date().isoformat(),
+        "first_day_at": tx.columns.time_out(first),
+    }
 
 
 async def cost(tx: Tx, query: CostQuery) -> list[CostLine]:
@@ -47,8 +64,9 @@ async def cost(tx: Tx, query: CostQuery) -> list[CostLine]:
         "run_id": query.run_id,
         "workflow": query.workflow,
         "queue": query.queue,
-        "since": tx.columns.time_out(query.since),
+        **_days(tx, query.since),
     }
+    block = "cost_rollup" if query.run_id is None else "cost_of_run"
     return [
         CostLine(
             key=r["key"],
@@ -60,13 +78,12 @@ async def cost(tx: Tx, query: CostQuery) -> list[CostLine]:
             cost_usd=float(r["cost_usd"]),
             latency_s=float(r["latency_s"]),
         )
-        for r in await tx.all("cost_rollup", params)
+        for r in await tx.all(block, params)
     ]
 
 
 # --- budgets -----------------------------------------------------------------------------------
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SPENT = {"run": "spent_by_run", "workflow": "spent_by_workflow", "queue": "spent_by_queue"}
 
 
@@ -106,7 +123,7 @@ async def budget_use(
         spec = _spec(tx, row)
         period = spec.budget.period_s
         since = now - timedelta(seconds=period) if period is not None else _EPOCH
-        args = {"name": spec.name, "since": tx.columns.time_out(since)}
+        args = {"name": spec.name, **_days(tx, since)}
         spent = await tx.one(_SPENT[spec.scope], args)
         assert spent is not None  # an aggregate always answers
         uses.append(BudgetUse(spec, float(spent["usd"]), int(spent["tokens"])))

@@ -80,6 +80,9 @@ async def close_claim(
     params = {**base, "state": state.value, "error": error, "waits": waits, "wake_at": wake_at}
     if await tx.run("park_run", params) != 1:
         return await _closed_before(tx, claim, now)
+    if isinstance(outcome, port.Paused) and outcome.reason is not None:  # by a budget
+        said = inbox.outcome_of_budget(outcome.reason)
+        await inbox.record_outcome(tx, claim.run_id, "paused", claim.lease_token, said, now)
     if state is RunState.WAITING and isinstance(outcome, port.Suspended):
         question = inbox.outcome_of_wait(outcome.waits)
         if question is not None:

@@ -9,7 +9,7 @@ from datetime import datetime
 from stepstone.core.model import Claim, RunState, SignalRecord
 from stepstone.core.port import PayloadCheck
 from stepstone.errors import AlreadyResumed, RunNotFound, RunStateError
-from stepstone.store.rules import signal_awaited, signal_taken
+from stepstone.store.rules import signal_awaited, signal_taken, signal_timed_out
 from stepstone.store.scripts.runs import fence, get_run
 from stepstone.store.scripts.tx import Tx
 
@@ -120,7 +120,8 @@ async def take_signal(
     check: PayloadCheck | None = None,
 ) -> str | None:
     """Consume the oldest signal ``name`` that ``check`` accepts as step ``seq`` and return its
-    payload, or record that step ``seq`` waits for one (until ``until``) and return None. Each
+    payload, or record that step ``seq`` waits for one (until ``until``; timed out already when
+    ``until`` is not after ``now``) and return None. Each
     older one ``check`` refuses is marked rejected by ``seq``, with the problem."""
     await fence(tx, claim)
     params = {"run_id": claim.run_id, "name": name, "seq": seq}
@@ -140,6 +141,11 @@ async def take_signal(
         record = signal_taken(seq, name, payload, now)
         await tx.run("record_step", tx.columns.step_params(claim.run_id, claim.lease_token, record))
         return payload
+    if until is not None and until <= now:  # its time is up: one write, no wait
+        timed_out = signal_timed_out(seq, name, now)
+        params = tx.columns.step_params(claim.run_id, claim.lease_token, timed_out)
+        await tx.run("record_step", params)
+        return None
     waiting = signal_awaited(seq, name, until, now)
     params = tx.columns.step_params(claim.run_id, claim.lease_token, waiting)
     await tx.run("record_step_if_absent", params)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from stepstone.core.ledger import LedgerEntry
+from stepstone.core.memory import MemoryWrite
 from stepstone.core.model import (
     Claim,
     Control,
@@ -21,7 +22,9 @@ from stepstone.core.model import (
 from stepstone.core.port import NewEvent
 from stepstone.core.records import failure_event
 from stepstone.errors import LeaseLost
+from stepstone.store.scripts.inbox import record_child_launch
 from stepstone.store.scripts.ledger import insert_entry
+from stepstone.store.scripts.memory import write_memory
 from stepstone.store.scripts.runs import event, fence, insert_run
 from stepstone.store.scripts.tx import Tx
 
@@ -38,9 +41,11 @@ async def record_step(
     record: StepRecord,
     state_json: str | None,
     ledger: LedgerEntry | None = None,
+    memory: MemoryWrite | None = None,
 ) -> Control | None:
     """Record ``record`` while ``claim`` holds the run (else LeaseLost), with the workflow's
-    state if it changed and the model call it priced (``ledger``), all in one transaction; the
+    state if it changed, the model call it priced (``ledger``) and the memory document it wrote
+    (``memory``: MemoryConflict rolls it all back), all in one transaction; the
     control an operator requested for the run, if any. A failed
     attempt with more to come (RETRYING) is also logged as an ``attempt_failed`` event: the
     next attempt's record replaces this one, and its error must stay in the history."""
@@ -60,6 +65,8 @@ async def record_step(
         await tx.run("save_state", params)
     if ledger is not None:
         await insert_entry(tx, ledger)
+    if memory is not None:
+        await write_memory(tx, claim.run_id, record.seq, memory, record.finished_at)
     control: Control | None = row["control"]
     return control
 
@@ -70,6 +77,7 @@ async def start_child(
     """Create ``child`` and record the step that started it, together."""
     await fence(tx, claim)
     stored, _ = await insert_run(tx, child, now, None, 0)
+    await record_child_launch(tx, claim.run_id, child.run_id, now)
     await tx.run("record_step", tx.columns.step_params(claim.run_id, claim.lease_token, record))
     return stored
 

@@ -492,8 +492,59 @@ VALUES (:run_id, :seq, :step, :workflow, :queue, :model, :input_tokens, :output_
         :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_s, :created_at)
 ON CONFLICT (run_id, seq, created_at) DO NOTHING;
 
+-- name: add_ledger_day
+-- A new ledger row added to its day's sums (in the transaction that inserted it).
+INSERT INTO ledger_days AS d (day, workflow, queue, model, calls, input_tokens, output_tokens,
+                              cache_read_tokens, cache_write_tokens, cost_usd, latency_s)
+VALUES (date(:created_at, 'unixepoch'), :workflow, :queue, :model, 1, :input_tokens,
+        :output_tokens, coalesce(:cache_read_tokens, 0), coalesce(:cache_write_tokens, 0),
+        :cost_usd, :latency_s)
+ON CONFLICT (day, workflow, queue, model) DO UPDATE SET
+    calls = d.calls + 1,
+    input_tokens = d.input_tokens + excluded.input_tokens,
+    output_tokens = d.output_tokens + excluded.output_tokens,
+    cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
+    cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
+    cost_usd = d.cost_usd + excluded.cost_usd,
+    latency_s = d.latency_s + excluded.latency_s;
+
 -- name: cost_rollup
--- Ledger rows added up, grouped by :by ('model', 'workflow', 'day' in UTC; NULL: one total).
+-- The ledger added up, grouped by :by ('model', 'workflow', 'day' in UTC; NULL: one total):
+-- whole days from ledger_days (from :first_day on), the rows of the partial day before it
+-- (from :since to :first_day_at) from the ledger itself.
+SELECT key,
+       sum(calls) AS calls,
+       sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens,
+       sum(cache_read_tokens) AS cache_read_tokens,
+       sum(cache_write_tokens) AS cache_write_tokens,
+       sum(cost_usd) AS cost_usd,
+       sum(latency_s) AS latency_s
+FROM (
+    SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                    WHEN 'day' THEN day END AS key,
+           calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+           cost_usd, latency_s
+    FROM ledger_days
+    WHERE day >= :first_day
+      AND (:workflow IS NULL OR workflow = :workflow)
+      AND (:queue IS NULL OR queue = :queue)
+    UNION ALL
+    SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
+                    WHEN 'day' THEN date(created_at, 'unixepoch') END,
+           1, input_tokens, output_tokens, coalesce(cache_read_tokens, 0),
+           coalesce(cache_write_tokens, 0), cost_usd, latency_s
+    FROM ledger
+    WHERE created_at >= :since AND created_at < :first_day_at
+      AND (:workflow IS NULL OR workflow = :workflow)
+      AND (:queue IS NULL OR queue = :queue)
+)
+GROUP BY 1
+HAVING sum(calls) > 0
+ORDER BY cost_usd DESC, key;
+
+-- name: cost_of_run
+-- One run's ledger rows added up (its primary key prefix), grouped by :by.
 SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
                 WHEN 'day' THEN date(created_at, 'unixepoch') END AS key,
        count(*) AS calls,
@@ -504,10 +555,10 @@ SELECT CASE :by WHEN 'model' THEN model WHEN 'workflow' THEN workflow
        coalesce(sum(cost_usd), 0.0) AS cost_usd,
        coalesce(sum(latency_s), 0.0) AS latency_s
 FROM ledger
-WHERE (:run_id IS NULL OR run_id = :run_id)
+WHERE run_id = :run_id
   AND (:workflow IS NULL OR workflow = :workflow)
   AND (:queue IS NULL OR queue = :queue)
-  AND (:since IS NULL OR created_at >= :since)
+  AND created_at >= :since
 GROUP BY 1
 HAVING count(*) > 0
 ORDER BY cost_usd DESC, key;
@@ -540,16 +591,30 @@ SELECT coalesce(sum(cost_usd), 0.0) AS usd,
 FROM ledger WHERE run_id = :name AND created_at >= :since;
 
 -- name: spent_by_workflow
-SELECT coalesce(sum(cost_usd), 0.0) AS usd,
-       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
-                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
-FROM ledger WHERE workflow = :name AND created_at >= :since;
+-- Whole days from ledger_days, the partial day before them from the ledger.
+SELECT coalesce(sum(usd), 0.0) AS usd, coalesce(sum(tokens), 0) AS tokens
+FROM (
+    SELECT cost_usd AS usd,
+           input_tokens + output_tokens + cache_read_tokens + cache_write_tokens AS tokens
+    FROM ledger_days WHERE workflow = :name AND day >= :first_day
+    UNION ALL
+    SELECT cost_usd, input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                     + coalesce(cache_write_tokens, 0)
+    FROM ledger WHERE workflow = :name AND created_at >= :since AND created_at < :first_day_at
+);
 
 -- name: spent_by_queue
-SELECT coalesce(sum(cost_usd), 0.0) AS usd,
-       coalesce(sum(input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
-                    + coalesce(cache_write_tokens, 0)), 0) AS tokens
-FROM ledger WHERE queue = :name AND created_at >= :since;
+-- Whole days from ledger_days, the partial day before them from the ledger.
+SELECT coalesce(sum(usd), 0.0) AS usd, coalesce(sum(tokens), 0) AS tokens
+FROM (
+    SELECT cost_usd AS usd,
+           input_tokens + output_tokens + cache_read_tokens + cache_write_tokens AS tokens
+    FROM ledger_days WHERE queue = :name AND day >= :first_day
+    UNION ALL
+    SELECT cost_usd, input_tokens + output_tokens + coalesce(cache_read_tokens, 0)
+                     + coalesce(cache_write_tokens, 0)
+    FROM ledger WHERE queue = :name AND created_at >= :since AND created_at < :first_day_at
+);
 
 -- name: insert_schedule
 INSERT INTO schedules (
@@ -635,14 +700,22 @@ INSERT INTO launches (run_id, skill, budget_usd, launched_at)
 VALUES (:run_id, :skill, :budget_usd, :now)
 ON CONFLICT DO NOTHING;
 
+-- name: launch_child
+-- A child of a launched run is marked with the launched run it comes from (see record_outcome).
+INSERT INTO launches (run_id, skill, budget_usd, launched_at, via)
+SELECT :child_id, skill, NULL, :now, COALESCE(via, run_id) FROM launches WHERE run_id = :run_id
+ON CONFLICT DO NOTHING;
+
 -- name: record_outcome
 -- One inbox row for an outcome of a launched run (nothing for other runs), in the transaction
--- of the state change. The summary and level are the run's latest ctx.notify since its
--- previous row, else the outcome's own.
+-- of the state change; a child of a launched run (`via`) only when it waits for a human or is
+-- paused by a budget. The summary and level are the run's latest ctx.notify since its previous
+-- row, else the outcome's own.
 INSERT INTO inbox (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at)
 SELECT l.run_id, l.skill, :outcome, :mark,
        COALESCE(json_extract(n.data, '$.level'), :level),
-       COALESCE(json_extract(n.data, '$.summary'), :summary),
+       CASE WHEN l.via IS NULL THEN '' ELSE 'child run of ' || l.via || ': ' END
+       || COALESCE(json_extract(n.data, '$.summary'), :summary),
        n.event_id, :now
 FROM launches l
 LEFT JOIN (
@@ -652,7 +725,7 @@ LEFT JOIN (
           (SELECT MAX(notify_event_id) FROM inbox WHERE run_id = :run_id), 0)
     ORDER BY event_id DESC LIMIT 1
 ) n ON 1
-WHERE l.run_id = :run_id
+WHERE l.run_id = :run_id AND (l.via IS NULL OR :outcome IN ('waiting', 'paused'))
 ON CONFLICT DO NOTHING;
 
 -- name: list_inbox
@@ -674,3 +747,67 @@ SELECT COUNT(*) AS n FROM inbox WHERE read_at IS NULL;
 -- name: dismiss_inbox
 UPDATE inbox SET read_at = :now
 WHERE read_at IS NULL AND (:run_id IS NULL OR run_id = :run_id);
+
+-- name: get_memory
+-- One memory document (ctx.memory), with its version and the step that last wrote it.
+SELECT scope, owner, key, value, version, run_id, seq, updated_at
+FROM memory WHERE scope = :scope AND owner = :owner AND key = :key;
+
+-- name: create_memory
+-- The first write of a document read as absent (version 0): nothing if another write won.
+INSERT INTO memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (:scope, :owner, :key, :value, 1, :run_id, :seq, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: update_memory
+-- Compare-and-set: the write lands only on the version the writer read.
+UPDATE memory
+SET value = :value, version = version + 1, run_id = :run_id, seq = :seq, updated_at = :now
+WHERE scope = :scope AND owner = :owner AND key = :key AND version = :expected;
+
+-- name: put_memory
+-- A write that does not depend on a read (last writer wins); the new version.
+INSERT INTO memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (:scope, :owner, :key, :value, 1, :run_id, :seq, :now)
+ON CONFLICT (scope, owner, key) DO UPDATE
+SET value = excluded.value, version = memory.version + 1, run_id = excluded.run_id,
+    seq = excluded.seq, updated_at = excluded.updated_at
+RETURNING version;
+
+-- name: delete_memory
+DELETE FROM memory WHERE scope = :scope AND owner = :owner AND key = :key;
+
+-- name: list_memory
+-- Documents by scope, then owner (either may be null: any), then key.
+SELECT scope, owner, key, value, version, run_id, seq, updated_at
+FROM memory
+WHERE (:scope IS NULL OR scope = :scope) AND (:owner IS NULL OR owner = :owner)
+ORDER BY scope, owner, key
+LIMIT :limit;
+
+-- name: import_memory
+-- A copied document as it was (`db copy`); one already here is kept.
+INSERT INTO memory (scope, owner, key, value, version, run_id, seq, updated_at)
+VALUES (:scope, :owner, :key, :value, :version, :run_id, :seq, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: export_launches
+SELECT * FROM launches WHERE run_id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: export_inbox
+SELECT * FROM inbox WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY item_id;
+
+-- name: import_launch
+INSERT INTO launches (run_id, skill, budget_usd, launched_at, via)
+VALUES (:run_id, :skill, :budget_usd, :launched_at, :via)
+ON CONFLICT DO NOTHING;
+
+-- name: import_inbox
+-- A copied item; one whose summary came from a ctx.notify points at the run's latest.
+INSERT INTO inbox (run_id, skill, outcome, mark, level, summary, notify_event_id, created_at,
+                   read_at)
+VALUES (:run_id, :skill, :outcome, :mark, :level, :summary,
+        CASE WHEN :notified THEN (SELECT MAX(event_id) FROM events
+                                  WHERE run_id = :run_id AND kind = :notify_kind) END,
+        :created_at, :read_at)
+ON CONFLICT DO NOTHING;

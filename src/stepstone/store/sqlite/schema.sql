@@ -198,7 +198,8 @@ CREATE TABLE launches (
     run_id       TEXT PRIMARY KEY,
     skill        TEXT NOT NULL,
     budget_usd   REAL,
-    launched_at  REAL NOT NULL
+    launched_at  REAL NOT NULL,
+    via          TEXT
 ) WITHOUT ROWID;
 
 CREATE TABLE inbox (
@@ -215,3 +216,34 @@ CREATE TABLE inbox (
 );
 CREATE UNIQUE INDEX inbox_once ON inbox (run_id, outcome, mark);
 CREATE INDEX inbox_unread ON inbox (item_id) WHERE read_at IS NULL;
+
+-- Durable memory (ctx.memory): see migration memory.
+CREATE TABLE memory (
+    scope       TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    run_id      TEXT,
+    seq         INTEGER,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (scope, owner, key)
+) WITHOUT ROWID;
+
+-- The ledger added up per UTC day, workflow, queue and model (see migration memory_ledger_days).
+CREATE TABLE ledger_days (
+    day                 TEXT NOT NULL,
+    workflow            TEXT NOT NULL,
+    queue               TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    calls               INTEGER NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_write_tokens  INTEGER NOT NULL,
+    cost_usd            REAL NOT NULL,
+    latency_s           REAL NOT NULL,
+    PRIMARY KEY (day, workflow, queue, model)
+) WITHOUT ROWID;
+CREATE INDEX ledger_days_by_workflow ON ledger_days (workflow, day);
+CREATE INDEX ledger_days_by_queue ON ledger_days (queue, day);

@@ -24,6 +24,7 @@ from stepstone.core.ledger import (
     CostQuery,
     LedgerEntry,
 )
+from stepstone.core.memory import MemoryDoc, MemoryWrite
 from stepstone.core.model import (
     Claim,
     Control,
@@ -202,8 +203,10 @@ class SQLiteStore:
         now: datetime,
         state_json: str | None = None,
         ledger: LedgerEntry | None = None,
+        memory: MemoryWrite | None = None,
     ) -> Control | None:
-        return await self._write(scripts.steps.record_step, claim, record, state_json, ledger)
+        args = (claim, record, state_json, ledger, memory)
+        return await self._write(scripts.steps.record_step, *args)
 
     async def start_child(
         self, claim: Claim, record: StepRecord, child: NewRun, *, now: datetime
@@ -369,6 +372,28 @@ class SQLiteStore:
 
     async def dismiss_inbox(self, run_id: str | None, *, now: datetime) -> int:
         return await self._write(scripts.inbox.dismiss, run_id, now, full=True)
+
+    # --- memory ------------------------------------------------------------------------------
+
+    async def get_memory(self, scope: str, owner: str, key: str) -> MemoryDoc | None:
+        return self._read(scripts.memory.get_memory, scope, owner, key)
+
+    async def put_memory(
+        self, scope: str, owner: str, key: str, value_json: str, *, now: datetime
+    ) -> int:
+        args = (scope, owner, key, value_json, now)
+        return await self._write(scripts.memory.put_memory, *args, full=True)
+
+    async def delete_memory(self, scope: str, owner: str, key: str) -> bool:
+        return await self._write(scripts.memory.delete_memory, scope, owner, key, full=True)
+
+    async def import_memory(self, docs: Sequence[MemoryDoc]) -> int:
+        return await self._write(scripts.memory.import_memory, docs, full=True)
+
+    async def list_memory(
+        self, *, scope: str | None = None, owner: str | None = None, limit: int = 1000
+    ) -> list[MemoryDoc]:
+        return self._read(scripts.memory.list_memory, scope, owner, limit)
 
     # --- housekeeping ------------------------------------------------------------------------
 
