@@ -27,6 +27,7 @@ EXPECTED = {
     "approval_gates.py": "Q4 report published on the blog (legal: ana, channel: bo)",
     "serve_webhook.py": "is completed: reserved 2 x espresso-beans",
     "memory.py": "visits: 14 (version 14); ann: ['durability', 'schedules']",
+    "tracing.py": " spans, 1 trace",
 }
 
 

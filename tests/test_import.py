@@ -18,7 +18,15 @@ def _modules_after(code: str) -> set[str]:
 
 
 # jsonschema costs ~80 ms to import (jsonschema-rs ~10 ms): both come at the first schema checked
-HEAVY = ("psycopg", "psycopg_pool", "rich", "pydantic", "jsonschema", "jsonschema_rs")
+HEAVY = (
+    "psycopg",
+    "psycopg_pool",
+    "rich",
+    "pydantic",
+    "jsonschema",
+    "jsonschema_rs",
+    "opentelemetry",
+)
 
 
 def test_import_stepstone_loads_no_driver_or_heavy_dependency() -> None:

@@ -80,3 +80,23 @@ async def test_settle_runs_between_transactions_only(tmp_path: Path) -> None:
         assert len(runs) >= 40
         assert {r.state for r in runs} == {"completed"}
     await store.close()
+
+
+async def test_the_first_commit_after_an_idle_moment_pays_no_checkpoint(tmp_path: Path) -> None:
+    """After a background checkpoint that no commit overlapped, every frame is copied back and
+    the next commit starts the log over by itself: the writer is not asked to settle (which
+    would add a checkpoint's fsyncs to that commit: 10 ms on this disk after an idle moment)."""
+    from stepstone.store.sqlite.checkpoint import Checkpointer
+
+    db = tmp_path / "wal.db"
+    store = open_store(f"sqlite:///{db}", durability="full")
+    await store.migrate()
+    await store.close()
+    checkpointer = Checkpointer(str(db), 5.0)
+    checkpointer.start()
+    try:
+        checkpointer.wake()  # a commit, then nothing
+        assert await asyncio.to_thread(checkpointer.ran.wait, 10)
+        assert not checkpointer.settle()
+    finally:
+        checkpointer.stop()

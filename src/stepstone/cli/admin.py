@@ -13,6 +13,7 @@ from stepstone.cli.inputs import parse_credentials, parse_labels
 from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
+from stepstone.cli.tracing import otel_observer
 from stepstone.client.shapes import check_json
 from stepstone.core.definitions import Registry
 from stepstone.core.executor import CheckResult
@@ -43,6 +44,7 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
     # a queue or pool the app declares in code brings its limits or strategy along
     queues = [declared_queues.get(q, q) for q in (ns.queue or ["default"])]
     pool = declared_pools.get(ns.pool, ns.pool) if ns.pool else None
+    observer, flush = otel_observer(session.env) if ns.otel else (None, None)
     worker = Worker(
         session.db,  # an SQLite file is created and migrated; PostgreSQL must be migrated
         workflows=registry,
@@ -54,6 +56,7 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
         worker_id=ns.worker_id,
         credentials=parse_credentials(ns.credential, session.env),
         models=session.models(),
+        tracing=observer or False,
     )
 
     def announce() -> None:
@@ -71,6 +74,8 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
     finally:
         if mirror is not None:
             mirror.stop()
+        if flush is not None:
+            flush()
     data = {"worker_id": worker.worker_id, "executed": worker.executed}
     return Output(
         data,

@@ -55,7 +55,9 @@ Only this package reads the environment: ``STEPSTONE_DB`` (``--db``), ``STEPSTON
 ``~/.claude/skills``, their runs' files in ``~/.stepstone/runs``, the inbox file is
 ``~/.stepstone/INBOX.md``; ``~/.stepstone/config.toml`` configures models) and the model
 settings ``STEPSTONE_LLM_*``, ``STEPSTONE_OPENAI_*``, ``ANTHROPIC_API_KEY`` (see
-:mod:`stepstone.models.config`), read by commands that execute runs.
+:mod:`stepstone.models.config`), read by commands that execute runs; ``worker --otel`` reads
+``OTEL_TRACES_EXPORTER``, ``OTEL_METRICS_EXPORTER`` and ``OTEL_SERVICE_NAME`` (see
+:mod:`stepstone.cli.tracing`).
 """
 
 from __future__ import annotations

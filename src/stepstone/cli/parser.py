@@ -309,6 +309,14 @@ def build_parser(epilog: str, *, only: str | None = None) -> argparse.ArgumentPa
         help="a credential steps read with worker_credentials()[NAME], taken from the "
         "environment variable ENVVAR of this process; never stored or logged (repeatable)",
     )
+    p.add_argument(
+        "--otel",
+        action="store_true",
+        help="trace runs and steps and measure claims, step latency and queue depth with "
+        "OpenTelemetry (pip install 'stepstone[otel]'); exporters per OTEL_TRACES_EXPORTER "
+        "and OTEL_METRICS_EXPORTER (otlp, console, none), unless run under "
+        "opentelemetry-instrument",
+    )
 
     p = command("start", "start a run for a worker to execute; prints its id")
     workflow_args(p)

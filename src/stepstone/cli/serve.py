@@ -19,6 +19,7 @@ from stepstone.cli.output import Output
 from stepstone.cli.render import Screen
 from stepstone.cli.serve_parser import ENV_TOKEN, ENV_WEBHOOKS
 from stepstone.cli.session import Session
+from stepstone.cli.tracing import otel_observer
 from stepstone.core.definitions import Registry
 from stepstone.errors import InvalidArgument, UsageError, WebhookNotFound
 from stepstone.web.bindings import (
@@ -86,7 +87,10 @@ def cmd_serve(ns: argparse.Namespace, session: Session) -> Output:
         raise UsageError(
             f"serve needs the web extra ({exc.name} is missing): pip install 'stepstone[web]'"
         ) from None
-    app = create_app(session.db, workflows=registry, settings=settings, hooks=hooks)
+    observer, flush = otel_observer(session.env) if ns.otel else (None, None)
+    app = create_app(
+        session.db, workflows=registry, settings=settings, hooks=hooks, tracing=observer or False
+    )
     screen = session.screen
 
     class Server(uvicorn.Server):
@@ -116,7 +120,11 @@ def cmd_serve(ns: argparse.Namespace, session: Session) -> Output:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    Server(config).run()
+    try:
+        Server(config).run()
+    finally:
+        if flush is not None:
+            flush()
     return Output({"host": ns.host, "port": ns.port}, lambda s: s.note("stopped serving"))
 
 

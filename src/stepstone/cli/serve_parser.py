@@ -56,6 +56,12 @@ def add_serve_commands(
         default=1 << 20,
         help="larger request bodies get 413 (default: 1048576)",
     )
+    p.add_argument(
+        "--otel",
+        action="store_true",
+        help="runs started here join the trace of the request's traceparent header "
+        "(pip install 'stepstone[otel]'; exporters as for worker --otel)",
+    )
     app_option(p, required=False)
     _webhooks_file(p)
 

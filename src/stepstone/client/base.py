@@ -18,9 +18,11 @@ from stepstone.core.settings import Settings
 from stepstone.errors import InvalidArgument, RunFailed, RunNotFound
 from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.store import open_store_for_use
+from stepstone.telemetry import as_observer
 
 if TYPE_CHECKING:
     from stepstone.core.llm import Models
+    from stepstone.core.observe import Observer
 
 __all__ = ["ClientBase", "StoreLike", "WorkflowsLike", "check_run_id", "raise_for", "states_of"]
 
@@ -84,10 +86,12 @@ class ClientBase:
         concurrency: int = 32,
         auto_migrate: bool | None = None,
         models: Models | None = None,
+        tracing: bool | Observer = False,
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
         self.models = models
+        self.observer = as_observer(tracing)
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self._concurrency = concurrency
@@ -121,6 +125,7 @@ class ClientBase:
                         settings=self.settings,
                         clock=self.clock,
                         models=self.models,
+                        observer=self.observer,
                     )
                     await runner.start()
                     self._runner = runner

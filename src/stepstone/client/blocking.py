@@ -23,6 +23,7 @@ from stepstone.core.settings import Settings
 
 if TYPE_CHECKING:
     from stepstone.core.llm import Models
+    from stepstone.core.observe import Observer
 
 __all__ = ["Client", "RunHandle", "Starter"]
 
@@ -129,6 +130,7 @@ class Client:
         concurrency: int = 32,
         auto_migrate: bool | None = None,
         models: Models | None = None,
+        tracing: bool | Observer = False,
     ) -> None:
         self._portal = Portal()
         self._async = AsyncClient(
@@ -139,6 +141,7 @@ class Client:
             concurrency=concurrency,
             auto_migrate=auto_migrate,
             models=models,
+            tracing=tracing,
         )
         # A client never closed is closed at interpreter exit, while its loop still runs: the
         # store's pool and listener end cleanly instead of being destroyed pending.

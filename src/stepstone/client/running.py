@@ -121,6 +121,7 @@ class Running(ClientBase):
             start_at=start_at,
             deadline_at=now + timedelta(seconds=deadline) if deadline is not None else None,
             routing=routing,
+            trace_context=self.observer.trace_context() if self.observer is not None else None,
         )
 
     @overload

@@ -111,6 +111,7 @@ class Children:
                     deadline_at=_deadline(exe.now(), wf.deadline_s),
                     parent_run_id=exe.run.run_id,
                     parent_seq=seq,
+                    trace_context=_trace_context(exe),
                 )
                 await exe.store_call(
                     exe.rt.store.start_child(exe.claim, entry, child, now=exe.now())
@@ -149,3 +150,9 @@ class Children:
 
 def _deadline(now: datetime, deadline_s: float | None) -> datetime | None:
     return now + timedelta(seconds=deadline_s) if deadline_s is not None else None
+
+
+def _trace_context(exe: Execution) -> str | None:
+    """The trace a child run joins: the one its parent's step is traced in, else the parent's."""
+    observer = exe.rt.observer
+    return exe.run.trace_context if observer is None else observer.trace_context()

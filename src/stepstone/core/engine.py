@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from stepstone.core.ledger import MeteredCall
     from stepstone.core.llm import Models
     from stepstone.core.memory import MemoryWrite
+    from stepstone.core.observe import Observer
     from stepstone.core.settings import Settings
 
 __all__ = ["Execution", "Runtime"]
@@ -100,6 +101,8 @@ class Runtime:
     driver can execute it at once (a worker finds it by claiming)."""
     models: Models | None = None
     """The model providers ``ctx.llm`` calls (None: ctx.llm raises, saying how to give some)."""
+    observer: Observer | None = None
+    """Told about executions and steps (spans, metrics); None: nothing is observed."""
 
 
 class Execution:

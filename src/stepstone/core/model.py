@@ -264,6 +264,9 @@ class NewRun:
     forked_from: str | None = None
     retry_of: str | None = None
     routing: Routing = NO_ROUTING
+    trace_context: str | None = None
+    """The W3C trace context (JSON) active where the run was started: its executions continue
+    that trace (``stepstone[otel]``)."""
 
 
 def describe_wait(wait: Wait) -> str:
@@ -315,6 +318,7 @@ class Run:
     retry_of: str | None = None
     routing: Routing = NO_ROUTING
     assigned_worker: str | None = None
+    trace_context: str | None = None
 
     @property
     def is_finished(self) -> bool:

@@ -25,6 +25,7 @@ from stepstone.core.frozen import frozen
 from stepstone.core.ids import idempotency_key
 from stepstone.core.memory import MemoryWrite, Written, conflict_again, conflict_pause
 from stepstone.core.model import StepKind, StepRecord, StepStatus, Wait
+from stepstone.core.observe import StepObservation
 from stepstone.core.records import Until
 from stepstone.core.retry import NO_RETRY, RetryPolicy
 from stepstone.core.scope import StepInfo, active_caller, step_scope
@@ -214,6 +215,13 @@ class Steps:
 
     async def _attempts(self, spec: StepSpec, attempt: int) -> Any:
         exe = self._exe
+        if exe.rt.observer is None:
+            return await self._attempts_seen(spec, attempt, _UNSEEN)
+        with exe.rt.observer.step(exe.run, spec.seq, spec.name) as seen:
+            return await self._attempts_seen(spec, attempt, seen)
+
+    async def _attempts_seen(self, spec: StepSpec, attempt: int, seen: StepObservation) -> Any:
+        exe = self._exe
         options = spec.options
         retry = options.retry if callable(spec.fn) else NO_RETRY  # an awaitable runs only once
         conflicts = 0
@@ -248,8 +256,10 @@ class Steps:
                         metered or getattr(exc, "__stepstone_metered__", None),
                     )
                     mark_steps(exc, (spec.seq,))
+                    seen.failed(attempt, exc)
                     raise
-                retry_at = exe.now() + timedelta(seconds=retry.delay_after(exc, attempt))
+                delay_s = retry.delay_after(exc, attempt)
+                retry_at = exe.now() + timedelta(seconds=delay_s)
                 await exe.persist(
                     spec.record(
                         StepStatus.RETRYING,
@@ -272,6 +282,7 @@ class Steps:
                         (retry_at - exe.now()).total_seconds(),
                         extra={"run_id": exe.run.run_id, "seq": spec.seq, "step": spec.name},
                     )
+                seen.retrying(attempt, exc, delay_s)
                 await self._back_off(spec.seq, retry_at)
                 attempt += 1
                 continue
@@ -300,7 +311,9 @@ class Steps:
                 )
                 await exe.persist(failed, metered)
                 mark_steps(exc, (spec.seq,))
+                seen.failed(attempt, exc)
                 raise
+            seen.completed(attempt)
             # Return what a replay would return, so first runs and replays cannot diverge.
             if output == "null":
                 return None
@@ -390,6 +403,22 @@ class Steps:
             t.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+class _Unseen:
+    """The step observation when nothing observes (no tracer given)."""
+
+    def retrying(self, attempt: int, error: BaseException, delay_s: float) -> None:
+        pass
+
+    def failed(self, attempt: int, error: BaseException) -> None:
+        pass
+
+    def completed(self, attempt: int) -> None:
+        pass
+
+
+_UNSEEN = _Unseen()
 
 
 def _close_unused(fn: object) -> None:

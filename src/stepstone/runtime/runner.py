@@ -38,6 +38,7 @@ from stepstone.runtime.threads import DaemonThreadPool
 
 if TYPE_CHECKING:
     from stepstone.core.llm import Models
+    from stepstone.core.observe import Observer
 
 __all__ = ["Runner", "RunnerOptions"]
 
@@ -79,6 +80,7 @@ class Runner(ExecutionHooks):
         clock: Clock | None = None,
         credentials: Mapping[str, Any] | None = None,
         models: Models | None = None,
+        observer: Observer | None = None,
     ) -> None:
         opts = options or RunnerOptions()
         self.kind = opts.kind
@@ -109,6 +111,7 @@ class Runner(ExecutionHooks):
             workflow_pool=DaemonThreadPool(max(opts.concurrency, 4), "stepstone-workflow"),
             child_started=self._child_started,
             models=models,
+            observer=observer,
         )
         self._child_watchers: dict[str, Callable[[str], None]] = {}
         self.active: dict[str, _Active] = {}
@@ -169,6 +172,22 @@ class Runner(ExecutionHooks):
             log.log(
                 claimed_level, "run %s (%s) claimed%s", claim.run_id, wf.name, again, extra=extra
             )
+        observer = self.runtime.observer
+        if observer is None:
+            return await self._execute(claim, wf, retry_close, extra)
+        with observer.attempt(claim) as seen:
+            state = await self._execute(claim, wf, retry_close, extra)
+            error = None
+            if state is RunState.FAILED:
+                with contextlib.suppress(Exception):  # a span never fails the run
+                    run = await self.store.get_run(claim.run_id)
+                    error = run.error if run is not None else None
+            seen.ended(state.value if state is not None else None, error)
+        return state
+
+    async def _execute(
+        self, claim: Claim, wf: Workflow[Any, Any], retry_close: bool, extra: dict[str, Any]
+    ) -> RunState | None:
         began = self.clock.now()
         self.active[claim.run_id] = _Active()
         token = credentials_scope.set(self.credentials)  # inherited by the run's steps
@@ -343,9 +362,19 @@ class Runner(ExecutionHooks):
             elif status.control is not None:
                 exe.on_control(status.control, exe.run.control_reason)
         self.heartbeats += 1
+        if self.runtime.observer is not None and self.worker.queues:
+            await self._observe_queues(now)
         await self.release_dead_local_workers()
         self.heartbeat_done.set()
         self.heartbeat_done = asyncio.Event()
+
+    async def _observe_queues(self, now: datetime) -> None:
+        """Tell the observer how many runs wait in this runner's queues (its gauge's value)."""
+        assert self.runtime.observer is not None
+        stats = await self.store.queue_stats(now=now)
+        served = set(self.worker.queues)
+        pending = {q.queue: q.pending for q in stats if q.queue in served}
+        self.runtime.observer.queue_depths({q: pending.get(q, 0) for q in served})
 
     async def release_dead_local_workers(self) -> int:
         """Release the runs of dead workers: at once for a process on this host that is gone;

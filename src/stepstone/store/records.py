@@ -143,6 +143,7 @@ class Columns:
             finished_at=t(row["finished_at"]),
             forked_from=row["forked_from"],
             retry_of=row["retry_of"],
+            trace_context=row["trace_context"],
             routing=Routing(
                 dedup_key=row["dedup_key"],
                 concurrency_key=row["concurrency_key"],
@@ -346,6 +347,7 @@ class Columns:
             "parent_seq": run.parent_seq,
             "forked_from": run.forked_from,
             "retry_of": run.retry_of,
+            "trace_context": run.trace_context,
             "now": t(now),
             "lease_owner": owner,
             "lease_expires_at": t(now + timedelta(seconds=lease_s)) if owner else None,
@@ -397,6 +399,7 @@ class Columns:
             "pool": run.routing.pool,
             "assigned_worker": run.assigned_worker,
             "retry_of": run.retry_of,
+            "trace_context": run.trace_context,
         }
 
     def step_params(self, run_id: str, token: int, record: StepRecord) -> dict[str, Any]:

@@ -24,13 +24,16 @@ from starlette.routing import Route
 
 from stepstone.client import AsyncClient
 from stepstone.client.base import StoreLike, WorkflowsLike
+from stepstone.core.observe import Observer
 from stepstone.errors import StepstoneError
+from stepstone.telemetry import as_observer
 from stepstone.web.api import ROUTES
 from stepstone.web.bindings import WebhookBinding
 from stepstone.web.hooks import HookState, receive_hook
 from stepstone.web.http import HttpError, error_response
 from stepstone.web.openapi import openapi_document
 from stepstone.web.settings import ServeSettings, is_loopback
+from stepstone.web.tracing import JoinTrace
 
 __all__ = ["TOKEN_HEADER", "create_app"]
 
@@ -98,6 +101,7 @@ def create_app(
     settings: ServeSettings | None = None,
     hooks: Iterable[WebhookBinding] = (),
     client_factory: Callable[[], AsyncClient] | None = None,
+    tracing: bool | Observer = False,
 ) -> Starlette:
     """The ASGI app; serve it with uvicorn (``stepstone serve`` does).
 
@@ -107,14 +111,18 @@ def create_app(
 
     >>> app = create_app("sqlite:///runs.db", workflows=my_app, hooks=[binding])
     >>> uvicorn.run(app, host="127.0.0.1", port=8420)
+
+    ``tracing`` (``stepstone[otel]``): runs started through the app (the API, webhooks) join
+    the trace of the request's ``traceparent`` header (see :class:`~stepstone.AsyncClient`).
     """
     settings = settings or ServeSettings()
+    observer = as_observer(tracing)
     states = {h.name: HookState(h) for h in hooks}
 
     def make_client() -> AsyncClient:
         if client_factory is not None:
             return client_factory()
-        return AsyncClient(store, workflows=workflows)
+        return AsyncClient(store, workflows=workflows, tracing=observer or False)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -129,6 +137,8 @@ def create_app(
     routes.append(Route("/hooks/{name}", receive_hook, methods=["POST"]))
     routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
     middleware = [Middleware(_Guard, settings=settings)]
+    if observer is not None:
+        middleware.insert(0, Middleware(JoinTrace, observer=observer))
     if settings.cors_origins:
         middleware.insert(
             0,

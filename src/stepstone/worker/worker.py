@@ -30,9 +30,11 @@ from stepstone.runtime.logs import QuietLog
 from stepstone.runtime.runner import Runner, RunnerOptions
 from stepstone.runtime.schedules import ScheduleFirer
 from stepstone.store import open_store_for_use
+from stepstone.telemetry import as_observer
 
 if TYPE_CHECKING:
     from stepstone.core.llm import Models
+    from stepstone.core.observe import Observer
 
 __all__ = ["Worker"]
 
@@ -56,7 +58,9 @@ class Worker:
     of the registry or module (``@workflow(schedule=...)``, module-level ``Schedule``); every
     worker fires the due schedules of the workflows it serves, each tick exactly once.
     ``models``: the model providers ``ctx.llm`` calls (:func:`stepstone.models.load_models`
-    builds them from ``~/.stepstone/config.toml``).
+    builds them from ``~/.stepstone/config.toml``). ``tracing``: ``True`` traces runs and steps
+    and counts claims with OpenTelemetry's global providers (``stepstone[otel]``), or give an
+    :class:`~stepstone.telemetry.OpenTelemetry` (or any ``Observer``); off by default.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Worker:
         worker_id: str | None = None,
         auto_migrate: bool | None = None,
         models: Models | None = None,
+        tracing: bool | Observer = False,
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
@@ -120,6 +125,7 @@ class Worker:
             clock=self.clock,
             credentials=credentials,
             models=models,
+            observer=as_observer(tracing),
         )
         self.filter = ClaimFilter(queues=queues, workflows=self.registry.names())
         self.firer = ScheduleFirer(
@@ -243,6 +249,9 @@ class Worker:
         claims = await self.store.claim_runs(
             self.runner.worker, self.filter, limit=free, lease_s=self.settings.lease_s, now=now
         )
+        observer = self.runner.runtime.observer
+        if observer is not None and claims:
+            observer.claimed(claims)
         for claim in claims:
             task = asyncio.create_task(self._execute(claim), name=f"run-{claim.run_id}")
             self.tasks.add(task)

@@ -50,13 +50,14 @@ WITH created AS (
         run_id, workflow, version, state, input, queue, priority, wake_at, deadline_at,
         parent_run_id, parent_seq, forked_from, created_at, updated_at,
         lease_owner, lease_expires_at, lease_token, started_at, state_data,
-        dedup_key, concurrency_key, labels, target_worker, pool, assigned_worker, retry_of
+        dedup_key, concurrency_key, labels, target_worker, pool, assigned_worker, retry_of,
+        trace_context
     ) VALUES (
         %(run_id)s, %(workflow)s, %(version)s, %(state)s, %(input)s, %(queue)s, %(priority)s,
         %(wake_at)s, %(deadline_at)s, %(parent_run_id)s, %(parent_seq)s, %(forked_from)s,
         %(now)s, %(now)s, %(lease_owner)s, %(lease_expires_at)s, %(lease_token)s,
         %(started_at)s, %(state_data)s, %(dedup_key)s, %(concurrency_key)s, %(labels)s::jsonb,
-        %(target_worker)s, %(pool)s, %(assigned_worker)s, %(retry_of)s
+        %(target_worker)s, %(pool)s, %(assigned_worker)s, %(retry_of)s, %(trace_context)s
     )
     ON CONFLICT DO NOTHING
     RETURNING *
@@ -658,14 +659,15 @@ INSERT INTO stepstone.runs (
     control_reason, waits, wake_at, lease_owner, lease_expires_at, lease_token, recoveries,
     parent_run_id, parent_seq, deadline_at, state_data, forked_from, created_at, updated_at,
     started_at, finished_at, dedup_key, concurrency_key, labels, target_worker, pool,
-    assigned_worker, retry_of
+    assigned_worker, retry_of, trace_context
 ) VALUES (
     %(run_id)s, %(workflow)s, %(version)s, %(state)s, %(input)s, %(output)s, %(error)s,
     %(queue)s, %(priority)s, %(control)s, %(control_reason)s, %(waits)s::json, %(wake_at)s,
     %(lease_owner)s, %(lease_expires_at)s, %(lease_token)s, %(recoveries)s, %(parent_run_id)s,
     %(parent_seq)s, %(deadline_at)s, %(state_data)s, %(forked_from)s, %(created_at)s,
     %(updated_at)s, %(started_at)s, %(finished_at)s, %(dedup_key)s, %(concurrency_key)s,
-    %(labels)s::jsonb, %(target_worker)s, %(pool)s, %(assigned_worker)s, %(retry_of)s
+    %(labels)s::jsonb, %(target_worker)s, %(pool)s, %(assigned_worker)s, %(retry_of)s,
+    %(trace_context)s
 )
 ON CONFLICT DO NOTHING;
 

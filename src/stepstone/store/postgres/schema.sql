@@ -42,6 +42,7 @@ CREATE TABLE stepstone.runs (
     target_worker     text,
     pool              text,
     assigned_worker   text,
+    trace_context     text,
     CONSTRAINT runs_state_known CHECK (state IN (
         'pending', 'running', 'sleeping', 'waiting', 'paused', 'blocked',
         'completed', 'failed', 'cancelled'

@@ -25,12 +25,14 @@ INSERT INTO runs (
     run_id, workflow, version, state, input, queue, priority, wake_at, deadline_at,
     parent_run_id, parent_seq, forked_from, created_at, updated_at,
     lease_owner, lease_expires_at, lease_token, started_at, state_data,
-    dedup_key, concurrency_key, labels, target_worker, pool, assigned_worker, retry_of
+    dedup_key, concurrency_key, labels, target_worker, pool, assigned_worker, retry_of,
+    trace_context
 ) VALUES (
     :run_id, :workflow, :version, :state, :input, :queue, :priority, :wake_at, :deadline_at,
     :parent_run_id, :parent_seq, :forked_from, :now, :now,
     :lease_owner, :lease_expires_at, :lease_token, :started_at, :state_data,
-    :dedup_key, :concurrency_key, :labels, :target_worker, :pool, :assigned_worker, :retry_of
+    :dedup_key, :concurrency_key, :labels, :target_worker, :pool, :assigned_worker, :retry_of,
+    :trace_context
 )
 ON CONFLICT (run_id) DO NOTHING
 RETURNING *;
@@ -461,13 +463,13 @@ INSERT INTO runs (
     control_reason, waits, wake_at, lease_owner, lease_expires_at, lease_token, recoveries,
     parent_run_id, parent_seq, deadline_at, state_data, forked_from, created_at, updated_at,
     started_at, finished_at, dedup_key, concurrency_key, labels, target_worker, pool,
-    assigned_worker, retry_of
+    assigned_worker, retry_of, trace_context
 ) VALUES (
     :run_id, :workflow, :version, :state, :input, :output, :error, :queue, :priority, :control,
     :control_reason, :waits, :wake_at, :lease_owner, :lease_expires_at, :lease_token, :recoveries,
     :parent_run_id, :parent_seq, :deadline_at, :state_data, :forked_from, :created_at,
     :updated_at, :started_at, :finished_at, :dedup_key, :concurrency_key, :labels,
-    :target_worker, :pool, :assigned_worker, :retry_of
+    :target_worker, :pool, :assigned_worker, :retry_of, :trace_context
 )
 ON CONFLICT DO NOTHING;
 

@@ -40,7 +40,8 @@ CREATE TABLE runs (
     target_worker     TEXT,
     pool              TEXT,
     assigned_worker   TEXT,
-    retry_of          TEXT
+    retry_of          TEXT,
+    trace_context     TEXT
 );
 
 -- The claim path reads only these two narrow partial indexes. Every index is written on each
