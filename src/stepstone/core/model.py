@@ -423,7 +423,8 @@ class WorkerInfo:
 
 @frozen
 class RunQuery:
-    """A filter for listing runs, newest first."""
+    """A filter for listing runs, newest first; ``labels``: runs that carry every one of these
+    ``(key, value)`` pairs (among others)."""
 
     states: tuple[RunState, ...] = ()
     workflow: str | None = None
@@ -431,6 +432,7 @@ class RunQuery:
     parent_run_id: str | None = None
     limit: int = 50
     before_run_id: str | None = None
+    labels: Labels = ()
 
 
 @frozen

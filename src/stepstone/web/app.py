@@ -1,4 +1,5 @@
-"""The ASGI app of ``stepstone serve``: the JSON API, the webhooks, OpenAPI, and their guard.
+"""The ASGI app of ``stepstone serve``: the JSON API, the webhooks, OpenAPI, the dashboard, and
+their guard.
 
 The guard, in order, for every request: the token (when one is set: every route but
 ``/health`` and the signed ``/hooks``), then CSRF (a write must be JSON or carry the token
@@ -20,7 +21,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from stepstone.client import AsyncClient
 from stepstone.client.base import StoreLike, WorkflowsLike
@@ -30,6 +31,7 @@ from stepstone.web.bindings import WebhookBinding
 from stepstone.web.hooks import HookState, receive_hook
 from stepstone.web.http import HttpError, error_response
 from stepstone.web.openapi import openapi_document
+from stepstone.web.pages import page_error, page_routes, templates
 from stepstone.web.settings import ServeSettings, is_loopback
 
 __all__ = ["TOKEN_HEADER", "create_app"]
@@ -125,9 +127,10 @@ def create_app(
         finally:
             await client.close()
 
-    routes = [Route(r.path, r.handler, methods=[r.method]) for r in ROUTES]
+    routes: list[BaseRoute] = [Route(r.path, r.handler, methods=[r.method]) for r in ROUTES]
     routes.append(Route("/hooks/{name}", receive_hook, methods=["POST"]))
     routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
+    routes.extend(page_routes())
     middleware = [Middleware(_Guard, settings=settings)]
     if settings.cors_origins:
         middleware.insert(
@@ -141,7 +144,10 @@ def create_app(
         )
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        return error_response(exc)
+        path = request.url.path
+        if path.startswith(("/api/", "/hooks/")) or path in ("/health", "/openapi.json"):
+            return error_response(exc)
+        return await page_error(request, exc)
 
     app = Starlette(
         routes=routes,
@@ -152,4 +158,5 @@ def create_app(
     )
     app.state.settings = settings
     app.state.hooks = states
+    app.state.templates = templates()
     return app

@@ -81,6 +81,7 @@ async def list_runs(tx: Tx, query: RunQuery) -> list[Run]:
         "queue": query.queue,
         "parent_run_id": query.parent_run_id,
         "before": query.before_run_id,
+        "labels": json.dumps(dict(query.labels)) if query.labels else None,
         "limit": query.limit,
     }
     return [tx.columns.run(r) for r in await tx.all("list_runs", params)]
