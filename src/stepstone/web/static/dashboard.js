@@ -98,7 +98,8 @@
       const top = Math.max(...series, 0.001);
       const step = series.length > 1 ? 120 / (series.length - 1) : 0;
       const points = series.map((v, i) => `${(i * step).toFixed(1)},${(22 - (v / top) * 20).toFixed(1)}`);
-      $("polyline", svg).setAttribute("points", points.length > 1 ? points.join(" ") : `0,22 120,${points[0].split(",")[1]}`);
+      const flat = () => { const y = points[0].split(",")[1]; return `0,${y} 120,${y}`; };
+      $("polyline", svg).setAttribute("points", points.length > 1 ? points.join(" ") : flat());
     }
   }
 
