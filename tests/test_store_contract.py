@@ -288,6 +288,10 @@ async def test_start_child_is_atomic_and_idempotent(store: Store) -> None:
     assert [s.kind for s in await store.load_steps("p")] == [StepKind.CHILD]
     children = await store.list_runs(RunQuery(parent_run_id="p"))
     assert [c.run_id for c in children] == ["p.0"]
+    # with another filter the children are listed by list_runs, not list_children
+    pending = await store.list_runs(RunQuery(parent_run_id="p", states=(RunState.PENDING,)))
+    assert [c.run_id for c in pending] == ["p.0"]
+    assert await store.list_runs(RunQuery(parent_run_id="p", workflow="other")) == []
 
 
 # --- how claims end ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from stepstone.client.shapes import (
     schedule_json,
     worker_json,
 )
-from stepstone.core.model import QueueStats, RunState
+from stepstone.core.model import RunState
 from stepstone.errors import InvalidArgument, RunNotFound
 from stepstone.web.charts import step_bars
 from stepstone.web.forms import form_for
@@ -111,17 +111,10 @@ def _duration_s(run: dict[str, Any]) -> float | None:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-def _totals(stats: list[QueueStats]) -> dict[str, int]:
-    """Counts over every queue: runs in each live state, and finished in the last window."""
-    names = ("pending", "running", "waiting", "sleeping", "paused")
-    totals = {n: sum(getattr(s, n) for s in stats) for n in names}
-    totals["completed"] = sum(s.completed_recently for s in stats)
-    totals["failed"] = sum(s.failed_recently for s in stats)
-    return totals
-
-
 async def runs_page(request: Request) -> Response:
-    """Runs, newest first, filtered by state, workflow, queue and labels; ``q`` finds one by id."""
+    """Runs, newest first, filtered by state, workflow, queue and labels; ``q`` finds one by id.
+    The counts above the list come from ``/api/queues`` (the page's script), so that counting a
+    large store's active runs never holds the list up."""
     q, client = request.query_params, _client(request)
     search = (q.get("q") or "").strip()
     notice = None
@@ -149,7 +142,6 @@ async def runs_page(request: Request) -> Response:
     except InvalidArgument as exc:
         notice, runs = str(exc), []
     rows = [{**run_json(r), "duration_s": _duration_s(run_json(r))} for r in runs]
-    stats = await client.queue_stats(window_s=3600)
     more = [(k, v) for k, v in q.multi_items() if k not in ("before", "q") and v]
     return _render(
         request,
@@ -158,7 +150,6 @@ async def runs_page(request: Request) -> Response:
         runs=rows,
         filters=filters,
         states=STATES,
-        totals=_totals(stats),
         notice=notice,
         search=search,
         older=rows[-1]["run_id"] if len(rows) == _PAGE_SIZE else None,

@@ -85,6 +85,13 @@ WHERE created_at IS NOT NULL
 ORDER BY created_at DESC, run_id DESC
 LIMIT %(limit)s;
 
+-- name: list_children
+-- A parent's children (describe) through runs_by_parent, whatever plan list_runs has prepared.
+SELECT * FROM stepstone.runs
+WHERE parent_run_id = %(parent_run_id)s::text
+ORDER BY created_at DESC, run_id DESC
+LIMIT %(limit)s;
+
 -- name: find_claimable
 -- Candidates, locked (rows another claimer holds are skipped, never waited for): due runs and
 -- expired leases, each over its own partial index, first by priority then by how long they have

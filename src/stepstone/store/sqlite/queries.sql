@@ -57,6 +57,14 @@ WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
 ORDER BY created_at DESC, run_id DESC
 LIMIT :limit;
 
+-- name: list_children
+-- A parent's children (describe) through runs_by_parent: given the parent as list_runs's optional
+-- filter, the planner walks runs_by_created instead, all of it (376 ms on a store of 1M runs).
+SELECT * FROM runs
+WHERE parent_run_id = :parent_run_id
+ORDER BY created_at DESC, run_id DESC
+LIMIT :limit;
+
 -- name: find_claimable
 -- Due runs first by priority then by how long they have been due; expired leases are due too.
 -- Routing (labels, target or assigned worker, pool) filters both; the queues and keys that are

@@ -84,6 +84,19 @@
     setInterval(() => { if (!document.hidden) refresh(); }, every);
   }
 
+  // ---- the runs page's counts, over every queue ------------------------------------------
+  async function loadCounts(box) {
+    const result = await api("GET", box.dataset.counts);
+    if (!result.ok) return;
+    const sums = {};
+    for (const queue of result.data.queues) {
+      for (const [key, value] of Object.entries(queue)) {
+        if (typeof value === "number") sums[key] = (sums[key] || 0) + value;
+      }
+    }
+    for (const el of $$("[data-count]", box)) el.textContent = String(sums[el.dataset.count] || 0);
+  }
+
   // ---- queue throughput sparklines (sampled while the page is open) ----------------------
   const rates = {};
   function drawSparks() {
@@ -307,6 +320,10 @@
   function start() {
     prefillBy();
     for (const list of $$("[data-events]")) followEvents(list);
+    for (const box of $$("[data-counts]")) {
+      loadCounts(box);
+      setInterval(() => { if (!document.hidden) loadCounts(box); }, 4000);
+    }
     drawSparks();
     startPolling();
   }
