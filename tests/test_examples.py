@@ -25,6 +25,7 @@ EXPECTED = {
     "schedules.py": "again: ['existing', 'existing', 'existing']",
     "approval_gates.py": "Q4 report published on the blog (legal: ana, channel: bo)",
     "serve_webhook.py": "is completed: reserved 2 x espresso-beans",
+    "dashboard.py": "run refund-ord-7: refunded 12.50 EUR on ord-7",
 }
 
 
