@@ -16,6 +16,7 @@ from stepstone import Client, RunFailed
 from stepstone.client.views import SignalWait
 from stepstone.core.asking import plan_ask
 from stepstone.core.model import Wait, WaitInfo
+from stepstone.web import ServeSettings
 from stepstone.web.forms import form_for
 from tests.apps import dash_app, web_app
 from tests.webserver import serving
@@ -119,6 +120,41 @@ def test_purge_dead_letters_over_the_guarded_api(http: httpx.Client, db: str) ->
     r = http.post("/api/dead-letters/purge", content=json.dumps({"older_than_s": 0}), headers=JSON)
     assert r.json() == {"purged": 1}
     assert http.get("/api/runs/b-1").status_code == 404
+
+
+def test_sign_in_where_serve_has_a_token(db: str) -> None:
+    """A page without the token goes to /login; the cookie it sets reads, but writes still need
+    JSON (or the token header): the CSRF rule holds for a signed-in browser."""
+    token = "t0ken-for-the-dashboard-0123"
+    settings = ServeSettings(host="127.0.0.1", token=token)
+    with (
+        serving(db, workflows=web_app, settings=settings) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        away = http.get("/runs/g-1", follow_redirects=False)
+        assert (away.status_code, away.headers["location"]) == (303, "/login?next=/runs/g-1")
+        assert http.get("/api/runs").status_code == 401
+        assert http.get("/login").status_code == 200
+        assert http.get("/static/dashboard.js").status_code == 200
+        wrong = http.post("/login", content=json.dumps({"token": token + "x"}), headers=JSON)
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["message"] == "wrong token"
+        assert http.post("/login", data={"token": token}).status_code == 415
+        assert "stepstone_token" not in http.cookies
+        signed = http.post("/login", content=json.dumps({"token": token}), headers=JSON)
+        assert signed.status_code == 204
+        cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert http.get("/").status_code == 200
+        assert http.get("/api/runs").status_code == 200
+        form = http.post("/api/runs", data={"workflow": "greet"})
+        assert form.status_code == 415  # a cross-site form riding the cookie is refused
+        started = http.post(
+            "/api/runs", content=json.dumps({"workflow": "greet", "args": ["x"]}), headers=JSON
+        )
+        assert started.status_code == 201
+        assert http.post("/logout", content="{}", headers=JSON).status_code == 200
+        assert http.get("/", follow_redirects=False).status_code == 303
 
 
 def _hold(kind: str, **kw: Any) -> SignalWait:

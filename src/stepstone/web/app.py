@@ -2,7 +2,9 @@
 their guard.
 
 The guard, in order, for every request: the token (when one is set: every route but
-``/health`` and the signed ``/hooks``), then CSRF (a write must be JSON or carry the token
+``/health``, the signed ``/hooks`` and the dashboard's sign-in page and static files; a browser
+signed in at ``/login`` carries it in a cookie, and a page asked for without it is sent
+there), then CSRF (a write must be JSON or carry the token
 header: a browser form cannot send either across origins without a CORS preflight, which is
 off unless ``cors_origins`` allows it), then the Host header on a loopback bind (a DNS
 rebinding page cannot borrow the local server).
@@ -14,13 +16,14 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from stepstone.client import AsyncClient
@@ -30,6 +33,7 @@ from stepstone.web.api import ROUTES
 from stepstone.web.bindings import WebhookBinding
 from stepstone.web.hooks import HookState, receive_hook
 from stepstone.web.http import HttpError, error_response
+from stepstone.web.login import COOKIE, login, login_page, logout
 from stepstone.web.openapi import openapi_document
 from stepstone.web.pages import page_error, page_routes, templates
 from stepstone.web.settings import ServeSettings, is_loopback
@@ -37,7 +41,7 @@ from stepstone.web.settings import ServeSettings, is_loopback
 __all__ = ["TOKEN_HEADER", "create_app"]
 
 TOKEN_HEADER = "x-stepstone-token"
-_OPEN = ("/health",)
+_OPEN = ("/health", "/login")  # no data behind them; nor behind /static/
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
@@ -46,7 +50,14 @@ def _given_token(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return request.headers.get(TOKEN_HEADER)
+    return request.headers.get(TOKEN_HEADER) or request.cookies.get(COOKIE)
+
+
+def _is_page(request: Request) -> bool:
+    """A dashboard page (HTML), not the API: an unsigned browser is sent to /login."""
+    path = request.url.path
+    api = path.startswith("/api/") or path in ("/openapi.json", "/health")
+    return request.method == "GET" and not api
 
 
 class _Guard(BaseHTTPMiddleware):
@@ -60,6 +71,8 @@ class _Guard(BaseHTTPMiddleware):
         try:
             self._check(request)
         except HttpError as exc:
+            if exc.status == 401 and _is_page(request):
+                return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
             return error_response(exc)
         return await call_next(request)
 
@@ -67,10 +80,11 @@ class _Guard(BaseHTTPMiddleware):
         path, s = request.url.path, self.settings
         if path.startswith("/hooks/"):
             return  # a hook is authenticated by its signature
+        open_ = path in _OPEN or path.startswith("/static/")
         token = _given_token(request)
         if (
             s.token is not None
-            and path not in _OPEN
+            and not open_
             and (token is None or not hmac.compare_digest(token.encode(), s.token.encode()))
         ):
             raise HttpError(401, "missing or wrong token", "Unauthorized")
@@ -131,6 +145,9 @@ def create_app(
     routes.append(Route("/hooks/{name}", receive_hook, methods=["POST"]))
     routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
     routes.extend(page_routes())
+    routes.append(Route("/login", login_page, methods=["GET"]))
+    routes.append(Route("/login", login, methods=["POST"]))
+    routes.append(Route("/logout", logout, methods=["POST"]))
     middleware = [Middleware(_Guard, settings=settings)]
     if settings.cors_origins:
         middleware.insert(
@@ -144,10 +161,9 @@ def create_app(
         )
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        path = request.url.path
-        if path.startswith(("/api/", "/hooks/")) or path in ("/health", "/openapi.json"):
-            return error_response(exc)
-        return await page_error(request, exc)
+        if _is_page(request):
+            return await page_error(request, exc)
+        return error_response(exc)
 
     app = Starlette(
         routes=routes,

@@ -35,7 +35,7 @@ from stepstone.web.charts import step_bars
 from stepstone.web.forms import form_for
 from stepstone.web.http import label_filter, status_for
 
-__all__ = ["CSP", "page_routes", "templates"]
+__all__ = ["CSP", "page_routes", "render", "templates"]
 
 HERE = Path(__file__).resolve().parent
 CSP = (
@@ -98,7 +98,8 @@ def _client(request: Request) -> AsyncClient:
     return client
 
 
-def _render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """The page ``name`` with ``context``, served with the dashboard's CSP."""
     env: jinja2.Environment = request.app.state.templates
     html = env.get_template(name).render(request=request, path=request.url.path, **context)
     return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
@@ -141,9 +142,9 @@ async def runs_page(request: Request) -> Response:
         )
     except InvalidArgument as exc:
         notice, runs = str(exc), []
-    rows = [{**run_json(r), "duration_s": _duration_s(run_json(r))} for r in runs]
+    rows = [{**j, "duration_s": _duration_s(j)} for j in map(run_json, runs)]
     more = [(k, v) for k, v in q.multi_items() if k not in ("before", "q") and v]
-    return _render(
+    return render(
         request,
         "runs.html",
         status=404 if search and notice else 200,
@@ -165,11 +166,11 @@ async def run_page(request: Request) -> Response:
     try:
         desc = await client.describe(request.path_params["run_id"])
     except RunNotFound as exc:
-        return _render(request, "missing.html", status=404, message=str(exc))
+        return render(request, "missing.html", status=404, message=str(exc))
     data = description_json(desc)
     holds = await client.signal_waits(desc.run)
     bars = step_bars(desc.run, desc.steps, datetime.now(UTC))
-    return _render(
+    return render(
         request,
         "run.html",
         run=data,
@@ -195,13 +196,13 @@ async def queues_page(request: Request) -> Response:
         }
         for n in names
     ]
-    return _render(request, "queues.html", queues=rows)
+    return render(request, "queues.html", queues=rows)
 
 
 async def workers_page(request: Request) -> Response:
     now = datetime.now(UTC)
     workers = [worker_json(w, now) for w in await _client(request).workers()]
-    return _render(request, "workers.html", workers=workers)
+    return render(request, "workers.html", workers=workers)
 
 
 async def dead_letters_page(request: Request) -> Response:
@@ -209,19 +210,19 @@ async def dead_letters_page(request: Request) -> Response:
     runs = await _client(request).dead_letters(
         workflow=q.get("workflow") or None, queue=q.get("queue") or None, limit=200
     )
-    return _render(request, "dead_letters.html", runs=[run_json(r) for r in runs])
+    return render(request, "dead_letters.html", runs=[run_json(r) for r in runs])
 
 
 async def schedules_page(request: Request) -> Response:
     schedules = [schedule_json(s) for s in await _client(request).schedules()]
-    return _render(request, "schedules.html", schedules=schedules)
+    return render(request, "schedules.html", schedules=schedules)
 
 
 async def page_error(request: Request, exc: Exception) -> Response:
     """An error on a page is a page (the JSON API answers JSON)."""
     status = status_for(exc)
     message = str(exc) if status != 500 else "internal error (see the server log)"
-    return _render(request, "missing.html", status=status, message=message)
+    return render(request, "missing.html", status=status, message=message)
 
 
 def page_routes() -> list[BaseRoute]:

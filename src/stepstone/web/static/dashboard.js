@@ -294,9 +294,26 @@
     refresh();
   }
 
+  async function login(form) {
+    const error = $(".form-error", form);
+    const result = await api("POST", "/login", { token: form.elements.token.value });
+    if (!result.ok) {
+      error.textContent = `${result.status}: ${result.message}`;
+      error.hidden = false;
+      return;
+    }
+    const next = form.dataset.next || "/";
+    location.href = next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  }
+
   document.addEventListener("click", (event) => {
     const button = event.target.closest("button");
     if (!button) return;
+    if (button.dataset.logout !== undefined) {
+      event.preventDefault();
+      api("POST", "/logout", {}).then(() => { location.href = "/login"; });
+      return;
+    }
     if (button.dataset.action) { event.preventDefault(); runAction(button); }
     else if (button.dataset.fork) { event.preventDefault(); fork(button); }
     else if (button.dataset.scheduleAction) { event.preventDefault(); scheduleAction(button); }
@@ -305,6 +322,7 @@
     const form = event.target;
     if (form.matches("form[data-answer]")) { event.preventDefault(); answer(form, event.submitter); }
     else if (form.matches("form[data-purge]")) { event.preventDefault(); purge(form); }
+    else if (form.matches("form[data-login]")) { event.preventDefault(); login(form); }
   });
   document.addEventListener("input", (event) => {
     const form = event.target.closest("form[data-answer]");
