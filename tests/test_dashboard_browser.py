@@ -27,7 +27,7 @@ TIMEOUT_MS = 30_000  # generous for a loaded CI machine; the test takes ~9 s
 def page(tmp_path: Path) -> Iterator[tuple[Any, str]]:
     missing = missing_browser()
     if missing is not None:
-        if os.environ.get("CI"):
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
             pytest.fail(f"CI must run the browser test, but {missing} is missing")
         pytest.skip(f"no browser to drive: {missing} is missing")
     from playwright.sync_api import sync_playwright
