@@ -28,6 +28,7 @@ EXPECTED = {
     "serve_webhook.py": "is completed: reserved 2 x espresso-beans",
     "memory.py": "visits: 14 (version 14); ann: ['durability', 'schedules']",
     "tracing.py": " spans, 1 trace",
+    "dashboard.py": "run refund-ord-7: refunded 12.50 EUR on ord-7",
 }
 
 

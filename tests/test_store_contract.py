@@ -15,6 +15,7 @@ from stepstone.core.model import (
     Claim,
     ErrorInfo,
     NewRun,
+    Routing,
     RunQuery,
     RunState,
     StepKind,
@@ -114,6 +115,21 @@ async def test_get_and_list_runs(store: Store) -> None:
     await claim_one_existing(store, "r0")
     running = await store.list_runs(RunQuery(states=(RunState.RUNNING,)))
     assert [r.run_id for r in running] == ["r0"]
+
+
+async def test_list_runs_by_labels(store: Store) -> None:
+    """A labels filter keeps the runs that carry every pair asked for, among others."""
+    labels = {"a": (("team", "ops"),), "b": (("gpu", "a100"), ("team", "ops")), "c": ()}
+    for i, (run_id, pairs) in enumerate(labels.items()):
+        await store.create_run(new_run(run_id, routing=Routing(labels=pairs)), now=at(i))
+
+    async def listed(*pairs: tuple[str, str]) -> list[str]:
+        return [r.run_id for r in await store.list_runs(RunQuery(labels=pairs))]
+
+    assert await listed(("team", "ops")) == ["b", "a"]
+    assert await listed(("gpu", "a100"), ("team", "ops")) == ["b"]
+    assert await listed(("team", "dev")) == []
+    assert await listed() == ["c", "b", "a"]
 
 
 async def claim_one_existing(store: Store, run_id: str) -> Claim:
@@ -272,6 +288,10 @@ async def test_start_child_is_atomic_and_idempotent(store: Store) -> None:
     assert [s.kind for s in await store.load_steps("p")] == [StepKind.CHILD]
     children = await store.list_runs(RunQuery(parent_run_id="p"))
     assert [c.run_id for c in children] == ["p.0"]
+    # with another filter the children are listed by list_runs, not list_children
+    pending = await store.list_runs(RunQuery(parent_run_id="p", states=(RunState.PENDING,)))
+    assert [c.run_id for c in pending] == ["p.0"]
+    assert await store.list_runs(RunQuery(parent_run_id="p", workflow="other")) == []
 
 
 # --- how claims end ------------------------------------------------------------------------

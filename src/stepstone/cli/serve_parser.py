@@ -28,11 +28,12 @@ def add_serve_commands(
     """Add ``serve`` and ``webhook`` through the parser's ``command(name, help)`` factory."""
     p = command(
         "serve",
-        "serve the JSON API (runs, events as Server-Sent Events, queues, workers, dead "
-        "letters, schedules; OpenAPI at /openapi.json) and the signed webhooks (POST "
-        "/hooks/NAME) until SIGINT/SIGTERM. Needs the web extra: pip install 'stepstone[web]'. "
-        "Bound to 127.0.0.1 it needs no token; any other --host refuses to start without "
-        "--token (exit 2). --app is needed to start runs (POST /api/runs and the webhooks)",
+        "serve the dashboard (http://HOST:PORT/), the JSON API (runs, events as Server-Sent "
+        "Events, queues, workers, dead letters, schedules; OpenAPI at /openapi.json) and the "
+        "signed webhooks (POST /hooks/NAME) until SIGINT/SIGTERM. Needs the web extra: "
+        "pip install 'stepstone[web]'. Bound to 127.0.0.1 it needs no token; any other --host "
+        "refuses to start without --token (exit 2). --app is needed to start runs (POST "
+        "/api/runs and the webhooks)",
     )
     p.add_argument("--host", default="127.0.0.1", help="the address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8420, help="the port (default: 8420; 0: any free)")
@@ -40,7 +41,8 @@ def add_serve_commands(
         "--token",
         metavar="TOKEN",
         help="required as 'Authorization: Bearer TOKEN' or X-Stepstone-Token on every route "
-        f"but /health and the signed /hooks (at least 16 characters; env: {ENV_TOKEN})",
+        "but /health and the signed /hooks; the dashboard asks for it once at /login "
+        f"(at least 16 characters; env: {ENV_TOKEN})",
     )
     p.add_argument(
         "--cors-origin",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from stepstone.core.model import (
     WorkerInfo,
 )
 from stepstone.core.records import failures_from_events, waits_from_event
+from stepstone.core.routing import labels_of
 from stepstone.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -53,8 +54,10 @@ class Inspecting(ClientBase):
         parent_run_id: str | None = None,
         limit: int = 50,
         before_run_id: str | None = None,
+        labels: Mapping[str, object] | None = None,
     ) -> list[Run]:
-        """Runs, newest first, filtered by state(s), workflow, queue or parent."""
+        """Runs, newest first, filtered by state(s), workflow, queue, parent or labels (runs
+        that carry all of them: ``labels={"team": "ops"}``)."""
         states = states_of(state)
         query = RunQuery(
             states=states,
@@ -63,6 +66,7 @@ class Inspecting(ClientBase):
             parent_run_id=parent_run_id,
             limit=limit,
             before_run_id=before_run_id,
+            labels=labels_of(labels),
         )
         return await self.store.list_runs(query)
 

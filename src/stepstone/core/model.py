@@ -427,7 +427,8 @@ class WorkerInfo:
 
 @frozen
 class RunQuery:
-    """A filter for listing runs, newest first."""
+    """A filter for listing runs, newest first; ``labels``: runs that carry every one of these
+    ``(key, value)`` pairs (among others)."""
 
     states: tuple[RunState, ...] = ()
     workflow: str | None = None
@@ -435,6 +436,7 @@ class RunQuery:
     parent_run_id: str | None = None
     limit: int = 50
     before_run_id: str | None = None
+    labels: Labels = ()
 
 
 @frozen

@@ -32,7 +32,7 @@ from stepstone.client.shapes import (
 from stepstone.core.model import EventRecord
 from stepstone.core.routing import StartOptions
 from stepstone.errors import InvalidArgument
-from stepstone.web.http import read_json
+from stepstone.web.http import label_filter, read_json
 from stepstone.web.settings import ServeSettings
 
 __all__ = ["ROUTES", "ApiRoute"]
@@ -82,6 +82,7 @@ async def health(request: Request) -> Response:
 async def list_runs(request: Request) -> Response:
     q = request.query_params
     states = q.getlist("state") or None
+    labels = label_filter(q.getlist("label"), "query parameter label")
     runs = await _client(request).list(
         state=states,
         workflow=q.get("workflow"),
@@ -89,6 +90,7 @@ async def list_runs(request: Request) -> Response:
         parent_run_id=q.get("parent"),
         limit=_int(request, "limit", 50, 1, 1000),
         before_run_id=q.get("before"),
+        labels=labels or None,
     )
     return JSONResponse({"runs": [run_json(r) for r in runs]})
 
@@ -247,6 +249,15 @@ async def list_dead_letters(request: Request) -> Response:
     return JSONResponse({"runs": [run_json(r) for r in runs]})
 
 
+async def purge_dead_letters(request: Request) -> Response:
+    """``{"older_than_s": N}``: delete the failed runs that finished more than N seconds ago."""
+    older = (await _body(request)).get("older_than_s")
+    if isinstance(older, bool) or not isinstance(older, int | float) or older < 0:
+        raise InvalidArgument("purge needs older_than_s (a number of seconds, at least 0)")
+    purged = await _client(request).purge(older_than_s=float(older), state="failed")
+    return JSONResponse({"purged": purged})
+
+
 async def list_schedules(request: Request) -> Response:
     schedules = await _client(request).schedules()
     return JSONResponse({"schedules": [schedule_json(s) for s in schedules]})
@@ -285,7 +296,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     R(
         "GET",
         "/api/runs",
-        "Runs, newest first (state, workflow, queue, parent, limit, before).",
+        "Runs, newest first (state, workflow, queue, label=k=v, parent, limit, before).",
         list_runs,
     ),
     R("POST", "/api/runs", "Start a run: workflow, args, kwargs and start options.", start_run),
@@ -321,6 +332,12 @@ ROUTES: tuple[ApiRoute, ...] = (
     R("GET", "/api/queues", "Queues: counts, throughput and limits.", list_queues),
     R("GET", "/api/workers", "The worker registry.", list_workers),
     R("GET", "/api/dead-letters", "Runs that failed for good.", list_dead_letters),
+    R(
+        "POST",
+        "/api/dead-letters/purge",
+        "Delete failed runs older than older_than_s, with their history.",
+        purge_dead_letters,
+    ),
     R("GET", "/api/schedules", "Every schedule.", list_schedules),
     R("GET", "/api/schedules/{name}", "One schedule.", get_schedule),
     R("POST", "/api/schedules/{name}/pause", "Pause a schedule.", _schedule_action("pause")),

@@ -1,7 +1,10 @@
-"""The ASGI app of ``stepstone serve``: the JSON API, the webhooks, OpenAPI, and their guard.
+"""The ASGI app of ``stepstone serve``: the JSON API, the webhooks, OpenAPI, the dashboard, and
+their guard.
 
 The guard, in order, for every request: the token (when one is set: every route but
-``/health`` and the signed ``/hooks``), then CSRF (a write must be JSON or carry the token
+``/health``, the signed ``/hooks`` and the dashboard's sign-in page and static files; a browser
+signed in at ``/login`` carries it in a cookie, and a page asked for without it is sent
+there), then CSRF (a write must be JSON or carry the token
 header: a browser form cannot send either across origins without a CORS preflight, which is
 off unless ``cors_origins`` allows it), then the Host header on a loopback bind (a DNS
 rebinding page cannot borrow the local server).
@@ -13,14 +16,15 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from stepstone.client import AsyncClient
 from stepstone.client.base import StoreLike, WorkflowsLike
@@ -31,14 +35,16 @@ from stepstone.web.api import ROUTES
 from stepstone.web.bindings import WebhookBinding
 from stepstone.web.hooks import HookState, receive_hook
 from stepstone.web.http import HttpError, error_response
+from stepstone.web.login import COOKIE, login, login_page, logout
 from stepstone.web.openapi import openapi_document
+from stepstone.web.pages import page_error, page_routes, templates
 from stepstone.web.settings import ServeSettings, is_loopback
 from stepstone.web.tracing import JoinTrace
 
 __all__ = ["TOKEN_HEADER", "create_app"]
 
 TOKEN_HEADER = "x-stepstone-token"
-_OPEN = ("/health",)
+_OPEN = ("/health", "/login")  # no data behind them; nor behind /static/
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
@@ -47,7 +53,14 @@ def _given_token(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return request.headers.get(TOKEN_HEADER)
+    return request.headers.get(TOKEN_HEADER) or request.cookies.get(COOKIE)
+
+
+def _is_page(request: Request) -> bool:
+    """A dashboard page (HTML), not the API: an unsigned browser is sent to /login."""
+    path = request.url.path
+    api = path.startswith("/api/") or path in ("/openapi.json", "/health")
+    return request.method == "GET" and not api
 
 
 class _Guard(BaseHTTPMiddleware):
@@ -61,6 +74,8 @@ class _Guard(BaseHTTPMiddleware):
         try:
             self._check(request)
         except HttpError as exc:
+            if exc.status == 401 and _is_page(request):
+                return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
             return error_response(exc)
         return await call_next(request)
 
@@ -68,10 +83,11 @@ class _Guard(BaseHTTPMiddleware):
         path, s = request.url.path, self.settings
         if path.startswith("/hooks/"):
             return  # a hook is authenticated by its signature
+        open_ = path in _OPEN or path.startswith("/static/")
         token = _given_token(request)
         if (
             s.token is not None
-            and path not in _OPEN
+            and not open_
             and (token is None or not hmac.compare_digest(token.encode(), s.token.encode()))
         ):
             raise HttpError(401, "missing or wrong token", "Unauthorized")
@@ -133,9 +149,13 @@ def create_app(
         finally:
             await client.close()
 
-    routes = [Route(r.path, r.handler, methods=[r.method]) for r in ROUTES]
+    routes: list[BaseRoute] = [Route(r.path, r.handler, methods=[r.method]) for r in ROUTES]
     routes.append(Route("/hooks/{name}", receive_hook, methods=["POST"]))
     routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
+    routes.extend(page_routes())
+    routes.append(Route("/login", login_page, methods=["GET"]))
+    routes.append(Route("/login", login, methods=["POST"]))
+    routes.append(Route("/logout", logout, methods=["POST"]))
     middleware = [Middleware(_Guard, settings=settings)]
     if observer is not None:
         middleware.insert(0, Middleware(JoinTrace, observer=observer))
@@ -151,6 +171,8 @@ def create_app(
         )
 
     async def on_error(request: Request, exc: Exception) -> Response:
+        if _is_page(request):
+            return await page_error(request, exc)
         return error_response(exc)
 
     app = Starlette(
@@ -162,4 +184,5 @@ def create_app(
     )
     app.state.settings = settings
     app.state.hooks = states
+    app.state.templates = templates()
     return app

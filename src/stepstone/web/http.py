@@ -23,7 +23,15 @@ from stepstone.errors import (
     WorkflowNotFound,
 )
 
-__all__ = ["HTTP_STATUS", "HttpError", "error_response", "read_body", "read_json", "status_for"]
+__all__ = [
+    "HTTP_STATUS",
+    "HttpError",
+    "error_response",
+    "label_filter",
+    "read_body",
+    "read_json",
+    "status_for",
+]
 
 # The one table from error class to HTTP status; the first match wins (subclasses first).
 HTTP_STATUS: dict[type[BaseException], int] = {
@@ -93,3 +101,14 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise HttpError(400, "request body must be a JSON object", "BadJSON")
     return data
+
+
+def label_filter(values: list[str], what: str = "label") -> dict[str, str]:
+    """``label=key=value`` query parameters as a labels filter (422 naming a bad one)."""
+    labels = {}
+    for text in values:
+        key, eq, value = text.partition("=")
+        if not eq or not key.strip():
+            raise InvalidArgument(f"{what} {text!r}: write it as key=value")
+        labels[key.strip()] = value.strip()
+    return labels

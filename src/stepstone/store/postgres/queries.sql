@@ -80,8 +80,16 @@ WHERE created_at IS NOT NULL
   AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(parent_run_id)s::text IS NULL OR parent_run_id = %(parent_run_id)s::text)
+  AND (%(labels)s::jsonb IS NULL OR labels @> %(labels)s::jsonb)
   AND (%(before)s::text IS NULL OR (created_at, run_id) < (
       SELECT created_at, run_id FROM stepstone.runs WHERE run_id = %(before)s::text))
+ORDER BY created_at DESC, run_id DESC
+LIMIT %(limit)s;
+
+-- name: list_children
+-- A parent's children (describe) through runs_by_parent, whatever plan list_runs has prepared.
+SELECT * FROM stepstone.runs
+WHERE parent_run_id = %(parent_run_id)s::text
 ORDER BY created_at DESC, run_id DESC
 LIMIT %(limit)s;
 

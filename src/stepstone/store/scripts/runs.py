@@ -81,9 +81,14 @@ async def list_runs(tx: Tx, query: RunQuery) -> list[Run]:
         "queue": query.queue,
         "parent_run_id": query.parent_run_id,
         "before": query.before_run_id,
+        "labels": json.dumps(dict(query.labels)) if query.labels else None,
         "limit": query.limit,
     }
-    return [tx.columns.run(r) for r in await tx.all("list_runs", params)]
+    only_parent = query.parent_run_id is not None and query == RunQuery(
+        parent_run_id=query.parent_run_id, limit=query.limit
+    )
+    name = "list_children" if only_parent else "list_runs"
+    return [tx.columns.run(r) for r in await tx.all(name, params)]
 
 
 async def create_run(

@@ -50,8 +50,20 @@ WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
   AND (:workflow IS NULL OR workflow = :workflow)
   AND (:queue IS NULL OR queue = :queue)
   AND (:parent_run_id IS NULL OR parent_run_id = :parent_run_id)
+  AND (:labels IS NULL OR NOT EXISTS (
+      SELECT 1 FROM json_each(:labels) AS want
+      WHERE want.value IS NOT (
+          SELECT have.value FROM json_each(runs.labels) AS have WHERE have.key = want.key)))
   AND (:before IS NULL OR created_at < (SELECT created_at FROM runs WHERE run_id = :before)
        OR (created_at = (SELECT created_at FROM runs WHERE run_id = :before) AND run_id < :before))
+ORDER BY created_at DESC, run_id DESC
+LIMIT :limit;
+
+-- name: list_children
+-- A parent's children (describe) through runs_by_parent: given the parent as list_runs's optional
+-- filter, the planner walks runs_by_created instead, all of it (376 ms on a store of 1M runs).
+SELECT * FROM runs
+WHERE parent_run_id = :parent_run_id
 ORDER BY created_at DESC, run_id DESC
 LIMIT :limit;
 
