@@ -302,8 +302,10 @@
       error.hidden = false;
       return;
     }
+    // back to the page asked for: a path of this site only ("//x", "/\\x" and "/\t/x" are other
+    // sites to a browser, which drops tabs and newlines and reads a backslash as a slash)
     const next = form.dataset.next || "/";
-    location.href = next.startsWith("/") && !next.startsWith("//") ? next : "/";
+    location.href = /^\/(?![\/\\\s])[^\\\s]*$/.test(next) ? next : "/";
   }
 
   document.addEventListener("click", (event) => {
