@@ -217,6 +217,7 @@ class Client:
     describe = _blocking(AsyncClient.describe)
     timeline = _blocking(AsyncClient.timeline)
     queue_stats = _blocking(AsyncClient.queue_stats)
+    queue_throughput = _blocking(AsyncClient.queue_throughput)
     queues = _blocking(AsyncClient.queues)
     pools = _blocking(AsyncClient.pools)
     workers = _blocking(AsyncClient.workers)

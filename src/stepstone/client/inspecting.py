@@ -189,6 +189,20 @@ class Inspecting(ClientBase):
         last ``window_s`` (throughput), and the age of the oldest due pending run."""
         return await self.store.queue_stats(now=self.clock.now(), window_s=window_s)
 
+    async def queue_throughput(
+        self, *, window_s: float = 3600.0, buckets: int = 60
+    ) -> dict[str, dict[str, builtins.list[int]]]:
+        """Per queue, runs finished in each of ``buckets`` equal slices of the last
+        ``window_s`` (``{"completed": [...], "failed": [...]}``, oldest first): throughput over
+        time, as the dashboard's queue page draws it."""
+        if not (isinstance(buckets, int) and 1 <= buckets <= 1440):
+            raise InvalidArgument(f"buckets must be an int from 1 to 1440, got {buckets!r}")
+        if not 0 < window_s <= 31 * 86400:
+            raise InvalidArgument(f"window_s must be > 0 and at most 31 days, got {window_s!r}")
+        return await self.store.queue_throughput(
+            now=self.clock.now(), window_s=window_s, buckets=buckets
+        )
+
     async def cost(
         self,
         run_id: str | None = None,

@@ -343,7 +343,7 @@ def workflow(
 
     ``webhook`` names a hook of ``stepstone serve``: a signed ``POST /hooks/{webhook}`` starts
     a run with the delivery's JSON body as the one argument (``"github"`` and ``"stripe"``
-    check those senders' signatures; see the README, "HTTP API and webhooks").
+    check those senders' signatures; see the README, "Webhooks and the HTTP API").
     """
     if webhook is not None and (
         not isinstance(webhook, str)

@@ -369,6 +369,13 @@ class Store(Protocol):
         age of the oldest due pending run."""
         ...
 
+    async def queue_throughput(
+        self, *, now: datetime, window_s: float = 3600.0, buckets: int = 60
+    ) -> dict[str, dict[str, list[int]]]:
+        """Per queue, runs finished (``completed`` and ``failed``) in each of ``buckets`` equal
+        slices of the last ``window_s``, oldest first: throughput over time."""
+        ...
+
     # --- cost ledger ---------------------------------------------------------------------
     async def cost(self, query: CostQuery) -> list[CostLine]:
         """Ledger rows matching ``query`` added up per group (one line per model, workflow or

@@ -235,6 +235,13 @@ async def list_queues(request: Request) -> Response:
     return JSONResponse({"queues": [queue_json(n, stats.get(n), specs.get(n)) for n in names]})
 
 
+async def queue_throughput(request: Request) -> Response:
+    window_s = float(_int(request, "window_s", 3600, 60, 31 * 86_400))
+    buckets = _int(request, "buckets", 60, 1, 1440)
+    series = await _client(request).queue_throughput(window_s=window_s, buckets=buckets)
+    return JSONResponse({"window_s": window_s, "buckets": buckets, "queues": series})
+
+
 async def list_workers(request: Request) -> Response:
     now = datetime.now(UTC)
     workers = await _client(request).workers()
@@ -330,6 +337,12 @@ ROUTES: tuple[ApiRoute, ...] = (
     ),
     R("POST", "/api/runs/{run_id}/fork", "Fork from step from_seq (patch, run_id).", fork_run),
     R("GET", "/api/queues", "Queues: counts, throughput and limits.", list_queues),
+    R(
+        "GET",
+        "/api/queues/throughput",
+        "Runs finished per queue over time (window_s, buckets).",
+        queue_throughput,
+    ),
     R("GET", "/api/workers", "The worker registry.", list_workers),
     R("GET", "/api/dead-letters", "Runs that failed for good.", list_dead_letters),
     R(

@@ -181,11 +181,27 @@ async def run_page(request: Request) -> Response:
     )
 
 
+def spark_points(
+    series: dict[str, list[int]] | None, width: float = 120, height: float = 24
+) -> str:
+    """An SVG polyline's points for runs finished per slice (completed + failed), oldest on
+    the left; a flat line at the bottom when nothing finished."""
+    if not series:
+        return f"0,{height - 2:g} {width:g},{height - 2:g}"
+    totals = [c + f for c, f in zip(series["completed"], series["failed"], strict=True)]
+    top = max(max(totals), 1)
+    step = width / max(len(totals) - 1, 1)
+    return " ".join(
+        f"{i * step:.1f},{height - 2 - (n / top) * (height - 4):.1f}" for i, n in enumerate(totals)
+    )
+
+
 async def queues_page(request: Request) -> Response:
     """Queues: what each holds, its throughput (last minute and hour) and limits."""
     client = _client(request)
     minute = {s.queue: s for s in await client.queue_stats(window_s=60)}
     hour = {s.queue: s for s in await client.queue_stats(window_s=3600)}
+    history = await client.queue_throughput(window_s=3600, buckets=60)
     specs = {s.name: s for s in await client.queues()}
     names = sorted(set(minute) | set(hour) | set(specs))
     rows = [
@@ -193,6 +209,7 @@ async def queues_page(request: Request) -> Response:
             **queue_json(n, minute.get(n), specs.get(n)),
             "per_hour": hour[n].completed_recently if n in hour else 0,
             "failed_hour": hour[n].failed_recently if n in hour else 0,
+            "spark": spark_points(history.get(n)),
         }
         for n in names
     ]

@@ -1051,3 +1051,13 @@ VALUES (%(run_id)s, %(skill)s, %(outcome)s, %(mark)s, %(level)s, %(summary)s,
                                      WHERE run_id = %(run_id)s AND kind = %(notify_kind)s) END,
         %(created_at)s, %(read_at)s)
 ON CONFLICT DO NOTHING;
+
+-- name: queue_throughput
+-- Runs finished per queue in each of the equal slices of [since, since + buckets * width),
+-- completed and failed apart (the dashboard's throughput over time).
+SELECT queue, state,
+       floor(extract(epoch FROM finished_at - %(since)s::timestamptz) / %(width)s)::int AS bucket,
+       count(*) AS n
+FROM stepstone.runs
+WHERE finished_at >= %(since)s AND state IN ('completed', 'failed')
+GROUP BY queue, state, bucket;

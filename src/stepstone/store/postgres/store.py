@@ -280,6 +280,11 @@ class PostgresStore(StoreBase):
     async def queue_stats(self, *, now: datetime, window_s: float = 60.0) -> list[QueueStats]:
         return await self._read(scripts.workers.queue_stats, now, window_s)
 
+    async def queue_throughput(
+        self, *, now: datetime, window_s: float = 3600.0, buckets: int = 60
+    ) -> dict[str, dict[str, list[int]]]:
+        return await self._read(scripts.workers.queue_throughput, now, window_s, buckets)
+
     # --- cost ledger --------------------------------------------------------------------------
 
     async def cost(self, query: CostQuery) -> list[CostLine]:

@@ -16,6 +16,7 @@ __all__ = [
     "list_queues",
     "list_workers",
     "queue_stats",
+    "queue_throughput",
     "register_worker",
     "release_worker_runs",
     "renew_leases",
@@ -90,6 +91,25 @@ async def declare_pools(tx: Tx, pools: Sequence[PoolSpec], now: datetime) -> Non
 
 async def list_pools(tx: Tx) -> list[PoolSpec]:
     return [tx.columns.pool(r) for r in await tx.all("list_pools", {})]
+
+
+async def queue_throughput(
+    tx: Tx, now: datetime, window_s: float, buckets: int
+) -> dict[str, dict[str, list[int]]]:
+    """Per queue, runs finished (``completed`` and ``failed`` apart) in each of ``buckets``
+    equal slices of the last ``window_s``, oldest first."""
+    width = window_s / buckets
+    since = now - timedelta(seconds=window_s)
+    params = {"since": tx.columns.time_out(since), "width": width}
+    out: dict[str, dict[str, list[int]]] = {}
+    for r in await tx.all("queue_throughput", params):
+        bucket = int(r["bucket"])
+        if 0 <= bucket < buckets:  # a run finished after `now` (clock skew) is left out
+            series = out.setdefault(
+                r["queue"], {"completed": [0] * buckets, "failed": [0] * buckets}
+            )
+            series[r["state"]][bucket] += int(r["n"])
+    return out
 
 
 async def queue_stats(tx: Tx, now: datetime, window_s: float) -> list[QueueStats]:

@@ -832,3 +832,12 @@ VALUES (:run_id, :skill, :outcome, :mark, :level, :summary,
                                   WHERE run_id = :run_id AND kind = :notify_kind) END,
         :created_at, :read_at)
 ON CONFLICT DO NOTHING;
+
+-- name: queue_throughput
+-- Runs finished per queue in each of :buckets equal slices of [since, since + buckets * width),
+-- completed and failed apart (the dashboard's throughput over time).
+SELECT queue, state, CAST((finished_at - :since) / :width AS INTEGER) AS bucket,
+       COUNT(*) AS n
+FROM runs
+WHERE finished_at >= :since AND state IN ('completed', 'failed')
+GROUP BY queue, state, bucket;

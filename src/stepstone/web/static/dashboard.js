@@ -97,7 +97,8 @@
     for (const el of $$("[data-count]", box)) el.textContent = String(sums[el.dataset.count] || 0);
   }
 
-  // ---- queue throughput sparklines (sampled while the page is open) ----------------------
+  // ---- queue throughput sparklines (the server draws the last hour; this samples only where it
+  // does not) ------------------------------------------------------------------------------
   const rates = {};
   function drawSparks() {
     for (const label of $$("[data-rate]")) {
@@ -107,7 +108,7 @@
       if (series.stamp !== label) { series.push(value); series.stamp = label; }
       if (series.length > 60) series.shift();
       const svg = $$("[data-spark]").find((s) => s.dataset.spark === name);
-      if (!svg) continue;
+      if (!svg || svg.hasAttribute("data-history")) continue;  // drawn by the server
       const top = Math.max(...series, 0.001);
       const step = series.length > 1 ? 120 / (series.length - 1) : 0;
       const points = series.map((v, i) => `${(i * step).toFixed(1)},${(22 - (v / top) * 20).toFixed(1)}`);
