@@ -53,6 +53,8 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
         "0006_ledger",
         "0007_inbox",
         "0008_memory_ledger_days",
+        "0009_reserved",
+        "0010_leases",
     ]
     await store.close()
 

@@ -56,7 +56,12 @@ class Worker:
     of the registry or module (``@workflow(schedule=...)``, module-level ``Schedule``); every
     worker fires the due schedules of the workflows it serves, each tick exactly once.
     ``models``: the model providers ``ctx.llm`` calls (:func:`stepstone.models.load_models`
-    builds them from ``~/.stepstone/config.toml``).
+    builds them from ``~/.stepstone/config.toml``). ``exclusive``: the name of a lease in the
+    store this worker holds while it serves, so that of all the workers started with one name
+    one serves at a time: another raises :class:`~stepstone.errors.LeaseHeld` at start (unless
+    the holder died: it takes over at once); the lease is renewed with each heartbeat and
+    released at stop, and a worker that loses it (stalled past ``lease_s`` while another took
+    over) stops. ``stepstone daemon`` runs the skills worker this way.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class Worker:
         worker_id: str | None = None,
         auto_migrate: bool | None = None,
         models: Models | None = None,
+        exclusive: str | None = None,
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
@@ -115,6 +121,7 @@ class Worker:
                 version=self.registry.version,
                 labels=labels_of(labels, "worker labels"),
                 pool=pool_name,
+                exclusive=exclusive,
             ),
             settings=self.settings,
             clock=self.clock,
@@ -125,6 +132,7 @@ class Worker:
         self.firer = ScheduleFirer(
             self.store, self.registry, self.clock, self.settings.schedule_check_s
         )
+        self.runner.on_exclusive_lost = self.stop
         self.tasks: set[asyncio.Task[Any]] = set()
         self.executed = 0
         self.ready = threading.Event()
@@ -173,7 +181,12 @@ class Worker:
             await self.store.declare_queues(self.declared_queues, now=self.clock.now())
         if self.declared_pool is not None:
             await self.store.declare_pools([self.declared_pool], now=self.clock.now())
-        await self.runner.start()
+        try:
+            await self.runner.start()
+        except BaseException:
+            if self._owns_store:  # LeaseHeld (exclusive): nothing was served
+                await self.store.close()
+            raise
         await self.firer.declare()
         log.info(
             "worker %s serving queues %s, workflows %s",

@@ -1,0 +1,3 @@
+-- stepstone SQLite schema 9: reserved. Another branch's migration 9 takes this number when the
+-- branches merge (and this file goes); until then it changes nothing, so the versions stay 1..N.
+SELECT 1;
