@@ -75,7 +75,8 @@ def _live_daemon(client: Client, name: str) -> tuple[NamedLease | None, WorkerIn
 def ensure_daemon(session: Session, client: Client, queue: str = "default") -> int:
     """The pid of the daemon (or of a ``worker --skills``) serving ``queue`` of this skills
     path, starting a daemon when none does."""
-    label, name = skills_label(session), daemon_lease(session)
+    label = skills_label(session)
+    name = lease_name(label[1])
     _, daemon = _live_daemon(client, name)
     if daemon is None:
         daemon = skills_worker(client.workers(), label[1], queue, datetime.now(UTC))
@@ -86,7 +87,7 @@ def ensure_daemon(session: Session, client: Client, queue: str = "default") -> i
         live = _live_daemon(client, name)[1]
         return live.pid if live is not None else None
 
-    return spawn_daemon(_run_argv(session), daemon_log(session), started)
+    return spawn_daemon(_run_argv(session), daemon_log(session), started, env=session.env)
 
 
 def cmd_daemon(ns: argparse.Namespace, session: Session) -> Output:

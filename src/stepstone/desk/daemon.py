@@ -27,7 +27,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -86,11 +86,13 @@ def spawn_daemon(
     log: Path,
     started: Callable[[], int | None],
     *,
+    env: Mapping[str, str] | None = None,
     timeout_s: float = 15.0,
 ) -> int:
-    """Start ``argv`` (a ``stepstone daemon run`` command) detached from this process: its own
-    session, stdin from /dev/null, output appended to ``log``. Returns the pid ``started()``
-    reports once a daemon holds the lease (it may be another one, started by a racing launch)."""
+    """Start ``argv`` (a ``stepstone daemon run`` command) detached from this process, in
+    ``env`` (default: this process's): its own session, stdin from /dev/null, output appended
+    to ``log``. Returns the pid ``started()`` reports once a daemon holds the lease (it may be
+    another one, started by a racing launch)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         child = subprocess.Popen(
@@ -100,6 +102,7 @@ def spawn_daemon(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            env=dict(env) if env is not None else None,
         )
     deadline = time.monotonic() + timeout_s
     while True:
