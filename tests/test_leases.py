@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -89,3 +90,34 @@ def test_an_exclusive_worker_holds_its_lease_and_a_second_one_is_refused(
         thread.join(30)
     with Client(store_url) as client:
         assert client.lease("one") is None  # released at a graceful stop
+
+
+async def test_a_worker_that_loses_its_lease_stops(store_url: str) -> None:
+    from stepstone.core.settings import Settings
+    from stepstone.store import open_store
+
+    worker = Worker(
+        store_url,
+        [noop],
+        exclusive="one",
+        worker_id="first",
+        settings=Settings(lease_s=5, heartbeat_s=0.05),
+    )
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert await asyncio.to_thread(worker.ready.wait, 30)
+        other = open_store(store_url)
+        try:  # what a takeover after a stall looks like to the holder: its lease is another's
+            assert await other.release_lease("one", "first")
+            taken = await other.acquire_lease("one", "intruder", ttl_s=60, now=datetime.now(UTC))
+            assert taken is not None and taken.holder == "intruder"
+            await asyncio.to_thread(thread.join, 30)
+            assert not thread.is_alive()  # it stopped on its own
+            lease = await other.get_lease("one")
+            assert lease is not None and lease.holder == "intruder"  # and left it alone
+        finally:
+            await other.close()
+    finally:
+        worker.stop()
+        thread.join(30)

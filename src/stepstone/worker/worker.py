@@ -170,7 +170,8 @@ class Worker:
         if running is loop:
             stopping.set()
         else:
-            loop.call_soon_threadsafe(stopping.set)
+            with contextlib.suppress(RuntimeError):  # its loop closed: it has stopped already
+                loop.call_soon_threadsafe(stopping.set)
 
     async def serve(self) -> None:
         """Claim and execute runs until stopped."""
