@@ -1,6 +1,7 @@
-"""The skills daemon with real processes: racing launches start exactly one, a SIGKILLed one
-is replaced by the next launch (each completed step runs once), an edited skill is picked up,
-and stop / status / logs."""
+"""The skills daemon with real processes: racing launches start exactly one (the store lease
+decides), a SIGKILLed one is replaced by the next launch (each completed step runs once), an
+edited skill is picked up, and stop / status / logs. The racing and SIGKILL tests run on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stepstone.desk.daemon import DaemonFiles, daemon_pid, stop_daemon
+from tests.conftest import ADAPTERS
 from tests.test_cli import READY_TIMEOUT_S, Cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.crash]
@@ -48,25 +49,21 @@ async def steps(ctx: WorkflowContext, hold_at: int = -1) -> list[int]:
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Iterator[Cli]:
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    """A home and project with the scaffolded `hello` skill and `steps`; SQLite unless the test
+    is parametrized with ``desk="postgres"`` (indirect)."""
     cli = Cli(tmp_path)
+    if getattr(request, "param", "sqlite") == "postgres":
+        cli.db = request.getfixturevalue("pg_url")
     cli("skill", "new", "hello", db=False)
     (tmp_path / "skills" / "steps").mkdir()
     (tmp_path / "skills" / "steps" / "skill.py").write_text(STEPS)
     yield cli
-    files = daemon_files(cli)
-    with contextlib.suppress(RuntimeError):
-        stop_daemon(files, timeout_s=20)
-    pid = daemon_pid(files)
-    if pid:
+    with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+        cli("daemon", "stop")
+    for pid in daemons(cli):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-def daemon_files(cli: Cli) -> DaemonFiles:
-    return DaemonFiles(
-        cli.cwd / ".stepstone" / "daemon.lock", cli.cwd / ".stepstone" / "worker.log"
-    )
 
 
 def daemons(cli: Cli) -> list[int]:
@@ -84,6 +81,15 @@ def daemons(cli: Cli) -> list[int]:
     return found
 
 
+def status(cli: Cli) -> dict[str, object]:
+    data: dict[str, object] = cli.data("daemon", "status")
+    return data
+
+
+def log_text(cli: Cli) -> str:
+    return (cli.cwd / ".stepstone" / "worker.log").read_text()
+
+
 def wait_for(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not predicate():
@@ -91,6 +97,7 @@ def wait_for(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("desk", ADAPTERS, indirect=True)
 def test_ten_racing_launches_start_one_daemon(desk: Cli) -> None:
     procs = [
         subprocess.Popen(
@@ -108,45 +115,67 @@ def test_ten_racing_launches_start_one_daemon(desk: Cli) -> None:
         assert proc.returncode == 0, err
     for i in range(10):
         assert desk("result", f"r{i}", "--timeout-s", "60").stdout.strip() == f'"Hello, n{i}!"'
-    assert daemons(desk) == [daemon_pid(daemon_files(desk))]
+    now = status(desk)
+    assert daemons(desk) == [now["pid"]]
+    assert f"-{now['pid']}-" in str(now["holder"])  # the holder is the daemon's worker id
+    # every daemon a launch started either served (one) or found the lease held and exited
+    log = log_text(desk)
+    assert log.count("serving skills") == 1, log
+    assert log.count("serving skills") + log.count("this one exits") >= 1
     assert len(desk.data("inbox")) == 10
-    assert desk.data("daemon", "stop")["stopped"] is not None
+    assert desk.data("daemon", "stop")["stopped"] == now["pid"]
     wait_for(lambda: not daemons(desk), "the daemon to exit")
+    after = status(desk)
+    assert not after["running"] and after["holder"] is None  # a graceful stop releases it
 
 
+@pytest.mark.parametrize("desk", ADAPTERS, indirect=True)
 def test_a_sigkilled_daemon_is_replaced_by_the_next_launch(desk: Cli) -> None:
     side = desk.cwd / "skills" / "steps" / "side.txt"
     desk("launch", "steps", "--arg", "hold_at=2", "--run-id", "held")
     wait_for(lambda: side.exists() and "start 2 " in side.read_text(), "step 2 to start")
-    first = daemon_pid(daemon_files(desk))
-    assert first
-    os.kill(first, signal.SIGKILL)
-    wait_for(lambda: daemon_pid(daemon_files(desk)) is None, "the lock to be free")
+    first = status(desk)
+    assert first["running"] and daemons(desk) == [first["pid"]]
+    os.kill(int(str(first["pid"])), signal.SIGKILL)
+    wait_for(lambda: not daemons(desk), "the daemon to die")
+    dead = status(desk)  # its lease has not expired, but its holder is gone
+    assert not dead["running"] and dead["holder"] == first["holder"]
     (desk.cwd / "skills" / "steps" / "go").touch()
-    desk("launch", "hello", "next")  # finds no daemon: starts one, which takes the run over
+    desk("launch", "hello", "next")  # finds no live daemon: starts one, which takes the run over
     assert json.loads(desk("result", "held", "--timeout-s", "60").stdout) == [0, 1, 2, 3, 4]
     lines = side.read_text().splitlines()
     for seq in (0, 1, 3, 4):
         assert sum(line.startswith(f"end {seq} ") for line in lines) == 1
         assert sum(line.startswith(f"start {seq} ") for line in lines) == 1
     assert sum(line.startswith("start 2 ") for line in lines) == 2  # the step in flight, again
-    second = daemon_pid(daemon_files(desk))
-    assert second and second != first
+    second = status(desk)
+    assert second["running"] and second["pid"] != first["pid"]
+    assert second["holder"] != first["holder"] and daemons(desk) == [second["pid"]]
     assert [i["outcome"] for i in desk.data("inbox") if i["run_id"] == "held"] == ["done"]
+
+
+def test_a_skills_worker_of_ones_own_serves_launches_without_a_daemon(desk: Cli) -> None:
+    with desk.worker("--skills", "--app", "", workflows="") as worker:
+        assert worker
+        run_id = desk("launch", "hello", "own").stdout.strip()
+        assert desk("result", run_id, "--timeout-s", "60").stdout.strip() == '"Hello, own!"'
+        assert daemons(desk) == []
+        assert not status(desk)["running"]
 
 
 def test_an_edited_skill_is_served_after_the_daemon_restarts_itself(desk: Cli) -> None:
     assert desk.data("daemon", "start")["pid"]
     prompt = desk.cwd / "skills" / "hello" / "skill.py"
     prompt.write_text(prompt.read_text().replace("return greeting", "return greeting + '!!'"))
-    log = daemon_files(desk).log
-    wait_for(lambda: "serving the new code" in log.read_text(), "the daemon to see the edit")
-    wait_for(lambda: log.read_text().count("serving skills") >= 2, "the daemon to restart")
+    wait_for(lambda: "serving the new code" in log_text(desk), "the daemon to see the edit")
+    wait_for(lambda: log_text(desk).count("serving skills") >= 2, "the daemon to restart")
     run_id = desk("launch", "hello", "zoe").stdout.strip()
     assert desk("result", run_id, "--timeout-s", "60").stdout.strip() == '"Hello, zoe!!!"'
-    status = desk.data("daemon", "status")
-    assert status["running"] and status["pid"] == daemon_pid(daemon_files(desk))
+    now = status(desk)
+    assert now["running"] and daemons(desk) == [now["pid"]]
+    assert 0 <= float(str(now["heartbeat_age_s"])) < 30
     doctor = {c["check"]: c for c in desk.data("doctor", code=9, ok=True)}  # no hook installed
     assert doctor["worker"]["status"] == "ok"
-    assert doctor["worker"]["detail"].startswith(f"daemon pid {status['pid']}; 1 live worker")
+    assert doctor["worker"]["detail"].startswith(f"daemon pid {now['pid']}; 1 live worker")
+    assert "daemon's lease renewed" in doctor["worker"]["detail"]
     assert "serving skills" in "".join(desk.data("daemon", "logs", "--lines", "50")["lines"])

@@ -54,6 +54,7 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
         "0007_inbox",
         "0008_memory_ledger_days",
         "0009_trace_context",
+        "0010_leases",
     ]
     await store.close()
 

@@ -27,6 +27,7 @@ __all__ = [
     "HandBack",
     "FlowError",
     "InvalidArgument",
+    "LeaseHeld",
     "LeaseLost",
     "MalformedOutput",
     "ModelAuthError",
@@ -228,6 +229,15 @@ class DuplicateRun(StepstoneError):
         by = f"dedup key {dedup_key!r}" if dedup_key else "this run id"
         super().__init__(f"run {run_id} already holds {by}")
         self.run_id, self.dedup_key = run_id, dedup_key
+
+
+class LeaseHeld(StepstoneError):
+    """Another holder has the lease on ``name`` (a worker started with ``exclusive=name``
+    while one already serves under it; its ``holder`` is alive)."""
+
+    def __init__(self, name: str, holder: str) -> None:
+        super().__init__(f"the lease {name!r} is held by {holder}")
+        self.name, self.holder = name, holder
 
 
 class SignalPayloadError(StepstoneError, ValueError):

@@ -32,13 +32,17 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
     declared_queues, declared_pools = app_declarations(ns.app) if ns.app else ({}, {})
     mirror = None
     if ns.skills:
-        from stepstone.cli.desk import inbox_mirror, serve_skills, skill_queues  # on use
+        from stepstone.cli.daemon import skills_label  # imported on use
+        from stepstone.cli.desk import inbox_mirror, serve_skills, skill_queues
 
         skills = serve_skills(session)
         for wf in skills:
             registry.add(wf)
         ns.queue = ns.queue or skill_queues(skills)
         mirror = inbox_mirror(session)
+    labels = dict(parse_labels("--label", ns.label))
+    if ns.skills:  # a launch that finds this worker alive starts no daemon
+        labels.setdefault(*skills_label(session))
     tunables = {"lease_s": ns.lease_s, "poll_s": ns.poll_s, "grace_s": ns.grace_s}
     settings = Settings(**{k: v for k, v in tunables.items() if v is not None})
     # a queue or pool the app declares in code brings its limits or strategy along
@@ -50,7 +54,7 @@ def cmd_worker(ns: argparse.Namespace, session: Session) -> Output:
         workflows=registry,
         queue=queues,
         concurrency=ns.concurrency,
-        labels=parse_labels("--label", ns.label),
+        labels=labels,
         pool=pool,
         settings=settings,
         worker_id=ns.worker_id,

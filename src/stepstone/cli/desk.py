@@ -145,7 +145,7 @@ def cmd_launch(ns: argparse.Namespace, session: Session) -> Output:
             if not ns.no_daemon:
                 from stepstone.cli.daemon import ensure_daemon  # imported on use
 
-                ensure_daemon(session)  # starts one unless one runs
+                ensure_daemon(session, client, queue or "default")  # unless one serves it
             elif not session.json and not _someone_serves(client):
                 session.screen.note(
                     "no live worker: `stepstone worker --skills` runs it (or launch with --await)"

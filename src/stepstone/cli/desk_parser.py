@@ -157,14 +157,15 @@ def add_desk_commands(command: Command, common: argparse.ArgumentParser, epilog:
 
     p = command(
         "daemon",
-        "the skills worker as a daemon (one per home, found by ~/.stepstone/daemon.lock; logs "
-        "to ~/.stepstone/worker.log): a launch starts it when none runs; an edited skill makes "
-        "it drain and start again on the new code",
+        "the skills worker as a daemon, one per host and skills path: it holds a lease in the "
+        "store (renewed with its heartbeat; a dead daemon's is taken over by the next) and logs "
+        "to ~/.stepstone/worker.log; a launch starts it when no live worker serves the run; an "
+        "edited skill makes it drain and start again on the new code",
     )
     actions = p.add_subparsers(dest="daemon_command", metavar="ACTION", required=True)
     for name, text in (
-        ("start", "start the daemon unless one runs (detached); prints its pid"),
-        ("status", "whether the daemon runs, its pid and its log"),
+        ("start", "start the daemon unless a live one serves (detached); prints its pid"),
+        ("status", "whether the daemon runs: its pid, its lease's holder and age, its log"),
         ("stop", "stop the daemon gracefully (running steps get their grace period)"),
         ("restart", "stop, then start the daemon"),
         ("run", "serve in the foreground as the daemon (what `start` spawns)"),

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from stepstone.cli.daemon import daemon_files
+from stepstone.cli.daemon import daemon_lease
 from stepstone.cli.desk import runs_dir, skills_roots
 from stepstone.cli.hook import settings_path
 from stepstone.cli.output import Output
@@ -21,7 +21,7 @@ from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.core.frozen import frozen
 from stepstone.core.port import Store
-from stepstone.desk.daemon import daemon_pid
+from stepstone.desk.daemon import daemon_of
 from stepstone.desk.hook import hook_state
 from stepstone.desk.loading import load_skills
 from stepstone.errors import InvalidArgument, ModelError, StoreError
@@ -88,7 +88,7 @@ async def _store_checks(session: Session) -> list[Check]:
             return [Check("store", "fail", detail, f"stepstone migrate{_db_flag(session)}")]
         checks = [Check("store", "ok", f"{store.url}: schema version {applied}")]
         checks += _sqlite_files(store)
-        checks.append(await _worker(store, daemon_pid(daemon_files(session))))
+        checks.append(await _worker(store, daemon_lease(session)))
         checks.append(await _clock(store))
         return checks
     finally:
@@ -113,12 +113,20 @@ def _sqlite_files(store: Store) -> list[Check]:
     return [disk, wal_check]
 
 
-async def _worker(store: Store, daemon: int | None) -> Check:
+async def _worker(store: Store, lease_name: str) -> Check:
     now = datetime.now(UTC)
-    alive = [w for w in await store.list_workers() if w.alive_at(now)]
+    lease, workers = await store.get_lease(lease_name), await store.list_workers()
+    holder = daemon_of(lease, workers, now)
+    daemon = holder.pid if holder is not None else None
+    alive = [w for w in workers if w.alive_at(now)]
     held = f"daemon pid {daemon}; " if daemon else "no daemon; "
+    renewed = ""
+    if lease is not None and holder is not None:
+        renewed = (
+            f"; the daemon's lease renewed {(now - lease.renewed_at).total_seconds():.1f} s ago"
+        )
     if not alive:
-        if daemon:  # the lock is held, yet nothing beats: a stuck daemon
+        if daemon:  # the lease is held, yet nothing beats: a stuck daemon
             detail = f"{held}but no live worker: launched runs wait"
             return Check("worker", "fail", detail, "stepstone daemon restart")
         fix = "stepstone daemon start   (or any launch; or a worker of your own: worker --skills)"
@@ -126,6 +134,7 @@ async def _worker(store: Store, daemon: int | None) -> Check:
     freshest = max(alive, key=lambda w: w.heartbeat_at or now)
     age = (now - (freshest.heartbeat_at or now)).total_seconds()
     detail = f"{held}{len(alive)} live worker(s); {freshest.worker_id} beat {age:.1f} s ago"
+    detail += renewed
     if age > MAX_HEARTBEAT_AGE_S:
         return Check("worker", "fail", detail, "stepstone daemon restart")
     return Check("worker", "ok", detail)

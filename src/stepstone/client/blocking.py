@@ -221,6 +221,7 @@ class Client:
     queues = _blocking(AsyncClient.queues)
     pools = _blocking(AsyncClient.pools)
     workers = _blocking(AsyncClient.workers)
+    lease = _blocking(AsyncClient.lease)
     cost = _blocking(AsyncClient.cost)
     set_budget = _blocking(AsyncClient.set_budget)
     budgets = _blocking(AsyncClient.budgets)

@@ -16,6 +16,7 @@ from stepstone.core.model import (
     ACTIVE_STATES,
     Claim,
     EventRecord,
+    NamedLease,
     PoolSpec,
     QueueSpec,
     QueueStats,
@@ -285,6 +286,11 @@ class Inspecting(ClientBase):
         """The worker registry: id, host, pid, queues, labels, pool, capacity, load, version
         and last heartbeat (``alive_at(now)`` tells whether it is still beating)."""
         return await self.store.list_workers()
+
+    async def lease(self, name: str) -> NamedLease | None:
+        """The lease on ``name`` in the store (a worker's ``exclusive=name``; the skills
+        daemon's), expired or not, or None: its holder, when it was taken and last renewed."""
+        return await self.store.get_lease(name)
 
     async def check(self, *, unblock: bool = False) -> builtins.list[CheckResult]:
         """Replay every unfinished run of this client's workflows against the code now loaded,

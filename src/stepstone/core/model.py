@@ -31,6 +31,7 @@ __all__ = [
     "ErrorInfo",
     "EventRecord",
     "LeaseStatus",
+    "NamedLease",
     "NewRun",
     "Run",
     "RunQuery",
@@ -347,6 +348,24 @@ class LeaseStatus:
     run_id: str
     lease_token: int
     control: Control | None
+
+
+@frozen
+class NamedLease:
+    """A lease on a name rather than on a run (a lock in the store): ``holder`` has it until
+    ``expires_at`` and keeps it by renewing it; of all the processes asking for one name at once
+    exactly one gets it (the skills daemon: one per host and skills path)."""
+
+    name: str
+    holder: str
+    acquired_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+
+    def held_at(self, now: datetime) -> bool:
+        """Whether it has not expired at ``now`` (its holder may still have died: see
+        :func:`stepstone.runtime.exclusive.holder_alive`)."""
+        return now < self.expires_at
 
 
 @frozen

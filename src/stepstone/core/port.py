@@ -22,6 +22,7 @@ from stepstone.core.model import (
     InboxItem,
     Launch,
     LeaseStatus,
+    NamedLease,
     NewRun,
     PoolSpec,
     QueueSpec,
@@ -349,6 +350,30 @@ class Store(Protocol):
     async def release_worker_runs(self, worker_ids: Sequence[str], *, now: datetime) -> int:
         """Make the runs leased by these (dead) workers claimable at once, return the runs
         assigned or targeted to them to their pool, and forget the workers."""
+        ...
+
+    # --- named leases (a lock in the store) ----------------------------------------------
+    async def acquire_lease(
+        self, name: str, holder: str, *, ttl_s: float, now: datetime, replacing: str | None = None
+    ) -> NamedLease | None:
+        """Take the lease on ``name`` for ``holder`` until ``now + ttl_s``, in one statement:
+        when nobody holds it, when it expired, when ``holder`` has it already (renewed), or when
+        its holder is ``replacing`` (one the caller found dead). Of any number of callers at
+        once exactly one gets it. Returns the lease as it stands: ``holder`` is the caller's
+        only when it got it (None: the other holder released it meanwhile)."""
+        ...
+
+    async def renew_lease(self, name: str, holder: str, *, ttl_s: float, now: datetime) -> bool:
+        """Extend ``holder``'s lease to ``now + ttl_s``; False when it no longer holds it (it
+        expired and another took it, or it was released)."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease up (only ``holder``'s); whether it held it."""
+        ...
+
+    async def get_lease(self, name: str) -> NamedLease | None:
+        """The lease on ``name`` (expired or not), or None."""
         ...
 
     # --- queues and pools ----------------------------------------------------------------

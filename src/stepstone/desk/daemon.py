@@ -1,127 +1,134 @@
-"""The skills worker as a daemon: one per machine and home, found through a lock file.
+"""The skills worker as a daemon: one per host and skills path, decided by a lease in the store.
 
-The daemon holds an exclusive ``flock`` on its lock file for as long as it lives and writes its
-pid into it; the operating system drops the lock when the process ends however it ends
-(SIGKILL included), so "is a daemon alive?" is "is the lock held?", and of any number of
-daemons started at once (ten racing launches) exactly one gets the lock: the others exit at
-once. Nothing here reads the environment: the CLI passes the paths.
+The daemon is a :class:`~stepstone.Worker` started with ``exclusive=`` :func:`lease_name`: it
+takes that lease in the store when it starts (one statement, so of ten daemons started by ten
+racing launches exactly one gets it and the others exit), renews it with its heartbeat and
+releases it when it stops. A daemon that dies however it dies (SIGKILL included) leaves a lease
+whose holder is gone: the next launch sees that (the holder's pid on this host, from the worker
+registry), starts another daemon, and that one takes the lease over at once and the dead one's
+runs with it.
+
+Why one per host *and* skills path: a daemon executes the skill code it found in this machine's
+folders (``./skills`` of the directory it was started from, ``~/.stepstone/skills``, ...) and
+keeps this home's INBOX.md and run folders, so neither a daemon on another host sharing a
+PostgreSQL store nor one serving another project's ``./skills`` can stand in for it. The lease
+lives in the store the runs are in, so each store gets its own daemon as well.
+
+A worker serving a skills path (the daemon, or ``stepstone worker --skills``) offers the label
+``skills=KEY`` (:func:`skills_key`), so a launch can tell from the worker registry that someone
+already serves its run. Nothing here reads the environment: the CLI passes the paths.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import IO
 
-from stepstone.core.frozen import frozen
+from stepstone.core.model import NamedLease, WorkerInfo
+from stepstone.runtime.exclusive import holder_alive, worker_alive
+from stepstone.runtime.identity import HOST
 
-__all__ = ["DaemonFiles", "DaemonLock", "daemon_pid", "fingerprint", "spawn_daemon", "stop_daemon"]
+__all__ = [
+    "SKILLS_LABEL",
+    "daemon_of",
+    "fingerprint",
+    "lease_name",
+    "skills_key",
+    "skills_worker",
+    "spawn_daemon",
+    "stop_daemon",
+]
 
-
-@frozen
-class DaemonFiles:
-    """Where the daemon's lock (with its pid) and its log live (``~/.stepstone/...``)."""
-
-    lock: Path
-    log: Path
-
-
-class DaemonLock:
-    """The lock a daemon holds for its life (released when the process ends)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> bool:
-        """Take the lock and write this process's pid; False if another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = self.path.open("a+")
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            return False
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self._file = f
-        return True
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing drops the flock
-            self._file = None
+SKILLS_LABEL = "skills"
+"""The label a worker serving a skills path offers; its value is the path's :func:`skills_key`."""
 
 
-def daemon_pid(files: DaemonFiles) -> int | None:
-    """The pid of the live daemon, or None when the lock is free."""
-    try:
-        f = files.lock.open("r")
-    except FileNotFoundError:
+def skills_key(folders: Iterable[Path]) -> str:
+    """A short digest of the skills path (its folders, resolved, in lookup order)."""
+    text = "\0".join(str(Path(f).expanduser().resolve()) for f in folders)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def lease_name(key: str, host: str = HOST) -> str:
+    """The store lease of the daemon serving skills path ``key`` on ``host``."""
+    return f"skills-daemon:{host}:{key}"
+
+
+def daemon_of(
+    lease: NamedLease | None, workers: Sequence[WorkerInfo], now: datetime
+) -> WorkerInfo | None:
+    """The live daemon: the registry entry of the lease's holder, if it still runs."""
+    if lease is None or not holder_alive(lease, workers, now):
         return None
-    with f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:  # held: a daemon lives
-            text = f.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-        return None
+    return next(w for w in workers if w.worker_id == lease.holder)
 
 
-def spawn_daemon(argv: Sequence[str], files: DaemonFiles, *, timeout_s: float = 15.0) -> int:
-    """Start ``argv`` (a ``stepstone daemon run`` command) detached from this process: its own
-    session, stdin from /dev/null, output appended to the log. Returns the pid of the daemon
-    holding the lock once one does (it may be another one, started by a racing launch)."""
-    files.log.parent.mkdir(parents=True, exist_ok=True)
-    with files.log.open("ab") as log:
+def skills_worker(
+    workers: Sequence[WorkerInfo], key: str, queue: str, now: datetime
+) -> WorkerInfo | None:
+    """A live worker serving skills path ``key`` on ``queue`` (the daemon, or a ``worker
+    --skills`` of the user's own), or None."""
+    for w in workers:
+        if (SKILLS_LABEL, key) in w.labels and queue in w.queues and worker_alive(w, now):
+            return w
+    return None
+
+
+def spawn_daemon(
+    argv: Sequence[str],
+    log: Path,
+    started: Callable[[], int | None],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 15.0,
+) -> int:
+    """Start ``argv`` (a ``stepstone daemon run`` command) detached from this process, in
+    ``env`` (default: this process's): its own session, stdin from /dev/null, output appended
+    to ``log``. Returns the pid ``started()`` reports once a daemon holds the lease (it may be
+    another one, started by a racing launch)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
         child = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            env=dict(env) if env is not None else None,
         )
     deadline = time.monotonic() + timeout_s
     while True:
-        pid = daemon_pid(files)
-        if pid is not None and pid > 0:
+        exited = child.poll() is not None
+        pid = started()
+        if pid is not None:
             return pid
-        if child.poll() is not None and daemon_pid(files) is None:
+        if exited:
             raise RuntimeError(
-                f"the daemon exited with code {child.returncode} before it started; see {files.log}"
+                f"the daemon exited with code {child.returncode} before it started; see {log}"
             )
         if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"the daemon did not start within {timeout_s:.0f} s; see {files.log}"
-            )
+            raise RuntimeError(f"the daemon did not start within {timeout_s:.0f} s; see {log}")
         time.sleep(0.02)
 
 
-def stop_daemon(files: DaemonFiles, *, timeout_s: float = 30.0) -> int | None:
-    """SIGTERM the daemon (it drains: running steps get their grace period) and wait until its
-    lock is free; the pid stopped, or None when none ran."""
-    pid = daemon_pid(files)
-    if pid is None or pid <= 0:
-        return None
+def stop_daemon(pid: int, gone: Callable[[], bool], *, timeout_s: float = 30.0) -> None:
+    """SIGTERM the daemon ``pid`` (it drains: running steps get their grace period, and it
+    releases its lease) and wait until ``gone()``."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while daemon_pid(files) is not None:
+    while not gone():
         if time.monotonic() > deadline:
             raise RuntimeError(f"the daemon (pid {pid}) did not stop within {timeout_s:.0f} s")
         time.sleep(0.05)
-    return pid
 
 
 def fingerprint(folders: Iterable[Path]) -> str:

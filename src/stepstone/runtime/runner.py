@@ -32,6 +32,7 @@ from stepstone.core.scope import Credentials, credentials_scope
 from stepstone.core.settings import Settings
 from stepstone.errors import CheckpointFailed, HandBack
 from stepstone.runtime.endings import StoreBackOff, close_retrying, run_safely
+from stepstone.runtime.exclusive import ExclusiveLease
 from stepstone.runtime.identity import HOST, process_alive, process_start, worker_id_for
 from stepstone.runtime.logs import QuietLog, install_run_context
 from stepstone.runtime.threads import DaemonThreadPool
@@ -56,7 +57,8 @@ class RunnerOptions:
 
     ``kind`` prefixes a generated ``worker_id`` ("worker", "client"); ``queues`` and ``pool``
     are what it claims from; ``labels`` what it offers; ``concurrency`` its slots; ``version``
-    the code version of its registry."""
+    the code version of its registry; ``exclusive`` the name of a store lease it holds while it
+    runs (see :mod:`stepstone.runtime.exclusive`)."""
 
     kind: str = "worker"
     queues: tuple[str, ...] = ("default",)
@@ -65,6 +67,7 @@ class RunnerOptions:
     version: str | None = None
     labels: Labels = ()
     pool: str | None = None
+    exclusive: str | None = None
 
 
 class Runner(ExecutionHooks):
@@ -121,9 +124,17 @@ class Runner(ExecutionHooks):
         self.heartbeat_done = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._started = False
+        self._holds_exclusive = False
         self._handing_back = False
         self._hand_back_runs: set[str] = set()
         self._quiet = QuietLog(log)
+        self.exclusive: ExclusiveLease | None = None
+        if opts.exclusive is not None:
+            lease_s = self.settings.lease_s
+            holder = self.worker.worker_id
+            self.exclusive = ExclusiveLease(store, opts.exclusive, holder, lease_s, self.clock)
+        # called when a heartbeat finds the exclusive lease taken over (the worker stops)
+        self.on_exclusive_lost: Callable[[], None] = lambda: None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -134,6 +145,13 @@ class Runner(ExecutionHooks):
         self.worker = replace(self.worker, started_at=self.clock.now())
         await self.store.register_worker(self.worker, now=self.clock.now())
         self._started = True
+        if self.exclusive is not None:
+            try:
+                await self.exclusive.take()  # registered first: a live holder is in the registry
+            except BaseException:
+                await self.stop()
+                raise
+            self._holds_exclusive = True
         await self.release_dead_local_workers()
         self._heartbeat_task = asyncio.create_task(
             self._heartbeat_loop(), name="stepstone-heartbeat"
@@ -145,6 +163,10 @@ class Runner(ExecutionHooks):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
             self._heartbeat_task = None
+        if self._holds_exclusive and self.exclusive is not None:
+            self._holds_exclusive = False
+            with contextlib.suppress(Exception):  # else it expires: the next holder waits for it
+                await self.exclusive.release()
         if self._started:
             with contextlib.suppress(Exception):
                 await self.store.unregister_worker(self.worker.worker_id)
@@ -361,6 +383,13 @@ class Runner(ExecutionHooks):
                 exe.lose_lease()
             elif status.control is not None:
                 exe.on_control(status.control, exe.run.control_reason)
+        if self.exclusive is not None and not await self.exclusive.renew():
+            log.warning(
+                "worker %s lost the lease %r (another worker took it over): stopping",
+                self.worker.worker_id,
+                self.exclusive.name,
+            )
+            self.on_exclusive_lost()
         self.heartbeats += 1
         if self.runtime.observer is not None and self.worker.queues:
             await self._observe_queues(now)

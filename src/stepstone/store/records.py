@@ -19,6 +19,7 @@ from stepstone.core.model import (
     InboxItem,
     Labels,
     Launch,
+    NamedLease,
     NewRun,
     PoolSpec,
     QueueSpec,
@@ -226,6 +227,15 @@ class Columns:
             pool=row["pool"],
             load=row["load"],
             lease_s=row["lease_s"],
+        )
+
+    def lease(self, row: Row) -> NamedLease:
+        return NamedLease(
+            name=row["name"],
+            holder=row["holder"],
+            acquired_at=self._time(row["acquired_at"]),
+            renewed_at=self._time(row["renewed_at"]),
+            expires_at=self._time(row["expires_at"]),
         )
 
     @staticmethod

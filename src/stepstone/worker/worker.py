@@ -61,6 +61,12 @@ class Worker:
     builds them from ``~/.stepstone/config.toml``). ``tracing``: ``True`` traces runs and steps
     and counts claims with OpenTelemetry's global providers (``stepstone[otel]``), or give an
     :class:`~stepstone.telemetry.OpenTelemetry` (or any ``Observer``); off by default.
+    ``exclusive``: the name of a lease in the store this worker holds while it serves, so that
+    of all the workers started with one name one serves at a time: another raises
+    :class:`~stepstone.errors.LeaseHeld` at start (unless the holder died: it takes over at
+    once); the lease is renewed with each heartbeat and released at stop, and a worker that
+    loses it (stalled past ``lease_s`` while another took over) stops. ``stepstone daemon``
+    runs the skills worker this way.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class Worker:
         auto_migrate: bool | None = None,
         models: Models | None = None,
         tracing: bool | Observer = False,
+        exclusive: str | None = None,
     ) -> None:
         self.store, self._owns_store = open_store_for_use(store, auto_migrate=auto_migrate)
         self.registry = as_registry(workflows)
@@ -120,6 +127,7 @@ class Worker:
                 version=self.registry.version,
                 labels=labels_of(labels, "worker labels"),
                 pool=pool_name,
+                exclusive=exclusive,
             ),
             settings=self.settings,
             clock=self.clock,
@@ -131,6 +139,7 @@ class Worker:
         self.firer = ScheduleFirer(
             self.store, self.registry, self.clock, self.settings.schedule_check_s
         )
+        self.runner.on_exclusive_lost = self.stop
         self.tasks: set[asyncio.Task[Any]] = set()
         self.executed = 0
         self.ready = threading.Event()
@@ -168,7 +177,8 @@ class Worker:
         if running is loop:
             stopping.set()
         else:
-            loop.call_soon_threadsafe(stopping.set)
+            with contextlib.suppress(RuntimeError):  # its loop closed: it has stopped already
+                loop.call_soon_threadsafe(stopping.set)
 
     async def serve(self) -> None:
         """Claim and execute runs until stopped."""
@@ -179,7 +189,12 @@ class Worker:
             await self.store.declare_queues(self.declared_queues, now=self.clock.now())
         if self.declared_pool is not None:
             await self.store.declare_pools([self.declared_pool], now=self.clock.now())
-        await self.runner.start()
+        try:
+            await self.runner.start()
+        except BaseException:
+            if self._owns_store:  # LeaseHeld (exclusive): nothing was served
+                await self.store.close()
+            raise
         await self.firer.declare()
         log.info(
             "worker %s serving queues %s, workflows %s",

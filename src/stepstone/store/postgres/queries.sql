@@ -1061,3 +1061,30 @@ SELECT queue, state,
 FROM stepstone.runs
 WHERE finished_at >= %(since)s AND state IN ('completed', 'failed')
 GROUP BY queue, state, bucket;
+
+-- name: acquire_lease
+-- One statement decides: the lease is inserted, or taken over when it expired, when this holder
+-- has it already (a renewal: a retried acquire is one), or when its holder is the one the caller
+-- found dead (`replacing`). A row comes back only when the caller holds the lease now; when it
+-- does not, the conflicting row stays locked until the transaction ends (ON CONFLICT locks it),
+-- so the read that follows sees who holds it.
+INSERT INTO stepstone.leases AS l (name, holder, acquired_at, renewed_at, expires_at)
+VALUES (%(name)s, %(holder)s, %(now)s, %(now)s, %(expires_at)s)
+ON CONFLICT (name) DO UPDATE
+SET holder = excluded.holder,
+    acquired_at = CASE WHEN l.holder = excluded.holder
+                       THEN l.acquired_at ELSE excluded.acquired_at END,
+    renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
+WHERE l.expires_at <= %(now)s OR l.holder = %(holder)s OR l.holder = %(replacing)s::text
+RETURNING name, holder, acquired_at, renewed_at, expires_at;
+
+-- name: renew_lease
+UPDATE stepstone.leases SET renewed_at = %(now)s, expires_at = %(expires_at)s
+WHERE name = %(name)s AND holder = %(holder)s;
+
+-- name: release_lease
+DELETE FROM stepstone.leases WHERE name = %(name)s AND holder = %(holder)s;
+
+-- name: get_lease
+SELECT name, holder, acquired_at, renewed_at, expires_at FROM stepstone.leases
+WHERE name = %(name)s;

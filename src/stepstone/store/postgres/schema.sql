@@ -271,3 +271,12 @@ CREATE TABLE stepstone.ledger_days (
 );
 CREATE INDEX ledger_days_by_workflow ON stepstone.ledger_days (workflow, day);
 CREATE INDEX ledger_days_by_queue ON stepstone.ledger_days (queue, day);
+
+-- Leases on names, a lock in the store (the skills daemon's): see migration leases.
+CREATE TABLE stepstone.leases (
+    name         text PRIMARY KEY,
+    holder       text NOT NULL,
+    acquired_at  timestamptz NOT NULL,
+    renewed_at   timestamptz NOT NULL,
+    expires_at   timestamptz NOT NULL
+);

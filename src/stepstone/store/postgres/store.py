@@ -63,6 +63,7 @@ from stepstone.core.model import (
     InboxItem,
     Launch,
     LeaseStatus,
+    NamedLease,
     NewRun,
     PoolSpec,
     QueueSpec,
@@ -262,6 +263,25 @@ class PostgresStore(StoreBase):
     async def release_worker_runs(self, worker_ids: Sequence[str], *, now: datetime) -> int:
         script = scripts.workers.release_worker_runs
         return await self._write(script, worker_ids, now, tx=False, safe=False, notify=True)
+
+    # --- named leases ------------------------------------------------------------------------
+
+    async def acquire_lease(
+        self, name: str, holder: str, *, ttl_s: float, now: datetime, replacing: str | None = None
+    ) -> NamedLease | None:
+        args = (name, holder, ttl_s, now, replacing)
+        return await self._write(scripts.leases.acquire_lease, *args, safe=False)
+
+    async def renew_lease(self, name: str, holder: str, *, ttl_s: float, now: datetime) -> bool:
+        args = (name, holder, ttl_s, now)
+        return await self._write(scripts.leases.renew_lease, *args, tx=False, safe=False)
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        script = scripts.leases.release_lease
+        return await self._write(script, name, holder, tx=False, safe=False)
+
+    async def get_lease(self, name: str) -> NamedLease | None:
+        return await self._read(scripts.leases.get_lease, name)
 
     # --- queues and pools ----------------------------------------------------------------------
 

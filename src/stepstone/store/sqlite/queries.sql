@@ -841,3 +841,27 @@ SELECT queue, state, CAST((finished_at - :since) / :width AS INTEGER) AS bucket,
 FROM runs
 WHERE finished_at >= :since AND state IN ('completed', 'failed')
 GROUP BY queue, state, bucket;
+
+-- name: acquire_lease
+-- One statement decides: the lease is inserted, or taken over when it expired, when this holder
+-- has it already (a renewal: a retried acquire is one), or when its holder is the one the caller
+-- found dead (`replacing`). A row comes back only when the caller holds the lease now.
+INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at)
+VALUES (:name, :holder, :now, :now, :expires_at)
+ON CONFLICT (name) DO UPDATE
+SET holder = excluded.holder,
+    acquired_at = CASE WHEN leases.holder = excluded.holder
+                       THEN leases.acquired_at ELSE excluded.acquired_at END,
+    renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
+WHERE leases.expires_at <= :now OR leases.holder = :holder OR leases.holder = :replacing
+RETURNING name, holder, acquired_at, renewed_at, expires_at;
+
+-- name: renew_lease
+UPDATE leases SET renewed_at = :now, expires_at = :expires_at
+WHERE name = :name AND holder = :holder;
+
+-- name: release_lease
+DELETE FROM leases WHERE name = :name AND holder = :holder;
+
+-- name: get_lease
+SELECT name, holder, acquired_at, renewed_at, expires_at FROM leases WHERE name = :name;

@@ -250,3 +250,12 @@ CREATE TABLE ledger_days (
 ) WITHOUT ROWID;
 CREATE INDEX ledger_days_by_workflow ON ledger_days (workflow, day);
 CREATE INDEX ledger_days_by_queue ON ledger_days (queue, day);
+
+-- Leases on names, a lock in the store (the skills daemon's): see migration leases.
+CREATE TABLE leases (
+    name         TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    acquired_at  REAL NOT NULL,
+    renewed_at   REAL NOT NULL,
+    expires_at   REAL NOT NULL
+) WITHOUT ROWID;

@@ -32,6 +32,7 @@ from stepstone.core.model import (
     InboxItem,
     Launch,
     LeaseStatus,
+    NamedLease,
     NewRun,
     PoolSpec,
     QueueSpec,
@@ -275,6 +276,23 @@ class SQLiteStore:
 
     async def release_worker_runs(self, worker_ids: Sequence[str], *, now: datetime) -> int:
         return await self._write(scripts.workers.release_worker_runs, worker_ids, now)
+
+    # --- named leases ------------------------------------------------------------------------
+
+    async def acquire_lease(
+        self, name: str, holder: str, *, ttl_s: float, now: datetime, replacing: str | None = None
+    ) -> NamedLease | None:
+        args = (name, holder, ttl_s, now, replacing)
+        return await self._write(scripts.leases.acquire_lease, *args, full=True)
+
+    async def renew_lease(self, name: str, holder: str, *, ttl_s: float, now: datetime) -> bool:
+        return await self._write(scripts.leases.renew_lease, name, holder, ttl_s, now)
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        return await self._write(scripts.leases.release_lease, name, holder, full=True)
+
+    async def get_lease(self, name: str) -> NamedLease | None:
+        return self._read(scripts.leases.get_lease, name)
 
     # --- queues and pools --------------------------------------------------------------------
 
