@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 from pathlib import Path
@@ -349,3 +350,42 @@ async def test_an_agent_speaks_anthropic_tool_blocks(store: Store) -> None:
                 }
             ],
         }
+
+
+meeting_point: dict[str, asyncio.Event] = {}
+arrivals: list[str] = []
+
+
+async def meet(who: str) -> str:
+    """A tool that returns only once both of a turn's calls have started: one after another,
+    the first would wait for the second forever (here: 1 s, then an error)."""
+    both_started = meeting_point["event"]
+    arrivals.append(who)
+    if len(arrivals) == 2:
+        both_started.set()
+    await asyncio.wait_for(both_started.wait(), 1)
+    return f"{who} met"
+
+
+@workflow
+async def meeting(ctx: WorkflowContext, parallel: bool) -> list[Any]:
+    found = await ctx.agent("meet", tools=[meet], parallel_tools=parallel, max_turns=2)
+    return [[r.id, r.result, r.error] for r in found.tool_runs]
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+async def test_a_turns_tool_calls_run_at_once_in_the_journals_order(
+    store: Store, parallel: bool
+) -> None:
+    meeting_point["event"] = asyncio.Event()  # of this test's loop
+    arrivals.clear()
+    turn = ScriptedReply(tool_calls=(call("meet", 1, who="ann"), call("meet", 2, who="bo")))
+    models = Models([ScriptedProvider([turn, ScriptedReply(text="done")])], default_model="m")
+    async with AsyncClient(store, models=models) as client:
+        runs = await client.run(meeting, parallel, run_id=f"meet-{parallel}")
+        steps = [s.name for s in await store.load_steps(f"meet-{parallel}") if s.name == "meet"]
+    assert len(steps) == 2  # the two tool steps, numbered in the model's order
+    if parallel:
+        assert runs == [["c1", "ann met", None], ["c2", "bo met", None]]
+    else:
+        assert runs[0][2] == "error: TimeoutError: " and runs[1] == ["c2", "bo met", None]

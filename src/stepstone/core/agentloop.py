@@ -26,6 +26,7 @@ from stepstone.core.frozen import frozen
 from stepstone.core.jsonschema import first_problem
 from stepstone.core.llm import LLMResult, ToolCall, ToolSpec, Usage
 from stepstone.core.retry import RetryPolicy
+from stepstone.core.steps import StepCall
 from stepstone.errors import InvalidArgument, StepFailed, WaitTimeout
 
 if TYPE_CHECKING:
@@ -171,9 +172,12 @@ async def run_agent(
     max_turns: int,
     stop_when: Callable[[AgentTurn], bool] | None,
     inject: bool,
+    parallel_tools: bool = True,
 ) -> AgentResult:
     """The loop. ``llm(messages, tools)`` makes one ``ctx.llm`` call (model, tier, output and
-    the step's name already bound); the rest is steps and signal waits on ``exe``."""
+    the step's name already bound); the rest is steps and signal waits on ``exe``. A turn's
+    tool calls take their journal positions in the order the model gave them, then run at once
+    (``parallel_tools``) or one after another."""
     history = list(messages)
     specs = [b.spec for b in tools.values()]
     runs: list[ToolRun] = []
@@ -194,10 +198,16 @@ async def run_agent(
         history.append({"role": "assistant", "content": reply.text, "tool_calls": calls})
         if not calls:
             history[-1].pop("tool_calls")
-        done: list[ToolRun] = []
-        for call in reply.tool_calls:
-            ran = await _run_tool(exe, tools, call, turn)
-            done.append(ran)
+        prepared = [_prepare_tool(exe, tools, call, turn) for call in reply.tool_calls]
+        if parallel_tools and len(prepared) > 1:
+            from stepstone.core.context import JournalCall, gather_calls
+
+            done: list[ToolRun] = await gather_calls(
+                exe, tuple(JournalCall(_finish_tool(p)) for p in prepared)
+            )
+        else:
+            done = [await _finish_tool(p) for p in prepared]
+        for call, ran in zip(reply.tool_calls, done, strict=True):
             content = ran.error if ran.error is not None else _as_text(ran.result)
             message = {"role": "tool", "tool_call_id": call.id, "content": content}
             if ran.error is not None:
@@ -233,8 +243,13 @@ async def _injected(exe: Execution) -> list[str]:
         notes.append(payload if isinstance(payload, str) else json.dumps(payload))
 
 
-async def _run_tool(exe: Execution, tools: dict[str, _Bound], call: ToolCall, turn: int) -> ToolRun:
-    """Run one tool call as a step; every way it can fail becomes an error for the model."""
+_Prepared = tuple[ToolCall, int, StepCall[Any]] | ToolRun
+
+
+def _prepare_tool(exe: Execution, tools: dict[str, _Bound], call: ToolCall, turn: int) -> _Prepared:
+    """Check one tool call and take its step's journal position (no await: the positions of a
+    turn's calls follow the model's order whatever runs first); a call that cannot run is its
+    error for the model already."""
     tool = tools.get(call.name)
     if tool is None:
         known = ", ".join(sorted(tools)) or "none"
@@ -256,7 +271,15 @@ async def _run_tool(exe: Execution, tools: dict[str, _Bound], call: ToolCall, tu
     except Exception as exc:
         error = f"error: bad arguments for {call.name!r}: {exc}"
         return ToolRun(turn, call.id, call.name, call.arguments, error=error)
-    step = exe.steps.lazy(call.name, tool.fn, (), kwargs, tool.options, tool.rtype)
+    return call, turn, exe.steps.lazy(call.name, tool.fn, (), kwargs, tool.options, tool.rtype)
+
+
+async def _finish_tool(prepared: _Prepared) -> ToolRun:
+    """Run a prepared tool call's step; every way it can fail becomes an error for the model
+    (an unwind of the run, a suspension or a cancel, goes through)."""
+    if isinstance(prepared, ToolRun):
+        return prepared
+    call, turn, step = prepared
     try:
         result = await step
     except Exception as exc:  # recorded failed after its retries: the model hears about it
@@ -299,6 +322,7 @@ def call_agent(
     name: str,
     retry: RetryPolicy | None,
     inject: bool,
+    parallel_tools: bool = True,
 ) -> Coroutine[Any, Any, AgentResult]:
     """A ``ctx.agent`` call: arguments checked now (a bad one raises at the call), the loop
     runs when the coroutine is awaited."""
@@ -331,5 +355,12 @@ def call_agent(
         return call.finish(await call_llm(exe, call, name=name, retry=retry, timeout_s=None))
 
     return run_agent(
-        exe, start, bound, llm=llm, max_turns=max_turns, stop_when=stop_when, inject=inject
+        exe,
+        start,
+        bound,
+        llm=llm,
+        max_turns=max_turns,
+        stop_when=stop_when,
+        inject=inject,
+        parallel_tools=parallel_tools,
     )

@@ -350,12 +350,12 @@ class WorkflowContext(_ContextBase):
         Every call is waited for (their outcomes are all recorded); then, if any failed, the
         failure of the earliest argument is raised.
         """
-        results = await _gather(self._exe, calls)
+        results = await gather_calls(self._exe, calls)
         return results
 
     async def gather(self, **calls: Awaitable[Any]) -> dict[str, Any]:
         """Like :meth:`parallel`, keyed: ``await ctx.gather(a=f(1), b=g(2))`` -> a dict."""
-        results = await _gather(self._exe, tuple(calls.values()))
+        results = await gather_calls(self._exe, tuple(calls.values()))
         return dict(zip(calls, results, strict=True))
 
     def sleep(self, seconds: float) -> Awaitable[None]:
@@ -565,6 +565,7 @@ class WorkflowContext(_ContextBase):
         name: str = "agent",
         retry: RetryPolicy | None = None,
         inject: bool = True,
+        parallel_tools: bool = True,
     ) -> Awaitable[AgentResult]:
         """Run a durable tool-use loop and return its :class:`~stepstone.AgentResult`.
 
@@ -578,6 +579,8 @@ class WorkflowContext(_ContextBase):
         one reply per turn and one result per tool call: a resumed run rebuilds the
         conversation from them without calling the model again. With ``inject`` (the default),
         notes sent with ``stepstone inject RUN "note"`` join the conversation at the next turn.
+        The tool calls of one turn run at once (``parallel_tools=False``: one after another);
+        their journal positions follow the model's order either way, so a replay matches.
         Run loops one after another (a loop takes its journal positions as it goes, so two in
         ``ctx.parallel`` would not replay alike); for loops at once, use child workflows.
 
@@ -602,6 +605,7 @@ class WorkflowContext(_ContextBase):
                 name=name,
                 retry=retry,
                 inject=inject,
+                parallel_tools=parallel_tools,
             )
         )
 
@@ -652,7 +656,7 @@ class SyncWorkflowContext(_ContextBase):
         exe = self._exe
         exe.raise_if_unwinding()
         pending = [self._lazy(call) for call in calls]
-        return exe.block(_gather(exe, pending))
+        return exe.block(gather_calls(exe, pending))
 
     def gather(self, **calls: Any) -> dict[str, Any]:
         results = self.parallel(*calls.values())
@@ -791,6 +795,7 @@ class SyncWorkflowContext(_ContextBase):
         name: str = "agent",
         retry: RetryPolicy | None = None,
         inject: bool = True,
+        parallel_tools: bool = True,
     ) -> AgentResult:
         """:meth:`WorkflowContext.agent`, blocking: a durable tool-use loop."""
         from stepstone.core.agentloop import call_agent
@@ -811,6 +816,7 @@ class SyncWorkflowContext(_ContextBase):
             name=name,
             retry=retry,
             inject=inject,
+            parallel_tools=parallel_tools,
         )
         return exe.block(loop)
 
@@ -826,7 +832,7 @@ class SyncWorkflowContext(_ContextBase):
 _OURS = (StepCall, JournalCall)
 
 
-async def _gather(
+async def gather_calls(
     exe: Execution, calls: tuple[Awaitable[Any], ...] | list[StepCall[Any]]
 ) -> list[Any]:
     """Wait for every call; then re-raise the strongest unwind, else the first failure."""
