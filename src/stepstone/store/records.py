@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from stepstone.core.frozen import frozen
 from stepstone.core.ledger import LedgerEntry, MeteredCall
+from stepstone.core.memory import MemoryDoc
 from stepstone.core.model import (
     EventRecord,
     InboxItem,
@@ -227,6 +228,41 @@ class Columns:
             pool=row["pool"],
             load=row["load"],
             lease_s=row["lease_s"],
+        )
+
+    def memory_doc(self, row: Row) -> MemoryDoc:
+        return MemoryDoc(
+            scope=row["scope"],
+            owner=row["owner"],
+            key=row["key"],
+            value_json=row["value"],
+            version=row["version"],
+            run_id=row["run_id"],
+            seq=row["seq"],
+            updated_at=self._time(row["updated_at"]),
+        )
+
+    def inbox_item(self, row: Row) -> InboxItem:
+        return InboxItem(
+            row["item_id"],
+            row["run_id"],
+            row["skill"],
+            row["outcome"],
+            row["level"],
+            row["summary"],
+            self._time(row["created_at"]),
+            self.time_in(row["read_at"]),
+            mark=row["mark"],
+            notified=row["notify_event_id"] is not None,
+        )
+
+    def launch(self, row: Row) -> Launch:
+        return Launch(
+            row["run_id"],
+            row["skill"],
+            row["budget_usd"],
+            row["via"],
+            self.time_in(row["launched_at"]),
         )
 
     def lease(self, row: Row) -> NamedLease:

@@ -8,7 +8,7 @@ from datetime import datetime
 from stepstone.core.model import TERMINAL_STATES, RunExport, RunState
 from stepstone.errors import InvalidArgument, RunNotFound, RunStateError
 from stepstone.store.records import exports
-from stepstone.store.scripts.inbox import import_desk, inbox_item, launch_of
+from stepstone.store.scripts.inbox import import_desk
 from stepstone.store.scripts.ledger import insert_entry
 from stepstone.store.scripts.runs import get_run
 from stepstone.store.scripts.tx import Tx
@@ -76,8 +76,8 @@ async def export_runs(tx: Tx, after_run_id: str | None, limit: int) -> list[RunE
         [(r["run_id"], c.signal(r)) for r in await tx.all("export_signals", ids)],
         [(r["run_id"], c.event(r)) for r in await tx.all("export_events", ids)],
         [c.ledger(r) for r in await tx.all("export_ledger", ids)],
-        [launch_of(tx, r) for r in await tx.all("export_launches", ids)],
-        [inbox_item(tx, r) for r in await tx.all("export_inbox", ids)],
+        [c.launch(r) for r in await tx.all("export_launches", ids)],
+        [c.inbox_item(r) for r in await tx.all("export_inbox", ids)],
     )
 
 

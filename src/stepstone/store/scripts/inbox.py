@@ -17,14 +17,12 @@ from typing import Any
 from stepstone.core.model import ErrorInfo, InboxItem, InboxOutcome, Launch, Wait
 from stepstone.core.resources import NOTIFY_EVENT
 from stepstone.errors import InvalidArgument
-from stepstone.store.scripts.tx import Row, Tx
+from stepstone.store.scripts.tx import Tx
 
 __all__ = [
     "count_unread",
     "dismiss",
     "import_desk",
-    "inbox_item",
-    "launch_of",
     "list_inbox",
     "outcome_of_budget",
     "outcome_of_cancel",
@@ -120,30 +118,7 @@ async def list_inbox(tx: Tx, include_read: bool, limit: int) -> list[InboxItem]:
     if limit < 1:
         raise InvalidArgument(f"limit must be >= 1, got {limit}")
     rows = await tx.all("list_inbox", {"all": include_read, "limit": limit})
-    return [inbox_item(tx, r) for r in rows]
-
-
-def inbox_item(tx: Tx, r: Row) -> InboxItem:
-    created = tx.columns.time_in(r["created_at"])
-    assert created is not None
-    return InboxItem(
-        r["item_id"],
-        r["run_id"],
-        r["skill"],
-        r["outcome"],
-        r["level"],
-        r["summary"],
-        created,
-        tx.columns.time_in(r["read_at"]),
-        mark=r["mark"],
-        notified=r["notify_event_id"] is not None,
-    )
-
-
-def launch_of(tx: Tx, r: Row) -> Launch:
-    return Launch(
-        r["run_id"], r["skill"], r["budget_usd"], r["via"], tx.columns.time_in(r["launched_at"])
-    )
+    return [tx.columns.inbox_item(r) for r in rows]
 
 
 async def import_desk(

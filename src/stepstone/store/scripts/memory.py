@@ -14,7 +14,7 @@ from datetime import datetime
 
 from stepstone.core.memory import MemoryDoc, MemoryWrite
 from stepstone.errors import MemoryConflict
-from stepstone.store.scripts.tx import Row, Tx
+from stepstone.store.scripts.tx import Tx
 
 __all__ = [
     "delete_memory",
@@ -26,28 +26,13 @@ __all__ = [
 ]
 
 
-def _doc(tx: Tx, row: Row) -> MemoryDoc:
-    updated_at = tx.columns.time_in(row["updated_at"])
-    assert updated_at is not None  # NOT NULL
-    return MemoryDoc(
-        scope=row["scope"],
-        owner=row["owner"],
-        key=row["key"],
-        value_json=row["value"],
-        version=row["version"],
-        run_id=row["run_id"],
-        seq=row["seq"],
-        updated_at=updated_at,
-    )
-
-
 def _address(scope: str, owner: str, key: str) -> dict[str, object]:
     return {"scope": scope, "owner": owner, "key": key}
 
 
 async def get_memory(tx: Tx, scope: str, owner: str, key: str) -> MemoryDoc | None:
     row = await tx.one("get_memory", _address(scope, owner, key))
-    return None if row is None else _doc(tx, row)
+    return None if row is None else tx.columns.memory_doc(row)
 
 
 async def write_memory(
@@ -98,7 +83,7 @@ async def delete_memory(tx: Tx, scope: str, owner: str, key: str) -> bool:
 
 async def list_memory(tx: Tx, scope: str | None, owner: str | None, limit: int) -> list[MemoryDoc]:
     params = {"scope": scope, "owner": owner, "limit": limit}
-    return [_doc(tx, r) for r in await tx.all("list_memory", params)]
+    return [tx.columns.memory_doc(r) for r in await tx.all("list_memory", params)]
 
 
 async def import_memory(tx: Tx, docs: Sequence[MemoryDoc]) -> int:
