@@ -37,7 +37,7 @@ from stepstone.desk import (
     write_inbox_file,
 )
 from stepstone.desk.mirror import InboxMirror
-from stepstone.errors import InvalidArgument, RunFailed, RunNotFound, SkillError, UsageError
+from stepstone.errors import InvalidArgument, RunNotFound, SkillError, UsageError
 
 __all__ = [
     "cmd_dismiss",
@@ -194,15 +194,8 @@ def _stopped(run: Run, skill: LoadedSkill, budget: float | None) -> Output:
     if run.state in (RunState.FAILED, RunState.CANCELLED, RunState.BLOCKED):
         raise_for(run)  # RunFailed: exit 7
     if paused_by_budget(run):  # exit 7, saying how to go on
-        assert run.error is not None
         relaunch = f"stepstone launch {skill.name} --run-id {run.run_id} --budget-usd USD --await"
-        raise RunFailed(
-            run.run_id,
-            run.state.value,
-            run.error.type,
-            f"{run.error.message}; or relaunch it with a higher budget: {relaunch}",
-            None,
-        )
+        raise_for(run, hint=f"or relaunch it with a higher budget: {relaunch}")
     waits = [describe_wait(w) for w in run.waits]
     signals = [w.name for w in run.waits if w.kind == "signal" and w.name]
     name = signals[0] if signals else "NAME"

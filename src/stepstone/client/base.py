@@ -40,14 +40,16 @@ def check_run_id(run_id: str | None) -> str:
     return run_id
 
 
-def raise_for(run: Run) -> None:
-    """A finished-but-not-completed run becomes a RunFailed carrying its recorded error."""
+def raise_for(run: Run, *, hint: str = "") -> None:
+    """A finished-but-not-completed run (or one paused by a budget) becomes a RunFailed
+    carrying its recorded error; ``hint`` is added to the message (how to go on)."""
     error = run.error
+    message = error.message if error else ""
     raise RunFailed(
         run.run_id,
         run.state.value,
         error.type if error else run.state.value,
-        error.message if error else "",
+        f"{message}; {hint}" if hint else message,
         error.traceback if error else None,
     )
 
