@@ -157,12 +157,12 @@ class Memory:
         setattr(body, MODEL_CALL, True)  # replay --from-seq: the recorded access is the cassette
         return self._exe.steps.lazy(f"memory.{verb} {self._where()}", body, (), {}, options, dict)
 
-    async def _value(self, call: Awaitable[dict[str, Any]]) -> Any:
-        """The recorded ``{"value", "version"}`` of a read or update: the value, remembering
-        the version."""
+    async def _value(self, call: Awaitable[dict[str, Any]], give: str = "value") -> Any:
+        """The recorded ``{"value", "version"}`` of a read or write: its ``give`` field,
+        remembering the version."""
         got = await call
         self.version = got["version"]
-        return got["value"]
+        return got[give]
 
     def get(self, default: Any = None) -> Any:
         """The document's value (``default`` when it does not exist), as JSON values; recorded,
@@ -195,14 +195,7 @@ class Memory:
             write = MemoryWrite(self.scope, self.owner, self.key, value_json, base, again)
             return Written({"value": None, "version": base + 1}, write)
 
-        call = self._call("set", put)
-
-        async def version() -> int:
-            got = await call
-            self.version = got["version"]
-            return self.version
-
-        return self._wrap(version())
+        return self._wrap(self._value(self._call("set", put), "version"))
 
     def update(self, fn: Callable[[Any], Any], default: Any = None) -> Any:
         """Read the document, compute ``fn(value)`` (``default`` when absent; ``fn`` may be
