@@ -86,3 +86,58 @@ def test_a_result_for_a_closed_loop_is_dropped_and_the_thread_serves_on() -> Non
         assert other.run_until_complete(pool.run(other, lambda: 7)) == 7
     finally:
         other.close()
+
+
+async def test_a_quick_call_on_an_idle_loop_is_settled_in_place() -> None:
+    pool = DaemonThreadPool(1, "quick", wait_s=5.0)
+    loop = asyncio.get_running_loop()
+    future = pool.run(loop, lambda: threading.current_thread().name)
+    assert future.done()  # the loop's thread waited for it: no loop iteration in between
+    assert future.result().startswith("quick-")
+
+
+async def test_no_wait_in_place_while_other_work_is_ready() -> None:
+    pool = DaemonThreadPool(1, "busy", wait_s=5.0)
+    loop = asyncio.get_running_loop()
+    other = loop.create_future()
+    loop.call_soon(other.set_result, "other")
+    future = pool.run(loop, lambda: "mine")
+    assert not future.done()  # delivered through the loop, after the ready callback
+    assert await future == "mine"
+    assert other.result() == "other"
+
+
+async def test_a_call_longer_than_the_wait_is_delivered_through_the_loop() -> None:
+    pool = DaemonThreadPool(1, "slow", wait_s=0.001)
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    future = pool.run(loop, lambda: release.wait(10) and "late")
+    assert not future.done()
+    ticks = 0
+    while ticks < 3:  # the loop runs on while the call does
+        await asyncio.sleep(0)
+        ticks += 1
+    release.set()
+    assert await future == "late"
+
+
+async def test_results_cross_the_wait_boundary_exactly_once() -> None:
+    # calls about as long as the wait, so hand-overs race the loop's giving up
+    pool = DaemonThreadPool(2, "race", wait_s=0.00005)
+    loop = asyncio.get_running_loop()
+
+    def work(i: int) -> int:
+        if i % 3 == 0:
+            raise ValueError(i)
+        total = 0
+        for k in range(i % 7 * 300):
+            total += k
+        return i
+
+    for i in range(1500):
+        future = pool.run(loop, lambda i=i: work(i))
+        if i % 3 == 0:
+            with pytest.raises(ValueError, match=f"^{i}$"):
+                await future
+        else:
+            assert await future == i

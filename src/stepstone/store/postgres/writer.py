@@ -26,8 +26,8 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from stepstone.core.loops import others_ready
 from stepstone.errors import StoreError, Unwind
-from stepstone.store.loops import others_ready
 from stepstone.store.postgres.connection import Conn, Link
 from stepstone.store.postgres.errors import convert, is_connection_error, is_transient
 

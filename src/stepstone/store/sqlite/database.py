@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from stepstone.core.loops import others_ready
 from stepstone.errors import InvalidArgument, StoreError
-from stepstone.store.loops import others_ready
 from stepstone.store.sqlite import schema
 from stepstone.store.sqlite.checkpoint import Checkpointer
 from stepstone.store.sqlite.connection import DatabaseFile, open_connection
