@@ -28,6 +28,7 @@ equality and hashing. A method the class defines itself is never replaced.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
 from operator import attrgetter
@@ -61,6 +62,12 @@ def frozen(cls: _T | None = None, /, *, eq: bool = True) -> _T | Callable[[_T], 
 
 def _make(cls: _T, *, eq: bool) -> _T:
     own = set(cls.__dict__)
+    # Without a docstring, dataclass() writes one from inspect.signature(cls): with no __init__
+    # yet, that is object's, parsed from its text signature by tokenize (whose one-time regex
+    # compile is ~3% of a CLI command). A placeholder keeps it away; the real one is set below.
+    undocumented = not cls.__doc__
+    if undocumented:
+        cls.__doc__ = cls.__name__
     made: Any = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=True)
     made.__dataclass_params__.frozen = True
     fields = dataclasses.fields(made)
@@ -106,6 +113,8 @@ def _make(cls: _T, *, eq: bool) -> _T:
             continue
         method.__qualname__ = f"{made.__qualname__}.{name}"
         setattr(made, name, method)
+    if undocumented:  # what dataclass() would have written: the class's call signature
+        made.__doc__ = made.__name__ + str(inspect.signature(made)).replace(" -> None", "")
     return made  # type: ignore[no-any-return]
 
 
