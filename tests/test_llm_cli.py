@@ -3,11 +3,14 @@ configured by the environment, and the ledger answers by run, workflow, model an
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from stepstone.cli.session import MODEL_VARIABLES, models_configured
+from stepstone.models import config
 from tests.test_cli import Cli
 
 APP = textwrap.dedent(
@@ -168,3 +171,30 @@ def test_run_stops_at_a_budget_pause_with_exit_7_and_goes_on_once_raised(llm_cli
     assert llm_cli.value("run", "brief", "--app", "llmapp", "--run-id", "p1") == (
         "an outline / a text"
     )
+
+
+def test_without_any_model_setting_the_default_models_are_built_at_the_first_call(
+    tmp_path: Path,
+) -> None:
+    # no config.toml and no variable: the CLI defers loading stepstone.models to ctx.llm
+    app = "from stepstone import workflow\n\n@workflow\nasync def ask(ctx):\n"
+    app += "    await ctx.llm('hi')\n"
+    (tmp_path / "askapp.py").write_text(app)
+    cli = Cli(tmp_path)
+    assert not any(name.startswith(MODEL_VARIABLES) for name in cli.env)
+    assert not models_configured(cli.env)
+    failed = cli.json("run", "ask", "--app", "askapp", code=7)["error"]
+    # the call reached the default models' scripted provider, which has no script
+    assert "STEPSTONE_LLM_SCRIPT" in failed["error_message"], failed
+    (tmp_path / ".stepstone").mkdir(exist_ok=True)
+    (tmp_path / ".stepstone" / "config.toml").write_text("[llm]\nprovider = 'gpt'\n")
+    assert models_configured(cli.env)
+
+
+def test_the_cli_knows_every_variable_the_model_config_reads() -> None:
+    source = Path(config.__file__).read_text()
+    read = set(re.findall(r'env(?:\.get\(|\[)f?"([A-Z_]+?)(?:\{[^}]*\}[A-Z_]*)?"', source))
+    assert {"STEPSTONE_LLM_PROVIDER", "ANTHROPIC_API_KEY", "STEPSTONE_LLM_TIER_"} <= read
+    assert "OPENAI_API_KEY" in source  # the default api_key_env
+    missing = sorted(n for n in read - {"HOME"} if not n.startswith(MODEL_VARIABLES))
+    assert missing == []
