@@ -85,21 +85,55 @@ class Source:
         return SpecError(self.name, line, column, format_path(path), problem)
 
 
-# Importing PyYAML compiles one regular expression, ``yaml.Reader.NON_PRINTABLE``, and on CPython
-# 3.11 that one compile is 8% of a whole ``stepstone run -f`` process (its character class ends in
-# \U00010000-\U0010ffff, which ``re`` expands into a large charset). The same set written as the
-# complement (the characters it refuses) compiles in a fifteenth of the time and matches exactly
-# the same characters (tests/test_spec_load.py checks every code point). It is swapped in for that
-# one pattern while yaml is imported; any other pattern compiles as usual. The C loader that
-# parse_source uses never even calls it.
+# Importing PyYAML compiles eleven regular expressions (the resolver's implicit tags, the
+# constructor's timestamp, the pure-Python reader's NON_PRINTABLE), about 5% of a whole
+# ``stepstone run -f`` process on CPython 3.11. While yaml is imported, each pattern a yaml module
+# compiles is made a :class:`_LazyPattern` instead: compiled on its first use, so a document
+# whose plain scalars start with no digit, sign, dot or y/n/t/f/o/~ letter never compiles the
+# number, bool and null patterns at all, and the C loader that parse_source uses never needs
+# NON_PRINTABLE. That one, when it is needed, is compiled as its complement (the characters it
+# refuses): its character class ends in \U00010000-\U0010ffff, which ``re`` expands into a large
+# charset, and the complement compiles in a fifteenth of the time and matches exactly the same
+# characters (tests/test_spec_load.py checks every code point). Any other caller's pattern
+# compiles as usual.
 YAML_NON_PRINTABLE = "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 NON_PRINTABLE = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
 _re_compile = re.compile
 _yaml_import = threading.Lock()
 
 
-def _compile_for_yaml(pattern: Any, flags: Any = 0) -> re.Pattern[Any]:
-    return _re_compile(NON_PRINTABLE if pattern == YAML_NON_PRINTABLE else pattern, flags)
+class _LazyPattern:
+    """A pattern compiled on first use; the methods PyYAML calls on its patterns."""
+
+    __slots__ = ("_args", "_compiled")
+
+    def __init__(self, pattern: Any, flags: Any) -> None:
+        self._args = (pattern, flags)
+        self._compiled: re.Pattern[Any] | None = None
+
+    def _pattern(self) -> re.Pattern[Any]:
+        if self._compiled is None:
+            pattern, flags = self._args
+            if pattern == YAML_NON_PRINTABLE:
+                pattern = NON_PRINTABLE
+            self._compiled = _re_compile(pattern, flags)
+        return self._compiled
+
+    def match(self, *args: Any) -> re.Match[Any] | None:
+        return self._pattern().match(*args)
+
+    def search(self, *args: Any) -> re.Match[Any] | None:
+        return self._pattern().search(*args)
+
+    def __getattr__(self, name: str) -> Any:  # anything else a pattern has
+        return getattr(self._pattern(), name)
+
+
+def _compile_for_yaml(pattern: Any, flags: Any = 0) -> Any:
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if caller == "yaml" or caller.startswith("yaml."):
+        return _LazyPattern(pattern, flags)
+    return _re_compile(pattern, flags)
 
 
 def import_yaml() -> ModuleType:
