@@ -141,3 +141,15 @@ async def test_results_cross_the_wait_boundary_exactly_once() -> None:
                 await future
         else:
             assert await future == i
+
+
+async def test_a_call_queued_behind_another_is_delivered() -> None:
+    # no free thread: the loop does not wait for it in place, and its result still arrives
+    pool = DaemonThreadPool(1, "queued", wait_s=0.05)
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    first = pool.run(loop, lambda: release.wait(10) and "first")
+    second = pool.run(loop, lambda: "second")
+    assert not second.done()
+    release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, second), 10) == ["first", "second"]

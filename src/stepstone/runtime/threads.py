@@ -74,8 +74,9 @@ class DaemonThreadPool(Executor):
             if not meet.hand_over(result, error):  # the loop stopped waiting: deliver
                 _deliver(loop, future, result, error)
 
-        if self._enqueue(job):
-            meet.wait(self._wait_s)
+        # no free thread: the call waits its turn, so the loop does not wait for it (but still
+        # stops waiting, or the call would hand its result to nobody)
+        meet.wait(self._wait_s if self._enqueue(job) else 0.0)
         if meet.done:
             _settle(future, meet.result, meet.error)
         return future
@@ -178,7 +179,8 @@ class _Meeting:
     def wait(self, timeout_s: float) -> None:
         """From the loop's thread: wait up to ``timeout_s`` for :meth:`hand_over`, then stop
         waiting (a result handed over meanwhile still counts: ``done``)."""
-        self._arrived.acquire(timeout=timeout_s)
+        if timeout_s > 0:
+            self._arrived.acquire(timeout=timeout_s)
         with self._guard:
             self.waiting = False
 
