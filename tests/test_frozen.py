@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -130,3 +131,84 @@ def test_single_and_no_field_classes_pickle() -> None:
     assert pickle.loads(pickle.dumps(One((1, 2)))) == One((1, 2))
     assert pickle.loads(pickle.dumps(Empty())) == Empty()
     assert hash(Empty()) == hash(Empty())
+
+
+def _shape(cls: Any) -> Any:
+    keys = ("name", "type", "default", "init", "repr", "hash", "compare", "metadata", "kw_only")
+    fields = [
+        (tuple(getattr(f, k) for k in keys), f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(cls)
+    ]
+    return fields, cls.__match_args__, cls.__slots__, cls.__dataclass_params__.frozen
+
+
+def test_the_fast_path_makes_what_the_stdlib_makes() -> None:
+    # Item is built without dataclass() (plain class, string annotations); the stdlib's twin
+    # of the same class must have the same fields, match args and slots
+    assert "__dataclass_fields__" in Item.__dict__
+    assert _shape(Item) == _shape(StdItem)
+    assert Item.__doc__ == "An item."
+    assert Empty.__slots__ == () and Empty.__match_args__ == ()
+
+
+def test_unusual_classes_go_through_the_stdlib() -> None:
+    class Base:
+        """A dataclass base."""
+
+        x: int
+
+    base = dataclass(Base)
+
+    class Child(base):  # type: ignore[misc,valid-type]
+        """Inherits a field."""
+
+        y: int = 2
+
+    child = frozen(Child)
+    assert [f.name for f in dataclasses.fields(child)] == ["x", "y"]
+    assert child(1) == child(1, 2) and repr(child(1)).endswith("Child(x=1, y=2)")
+
+    class Counted:
+        """With a class variable."""
+
+        total: ClassVar[int] = 0
+        n: int
+
+    counted = frozen(Counted)
+    assert [f.name for f in dataclasses.fields(counted)] == ["n"] and counted.total == 0
+
+    class Shared:
+        """A mutable default."""
+
+        items: list[int] = []  # noqa: RUF012
+
+    with pytest.raises(ValueError, match="mutable default"):
+        frozen(Shared)
+
+
+def test_an_undocumented_class_gets_its_signature_as_docstring() -> None:
+    class Bare:
+        x: int
+        y: str = "a"
+
+    assert frozen(Bare).__doc__ == "Bare(x, y='a')"
+
+
+def test_init_is_compiled_at_the_first_instance_with_the_same_signature() -> None:
+    class Late:
+        """Not instantiated yet."""
+
+        x: int
+        y: int = 0
+        z: list[int] = field(default_factory=list)
+
+    cls: Any = frozen(Late)
+    stub = cls.__init__
+    before = inspect.signature(cls)
+    assert str(before).startswith("(x, y=0, z=")
+    assert cls(1) == cls(1, 0, [])
+    assert cls.__init__ is not stub  # the compiled one took its place
+    assert inspect.signature(cls) == before
+    assert cls.__init__.__qualname__ == stub.__qualname__ == f"{cls.__qualname__}.__init__"
+    with pytest.raises(TypeError):
+        cls()

@@ -1,12 +1,14 @@
 """``@frozen``: stepstone's frozen, slotted dataclasses, made four times faster than the stdlib's.
 
-A CLI command such as ``stepstone run -f flow.yaml`` imports some seventy value classes before
-it does any work, and on Python 3.11 ``@frozen`` compiles six
+A CLI command such as ``stepstone run -f flow.yaml`` imports some ninety value classes before
+it does any work, and on Python 3.11 ``@dataclass(frozen=True, slots=True)`` compiles six
 functions per class with ``exec`` (``__init__``, ``__repr__``, ``__eq__``, ``__hash__``,
 ``__setattr__``, ``__delattr__``): about 0.5 ms a class, a fifth of the command's whole time.
-``@frozen`` asks :func:`dataclasses.dataclass` for the fields and the slots only, compiles
-``__init__`` alone (it must stay a real function with the fields' signature, and it is the one on
-the hot path), and makes the other methods as closures over the field names:
+``@frozen`` makes the fields, the parameters and the slotted class itself for the plain classes
+stepstone writes (anything unusual goes through :func:`dataclasses.dataclass`), compiles
+``__init__`` alone, and only when the class is first instantiated (it must stay a real function
+with the fields' signature, and it is the one on the hot path; a command instantiates few of the
+classes it imports), and makes the other methods as closures over the field names:
 :func:`operator.attrgetter` compares and hashes at C speed.
 
 The result is an ordinary dataclass (``dataclasses.fields``, ``replace``, ``asdict`` and
@@ -68,11 +70,13 @@ def _make(cls: _T, *, eq: bool) -> _T:
     undocumented = not cls.__doc__
     if undocumented:
         cls.__doc__ = cls.__name__
-    made: Any = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=True)
-    made.__dataclass_params__.frozen = True
+    made: Any = _plain(cls)
+    if made is None:  # anything unusual: the stdlib does the work
+        made = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=True)
+        made.__dataclass_params__.frozen = True
     fields = dataclasses.fields(made)
     names = frozenset(f.name for f in fields)
-    methods: dict[str, Callable[..., Any]] = {"__init__": _init(made, fields)}
+    methods: dict[str, Callable[..., Any]] = {"__init__": _first_init(made, fields)}
     shown = tuple(f.name for f in fields if f.repr)
 
     def __repr__(self: Any) -> str:
@@ -118,8 +122,89 @@ def _make(cls: _T, *, eq: bool) -> _T:
     return made  # type: ignore[no-any-return]
 
 
+@dataclasses.dataclass(init=False, repr=False, eq=False, slots=True)
+class _Params:
+    """Holds the ``__dataclass_params__`` every plain ``@frozen`` class shares."""
+
+
+_PARAMS = _Params.__dataclass_params__  # type: ignore[attr-defined]
+_PARAMS.frozen = True
+_FIELD = getattr(dataclasses, "_FIELD", None)
+_SPECIAL = ("ClassVar", "InitVar", "KW_ONLY")
+_MUTABLE = (list, dict, set)
+
+
+def _plain(cls: type) -> type | None:
+    """What ``dataclass(cls, init=False, repr=False, eq=False, slots=True)`` makes, for the plain
+    classes stepstone writes (string annotations under ``from __future__ import annotations``, no
+    dataclass base, no ``ClassVar``/``InitVar``/``KW_ONLY``, no metaclass, no ``__slots__``):
+    the fields, the parameters, ``__match_args__`` and the slotted class, without the stdlib's
+    per-field checks (a regular expression per annotation) that cost as much again as
+    ``__init__``'s compile. None for any other class: the stdlib then makes it."""
+    if _FIELD is None or type(cls) is not type or "__slots__" in cls.__dict__:
+        return None
+    if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
+        return None
+    annotations: dict[str, Any] = inspect.get_annotations(cls)
+    fields: dict[str, dataclasses.Field[Any]] = {}
+    for name, kind in annotations.items():
+        if not isinstance(kind, str) or any(word in kind for word in _SPECIAL):
+            return None
+        default = cls.__dict__.get(name, MISSING)
+        if isinstance(default, dataclasses.Field):
+            made = default
+            if made.kw_only is True:
+                return None
+        elif isinstance(default, _MUTABLE):
+            return None  # the stdlib's ValueError names it
+        else:
+            made = dataclasses.field(default=default)
+        if made.default is not MISSING and made.default_factory is not MISSING:
+            return None
+        made.name, made.type, made._field_type = name, kind, _FIELD  # type: ignore[attr-defined]
+        made.kw_only = False
+        fields[name] = made
+    body = {k: v for k, v in cls.__dict__.items() if k not in fields}
+    body.pop("__dict__", None)
+    body.pop("__weakref__", None)
+    body["__slots__"] = tuple(fields)
+    body["__dataclass_fields__"] = fields
+    body["__dataclass_params__"] = _PARAMS
+    body["__match_args__"] = tuple(name for name, f in fields.items() if f.init)
+    made_cls = type(cls.__name__, cls.__bases__, body)
+    made_cls.__qualname__ = cls.__qualname__
+    return made_cls
+
+
 def _nothing(_: object) -> tuple[()]:
     return ()
+
+
+def _first_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
+    """``__init__`` until the class is first instantiated: it compiles the real one (see
+    :func:`_init`), puts it on the class and calls it. Compiling costs ~0.2 ms a class, and a
+    command instantiates few of the classes it imports (``stepstone run -f``: 24 of 87). It has
+    the real one's signature, for ``inspect.signature`` and ``help``."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init = _init(cls, fields)
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter("self", kind)]
+    for field in fields:
+        if not field.init:
+            continue
+        default: Any = inspect.Parameter.empty
+        if field.default_factory is not MISSING:
+            default = MISSING  # as in the compiled one: the factory runs when it is left out
+        elif field.default is not MISSING:
+            default = field.default
+        params.append(inspect.Parameter(field.name, kind, default=default))
+    __init__.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return __init__
 
 
 def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
