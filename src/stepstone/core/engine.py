@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stepstone.core.children import Children
 from stepstone.core.clock import Clock
 from stepstone.core.definitions import Registry, Workflow
+from stepstone.core.frozen import frozen
 from stepstone.core.model import Claim, Control, StepRecord, Wait
 from stepstone.core.port import Store
 from stepstone.core.replay import Journal
@@ -86,7 +86,7 @@ class ThreadPool(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@frozen
 class Runtime:
     """What the worker (or in-process client) lends each execution."""
 

@@ -36,7 +36,6 @@ from stepstone.core.model import (
     Wait,
     WorkerInfo,
 )
-from stepstone.core.schedules import FiredTick, FireTemplate, ScheduleInfo, ScheduleSpec
 
 if TYPE_CHECKING:
     from stepstone.core.ledger import (
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
         LedgerEntry,
     )
     from stepstone.core.memory import MemoryDoc, MemoryWrite
+    from stepstone.core.schedules import FiredTick, FireTemplate, ScheduleInfo, ScheduleSpec
 
 __all__ = [
     "Blocked",

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +46,13 @@ __all__ = ["Runner", "RunnerOptions"]
 log = logging.getLogger("stepstone.runner")
 
 
-@dataclass
 class _Active:
-    exe: Execution | None = None
+    """The execution a slot is running, if any."""
+
+    __slots__ = ("exe",)
+
+    def __init__(self, exe: Execution | None = None) -> None:
+        self.exe = exe
 
 
 @frozen

@@ -18,7 +18,6 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -33,17 +32,28 @@ __all__ = ["Database"]
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
 class _Op:
-    fn: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[Any]
-    full: bool
+    """A write waiting for the next group commit (plain classes: a dataclass costs ~0.5 ms of
+    every command's start-up)."""
+
+    __slots__ = ("fn", "full", "future")
+
+    def __init__(
+        self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any], full: bool
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.full = full
 
 
-@dataclass(slots=True)
 class _LoopQueue:
-    ops: list[_Op] = field(default_factory=list)
-    scheduled: bool = False
+    """One loop's writes waiting for the next group commit."""
+
+    __slots__ = ("ops", "scheduled")
+
+    def __init__(self) -> None:
+        self.ops: list[_Op] = []
+        self.scheduled = False
 
 
 class Database:
