@@ -15,7 +15,10 @@ directory):
   same formula. checkpointflow has no in-process step kind: its number is its ``cli`` step.
   ``in-process`` rows: the same documents loaded once and run with ``Client.run`` in this
   process, median of ``--reps`` runs / 300 (no process start at all).
-- ``run3``: one ``stepstone run -f`` process of a 3-step document (``python`` steps), wall time.
+- ``run3``: one ``stepstone run -f`` process of a 3-step document (``python`` steps), wall time,
+  beside ``python -c 'import asyncio'`` (the start-up floor of any asyncio program, to read the
+  machine's state in the same run) and, when valgrind is installed, the instructions the 3-step
+  process executes (callgrind: repeatable, whatever else the machine is doing).
 
 checkpointflow runs in the peers' virtualenv (``bench/peers/setup.sh``; ``bench/.peers/venv``).
 """
@@ -25,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -122,6 +127,21 @@ def raw_spawn_ms(n: int = 300) -> float:
     return statistics.median(times) * 1000
 
 
+def instructions(argv_for: object, cwd: Path) -> int | None:
+    """Instructions one process executes, counted by valgrind's callgrind (the same count
+    whatever else the machine does, unlike its wall time); None without valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    state = Path(tempfile.mkdtemp(prefix="yaml-bench-cg-"))
+    argv = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv_for(state)]  # type: ignore[operator]
+    done = subprocess.run(
+        argv, cwd=cwd, env={**os.environ, "HOME": str(state)}, capture_output=True, text=True
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    return int(found.group(1)) if found and done.returncode == 0 else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=5)
@@ -165,6 +185,12 @@ def main() -> None:
         run3 = samples(ours(f"{kind}3.yaml"), work, args.reps, f"run3{kind}")
         key = f"stepstone run -f, 3 {kind} steps, whole process (ms)"
         results[key] = statistics.median(run3) * 1000
+    # the machine's state in the same run: the floor of any asyncio program's start
+    floor = samples(lambda state: [sys.executable, "-c", "import asyncio"], work, args.reps, "aio")
+    results["python -c 'import asyncio', whole process (ms)"] = statistics.median(floor) * 1000
+    counted = instructions(ours("python3.yaml"), work)
+    if counted is not None:
+        results["stepstone run -f, 3 python steps (M instructions, callgrind)"] = counted / 1e6
     if not args.no_peers and CPF.exists():
 
         def theirs(name: str) -> object:
