@@ -60,23 +60,12 @@ class DaemonThreadPool(Executor):
         dropped."""
         future: asyncio.Future[T] = loop.create_future()
         if self._wait_s <= 0 or others_ready(loop):
-            self._enqueue(_delivering(loop, future, call))
+            self._enqueue(_delivering(loop, future, call, None))
             return future
         meet = _Meeting()
-
-        def job() -> None:
-            if future.cancelled():  # it waited its turn past the wait in place, then cancelled
-                return
-            try:
-                result, error = call(), None
-            except BaseException as exc:
-                result, error = None, exc
-            if not meet.hand_over(result, error):  # the loop stopped waiting: deliver
-                _deliver(loop, future, result, error)
-
         # no free thread: the call waits its turn, so the loop does not wait for it (but still
         # stops waiting, or the call would hand its result to nobody)
-        meet.wait(self._wait_s if self._enqueue(job) else 0.0)
+        meet.wait(self._wait_s if self._enqueue(_delivering(loop, future, call, meet)) else 0.0)
         if meet.done:
             _settle(future, meet.result, meet.error)
         return future
@@ -135,19 +124,23 @@ class DaemonThreadPool(Executor):
 
 
 def _delivering(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], call: Callable[[], Any]
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    call: Callable[[], Any],
+    meet: _Meeting | None,
 ) -> Callable[[], None]:
-    """The job that runs ``call`` unless ``future`` was cancelled first, and delivers."""
+    """The job that runs ``call`` unless ``future`` was cancelled first, and hands its outcome
+    to the loop waiting in place at ``meet``, or else delivers it through the loop."""
 
     def job() -> None:
         if future.cancelled():  # read across threads: at worst a cancelled call still runs
             return
         try:
-            result = call()
+            result, error = call(), None
         except BaseException as exc:
-            _deliver(loop, future, None, exc)
-        else:
-            _deliver(loop, future, result, None)
+            result, error = None, exc
+        if meet is None or not meet.hand_over(result, error):
+            _deliver(loop, future, result, error)
 
     return job
 
