@@ -34,7 +34,9 @@ def models_configured(env: Mapping[str, str]) -> bool:
     if any(name.startswith(MODEL_VARIABLES) for name in env):
         return True
     home = env.get("HOME")
-    return home is not None and home != "" and (Path(home) / ".stepstone" / "config.toml").exists()
+    if not home:
+        return False
+    return (Path(home) / ".stepstone" / "config.toml").exists()
 
 
 @dataclass
