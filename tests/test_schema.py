@@ -39,24 +39,36 @@ def _sqlite_objects(db: Path) -> dict[str, object]:
     return {"columns": columns, "indexes": indexes}
 
 
-async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
-    from stepstone.store.sqlite.store import SQLiteStore
+ALL_SQLITE_MIGRATIONS = [
+    "0001_initial",
+    "0002_routing",
+    "0003_target_index",
+    "0004_signal_problem",
+    "0005_schedules",
+    "0006_ledger",
+    "0007_inbox",
+    "0008_memory_ledger_days",
+    "0009_trace_context",
+    "0010_leases",
+]
 
+
+def _migrate_one_by_one(path: Path) -> list[str]:
+    """The migrations themselves, in order, as an older file gets them."""
+    from stepstone.store.sqlite.connection import DatabaseFile, open_connection
+    from stepstone.store.sqlite.schema import apply_migrations
+
+    db = DatabaseFile(path=str(path), url=f"sqlite:///{path}", busy_timeout_s=5.0)
+    conn = open_connection(db, create=True)
+    try:
+        return apply_migrations(db, conn, one_by_one=True)
+    finally:
+        conn.close()
+
+
+def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
     migrated = tmp_path / "migrated.db"
-    store = SQLiteStore(migrated)
-    assert await store.migrate() == [
-        "0001_initial",
-        "0002_routing",
-        "0003_target_index",
-        "0004_signal_problem",
-        "0005_schedules",
-        "0006_ledger",
-        "0007_inbox",
-        "0008_memory_ledger_days",
-        "0009_trace_context",
-        "0010_leases",
-    ]
-    await store.close()
+    assert _migrate_one_by_one(migrated) == ALL_SQLITE_MIGRATIONS
 
     snapshot = tmp_path / "snapshot.db"
     text = resources.files("stepstone.store.sqlite").joinpath("schema.sql").read_text()
@@ -66,6 +78,51 @@ async def test_sqlite_migrations_equal_schema_snapshot(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     assert _sqlite_objects(migrated) == _sqlite_objects(snapshot)
+
+
+async def test_a_new_sqlite_file_gets_the_snapshot_recorded_as_every_migration(
+    tmp_path: Path,
+) -> None:
+    from stepstone.store.sqlite.store import SQLiteStore
+
+    fresh = tmp_path / "fresh.db"
+    store = SQLiteStore(fresh)
+    assert await store.migrate() == ALL_SQLITE_MIGRATIONS
+    assert await store.migrate() == []  # nothing left to do
+    assert await store.schema_status() == (10, 10)
+    await store.close()
+    migrated = tmp_path / "migrated.db"
+    _migrate_one_by_one(migrated)
+    assert _sqlite_objects(fresh) == _sqlite_objects(migrated)
+    conn = sqlite3.connect(fresh)
+    recorded = conn.execute("SELECT version, name FROM stepstone_schema ORDER BY version")
+    assert [f"{v:04d}_{n}" for v, n in recorded] == ALL_SQLITE_MIGRATIONS
+    conn.close()
+
+
+async def test_an_older_sqlite_file_gets_only_the_later_migrations(tmp_path: Path) -> None:
+    """A file left at version 6 by an older stepstone: the snapshot is for new files only."""
+    from stepstone.store.sqlite.sql import migrations
+    from stepstone.store.sqlite.store import SQLiteStore
+
+    older = tmp_path / "older.db"
+    conn = sqlite3.connect(older)
+    conn.execute(
+        "CREATE TABLE stepstone_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at REAL NOT NULL)"
+    )
+    for version, name, sql in migrations()[:6]:
+        for statement in statements(sql):
+            conn.execute(statement)
+        conn.execute("INSERT INTO stepstone_schema VALUES (?, ?, 0)", (version, name))
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(older)
+    assert await store.migrate() == ALL_SQLITE_MIGRATIONS[6:]
+    await store.close()
+    migrated = tmp_path / "migrated.db"
+    _migrate_one_by_one(migrated)
+    assert _sqlite_objects(older) == _sqlite_objects(migrated)
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])

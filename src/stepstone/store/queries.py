@@ -7,12 +7,14 @@ block are dropped. Both dialects use the same block names with different bodies.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from pathlib import Path
 
-__all__ = ["Queries", "load_migrations"]
+__all__ = ["Queries", "list_migrations", "load_migrations", "read_snapshot"]
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$")
+_MIGRATION = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 
 class Queries:
@@ -63,15 +65,30 @@ def _folder(package: str) -> Path:
 def load_migrations(package: str) -> list[tuple[int, str, str]]:
     """(version, name, sql) for every ``migrations/NNNN_name.sql`` of a store package, in order."""
     folder = _folder(package) / "migrations"
+    return [
+        (version, name, (folder / f"{version:04d}_{name}.sql").read_text(encoding="utf-8"))
+        for version, name in list_migrations(package)
+    ]
+
+
+def list_migrations(package: str) -> list[tuple[int, str]]:
+    """(version, name) of every ``migrations/NNNN_name.sql`` of a store package, in order, from
+    the folder's listing alone (an existing store only needs the latest version)."""
+    folder = _folder(package) / "migrations"
     found = []
-    for entry in folder.iterdir():
-        match = re.fullmatch(r"(\d{4})_([a-z0-9_]+)\.sql", Path(entry.name).name)
+    for entry in os.listdir(folder):
+        match = _MIGRATION.fullmatch(entry)
         if match:
-            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+            found.append((int(match.group(1)), match.group(2)))
     found.sort()
-    versions = [v for v, _, _ in found]
+    versions = [v for v, _ in found]
     if versions != list(range(1, len(versions) + 1)):
         raise ValueError(
             f"{package}/migrations: versions must be 1..N without gaps, got {versions}"
         )
     return found
+
+
+def read_snapshot(package: str) -> str:
+    """The package's ``schema.sql``: the schema as all its migrations leave it."""
+    return (_folder(package) / "schema.sql").read_text(encoding="utf-8")

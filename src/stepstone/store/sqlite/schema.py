@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stepstone.errors import SchemaError, StoreCorrupt
 from stepstone.store.sqlite.connection import DatabaseFile
-from stepstone.store.sqlite.sql import LATEST, MIGRATIONS, Q, statements
+from stepstone.store.sqlite.sql import LATEST, MIGRATION_NAMES, Q, migrations, snapshot, statements
 
 __all__ = ["LATEST", "apply_migrations", "check_schema", "schema_version"]
 
@@ -46,9 +46,15 @@ def check_schema(db: DatabaseFile, conn: sqlite3.Connection, *, auto_migrate: bo
     )
 
 
-def apply_migrations(db: DatabaseFile, conn: sqlite3.Connection) -> list[str]:
+def apply_migrations(
+    db: DatabaseFile, conn: sqlite3.Connection, *, one_by_one: bool = False
+) -> list[str]:
     """Apply the pending migrations in one BEGIN IMMEDIATE transaction (another process
-    migrating at the same time waits for the write lock, then finds nothing to do)."""
+    migrating at the same time waits for the write lock, then finds nothing to do).
+
+    A new file (no tables at all) gets the ``schema.sql`` snapshot instead, recorded as every
+    migration: 40 statements instead of 55, half the time (``one_by_one`` runs the migrations
+    themselves, as an older file gets them)."""
     applied: list[str] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -59,16 +65,23 @@ def apply_migrations(db: DatabaseFile, conn: sqlite3.Connection) -> list[str]:
                 raise StoreCorrupt(
                     db.url, "this SQLite database has tables but is not a stepstone store"
                 )
-            conn.execute(Q.create_schema_table)
-            current = conn.execute(Q.schema_version).fetchone()[0]
             now = time.time()
-            for version, name, sql in MIGRATIONS:
-                if version <= current:
-                    continue
-                for statement in statements(sql):
+            if not tables and not one_by_one:
+                for statement in snapshot():
                     conn.execute(statement)
-                conn.execute(Q.record_migration, {"version": version, "name": name, "now": now})
-                applied.append(f"{version:04d}_{name}")
+                for version, name in MIGRATION_NAMES:
+                    conn.execute(Q.record_migration, {"version": version, "name": name, "now": now})
+                    applied.append(f"{version:04d}_{name}")
+            else:
+                conn.execute(Q.create_schema_table)
+                current = conn.execute(Q.schema_version).fetchone()[0]
+                for version, name, sql in migrations():
+                    if version <= current:
+                        continue
+                    for statement in statements(sql):
+                        conn.execute(statement)
+                    conn.execute(Q.record_migration, {"version": version, "name": name, "now": now})
+                    applied.append(f"{version:04d}_{name}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
