@@ -73,6 +73,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from stepstone.cli.deferred_ssl import import_asyncio
 from stepstone.cli.desk_parser import ENV_SKILLS_PATH
 from stepstone.cli.output import Output
 from stepstone.cli.parser import APP_REQUIRED, ENV_APP, ENV_DB, build_parser, check_values
@@ -353,9 +354,15 @@ def _reader_went_away() -> int:
     return OK
 
 
+# Commands whose module does not need asyncio (the rest import it, ssl deferred: deferred_ssl).
+_WITHOUT_ASYNCIO = frozenset({"scaffold"})
+
+
 def _command(name: str) -> Callable[[argparse.Namespace, Session], Output]:
     # Commands are imported on use so that `--help` and light commands stay fast.
     module, _, function = _COMMANDS[name].partition(":")
+    if module not in _WITHOUT_ASYNCIO:
+        import_asyncio()
     loaded = importlib.import_module(f"stepstone.cli.{module}")
     command: Callable[[argparse.Namespace, Session], Output] = getattr(loaded, function)
     return command

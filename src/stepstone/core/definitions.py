@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import typing
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+from stepstone.core.digest import sha256
 from stepstone.core.errortypes import AppErrors
 from stepstone.core.frozen import frozen
 from stepstone.core.resources import SkillResources
@@ -237,7 +237,7 @@ class Workflow(Generic[P, R]):
                 source = inspect.getsource(self.fn).encode()
             except (OSError, TypeError):
                 source = self.fn.__code__.co_code + repr(self.fn.__code__.co_consts).encode()
-            version = self.__dict__["_version"] = hashlib.sha256(source).hexdigest()[:12]
+            version = self.__dict__["_version"] = sha256(source).hexdigest()[:12]
         return version
 
     @property
@@ -548,7 +548,7 @@ class Registry:
         """A digest of every workflow's name and code version: which code a worker serves, so
         an operator can tell workers of two deploys apart (``stepstone workers``)."""
         text = "\n".join(f"{name}={self.workflows[name].version}" for name in self.names())
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return sha256(text.encode()).hexdigest()[:12]
 
     def __iter__(self) -> Iterator[Workflow[Any, Any]]:
         return iter(self.workflows.values())

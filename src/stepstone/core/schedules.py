@@ -19,11 +19,11 @@ runs by real elapsed time, so in a repeated hour it runs in both.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from stepstone.core.digest import sha256
 from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
@@ -355,7 +355,7 @@ def jitter_for(spec: ScheduleSpec, tick: datetime) -> float:
     """A delay in ``[0, jitter_s)`` fixed by the schedule and tick (every firer agrees)."""
     if not spec.jitter_s:
         return 0.0
-    digest = hashlib.sha256(tick_run_id(spec.name, tick).encode()).digest()
+    digest = sha256(tick_run_id(spec.name, tick).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * float(spec.jitter_s)
 
 

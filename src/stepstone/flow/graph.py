@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import typing
@@ -10,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from typing import Any
 
+from stepstone.core.digest import sha256
 from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 from stepstone.flow.tasks import TaskMetadata, code_digest, declared, task_id_for
@@ -227,7 +227,7 @@ class Graph:
         id in order, the branches) and of every task's code, so inserting, removing or moving
         a task changes it."""
         text = json.dumps(self.shape(), separators=(",", ":"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return sha256(text.encode()).hexdigest()[:12]
 
     def shape(self) -> list[Any]:
         """The graph as plain data (what :meth:`version` digests)."""

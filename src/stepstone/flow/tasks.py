@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import inspect
 import linecache
 import re
@@ -12,6 +11,7 @@ from dataclasses import field
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
+from stepstone.core.digest import sha256
 from stepstone.core.frozen import frozen
 from stepstone.core.retry import RetryPolicy as CoreRetryPolicy
 from stepstone.errors import InvalidArgument
@@ -301,7 +301,7 @@ def code_digest(fn: Callable[..., Any]) -> str:
                 qual = getattr(target, "__qualname__", None) or type(target).__qualname__
                 text = f"{module}.{qual}"
     text += _simple_values(target)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256(text.encode()).hexdigest()[:16]
 
 
 def task_id_for(fn: Callable[..., Any], name: str | None) -> str:

@@ -7,7 +7,6 @@ once per load (the same object wherever it is referenced) and a cycle is refused
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import sys
@@ -17,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from stepstone.core.definitions import Registry
+from stepstone.core.digest import sha256
 from stepstone.errors import SpecError
 from stepstone.spec.source import JsonPath, Source, parse_source
 from stepstone.spec.workflow import SpecWorkflow, compile_document
@@ -113,7 +113,7 @@ def _import(module_name: str, folder: Path) -> ModuleType:
         return importlib.import_module(module_name)
     if Path(getattr(existing, "__file__", "") or "").resolve() == local.resolve():
         return existing
-    digest = hashlib.sha256(str(local.resolve()).encode()).hexdigest()[:12]
+    digest = sha256(str(local.resolve()).encode()).hexdigest()[:12]
     unique = f"_stepstone_yaml_{digest}_{module_name.replace('.', '_')}"
     found = sys.modules.get(unique)
     if found is not None:

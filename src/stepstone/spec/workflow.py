@@ -8,13 +8,13 @@ version (``stepstone check`` reports which runs it can continue).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stepstone.core.definitions import Registry, RunDefaults, Workflow
+from stepstone.core.digest import sha256
 from stepstone.errors import SpecError
 from stepstone.spec.document import Document, StepSpec
 from stepstone.spec.graph import Sequence_
@@ -54,7 +54,7 @@ class SpecWorkflow(Workflow[Any, Any]):
         super().__init__(
             fn,
             name=doc.id,
-            version=hashlib.sha256(canonical.encode()).hexdigest()[:12],
+            version=sha256(canonical.encode()).hexdigest()[:12],
             defaults=RunDefaults(),
             max_recoveries=None,
             signals={},
