@@ -212,3 +212,31 @@ def test_init_is_compiled_at_the_first_instance_with_the_same_signature() -> Non
     assert cls.__init__.__qualname__ == stub.__qualname__ == f"{cls.__qualname__}.__init__"
     with pytest.raises(TypeError):
         cls()
+
+
+def test_the_signature_is_the_classs_own_not_a_subclasss() -> None:
+    @frozen
+    class Base:
+        """Two fields."""
+
+        a: int
+        b: str = "x"
+
+    class Child(Base):
+        def __init__(self, only: int) -> None:
+            super().__init__(only, "y")
+
+    @frozen
+    class Explicit:
+        """An __init__ of its own."""
+
+        a: int
+
+        def __init__(self, given: str) -> None:
+            object.__setattr__(self, "a", int(given))
+
+    assert str(inspect.signature(Base)) == "(a, b='x')"
+    assert str(inspect.signature(Child)) == "(only: 'int') -> 'None'"
+    assert Child(3).b == "y"
+    assert str(inspect.signature(Explicit)) == "(given: 'str') -> 'None'"
+    assert Explicit("4").a == 4

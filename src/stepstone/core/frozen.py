@@ -77,6 +77,8 @@ def _make(cls: _T, *, eq: bool) -> _T:
     fields = dataclasses.fields(made)
     names = frozenset(f.name for f in fields)
     methods: dict[str, Callable[..., Any]] = {"__init__": _first_init(made, fields)}
+    if "__init__" not in own:
+        type.__setattr__(made, "__signature__", _Signature(made, fields))
     shown = tuple(f.name for f in fields if f.repr)
 
     def __repr__(self: Any) -> str:
@@ -183,8 +185,9 @@ def _nothing(_: object) -> tuple[()]:
 def _first_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
     """``__init__`` until the class is first instantiated: it compiles the real one (see
     :func:`_init`), puts it on the class and calls it. Compiling costs ~0.2 ms a class, and a
-    command instantiates few of the classes it imports (``stepstone run -f``: 24 of 87). It has
-    the real one's signature, for ``inspect.signature`` and ``help``."""
+    command instantiates few of the classes it imports (``stepstone run -f``: 24 of 87). The
+    class's signature is its ``__signature__`` (:class:`_Signature`), the same before and
+    after."""
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init = _init(cls, fields)
@@ -192,19 +195,38 @@ def _first_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callab
         type.__setattr__(cls, "__init__", init)
         init(self, *args, **kwargs)
 
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    params = [inspect.Parameter("self", kind)]
-    for field in fields:
-        if not field.init:
-            continue
-        default: Any = inspect.Parameter.empty
-        if field.default_factory is not MISSING:
-            default = MISSING  # as in the compiled one: the factory runs when it is left out
-        elif field.default is not MISSING:
-            default = field.default
-        params.append(inspect.Parameter(field.name, kind, default=default))
-    __init__.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return __init__
+
+
+class _Signature:
+    """A ``@frozen`` class's ``__signature__``: what ``inspect.signature(cls)`` (and ``help``)
+    shows, built on first use. Building the parameters of the 88 classes a ``stepstone run -f``
+    process imports was 2% of its instructions, for a signature nobody reads. A subclass does
+    not inherit it: its own ``__init__`` decides."""
+
+    __slots__ = ("_cls", "_fields", "_made")
+
+    def __init__(self, cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> None:
+        self._cls, self._fields = cls, fields
+        self._made: inspect.Signature | None = None
+
+    def __get__(self, obj: object, owner: type | None = None) -> inspect.Signature:
+        if owner is not self._cls:
+            raise AttributeError("__signature__")
+        if self._made is None:
+            kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+            params = []
+            for field in self._fields:
+                if not field.init:
+                    continue
+                default: Any = inspect.Parameter.empty
+                if field.default_factory is not MISSING:
+                    default = MISSING  # as in the compiled one: the factory runs when left out
+                elif field.default is not MISSING:
+                    default = field.default
+                params.append(inspect.Parameter(field.name, kind, default=default))
+            self._made = inspect.Signature(params)
+        return self._made
 
 
 def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
