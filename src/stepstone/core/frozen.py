@@ -132,7 +132,6 @@ class _Params:
 _PARAMS = _Params.__dataclass_params__  # type: ignore[attr-defined]
 _PARAMS.frozen = True
 _FIELD = getattr(dataclasses, "_FIELD", None)
-_SPECIAL = ("ClassVar", "InitVar", "KW_ONLY")
 _MUTABLE = (list, dict, set)
 
 
@@ -147,10 +146,12 @@ def _plain(cls: type) -> type | None:
         return None
     if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
         return None
-    annotations: dict[str, Any] = inspect.get_annotations(cls)
+    annotations: dict[str, Any] = cls.__dict__.get("__annotations__", {})
     fields: dict[str, dataclasses.Field[Any]] = {}
     for name, kind in annotations.items():
-        if not isinstance(kind, str) or any(word in kind for word in _SPECIAL):
+        if kind.__class__ is not str or "ClassVar" in kind or "InitVar" in kind:
+            return None
+        if "KW_ONLY" in kind:
             return None
         default = cls.__dict__.get(name, MISSING)
         if isinstance(default, dataclasses.Field):
