@@ -355,3 +355,43 @@ def test_pyyamls_own_reader_keeps_its_pattern_meaning(tmp_path: Path) -> None:
     yaml = import_yaml()
     assert yaml.reader.Reader.NON_PRINTABLE.search("ok\x07") is not None
     assert yaml.reader.Reader.NON_PRINTABLE.search("ok \u00e9 \U0001f600") is None
+
+
+def test_the_resolvers_shortcuts_never_refuse_a_scalar_its_pattern_matches() -> None:
+    """stepstone skips PyYAML's bool/null/int/float/timestamp patterns for scalars that fail a
+    necessary condition (spec/source.py); on every scalar of length <= 4 over the characters
+    those patterns read, on random longer ones and on the YAML 1.1 examples, the shortcut
+    answers exactly as the compiled pattern does, and each shortcut is in use."""
+    import itertools
+    import random
+    import re
+
+    from stepstone.spec.source import _CANNOT_MATCH, import_yaml
+
+    yaml = import_yaml()
+    patterns = {}
+    for resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.values():
+        for tag, lazy in resolvers:
+            if getattr(lazy, "_cannot", None) is not None:
+                patterns[tag] = lazy
+    short = {t.rsplit(":", 1)[1] for t in patterns}
+    assert short == {"bool", "null", "int", "float", "timestamp"}
+    assert len(_CANNOT_MATCH) == 5
+    alphabet = "0123456789.-+:_ eE xobTtZ infINFaAN yYnNsSlLuUrR~\n"
+    scalars = [
+        "".join(c) for n in range(5) for c in itertools.product("019.-+:_eExbI nN~\n", repeat=n)
+    ]
+    chooser = random.Random(7)
+    scalars += ["".join(chooser.choices(alphabet, k=chooser.randint(5, 30))) for _ in range(20000)]
+    scalars += [
+        "yes", "No", "TRUE", "off\n", "On", "~", "", "null", "NULL\n", "0b1010_0111", "0x_0A_74_AE",
+        "02472256", "685_230", "+685_230", "190:20:30", "6.8523015e+5", "685.230_15e+03",
+        "685_230.15", "190:20:30.15", "-.inf", ".NaN", ".5", "1.", "-0",
+        "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5", "2001-12-15 2:59:43.10",
+        "2002-12-14", "2001-1-1 1:00:00",
+        "1.0.0", "3 python steps", "1.5\n", "12\n", "2002-12-14\n",
+    ]  # fmt: skip
+    for tag, lazy in patterns.items():
+        compiled = re.compile(*lazy._args)
+        for scalar in scalars:
+            assert bool(lazy.match(scalar)) == bool(compiled.match(scalar)), (tag, scalar)

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from stepstone.core.digest import sha256
 from stepstone.errors import SpecError
 
 __all__ = ["JsonPath", "Source", "did_you_mean", "format_path", "parse_source"]
@@ -101,15 +102,46 @@ NON_PRINTABLE = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufff
 _re_compile = re.compile
 _yaml_import = threading.Lock()
 
+# The resolver's implicit-tag patterns are tried on every plain scalar by its first character: a
+# key like ``name`` or ``type`` tries bool and null, a value like ``1.0.0`` or ``3 steps`` tries
+# int, float and timestamp, and compiling those five costs ~1.3 ms. Each has a necessary
+# condition below, found by reading the pattern (every alternative of float has exactly one
+# ``.``, a timestamp has ``-`` after a four-digit year, ...): a scalar that fails it cannot
+# match, so the pattern is neither compiled nor run for it (``$`` also matches before a final
+# newline: the words are listed with one too). A condition applies only to the pattern whose
+# text has its SHA-256 (first 16 hex digits): a PyYAML with other patterns compiles them all.
+# tests/test_spec_load.py checks each condition against its compiled pattern.
+_BOOL_WORDS = frozenset(
+    spelled + end
+    for word in ("yes", "no", "true", "false", "on", "off")
+    for spelled in (word, word.capitalize(), word.upper())
+    for end in ("", "\n")
+)
+_NULL_WORDS = frozenset(
+    word + end for word in ("~", "null", "Null", "NULL", "") for end in ("", "\n")
+)
+_INT_CHARS = frozenset("0123456789_+-:xXabcdefABCDEF\n")
+_FLOAT_CHARS = frozenset("0123456789_+-.:eEinfINFaA\n")
+_CANNOT_MATCH: dict[str, Any] = {
+    "90122993b2c196c6": lambda v: v not in _BOOL_WORDS,  # bool
+    "395f84e3478b4c61": lambda v: v not in _NULL_WORDS,  # null
+    "ad0ff413efc02a93": lambda v: not _INT_CHARS.issuperset(v),  # int
+    "7f8c815115d9215d": lambda v: v.count(".") != 1 or not _FLOAT_CHARS.issuperset(v),  # float
+    "923a69950629a665": lambda v: len(v) < 10 or v[4] != "-",  # timestamp
+}
+
 
 class _LazyPattern:
     """A pattern compiled on first use; the methods PyYAML calls on its patterns."""
 
-    __slots__ = ("_args", "_compiled")
+    __slots__ = ("_args", "_cannot", "_compiled")
 
     def __init__(self, pattern: Any, flags: Any) -> None:
         self._args = (pattern, flags)
         self._compiled: re.Pattern[Any] | None = None
+        self._cannot: Any = None
+        if isinstance(pattern, str):
+            self._cannot = _CANNOT_MATCH.get(sha256(pattern.encode()).hexdigest()[:16])
 
     def _pattern(self) -> re.Pattern[Any]:
         if self._compiled is None:
@@ -120,6 +152,8 @@ class _LazyPattern:
         return self._compiled
 
     def match(self, *args: Any) -> re.Match[Any] | None:
+        if self._cannot is not None and len(args) == 1 and self._cannot(args[0]):
+            return None
         return self._pattern().match(*args)
 
     def search(self, *args: Any) -> re.Match[Any] | None:
