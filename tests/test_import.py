@@ -168,3 +168,19 @@ def test_asyncio_with_deferred_ssl_still_speaks_tls(tmp_path: Path) -> None:
         "real_after": True,
         "again_after": True,
     }
+
+
+def test_run_ids_are_base32_of_their_bytes_in_the_crockford_alphabet() -> None:
+    """ids.base32 writes what base64.b32encode does, in stepstone's alphabet, so ids made before
+    and after it sort together."""
+    import base64
+    import random
+
+    from stepstone.core.ids import _ALPHABET, base32, new_run_id
+
+    rfc = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+    chooser = random.Random(3)
+    for raw in [bytes(16), b"\xff" * 16, *(chooser.randbytes(16) for _ in range(2000))]:
+        assert base32(raw) == base64.b32encode(raw)[:26].translate(rfc).decode()
+    first, second = new_run_id(), new_run_id()
+    assert len(first) == 26 and set(first) <= set(_ALPHABET) and first != second

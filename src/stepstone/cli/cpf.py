@@ -9,10 +9,9 @@ Its exit codes: 0 ok, 10 validation, 20 runtime, 30 step failed, 40 waiting, 50 
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
-from stepstone.client.shapes import db_flag
+from stepstone.client.shapes import db_flag, shell_quote
 from stepstone.client.views import SignalWait
 from stepstone.core.model import Run, RunState
 from stepstone.errors import (
@@ -69,8 +68,8 @@ def exit_for_state(status: str) -> int:
 
 
 def _resume(run_id: str, event: str, db: str | None, flags: tuple[str, ...]) -> str:
-    parts = ["stepstone", "resume", "--run-id", shlex.quote(run_id), "--event", shlex.quote(event)]
-    parts += ["--input", "@response.json", *(shlex.quote(f) for f in flags)]
+    parts = ["stepstone", "resume", "--run-id", shell_quote(run_id), "--event", shell_quote(event)]
+    parts += ["--input", "@response.json", *(shell_quote(f) for f in flags)]
     return " ".join([*parts, *db_flag(db)])
 
 

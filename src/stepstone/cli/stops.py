@@ -5,7 +5,6 @@ whoever answers needs and the exact ``stepstone resume`` command (exit 40)."""
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
 from stepstone.cli import cpf
@@ -14,7 +13,7 @@ from stepstone.cli.render import Screen
 from stepstone.cli.session import Session
 from stepstone.client import Client
 from stepstone.client.base import raise_for
-from stepstone.client.shapes import answer_command, db_flag
+from stepstone.client.shapes import answer_command, db_flag, shell_quote
 from stepstone.client.views import SignalWait
 from stepstone.core.model import Run, RunState
 
@@ -37,9 +36,9 @@ def resume_command(
     """The shell command that answers ``event`` and continues the run here: ``flags`` load the
     workflows again (``--app M`` or ``-f FILE``); a ``db`` holding a password is not written
     out (``$STEPSTONE_DB`` stands in for it)."""
-    run = ["--run-id", shlex.quote(run_id)] if cpf_form else [shlex.quote(run_id)]
-    parts = ["stepstone", "resume", *run, "--event", shlex.quote(event), "--input", RESPONSE]
-    parts += [shlex.quote(f) for f in flags]
+    run = ["--run-id", shell_quote(run_id)] if cpf_form else [shell_quote(run_id)]
+    parts = ["stepstone", "resume", *run, "--event", shell_quote(event), "--input", RESPONSE]
+    parts += [shell_quote(f) for f in flags]
     return " ".join([*parts, *db_flag(db)])
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +38,7 @@ __all__ = [
     "run_json",
     "schedule_json",
     "signal_command",
+    "shell_quote",
     "signal_json",
     "step_duration_s",
     "step_json",
@@ -62,26 +62,34 @@ def waiting_for(run: Run) -> list[str]:
     return [describe_wait(w) for w in run.waits if w.seq >= 0]
 
 
+def shell_quote(text: str) -> str:
+    """``shlex.quote(text)``; shlex is imported on first use (a run that never stops to wait
+    prints no command)."""
+    import shlex
+
+    return shlex.quote(text)
+
+
 def db_flag(db: str | None) -> list[str]:
     """``--db URL`` for a printed command (none without ``db``); a URL holding a password is not
     written out: ``"$STEPSTONE_DB"`` stands in for it."""
     if db is None:
         return []
-    return ["--db", '"$STEPSTONE_DB"' if redact_url(db) != db else shlex.quote(db)]
+    return ["--db", '"$STEPSTONE_DB"' if redact_url(db) != db else shell_quote(db)]
 
 
 def signal_command(run_id: str, name: str, db: str | None = None) -> str:
     """The exact shell command that answers a signal wait (``JSON`` is the payload to fill in).
     A ``db`` holding a password is not written out: ``$STEPSTONE_DB`` stands in for it."""
-    parts = ["stepstone", "signal", shlex.quote(run_id), shlex.quote(name), "--data", "JSON"]
+    parts = ["stepstone", "signal", shell_quote(run_id), shell_quote(name), "--data", "JSON"]
     return " ".join([*parts, *db_flag(db)])
 
 
 def answer_command(run_id: str, gate: str, kind: str, db: str | None = None) -> str:
     """The exact shell command that answers a ``ctx.ask`` gate: ``stepstone approve`` for an
     approval (add ``--reject`` to reject), else ``stepstone answer ... --input JSON``."""
-    parts = ["stepstone", "approve" if kind == "approval" else "answer", shlex.quote(run_id)]
-    parts += ["--gate", shlex.quote(gate)]
+    parts = ["stepstone", "approve" if kind == "approval" else "answer", shell_quote(run_id)]
+    parts += ["--gate", shell_quote(gate)]
     if kind != "approval":
         parts += ["--input", "JSON"]
     return " ".join([*parts, *db_flag(db)])

@@ -12,7 +12,6 @@ inside it; nothing is ever stored as its ``repr``.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import enum
 import json
@@ -63,6 +62,8 @@ def _default(obj: object) -> object:
     if isinstance(obj, PurePath) or _is_a(tp, "uuid", "UUID") or _is_a(tp, "decimal", "Decimal"):
         return str(obj)
     if isinstance(obj, bytes | bytearray | memoryview):
+        import base64  # on use: a run that stores no bytes never imports it
+
         return base64.b64encode(bytes(obj)).decode("ascii")
     if isinstance(obj, set | frozenset):
         try:
@@ -286,6 +287,8 @@ def _decoder(tp: Any) -> _Decoder:
     if _is_a(tp, "decimal", "Decimal"):
         return _converter(tp, lambda raw: tp(str(raw)))  # type: ignore[call-arg]
     if issubclass(tp, bytes):
+        import base64
+
         return _converter(tp, lambda raw: tp(base64.b64decode(raw, validate=True)))
     if issubclass(tp, PurePath):
         return _converter(tp, tp)

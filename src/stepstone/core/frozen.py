@@ -146,7 +146,10 @@ def _plain(cls: type) -> type | None:
         return None
     if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
         return None
-    annotations: dict[str, Any] = cls.__dict__.get("__annotations__", {})
+    # the class's own dict, as under `from __future__ import annotations` (inspect's is slower)
+    annotations: dict[str, Any] | None = cls.__dict__.get("__annotations__")  # noqa: RUF063
+    if annotations is None:
+        annotations = inspect.get_annotations(cls)
     fields: dict[str, dataclasses.Field[Any]] = {}
     for name, kind in annotations.items():
         if kind.__class__ is not str or "ClassVar" in kind or "InitVar" in kind:

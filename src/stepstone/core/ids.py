@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 
-__all__ = ["child_run_id", "idempotency_key", "new_run_id"]
+__all__ = ["base32", "child_run_id", "idempotency_key", "new_run_id"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
-
-
-_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def new_run_id() -> str:
@@ -21,7 +17,15 @@ def new_run_id() -> str:
     like the number.
     """
     raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
-    return base64.b32encode(raw)[:26].translate(_FROM_RFC4648).decode("ascii")
+    return base32(raw)
+
+
+def base32(raw: bytes) -> str:
+    """``raw`` (16 bytes) in 26 base32 digits, five bits each from the first byte on, the last
+    two bits zero: ``base64.b32encode(raw)[:26]`` in :data:`_ALPHABET` (without importing
+    base64, 0.5% of a ``stepstone run -f`` process)."""
+    number = int.from_bytes(raw, "big") << 2
+    return "".join(_ALPHABET[(number >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def child_run_id(parent_run_id: str, seq: int) -> str:

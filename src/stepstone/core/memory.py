@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import random
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -232,4 +231,6 @@ def conflict_again(exc: BaseException, write: MemoryWrite | None, conflicts: int
 def conflict_pause(conflicts: int) -> float:
     """Seconds to wait before running a conflicted update again: random, up to 1 ms doubled
     per conflict, capped at 50 ms."""
+    import random
+
     return random.uniform(0.0, min(0.001 * 2 ** min(conflicts, 10), 0.05))

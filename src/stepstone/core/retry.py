@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 from stepstone.core.frozen import frozen
 from stepstone.errors import InvalidArgument
 
@@ -58,6 +56,8 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         delay = min(self.initial_delay_s * self.backoff ** (attempt - 1), self.max_delay_s)
         if self.jitter and delay > 0:
+            import random
+
             delay = random.uniform(delay / 2, delay)
         return delay
 
