@@ -240,3 +240,32 @@ def test_the_signature_is_the_classs_own_not_a_subclasss() -> None:
     assert Child(3).b == "y"
     assert str(inspect.signature(Explicit)) == "(given: 'str') -> 'None'"
     assert Explicit("4").a == 4
+
+
+def test_a_record_is_a_mutable_slotted_dataclass() -> None:
+    from stepstone.core.frozen import record
+
+    @record
+    class Session:
+        """A mutable one."""
+
+        db: str | None
+        verbose: int = 0
+        notes: dict[str, int] = field(default_factory=dict)
+
+    first = Session("a.db")
+    first.verbose = 2
+    first.notes["x"] = 1
+    assert first == Session("a.db", 2, {"x": 1}) and first != Session("b.db", 2, {"x": 1})
+    assert repr(first).endswith("<locals>.Session(db='a.db', verbose=2, notes={'x': 1})")
+    assert Session("c").notes is not Session("c").notes
+    assert Session.__hash__ is None
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(first)
+    with pytest.raises(AttributeError):
+        first.other = 1  # type: ignore[attr-defined]  # slotted: no such field
+    assert dataclasses.is_dataclass(first) and not Session.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert frozen(type("F", (), {"__annotations__": {"a": "int"}})).__dataclass_params__.frozen
+    assert dataclasses.replace(first, db="d").db == "d"
+    assert copy.deepcopy(first) == first and copy.deepcopy(first) is not first
+    assert str(inspect.signature(Session)).startswith("(db, verbose=0, notes=")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stepstone.cli.render import Screen
+from stepstone.core.frozen import record
 
 if TYPE_CHECKING:
     from stepstone.client import Client
@@ -39,7 +40,7 @@ def models_configured(env: Mapping[str, str]) -> bool:
     return (Path(home) / ".stepstone" / "config.toml").exists()
 
 
-@dataclass
+@record
 class Session:
     """``db`` is ``None`` for the embedded default store (which migrates itself on first use). A
     named SQLite file is created and migrated by the commands that write runs (``start``,

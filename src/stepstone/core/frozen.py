@@ -19,6 +19,10 @@ hashed ones, ``repr`` shows the ``repr`` fields, ``__post_init__`` runs, default
 ``default_factory`` apply, and instances pickle and copy. ``@frozen(eq=False)`` keeps identity
 equality and hashing. A method the class defines itself is never replaced.
 
+``@record`` makes a mutable, slotted dataclass the same way (for the few mutable classes on a
+command's path: a session, a parsed file): the same ``__init__``, ``repr`` and ``==``, fields
+that can be assigned, and no hash (as the stdlib's mutable dataclasses).
+
 >>> @frozen
 ... class Point:
 ...     x: int
@@ -29,6 +33,7 @@ equality and hashing. A method the class defines itself is never replaced.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 from collections.abc import Callable
@@ -41,7 +46,7 @@ if TYPE_CHECKING:
 else:
     from typing import dataclass_transform
 
-__all__ = ["frozen"]
+__all__ = ["frozen", "record"]
 
 _T = TypeVar("_T", bound=type)
 
@@ -62,7 +67,13 @@ def frozen(cls: _T | None = None, /, *, eq: bool = True) -> _T | Callable[[_T], 
     return _make(cls, eq=eq)
 
 
-def _make(cls: _T, *, eq: bool) -> _T:
+@dataclass_transform(field_specifiers=(dataclasses.field,))
+def record(cls: _T, /) -> _T:
+    """Make ``cls`` a mutable, slotted dataclass, made as :func:`frozen` makes its classes."""
+    return _make(cls, eq=True, mutable=True)
+
+
+def _make(cls: _T, *, eq: bool, mutable: bool = False) -> _T:
     own = set(cls.__dict__)
     # Without a docstring, dataclass() writes one from inspect.signature(cls): with no __init__
     # yet, that is object's, parsed from its text signature by tokenize (whose one-time regex
@@ -70,10 +81,10 @@ def _make(cls: _T, *, eq: bool) -> _T:
     undocumented = not cls.__doc__
     if undocumented:
         cls.__doc__ = cls.__name__
-    made: Any = _plain(cls)
+    made: Any = _plain(cls, _MUTABLE_PARAMS if mutable else _PARAMS)
     if made is None:  # anything unusual: the stdlib does the work
         made = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=True)
-        made.__dataclass_params__.frozen = True
+        made.__dataclass_params__.frozen = not mutable
     fields = dataclasses.fields(made)
     names = frozenset(f.name for f in fields)
     methods: dict[str, Callable[..., Any]] = {"__init__": _first_init(made, fields)}
@@ -105,15 +116,14 @@ def _make(cls: _T, *, eq: bool) -> _T:
         for field, value in zip(fields, values, strict=True):
             object.__setattr__(self, field.name, value)
 
-    methods.update(
-        __repr__=__repr__,
-        __setattr__=__setattr__,
-        __delattr__=__delattr__,
-        __getstate__=__getstate__,
-        __setstate__=__setstate__,
-    )
+    methods.update(__repr__=__repr__, __getstate__=__getstate__, __setstate__=__setstate__)
+    if not mutable:
+        methods.update(__setattr__=__setattr__, __delattr__=__delattr__)
     if eq:
         methods.update(_equality(fields))
+        if mutable and "__hash__" not in own:
+            del methods["__hash__"]
+            made.__hash__ = None
     for name, method in methods.items():
         if name in own:
             continue
@@ -130,12 +140,13 @@ class _Params:
 
 
 _PARAMS = _Params.__dataclass_params__  # type: ignore[attr-defined]
+_MUTABLE_PARAMS = copy.copy(_PARAMS)
 _PARAMS.frozen = True
 _FIELD = getattr(dataclasses, "_FIELD", None)
 _MUTABLE = (list, dict, set)
 
 
-def _plain(cls: type) -> type | None:
+def _plain(cls: type, params: Any) -> type | None:
     """What ``dataclass(cls, init=False, repr=False, eq=False, slots=True)`` makes, for the plain
     classes stepstone writes (string annotations under ``from __future__ import annotations``, no
     dataclass base, no ``ClassVar``/``InitVar``/``KW_ONLY``, no metaclass, no ``__slots__``):
@@ -175,7 +186,7 @@ def _plain(cls: type) -> type | None:
     body.pop("__weakref__", None)
     body["__slots__"] = tuple(fields)
     body["__dataclass_fields__"] = fields
-    body["__dataclass_params__"] = _PARAMS
+    body["__dataclass_params__"] = params
     body["__match_args__"] = tuple(name for name, f in fields.items() if f.init)
     made_cls = type(cls.__name__, cls.__bases__, body)
     made_cls.__qualname__ = cls.__qualname__

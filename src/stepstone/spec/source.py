@@ -12,12 +12,13 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from stepstone.core.digest import sha256
+from stepstone.core.frozen import record
 from stepstone.errors import SpecError
 
 __all__ = ["JsonPath", "Source", "did_you_mean", "format_path", "parse_source"]
@@ -42,7 +43,7 @@ def format_path(path: Sequence[str | int]) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
-@dataclass(slots=True)
+@record
 class Source:
     """One parsed YAML file: its data and where each part of it stands."""
 

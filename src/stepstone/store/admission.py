@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 
-from stepstone.core.frozen import frozen
+from stepstone.core.frozen import frozen, record
 from stepstone.core.model import PoolSpec, QueueSpec
 
 __all__ = ["Candidate", "Limits", "PoolWorker", "choose_pool_worker"]
@@ -34,7 +34,7 @@ class Candidate:
         return self.state == "running"
 
 
-@dataclass
+@record
 class Limits:
     """What each limited queue (and key) may still start in this claim.
 
