@@ -26,12 +26,14 @@ class Queries:
         name: str | None = None
         lines: list[str] = []
         for line in text.splitlines():
-            match = _NAME.match(line.strip())
-            if match:
+            if not line.lstrip().startswith("--"):
+                if name is not None:
+                    lines.append(line)
+                continue
+            match = _NAME.match(line.strip()) if "name:" in line else None
+            if match:  # a comment line that is no block's name is dropped
                 self._add(name, lines)
                 name, lines = match.group(1), []
-            elif name is not None and not line.strip().startswith("--"):
-                lines.append(line)
         self._add(name, lines)
 
     def _add(self, name: str | None, lines: list[str]) -> None:
