@@ -1,6 +1,6 @@
 """The Flow builder's overhead per task, against sayiir running the same flows, in one run.
 
-    .venv/bin/python bench/flow_bench.py [--reps 5] [--no-peers] [--no-postgres]
+    .venv/bin/python bench/flow_bench.py [--reps 5] [--procs 3] [--no-peers] [--no-postgres]
 
 Workloads (median of ``--reps`` timed runs after one warm-up; each a fresh run id):
 
@@ -14,6 +14,11 @@ Workloads (median of ``--reps`` timed runs after one warm-up; each a fresh run i
 - ``fork2x1s``: ``.fork().branch(sleep 1 s).branch(sleep 1 s).join(...)``, seconds, with
   one-task branches (parallel steps) and two-task branches (child runs).
 
+``memory`` is measured in ``--procs`` fresh processes of each side (stepstone's and sayiir's
+alternating), and the median of their medians is shown: on this VM a whole process now and then
+runs every function about twice as slowly (all alike, whichever CPU it is pinned to), which one
+process per side would turn into a coin toss for a ~5 µs/task comparison.
+
 sayiir runs in the peers' virtualenv (``bench/peers/setup.sh``; ``bench/.peers/venv``) through
 ``bench/peers/sayiir_flow_bench.py``; without it only stepstone is measured.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,10 +51,33 @@ PEERS_PYTHON = BENCH / ".peers" / "venv" / "bin" / "python"
 PEER_SCRIPT = BENCH / "peers" / "sayiir_flow_bench.py"
 
 
+MEMORY = "seq100 memory (us/task)"
+
+
+def memory_only(reps: int) -> dict[str, float]:
+    wf = seq100(Flow)
+    return {MEMORY: per_task_us(timed(lambda i: run_workflow(wf, 1), reps))}
+
+
+def memory_in_processes(reps: int, procs: int, peers: bool) -> tuple[float, float | None]:
+    """The in-memory row: the median over ``procs`` fresh processes per side, alternating."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(procs):
+        argv = [sys.executable, __file__, "--memory-only", "--reps", str(reps)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=True)
+        ours.append(json.loads(done.stdout.strip().splitlines()[-1])[MEMORY])
+        if peers and PEERS_PYTHON.exists():
+            argv = [str(PEERS_PYTHON), str(PEER_SCRIPT), "--memory-only", "--reps", str(reps)]
+            done = subprocess.run(argv, capture_output=True, text=True, check=True)
+            theirs.append(json.loads(done.stdout.strip().splitlines()[-1])[MEMORY])
+    print(f"(in memory, per process: stepstone {ours}, sayiir {theirs})", file=sys.stderr)
+    return statistics.median(ours), statistics.median(theirs) if theirs else None
+
+
 def measure_stepstone(reps: int, postgres: bool) -> dict[str, float]:
     wf = seq100(Flow)
     out: dict[str, float] = {}
-    out["seq100 memory (us/task)"] = per_task_us(timed(lambda i: run_workflow(wf, 1), reps))
     with InMemoryBackend() as backend:
         samples = timed(durable(run_durable_workflow, wf, backend, "mem"), reps)
     out["seq100 memory, store kept (us/task)"] = per_task_us(samples)
@@ -86,10 +115,18 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--procs", type=int, default=3, help="processes per side for memory")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_only:
+        print(json.dumps(memory_only(args.reps)))
+        return
     compile_bytecode()  # as a pip install would have (see bench/common.py)
-    ours = measure_stepstone(args.reps, not args.no_postgres)
+    memory, peer_memory = memory_in_processes(args.reps, args.procs, not args.no_peers)
+    ours = {MEMORY: memory, **measure_stepstone(args.reps, not args.no_postgres)}
     theirs = None if args.no_peers else measure_sayiir(args.reps, not args.no_postgres)
+    if theirs is not None and peer_memory is not None:
+        theirs[MEMORY] = peer_memory
     print("| workload | stepstone.flow | sayiir | ratio |")
     print("|---|---|---|---|")
     for key, value in ours.items():

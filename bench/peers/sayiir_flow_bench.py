@@ -21,10 +21,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
     wf = seq100(Flow)
     out: dict[str, float] = {}
     out["seq100 memory (us/task)"] = per_task_us(timed(lambda i: run_workflow(wf, 1), args.reps))
+    if args.memory_only:
+        print(json.dumps(out))
+        return
     samples = timed(durable(run_durable_workflow, wf, InMemoryBackend(), "mem"), args.reps)
     out["seq100 memory, store kept (us/task)"] = per_task_us(samples)
     if not args.no_postgres:
