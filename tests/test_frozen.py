@@ -269,3 +269,41 @@ def test_a_record_is_a_mutable_slotted_dataclass() -> None:
     assert dataclasses.replace(first, db="d").db == "d"
     assert copy.deepcopy(first) == first and copy.deepcopy(first) is not first
     assert str(inspect.signature(Session)).startswith("(db, verbose=0, notes=")
+
+
+@frozen
+class _Base:
+    """A frozen base."""
+
+    a: int
+    b: str = "x"
+
+
+@frozen
+class _Derived(_Base):
+    """A frozen class derived from a frozen one: the base's fields first, then its own."""
+
+    c: float = 1.5
+
+
+def test_a_frozen_class_can_derive_from_a_frozen_class() -> None:
+    from stepstone.core.frozen import record
+
+    item = _Derived(1, "y", 2.5)
+    assert (item.a, item.b, item.c) == (1, "y", 2.5) and _Derived(1) == _Derived(1, "x", 1.5)
+    assert [f.name for f in dataclasses.fields(_Derived)] == ["a", "b", "c"]
+    assert str(inspect.signature(_Derived)) == "(a, b='x', c=1.5)"
+    assert repr(item) == "_Derived(a=1, b='y', c=2.5)"
+    assert hash(item) == hash(_Derived(1, "y", 2.5)) and item != _Base(1, "y")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.c = 3.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.a = 3  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(item)) == item
+    with pytest.raises(TypeError, match="non-frozen"):  # as the stdlib refuses it
+
+        @record
+        class Mutable(_Base):
+            """Mutable under a frozen base."""
+
+            d: int = 0

@@ -82,9 +82,8 @@ def _make(cls: _T, *, eq: bool, mutable: bool = False) -> _T:
     if undocumented:
         cls.__doc__ = cls.__name__
     made: Any = _plain(cls, _MUTABLE_PARAMS if mutable else _PARAMS)
-    if made is None:  # anything unusual: the stdlib does the work
-        made = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=True)
-        made.__dataclass_params__.frozen = not mutable
+    if made is None:  # anything unusual (a dataclass base, say): the stdlib does the work
+        made = _with_stdlib(cls, mutable)
     fields = dataclasses.fields(made)
     names = frozenset(f.name for f in fields)
     methods: dict[str, Callable[..., Any]] = {"__init__": _first_init(made, fields)}
@@ -132,6 +131,24 @@ def _make(cls: _T, *, eq: bool, mutable: bool = False) -> _T:
     if undocumented:  # what dataclass() would have written: the class's call signature
         made.__doc__ = made.__name__ + str(inspect.signature(made)).replace(" -> None", "")
     return made  # type: ignore[no-any-return]
+
+
+def _with_stdlib(cls: type, mutable: bool) -> Any:
+    """``dataclass(cls, init=False, repr=False, eq=False, slots=True)``, frozen as its dataclass
+    bases are (the stdlib refuses a mix): a ``@frozen`` class may derive from a ``@frozen`` one or
+    from a plain dataclass, a ``@record`` not from a frozen one."""
+    frozen_base = any(
+        vars(base)["__dataclass_params__"].frozen
+        for base in cls.__mro__[1:]
+        if "__dataclass_params__" in vars(base)
+    )
+    if mutable and frozen_base:
+        raise TypeError(f"cannot inherit non-frozen dataclass from a frozen one: {cls.__name__}")
+    made: Any = dataclasses.dataclass(
+        cls, init=False, repr=False, eq=False, slots=True, frozen=frozen_base
+    )
+    made.__dataclass_params__.frozen = not mutable
+    return made
 
 
 @dataclasses.dataclass(init=False, repr=False, eq=False, slots=True)
