@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's Chromium under Playwright, a real worker process and a
 real `stepstone serve` process. A run waits at a ``ctx.ask`` form; the test finds it in the runs
 list, answers the form (first with a value the wait's schema refuses: the 422 and its path show
-in the page), and sees the run complete on its page.
+in the page), and sees the run complete on its page. Typing into that form survives the page
+redrawing itself on new events (the field keeps the focus).
 
 Skipped when Playwright or /usr/bin/chromium is missing, except under CI (CI=true), where that
 is a failure: `.ci/run` installs both.
@@ -58,15 +59,20 @@ def _see_completed(p: Any, base: str) -> None:
         ) from exc
 
 
-@pytest.mark.slow
-def test_answer_a_waiting_form_and_see_the_run_complete(page: tuple[Any, str]) -> None:
-    p, base = page
+def _start_refund(base: str, order: str, run_id: str) -> None:
+    """Start the refund workflow (it waits at a form) through the API."""
     started = httpx.post(
         f"{base}/api/runs",
-        content=json.dumps({"workflow": "refund", "args": ["ord-1"], "run_id": "refund-1"}),
+        content=json.dumps({"workflow": "refund", "args": [order], "run_id": run_id}),
         headers={"content-type": "application/json"},
     )
     assert started.status_code == 201, started.text
+
+
+@pytest.mark.slow
+def test_answer_a_waiting_form_and_see_the_run_complete(page: tuple[Any, str]) -> None:
+    p, base = page
+    _start_refund(base, "ord-1", "refund-1")
 
     # the runs list, filtered to waiting runs: the run shows up once the worker parks it
     # (the list refreshes itself)
@@ -112,3 +118,32 @@ def test_answer_a_waiting_form_and_see_the_run_complete(page: tuple[Any, str]) -
     p.wait_for_url(lambda url: "/runs/" in url and not url.endswith("/runs/refund-1"))
     _see_completed(p, base)
     assert "forked from refund-1" in p.locator(".run-head").inner_text()
+
+
+@pytest.mark.slow
+def test_typing_in_a_form_survives_the_page_redrawing_itself(page: tuple[Any, str]) -> None:
+    """The run's page redraws itself after new events and keeps a form being typed into; the
+    field being typed into keeps the focus too, so keys typed after a redraw still land in it
+    (they went nowhere before: a form could be sent without a name typed into it)."""
+    p, base = page
+    _start_refund(base, "ord-2", "refund-2")
+    held: list[Any] = []  # the run page's event stream, held back until the typing has begun
+    p.route("**/api/runs/refund-2/events**", lambda route: held.append(route))
+    p.goto(f"{base}/?state=waiting")  # the list shows the run once the worker parks it
+    p.get_by_role("link", name="refund-2").click()
+    p.wait_for_url(f"{base}/runs/refund-2")
+    form = p.locator("form[data-answer][data-gate='refund']")
+    form.wait_for()
+    by = form.get_by_label("Answered by")
+    by.click()
+    p.keyboard.type("an")
+    for _ in range(200):  # the page asks for its events once it has loaded
+        if held:
+            break
+        p.wait_for_timeout(50)
+    p.evaluate("document.getElementById('run').dataset.before = 'redraw'")
+    held[0].continue_()  # the events arrive: the page redraws itself
+    p.wait_for_function("() => !document.getElementById('run').dataset.before")
+    assert p.evaluate("document.activeElement && document.activeElement.id") == "by-refund"
+    p.keyboard.type("a")
+    assert by.input_value() == "ana"

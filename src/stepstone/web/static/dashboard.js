@@ -51,6 +51,10 @@
         const response = await fetch(location.href, { headers: { "Accept": "text/html" }, credentials: "same-origin" });
         if (!response.ok) return;
         const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+        // a kept form is moved, which takes the focus away from the field being typed into:
+        // it is given back below, caret included, so the next keys still land in that field
+        const focused = document.activeElement;
+        const caret = selection(focused);
         for (const old of $$("[data-live][id]")) {
           const fresh = doc.getElementById(old.id);
           if (!fresh) continue;
@@ -61,6 +65,10 @@
           }
           old.replaceWith(document.adoptNode(fresh));
         }
+        if (focused && focused !== document.activeElement && document.contains(focused)) {
+          focused.focus();
+          if (caret) try { focused.setSelectionRange(caret[0], caret[1]); } catch (_) { /* no caret */ }
+        }
         drawSparks();
         prefillBy();
       } catch (_) {
@@ -70,6 +78,13 @@
     await refreshing;
     refreshing = null;
     if (refreshAgain) { refreshAgain = false; refresh(); }
+  }
+  function selection(el) {
+    try {
+      return el && typeof el.selectionStart === "number" ? [el.selectionStart, el.selectionEnd] : null;
+    } catch (_) {
+      return null;  // an input type without a caret
+    }
   }
   let soonTimer = null;
   function refreshSoon() {
