@@ -85,7 +85,6 @@ def _make(cls: _T, *, eq: bool, mutable: bool = False) -> _T:
     if made is None:  # anything unusual (a dataclass base, say): the stdlib does the work
         made = _with_stdlib(cls, mutable)
     fields = dataclasses.fields(made)
-    names = frozenset(f.name for f in fields)
     methods: dict[str, Callable[..., Any]] = {"__init__": _first_init(made, fields)}
     if "__init__" not in own:
         type.__setattr__(made, "__signature__", _Signature(made, fields))
@@ -94,16 +93,6 @@ def _make(cls: _T, *, eq: bool, mutable: bool = False) -> _T:
     def __repr__(self: Any) -> str:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
         return f"{self.__class__.__qualname__}({inner})"
-
-    def __setattr__(self: Any, name: str, value: Any) -> None:
-        if type(self) is made or name in names:
-            raise FrozenInstanceError(f"cannot assign to field {name!r}")
-        super(made, self).__setattr__(name, value)
-
-    def __delattr__(self: Any, name: str) -> None:
-        if type(self) is made or name in names:
-            raise FrozenInstanceError(f"cannot delete field {name!r}")
-        super(made, self).__delattr__(name)
 
     every = attrgetter(*(f.name for f in fields)) if fields else _nothing
 
@@ -117,12 +106,11 @@ def _make(cls: _T, *, eq: bool, mutable: bool = False) -> _T:
 
     methods.update(__repr__=__repr__, __getstate__=__getstate__, __setstate__=__setstate__)
     if not mutable:
-        methods.update(__setattr__=__setattr__, __delattr__=__delattr__)
+        methods.update(_guards(made, fields))
     if eq:
-        methods.update(_equality(fields))
+        methods.update(_equality(fields, hashable=not mutable))
         if mutable and "__hash__" not in own:
-            del methods["__hash__"]
-            made.__hash__ = None
+            made.__hash__ = None  # as a mutable dataclass with eq
     for name, method in methods.items():
         if name in own:
             continue
@@ -293,7 +281,27 @@ def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[...
     return init
 
 
-def _equality(fields: tuple[dataclasses.Field[Any], ...]) -> dict[str, Callable[..., Any]]:
+def _guards(made: Any, fields: tuple[dataclasses.Field[Any], ...]) -> dict[str, Callable[..., Any]]:
+    """A frozen class's ``__setattr__`` and ``__delattr__``: fields cannot change (a subclass
+    that is not a dataclass may still set attributes of its own)."""
+    names = frozenset(f.name for f in fields)
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is made or name in names:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(made, self).__setattr__(name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is made or name in names:
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(made, self).__delattr__(name)
+
+    return {"__setattr__": __setattr__, "__delattr__": __delattr__}
+
+
+def _equality(
+    fields: tuple[dataclasses.Field[Any], ...], *, hashable: bool
+) -> dict[str, Callable[..., Any]]:
     compared = [f.name for f in fields if f.compare]
     hashed = [f.name for f in fields if (f.compare if f.hash is None else f.hash)]
     key = attrgetter(*compared) if compared else _nothing
@@ -303,6 +311,9 @@ def _equality(fields: tuple[dataclasses.Field[Any], ...]) -> dict[str, Callable[
         if other.__class__ is self.__class__:
             return key(self) == key(other)
         return NotImplemented
+
+    if not hashable:
+        return {"__eq__": __eq__}
 
     def __hash__(self: Any) -> int:
         return hash(hash_key(self))
