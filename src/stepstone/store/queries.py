@@ -6,6 +6,7 @@ block are dropped. Both dialects use the same block names with different bodies.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -64,16 +65,19 @@ def _folder(package: str) -> Path:
     return Path(str(importlib.import_module(package).__file__)).parent
 
 
-def load_migrations(package: str) -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every ``migrations/NNNN_name.sql`` of a store package, in order."""
+@functools.cache
+def load_migrations(package: str) -> tuple[tuple[int, str, str], ...]:
+    """(version, name, sql) for every ``migrations/NNNN_name.sql`` of a store package, in order
+    (read once, when a store is first migrated)."""
     folder = _folder(package) / "migrations"
-    return [
+    return tuple(
         (version, name, (folder / f"{version:04d}_{name}.sql").read_text(encoding="utf-8"))
         for version, name in list_migrations(package)
-    ]
+    )
 
 
-def list_migrations(package: str) -> list[tuple[int, str]]:
+@functools.cache
+def list_migrations(package: str) -> tuple[tuple[int, str], ...]:
     """(version, name) of every ``migrations/NNNN_name.sql`` of a store package, in order, from
     the folder's listing alone (an existing store only needs the latest version)."""
     folder = _folder(package) / "migrations"
@@ -88,7 +92,7 @@ def list_migrations(package: str) -> list[tuple[int, str]]:
         raise ValueError(
             f"{package}/migrations: versions must be 1..N without gaps, got {versions}"
         )
-    return found
+    return tuple(found)
 
 
 def read_snapshot(package: str) -> str:

@@ -12,12 +12,12 @@ from stepstone.errors import SchemaError, StoreCorrupt
 from stepstone.store.postgres.connection import Conn, LinkSettings, connect
 from stepstone.store.postgres.errors import convert
 from stepstone.store.postgres.sql import Q
-from stepstone.store.queries import load_migrations
+from stepstone.store.queries import list_migrations, load_migrations
 
-__all__ = ["LATEST", "MIGRATIONS", "apply_migrations", "check_schema", "schema_version"]
+__all__ = ["LATEST", "apply_migrations", "check_schema", "schema_version"]
 
-MIGRATIONS = load_migrations("stepstone.store.postgres")
-LATEST = MIGRATIONS[-1][0]
+_PACKAGE = "stepstone.store.postgres"
+LATEST = list_migrations(_PACKAGE)[-1][0]  # the texts are read when a database is migrated
 
 
 async def _one_row(conn: Conn, sql: str) -> dict[str, Any] | None:
@@ -71,7 +71,7 @@ async def apply_migrations(settings: LinkSettings) -> list[str]:
                         "it is not a stepstone store",
                     )
             now = datetime.now(UTC)
-            for version, name, text in MIGRATIONS:
+            for version, name, text in load_migrations(_PACKAGE):
                 if version <= current:
                     continue
                 await conn.execute(text.encode())  # several statements, no parameters

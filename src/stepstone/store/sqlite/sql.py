@@ -18,8 +18,7 @@ MIGRATION_NAMES = list_migrations(_PACKAGE)
 LATEST = MIGRATION_NAMES[-1][0]
 
 
-@functools.cache
-def migrations() -> list[tuple[int, str, str]]:
+def migrations() -> tuple[tuple[int, str, str], ...]:
     """(version, name, sql) of every migration, in order."""
     return load_migrations(_PACKAGE)
 
